@@ -1,0 +1,54 @@
+"""[DEFAULT] options: identity, state, liveness and periodic timing."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from oslo_config import cfg
+
+
+def _default_state_path() -> str:
+    if os.geteuid() == 0:
+        return "/var/lib/novalet"
+    return os.path.join(os.path.expanduser("~"), ".local", "share", "novalet")
+
+
+opts = [
+    cfg.StrOpt("host", default=socket.gethostname(),
+               sample_default="<current_hostname>",
+               help="Name of this host; the key of its Service and compute "
+                    "node records and its RPC server name."),
+    cfg.StrOpt("state_path", default=_default_state_path(),
+               sample_default="~/.local/share/novalet (root: /var/lib/novalet)",
+               help="Directory where novalet keeps its state, including the "
+                    "default SQLite database."),
+    cfg.StrOpt("instances_path", default="$state_path/instances",
+               help="Directory holding instance disks; the libvirt driver "
+                    "reports the disk of the filesystem it is on."),
+    cfg.IntOpt("report_interval", default=10, min=1, mutable=True,
+               help="Seconds between two heartbeats of a service."),
+    cfg.IntOpt("service_down_time", default=60, min=1, mutable=True,
+               help="A service is down after this many seconds without a "
+                    "heartbeat. Must be larger than report_interval."),
+    cfg.StrOpt("servicegroup_driver", default="db", choices=["db", "tooz"],
+               help="How services report liveness: 'db' (a heartbeat row "
+                    "written through the conductor) or 'tooz' (group "
+                    "membership in [servicegroup] backend_url)."),
+    cfg.IntOpt("update_resources_interval", default=60, min=1, mutable=True,
+               help="Seconds between two runs of the resource tracker."),
+    cfg.IntOpt("periodic_fuzzy_delay", default=60, min=0,
+               help="Periodic tasks start after a random delay of up to "
+                    "this many seconds, so hosts do not all report at once."),
+    cfg.IntOpt("periodic_interval_max", default=60, min=1,
+               help="Longest sleep between two runs of the periodic task "
+                    "loop."),
+]
+
+
+def register_opts(conf: cfg.ConfigOpts) -> None:
+    conf.register_opts(opts)
+
+
+def list_opts() -> dict[str, list[cfg.Opt]]:
+    return {"DEFAULT": opts}

@@ -1,0 +1,27 @@
+"""[upgrade_levels] options: RPC version caps during rolling upgrades."""
+
+from __future__ import annotations
+
+from oslo_config import cfg
+
+group = cfg.OptGroup("upgrade_levels", title="RPC version caps")
+
+opts = [
+    cfg.StrOpt("conductor", default="auto", mutable=True,
+               help="Highest conductor RPC API version to send: 'auto' (from "
+                    "the oldest running conductor), a release name, or a "
+                    "version such as '1.0'."),
+    cfg.StrOpt("compute", default="auto", mutable=True,
+               help="Highest compute RPC API version to send: 'auto' (from "
+                    "the oldest running compute), a release name, or a "
+                    "version such as '1.0'."),
+]
+
+
+def register_opts(conf: cfg.ConfigOpts) -> None:
+    conf.register_group(group)
+    conf.register_opts(opts, group=group)
+
+
+def list_opts() -> dict[str, list[cfg.Opt]]:
+    return {group.name: opts}

@@ -1,0 +1,48 @@
+"""The database layer. Only the objects' local path and the conductor use it.
+
+``block_access`` is the switch a process without database rights (a compute
+agent) throws at start: from then on every call into ``novalet.db.api`` raises
+``DBNotAllowed``. It lives here, not in ``api``, so throwing it imports no
+database code.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from novalet import exception
+
+_blocked_for: str | None = None
+
+
+def block_access(binary: str) -> None:
+    """Forbid database use in this process; ``binary`` names who we are."""
+    global _blocked_for
+    _blocked_for = binary
+
+
+def allow_access() -> None:
+    """Lift ``block_access`` (tests, and processes switching to direct)."""
+    global _blocked_for
+    _blocked_for = None
+
+
+def access_blocked() -> bool:
+    return _blocked_for is not None
+
+
+def check_access(function: str) -> None:
+    """Raise ``DBNotAllowed`` naming ``function`` and its caller if blocked."""
+    if _blocked_for is None:
+        return
+    caller = "?"
+    frame = sys._getframe(1)
+    while frame is not None:
+        module = frame.f_globals.get("__name__", "")
+        if not module.startswith("novalet.db"):
+            caller = "%s:%d (%s)" % (module, frame.f_lineno,
+                                     frame.f_code.co_name)
+            break
+        frame = frame.f_back  # type: ignore[assignment]
+    raise exception.DBNotAllowed(binary=_blocked_for, function=function,
+                                 caller=caller)

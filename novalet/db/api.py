@@ -1,0 +1,398 @@
+"""Database queries behind the objects' local path (oslo.db enginefacade).
+
+Every public function takes a ``RequestContext`` first, checks that this
+process may use the database (``novalet.db.check_access``), and runs in a
+reader or writer transaction. Database errors leave as typed
+``novalet.exception`` errors; rows are soft-deleted.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from oslo_config import cfg
+from oslo_db import exception as db_exc
+from oslo_db.sqlalchemy import enginefacade
+from oslo_log import log as logging
+from oslo_utils import timeutils
+from sqlalchemy.engine import make_url
+
+from novalet import db as db_switch
+from novalet import exception
+from novalet.db import models
+from novalet.db.sqlfuncs import utcnow
+
+LOG = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_lock = threading.Lock()
+_manager: Any = None
+_connection: str | None = None
+
+
+def _on_engine_create(engine: sa.engine.Engine) -> None:
+    if engine.dialect.name != "sqlite":
+        return
+
+    @sa.event.listens_for(engine, "connect")
+    def _sqlite_pragmas(dbapi_conn: Any, record: Any) -> None:
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+
+def configure(conf: cfg.ConfigOpts) -> None:
+    """Point the database layer at ``conf.database`` (replacing any earlier)."""
+    global _manager, _connection
+    connection = conf.database.connection
+    url = make_url(connection)
+    if url.get_backend_name() == "sqlite" and url.database:
+        os.makedirs(os.path.dirname(os.path.abspath(url.database)),
+                    exist_ok=True)
+    manager = enginefacade.transaction_context()
+    manager.configure(
+        connection=connection,
+        slave_connection=conf.database.slave_connection,
+        sqlite_fk=False,
+        max_pool_size=conf.database.max_pool_size,
+        max_overflow=conf.database.max_overflow,
+        pool_timeout=conf.database.pool_timeout,
+        max_retries=conf.database.max_retries,
+        retry_interval=conf.database.retry_interval,
+        connection_recycle_time=conf.database.connection_recycle_time,
+        connection_debug=conf.database.connection_debug,
+        mysql_sql_mode=conf.database.mysql_sql_mode,
+    )
+    manager.append_on_engine_create(_on_engine_create)
+    with _lock:
+        old, _manager, _connection = _manager, manager, connection
+    if old is not None:
+        old.dispose_pool()
+
+
+def dispose() -> None:
+    """Close every pooled connection (after fork, at stop, between tests)."""
+    global _manager
+    with _lock:
+        old, _manager = _manager, None
+    if old is not None:
+        old.dispose_pool()
+
+
+def masked_connection() -> str:
+    """The configured connection URL with its password hidden."""
+    if _connection is None:
+        return "<not configured>"
+    return make_url(_connection).render_as_string(hide_password=True)
+
+
+def _get_manager() -> Any:
+    manager = _manager
+    if manager is None:
+        from novalet.conf import CONF
+        configure(CONF)
+        manager = _manager
+    return manager
+
+
+def get_engine() -> sa.engine.Engine:
+    db_switch.check_access("get_engine")
+    return _get_manager().writer.get_engine()  # type: ignore[no-any-return]
+
+
+def _transaction(mode: str) -> Callable[[F], F]:
+    def decorator(fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(context: Any, *args: Any, **kwargs: Any) -> Any:
+            db_switch.check_access(fn.__name__)
+            try:
+                with getattr(_get_manager(), mode).using(context):
+                    return fn(context, *args, **kwargs)
+            except db_exc.DBConnectionError as e:
+                raise exception.DatabaseUnavailable(
+                    url=masked_connection(), reason=e.inner_exception or e)
+        return wrapper  # type: ignore[return-value]
+    return decorator
+
+
+reader = _transaction("reader")
+writer = _transaction("writer")
+
+
+def _live(model: type[models.Base]) -> Any:
+    return sa.select(model).where(model.deleted == 0)
+
+
+def _create(context: Any, model: type[models.Base], values: dict[str, Any],
+            exists: Callable[[], Exception]) -> Any:
+    row = model()
+    row.update(values)
+    if row.created_at is None:
+        row.created_at = timeutils.utcnow()
+    try:
+        context.session.add(row)
+        context.session.flush()
+    except db_exc.DBDuplicateEntry:
+        raise exists()
+    return row
+
+
+def _update(context: Any, model: type[models.Base], row_id: int,
+            values: dict[str, Any], not_found: Callable[[], Exception],
+            exists: Callable[[], Exception], **sql_values: Any) -> Any:
+    """UPDATE only ``values`` (plus ``updated_at``) of one live row."""
+    now = timeutils.utcnow()
+    stmt = (sa.update(model)
+            .where(model.id == row_id, model.deleted == 0)
+            .values(dict(values, updated_at=now, **sql_values))
+            .execution_options(synchronize_session=False))
+    try:
+        result = context.session.execute(stmt)
+    except db_exc.DBDuplicateEntry:
+        raise exists()
+    if result.rowcount == 0:
+        raise not_found()
+    return now
+
+
+def _soft_delete(context: Any, model: type[models.Base], row_id: int,
+                 not_found: Callable[[], Exception]) -> None:
+    stmt = (sa.update(model)
+            .where(model.id == row_id, model.deleted == 0)
+            .values(deleted=model.id, deleted_at=timeutils.utcnow())
+            .execution_options(synchronize_session=False))
+    if context.session.execute(stmt).rowcount == 0:
+        raise not_found()
+
+
+def _one(context: Any, query: Any, not_found: Callable[[], Exception]) -> Any:
+    row = context.session.execute(query).scalars().first()
+    if row is None:
+        raise not_found()
+    return row
+
+
+@reader
+def db_utcnow(context: Any) -> Any:
+    """The database server's clock (UTC, naive)."""
+    return context.session.execute(sa.select(utcnow())).scalar_one()
+
+
+# -- services ---------------------------------------------------------------
+
+def _service_exists(values: dict[str, Any]) -> Callable[[], Exception]:
+    return lambda: exception.ServiceBinaryExists(host=values.get("host"),
+                                                 binary=values.get("binary"))
+
+
+@writer
+def service_create(context: Any, values: dict[str, Any]) -> models.Service:
+    return _create(context, models.Service, values, _service_exists(values))  # type: ignore[no-any-return]
+
+
+@reader
+def service_get(context: Any, service_id: int) -> models.Service:
+    return _one(context, _live(models.Service).where(models.Service.id == service_id),  # type: ignore[no-any-return]
+                lambda: exception.ServiceNotFound(service=service_id))
+
+
+@reader
+def service_get_by_uuid(context: Any, uuid: str) -> models.Service:
+    return _one(context, _live(models.Service).where(models.Service.uuid == uuid),  # type: ignore[no-any-return]
+                lambda: exception.ServiceNotFound(service=uuid))
+
+
+@reader
+def service_get_by_host_and_binary(context: Any, host: str,
+                                   binary: str) -> models.Service:
+    query = _live(models.Service).where(models.Service.host == host,
+                                        models.Service.binary == binary)
+    return _one(context, query,  # type: ignore[no-any-return]
+                lambda: exception.ServiceNotFound(service="%s/%s" % (host, binary)))
+
+
+@reader
+def service_get_all(context: Any, binary: str | None = None,
+                    host: str | None = None) -> Sequence[models.Service]:
+    query = _live(models.Service).order_by(models.Service.id)
+    if binary is not None:
+        query = query.where(models.Service.binary == binary)
+    if host is not None:
+        query = query.where(models.Service.host == host)
+    return context.session.execute(query).scalars().all()  # type: ignore[no-any-return]
+
+
+@reader
+def service_get_minimum_version(context: Any, binary: str) -> int | None:
+    query = sa.select(sa.func.min(models.Service.version)).where(
+        models.Service.binary == binary, models.Service.deleted == 0,
+        models.Service.forced_down == sa.false())
+    return context.session.execute(query).scalar()  # type: ignore[no-any-return]
+
+
+@writer
+def service_update(context: Any, service_id: int,
+                   values: dict[str, Any]) -> models.Service:
+    """Write ``values``; ``last_seen_up`` moves (DB clock) only when
+    ``report_count`` grows. Returns the fresh row."""
+    sql_values: dict[str, Any] = {}
+    if "report_count" in values:
+        sql_values["last_seen_up"] = sa.case(
+            (models.Service.report_count < values["report_count"], utcnow()),
+            else_=models.Service.last_seen_up)
+    _update(context, models.Service, service_id, values,
+            lambda: exception.ServiceNotFound(service=service_id),
+            _service_exists(values), **sql_values)
+    return service_get(context, service_id)
+
+
+@writer
+def service_destroy(context: Any, service_id: int) -> None:
+    _soft_delete(context, models.Service, service_id,
+                 lambda: exception.ServiceNotFound(service=service_id))
+
+
+# -- compute nodes ----------------------------------------------------------
+
+def _node_exists(values: dict[str, Any]) -> Callable[[], Exception]:
+    return lambda: exception.ComputeHostExists(
+        host=values.get("host"), node=values.get("hypervisor_hostname"))
+
+
+@writer
+def compute_node_create(context: Any,
+                        values: dict[str, Any]) -> models.ComputeNode:
+    return _create(context, models.ComputeNode, values, _node_exists(values))  # type: ignore[no-any-return]
+
+
+@reader
+def compute_node_get(context: Any, node_id: int) -> models.ComputeNode:
+    query = _live(models.ComputeNode).where(models.ComputeNode.id == node_id)
+    return _one(context, query,  # type: ignore[no-any-return]
+                lambda: exception.ComputeHostNotFound(node=node_id))
+
+
+@reader
+def compute_node_get_by_host_and_nodename(
+        context: Any, host: str, nodename: str) -> models.ComputeNode:
+    query = _live(models.ComputeNode).where(
+        models.ComputeNode.host == host,
+        models.ComputeNode.hypervisor_hostname == nodename)
+    return _one(context, query,  # type: ignore[no-any-return]
+                lambda: exception.ComputeHostNotFound(node="%s/%s" % (host, nodename)))
+
+
+@reader
+def compute_node_get_all(context: Any, host: str | None = None,
+                         nodename: str | None = None) -> Sequence[models.ComputeNode]:
+    query = _live(models.ComputeNode).order_by(models.ComputeNode.id)
+    if host is not None:
+        query = query.where(models.ComputeNode.host == host)
+    if nodename is not None:
+        query = query.where(models.ComputeNode.hypervisor_hostname == nodename)
+    return context.session.execute(query).scalars().all()  # type: ignore[no-any-return]
+
+
+@writer
+def compute_node_update(context: Any, node_id: int,
+                        values: dict[str, Any]) -> Any:
+    """Write ``values`` only; returns the new ``updated_at``."""
+    return _update(context, models.ComputeNode, node_id, values,
+                   lambda: exception.ComputeHostNotFound(node=node_id),
+                   _node_exists(values))
+
+
+@writer
+def compute_node_destroy(context: Any, node_id: int) -> None:
+    _soft_delete(context, models.ComputeNode, node_id,
+                 lambda: exception.ComputeHostNotFound(node=node_id))
+
+
+# -- instances --------------------------------------------------------------
+
+@writer
+def instance_create(context: Any, values: dict[str, Any]) -> models.Instance:
+    return _create(context, models.Instance, values,  # type: ignore[no-any-return]
+                   lambda: exception.InstanceExists(uuid=values.get("uuid")))
+
+
+@reader
+def instance_get_by_uuid(context: Any, uuid: str) -> models.Instance:
+    query = _live(models.Instance).where(models.Instance.uuid == uuid)
+    return _one(context, query,  # type: ignore[no-any-return]
+                lambda: exception.InstanceNotFound(instance=uuid))
+
+
+@reader
+def instance_get_all(context: Any, host: str | None = None,
+                     node: str | None = None) -> Sequence[models.Instance]:
+    query = _live(models.Instance).order_by(models.Instance.id)
+    if host is not None:
+        query = query.where(models.Instance.host == host)
+    if node is not None:
+        query = query.where(models.Instance.node == node)
+    return context.session.execute(query).scalars().all()  # type: ignore[no-any-return]
+
+
+@writer
+def instance_update(context: Any, instance_id: int,
+                    values: dict[str, Any]) -> Any:
+    return _update(context, models.Instance, instance_id, values,
+                   lambda: exception.InstanceNotFound(instance=instance_id),
+                   lambda: exception.InstanceExists(uuid=values.get("uuid")))
+
+
+@writer
+def instance_destroy(context: Any, instance_id: int) -> None:
+    _soft_delete(context, models.Instance, instance_id,
+                 lambda: exception.InstanceNotFound(instance=instance_id))
+
+
+# -- migrations -------------------------------------------------------------
+
+@writer
+def migration_create(context: Any, values: dict[str, Any]) -> models.Migration:
+    return _create(context, models.Migration, values,  # type: ignore[no-any-return]
+                   lambda: exception.Conflict(
+                       reason="migration %s exists" % values.get("uuid")))
+
+
+@reader
+def migration_get(context: Any, migration_id: int) -> models.Migration:
+    query = _live(models.Migration).where(models.Migration.id == migration_id)
+    return _one(context, query,  # type: ignore[no-any-return]
+                lambda: exception.MigrationNotFound(migration=migration_id))
+
+
+@reader
+def migration_get_in_progress_by_host_and_node(
+        context: Any, host: str, node: str,
+        done_statuses: Sequence[str]) -> Sequence[models.Migration]:
+    M = models.Migration
+    query = _live(M).where(
+        sa.or_(sa.and_(M.source_compute == host, M.source_node == node),
+               sa.and_(M.dest_compute == host, M.dest_node == node)),
+        M.status.not_in(list(done_statuses))).order_by(M.id)
+    return context.session.execute(query).scalars().all()  # type: ignore[no-any-return]
+
+
+@writer
+def migration_update(context: Any, migration_id: int,
+                     values: dict[str, Any]) -> Any:
+    return _update(context, models.Migration, migration_id, values,
+                   lambda: exception.MigrationNotFound(migration=migration_id),
+                   lambda: exception.Conflict(reason="duplicate migration"))
+
+
+@writer
+def migration_destroy(context: Any, migration_id: int) -> None:
+    _soft_delete(context, models.Migration, migration_id,
+                 lambda: exception.MigrationNotFound(migration=migration_id))

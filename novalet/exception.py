@@ -1,0 +1,202 @@
+"""The novalet exception tree.
+
+Every error novalet raises on purpose derives from ``NovaletException`` and
+carries a message template filled from keyword arguments::
+
+    NovaletException
+     +-- NotFound
+     |    +-- ServiceNotFound, ComputeHostNotFound, InstanceNotFound,
+     |        MigrationNotFound
+     +-- Conflict
+     |    +-- ServiceBinaryExists, ComputeHostExists, InstanceExists,
+     |        ServiceHasInstances
+     +-- Invalid
+     |    +-- ObjectFieldInvalid, ObjectActionError, InvalidResourceView,
+     |        ConfigurationError
+     +-- DispatchRefused            (the conductor would not run a call)
+     |    +-- UnknownObject, UnsupportedObjectVersion, MethodNotRemotable,
+     |        MalformedRequest
+     +-- DBNotAllowed               (a process without database access used it)
+     +-- DatabaseUnavailable
+     +-- ConductorUnavailable
+     +-- ComputeResourcesUnavailable
+     +-- ServiceTooOld
+     +-- VirtDriverError
+          +-- HypervisorUnavailable
+
+This module is the only one listed in ``novalet.rpc.ALLOWED_EXMODS``: an
+exception from it raised by the conductor is re-raised as the same class by
+the caller. Any other exception reaches the caller as oslo.messaging's generic
+``RemoteError``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class NovaletException(Exception):
+    """Base of every novalet error; formats ``msg_fmt`` with its kwargs."""
+
+    msg_fmt = "An unknown error occurred."
+    code = 500
+
+    def __init__(self, message: str | None = None, **kwargs: Any) -> None:
+        self.kwargs = kwargs
+        if not message:
+            try:
+                message = self.msg_fmt % kwargs
+            except (KeyError, TypeError, ValueError):
+                # A missing keyword must not hide the error itself.
+                message = "%s (%s)" % (
+                    self.msg_fmt,
+                    ", ".join("%s=%r" % kv for kv in sorted(kwargs.items())))
+        self.message = str(message)
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class NotFound(NovaletException):
+    """A record does not exist (or is deleted)."""
+    msg_fmt = "Resource could not be found."
+    code = 404
+
+
+class ServiceNotFound(NotFound):
+    """No live service matches."""
+    msg_fmt = "Service %(service)s could not be found."
+
+
+class ComputeHostNotFound(NotFound):
+    """No live compute node matches."""
+    msg_fmt = "Compute node %(node)s could not be found."
+
+
+class InstanceNotFound(NotFound):
+    """No live instance matches."""
+    msg_fmt = "Instance %(instance)s could not be found."
+
+
+class MigrationNotFound(NotFound):
+    """No live migration matches."""
+    msg_fmt = "Migration %(migration)s could not be found."
+
+
+class Conflict(NovaletException):
+    """The request clashes with the current state."""
+    msg_fmt = "Conflict: %(reason)s"
+    code = 409
+
+
+class ServiceBinaryExists(Conflict):
+    """A live service with this host and binary exists."""
+    msg_fmt = "Service with host %(host)s binary %(binary)s exists."
+
+
+class ComputeHostExists(Conflict):
+    """A live compute node with this host and nodename exists."""
+    msg_fmt = "Compute node %(host)s/%(node)s exists."
+
+
+class InstanceExists(Conflict):
+    """A live instance with this uuid exists."""
+    msg_fmt = "Instance %(uuid)s exists."
+
+
+class ServiceHasInstances(Conflict):
+    """A compute service still hosts instances and cannot be deleted."""
+    msg_fmt = ("Service %(host)s/%(binary)s still hosts %(count)d "
+               "instance(s); move or delete them first.")
+
+
+class Invalid(NovaletException):
+    """A value or request is not acceptable."""
+    msg_fmt = "Invalid: %(reason)s"
+    code = 400
+
+
+class ObjectFieldInvalid(Invalid, ValueError):
+    """A field was given a value of the wrong type or range."""
+    msg_fmt = "%(objname)s.%(field)s: invalid value %(value)r: %(reason)s"
+
+
+class ObjectActionError(Invalid):
+    """An object method cannot run in the object's current state."""
+    msg_fmt = "Object action %(action)s failed because: %(reason)s"
+
+
+class InvalidResourceView(Invalid):
+    """A virt driver returned an incomplete resource view."""
+    msg_fmt = "Resource view of node %(node)s is missing keys: %(missing)s"
+
+
+class ConfigurationError(Invalid):
+    """The configuration cannot work."""
+    msg_fmt = "Configuration error: %(reason)s"
+
+
+class DispatchRefused(NovaletException):
+    """The conductor refused to run a requested method."""
+    msg_fmt = "Refused to dispatch: %(reason)s"
+    code = 400
+
+
+class UnknownObject(DispatchRefused):
+    """No registered object has this name (or namespace)."""
+    msg_fmt = "Unknown object %(objname)s: %(reason)s"
+
+
+class UnsupportedObjectVersion(DispatchRefused):
+    """The object version is newer than this service knows."""
+    msg_fmt = ("Object %(objname)s version %(version)s is not supported "
+               "(newest known: %(supported)s)")
+
+
+class MethodNotRemotable(DispatchRefused):
+    """The method does not exist or is not marked remotable."""
+    msg_fmt = "%(objname)s.%(method)s is not a remotable method"
+
+
+class MalformedRequest(DispatchRefused):
+    """The RPC message could not be turned into objects."""
+    msg_fmt = "Malformed request: %(reason)s"
+
+
+class DBNotAllowed(NovaletException):
+    """This process may not touch the database."""
+    msg_fmt = ("%(binary)s may not use the database (%(function)s called "
+               "from %(caller)s); remotable methods must go through the "
+               "conductor")
+
+
+class DatabaseUnavailable(NovaletException):
+    """The database could not be reached."""
+    msg_fmt = "Database %(url)s unreachable: %(reason)s"
+
+
+class ConductorUnavailable(NovaletException):
+    """The conductor did not answer in time."""
+    msg_fmt = "Conductor did not answer %(method)s within %(timeout)ss"
+
+
+class ComputeResourcesUnavailable(NovaletException):
+    """A claim does not fit on the node."""
+    msg_fmt = "Insufficient compute resources on %(node)s: %(reason)s"
+
+
+class ServiceTooOld(NovaletException):
+    """A service older than the oldest supported release is registered."""
+    msg_fmt = ("Service %(binary)s on %(host)s has version %(version)s; the "
+               "oldest this release supports is %(minimum)s")
+
+
+class VirtDriverError(NovaletException):
+    """The virt driver failed."""
+    msg_fmt = "Virt driver error: %(reason)s"
+
+
+class HypervisorUnavailable(VirtDriverError):
+    """The hypervisor connection is lost or cannot be opened."""
+    msg_fmt = "Hypervisor %(uri)s unavailable: %(reason)s"

@@ -1,0 +1,226 @@
+"""The novalet object model on oslo.versionedobjects.
+
+* ``NovaletObject``: base of every object (namespace ``novalet``).
+* ``NovaletObjectRegistry``: objects register explicitly with its decorator;
+  ``novalet.objects.register_all()`` imports the object modules.
+* ``NovaletPersistentObject``: the timestamp and soft-delete fields.
+* ``NovaletObjectSerializer``: turns objects into primitives and back for RPC;
+  errors in what it receives become typed ``novalet.exception`` errors.
+* The indirection switch: ``set_indirection_api()`` sets where remotable
+  methods run for the whole process; ``run_locally()`` makes this thread run
+  them here (the conductor's dispatcher uses it, even when a conductor lives
+  in the same process as its callers).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import functools
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+from oslo_utils import versionutils
+from oslo_versionedobjects import base as ovo_base
+from oslo_versionedobjects import exception as ovo_exc
+
+from novalet import exception
+from novalet.objects import fields
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+remotable = ovo_base.remotable
+obj_make_list = ovo_base.obj_make_list
+
+# -- the indirection switch ---------------------------------------------------
+
+_indirection_api: Any = None
+_local = threading.local()
+
+
+class _IndirectionSwitch:
+    """Class attribute ``indirection_api``: the process-wide API, or None
+    in a thread that is running remotable methods for a caller."""
+
+    def __get__(self, obj: Any, objtype: Any = None) -> Any:
+        if getattr(_local, "depth", 0):
+            return None
+        return _indirection_api
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        raise AttributeError(
+            "use novalet.objects.base.set_indirection_api() to change it")
+
+
+def set_indirection_api(api: Any) -> None:
+    """Route every remotable call in this process through ``api`` (None: run
+    locally against the database)."""
+    global _indirection_api
+    _indirection_api = api
+
+
+def get_indirection_api() -> Any:
+    return _indirection_api
+
+
+@contextlib.contextmanager
+def run_locally() -> Iterator[None]:
+    """Within this block, this thread runs remotable methods itself."""
+    _local.depth = getattr(_local, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _local.depth -= 1
+
+
+# -- registry and base classes -----------------------------------------------
+
+class NovaletObjectRegistry(ovo_base.VersionedObjectRegistry):
+    """Registering a class makes ``novalet.objects.<Name>`` its newest version."""
+
+    def registration_hook(self, cls: type, index: int) -> None:
+        from novalet import objects
+
+        version = versionutils.convert_version_to_tuple(cls.VERSION)  # type: ignore[attr-defined]
+        current = getattr(objects, cls.obj_name(), None)  # type: ignore[attr-defined]
+        if current is None or version >= versionutils.convert_version_to_tuple(
+                current.VERSION):
+            setattr(objects, cls.obj_name(), cls)  # type: ignore[attr-defined]
+
+
+class NovaletObject(ovo_base.VersionedObject):
+    """Base of novalet objects.
+
+    Setting a field to a bad value raises ``ObjectFieldInvalid`` naming the
+    object and the field.
+    """
+
+    OBJ_SERIAL_NAMESPACE = "novalet_object"
+    OBJ_PROJECT_NAMESPACE = "novalet"
+
+    indirection_api = _IndirectionSwitch()  # type: ignore[assignment]
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        try:
+            super().__setattr__(name, value)
+        except exception.ObjectFieldInvalid:
+            raise
+        except (ValueError, TypeError) as e:
+            if name not in self.fields:
+                raise
+            raise exception.ObjectFieldInvalid(
+                objname=self.obj_name(), field=name, value=value, reason=e)
+
+    @classmethod
+    def obj_newest_version(cls) -> str:
+        return cls.obj_class_from_name(cls.obj_name(), cls.VERSION).VERSION
+
+
+class NovaletPersistentObject:
+    """Fields every database-backed object has, and the row mapping."""
+
+    fields = {
+        "created_at": fields.DateTimeField(nullable=True, default=None),
+        "updated_at": fields.DateTimeField(nullable=True, default=None),
+        "deleted_at": fields.DateTimeField(nullable=True, default=None),
+        "deleted": fields.BooleanField(default=False),
+    }
+
+    #: Fields that are not columns of the row (filled by the object).
+    obj_extra_fields: tuple[str, ...] = ()
+
+    @classmethod
+    def obj_from_db(cls, context: Any, db_row: Any) -> Any:
+        """A new object of this class holding ``db_row``'s values."""
+        return cls._from_db_object(context, cls(), db_row)  # type: ignore[call-arg]
+
+    @staticmethod
+    def _from_db_object(context: Any, obj: Any, db_row: Any) -> Any:
+        for name, field in obj.fields.items():
+            if name in obj.obj_extra_fields:
+                continue
+            value = getattr(db_row, name)
+            if name == "deleted":
+                value = bool(value)
+            else:
+                value = obj.obj_db_to_field(name, value)
+            setattr(obj, name, value)
+        obj._context = context
+        obj.obj_reset_changes()
+        return obj
+
+    def obj_db_to_field(self, name: str, value: Any) -> Any:
+        """Convert a column value into a field value (override per field)."""
+        return value
+
+    def obj_field_to_db(self, name: str, value: Any) -> Any:
+        """Convert a field value into a column value (override per field)."""
+        return value
+
+    def obj_db_changes(self) -> dict[str, Any]:
+        """``obj_get_changes()`` as column values (naive UTC datetimes)."""
+        values = {}
+        for name, value in self.obj_get_changes().items():  # type: ignore[attr-defined]
+            if name in self.obj_extra_fields:
+                continue
+            if isinstance(value, datetime.datetime) and value.tzinfo:
+                value = value.astimezone(datetime.UTC).replace(tzinfo=None)
+            values[name] = self.obj_field_to_db(name, value)
+        values.pop("id", None)
+        return values
+
+
+def skip_if_unchanged(fn: F) -> F:
+    """A ``save()`` with nothing changed returns at once: no RPC, no SQL.
+
+    Goes outside ``@remotable`` and keeps its ``remotable`` mark, so the
+    conductor still sees a remotable method.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if not self.obj_what_changed():
+            return None
+        return fn(self, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+# -- serializer ---------------------------------------------------------------
+
+class NovaletObjectSerializer(ovo_base.VersionedObjectSerializer):
+    """Objects to primitives and back; errors become ``novalet.exception``.
+
+    An object newer than this process knows is backported through the
+    indirection API (``object_backport_versions``) when there is one; without
+    one (the conductor) it is refused with ``UnsupportedObjectVersion``.
+    """
+
+    OBJ_BASE_CLASS = NovaletObject
+
+    def _process_object(self, context: Any, objprim: Any) -> Any:
+        if not isinstance(objprim, dict):
+            raise exception.MalformedRequest(
+                reason="object primitive is a %s" % type(objprim).__name__)
+        try:
+            return super()._process_object(context, objprim)
+        except ovo_exc.InvalidVersionedObjectNamespace as e:
+            raise exception.UnknownObject(
+                objname=objprim.get("novalet_object.name", "?"), reason=e)
+        except ovo_exc.UnsupportedObjectError as e:
+            raise exception.UnknownObject(
+                objname=objprim.get("novalet_object.name", "?"), reason=e)
+        except ovo_exc.IncompatibleObjectVersion as e:
+            raise exception.UnsupportedObjectVersion(
+                objname=e.kwargs.get("objname"),
+                version=e.kwargs.get("objver"),
+                supported=e.kwargs.get("supported"))
+        except (exception.NovaletException, exception.ObjectFieldInvalid):
+            raise
+        except (KeyError, TypeError, ValueError) as e:
+            raise exception.MalformedRequest(
+                reason="bad %s primitive: %s: %s" % (
+                    objprim.get("novalet_object.name", "object"),
+                    type(e).__name__, e))
+

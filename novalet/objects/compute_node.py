@@ -1,0 +1,140 @@
+"""ComputeNode: one hypervisor node's resources, kept true by its tracker."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from oslo_serialization import jsonutils
+from oslo_utils import uuidutils
+
+from novalet import exception
+from novalet.db import api as db_api
+from novalet.objects import base, fields
+
+
+@base.NovaletObjectRegistry.register
+class ComputeNode(base.NovaletPersistentObject, base.NovaletObject):
+    """Resources of one node (``hypervisor_hostname``) of a compute ``host``.
+
+    ``free_ram_mb`` and ``free_disk_gb`` may go negative when allocation
+    ratios over-commit the node; totals and usage may not.
+    """
+
+    # Version 1.0: initial version
+    VERSION = "1.0"
+
+    fields = {
+        "id": fields.IntegerField(read_only=True),
+        "uuid": fields.StrictUUIDField(),
+        "service_id": fields.IntegerField(nullable=True, default=None),
+        "host": fields.HostnameField(),
+        "hypervisor_hostname": fields.HostnameField(),
+        "vcpus": fields.NonNegativeIntegerField(),
+        "memory_mb": fields.NonNegativeIntegerField(),
+        "local_gb": fields.NonNegativeIntegerField(),
+        "vcpus_used": fields.NonNegativeIntegerField(default=0),
+        "memory_mb_used": fields.NonNegativeIntegerField(default=0),
+        "local_gb_used": fields.NonNegativeIntegerField(default=0),
+        "free_ram_mb": fields.IntegerField(nullable=True, default=None),
+        "free_disk_gb": fields.IntegerField(nullable=True, default=None),
+        "disk_available_least": fields.IntegerField(nullable=True,
+                                                    default=None),
+        "current_workload": fields.NonNegativeIntegerField(nullable=True,
+                                                           default=None),
+        "running_vms": fields.NonNegativeIntegerField(nullable=True,
+                                                      default=None),
+        "hypervisor_type": fields.StringField(),
+        "hypervisor_version": fields.NonNegativeIntegerField(),
+        "cpu_info": fields.StringField(),
+        "host_ip": fields.IPAddressField(nullable=True, default=None),
+        "stats": fields.DictOfStringsField(default={}),
+        "metrics": fields.StringField(nullable=True, default=None),
+        "cpu_allocation_ratio": fields.NonNegativeFloatField(nullable=True,
+                                                             default=None),
+        "ram_allocation_ratio": fields.NonNegativeFloatField(nullable=True,
+                                                             default=None),
+        "disk_allocation_ratio": fields.NonNegativeFloatField(nullable=True,
+                                                              default=None),
+        **base.NovaletPersistentObject.fields,
+    }
+
+    def obj_db_to_field(self, name: str, value: Any) -> Any:
+        if name == "stats":
+            return jsonutils.loads(value) if value else {}
+        if name == "host_ip" and value is not None:
+            return str(value)
+        return value
+
+    def obj_field_to_db(self, name: str, value: Any) -> Any:
+        if name == "stats":
+            return jsonutils.dumps(value)
+        if name == "host_ip" and value is not None:
+            return str(value)
+        return value
+
+    @classmethod
+    @base.remotable
+    def get_by_id(cls, context: Any, node_id: int) -> ComputeNode:
+        """The live node with this id; raises ``ComputeHostNotFound``."""
+        return cls.obj_from_db(context, db_api.compute_node_get(context, node_id))  # type: ignore[no-any-return]
+
+    @classmethod
+    @base.remotable
+    def get_by_host_and_nodename(cls, context: Any, host: str,
+                                 nodename: str) -> ComputeNode:
+        """The live node ``nodename`` of ``host``; raises
+        ``ComputeHostNotFound``."""
+        row = db_api.compute_node_get_by_host_and_nodename(context, host,
+                                                           nodename)
+        return cls.obj_from_db(context, row)  # type: ignore[no-any-return]
+
+    @base.remotable
+    def create(self) -> None:
+        """Insert this node; raises ``ComputeHostExists`` on a live duplicate."""
+        if self.obj_attr_is_set("id"):
+            raise exception.ObjectActionError(action="create",
+                                              reason="already created")
+        if not self.obj_attr_is_set("uuid"):
+            self.uuid = uuidutils.generate_uuid()
+        self.obj_set_defaults()
+        row = db_api.compute_node_create(self._context, self.obj_db_changes())
+        self._from_db_object(self._context, self, row)
+
+    @base.skip_if_unchanged
+    @base.remotable
+    def save(self) -> None:
+        """Write the changed fields only (one UPDATE); raises
+        ``ComputeHostNotFound``."""
+        updated_at = db_api.compute_node_update(self._context, self.id,
+                                                self.obj_db_changes())
+        self.updated_at = updated_at
+        self.obj_reset_changes()
+
+    @base.remotable
+    def destroy(self) -> None:
+        """Soft-delete this node; raises ``ComputeHostNotFound``."""
+        db_api.compute_node_destroy(self._context, self.id)
+        self.deleted = True
+        self.obj_reset_changes(["deleted"])
+
+
+@base.NovaletObjectRegistry.register
+class ComputeNodeList(base.ovo_base.ObjectListBase, base.NovaletObject):
+    # Version 1.0: initial version
+    VERSION = "1.0"
+
+    fields = {"objects": fields.ListOfObjectsField("ComputeNode")}
+
+    @classmethod
+    @base.remotable
+    def get_all(cls, context: Any) -> ComputeNodeList:
+        """Every live compute node."""
+        rows = db_api.compute_node_get_all(context)
+        return base.obj_make_list(context, cls(context), rows)  # type: ignore[no-any-return]
+
+    @classmethod
+    @base.remotable
+    def get_by_host(cls, context: Any, host: str) -> ComputeNodeList:
+        """The live nodes of ``host`` (empty if none)."""
+        rows = db_api.compute_node_get_all(context, host=host)
+        return base.obj_make_list(context, cls(context), rows)  # type: ignore[no-any-return]

@@ -1,0 +1,102 @@
+"""Instance: a guest placed on a node of a compute host."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from oslo_utils import uuidutils
+
+from novalet import exception
+from novalet.db import api as db_api
+from novalet.objects import base, fields
+
+
+@base.NovaletObjectRegistry.register
+class Instance(base.NovaletPersistentObject, base.NovaletObject):
+    """A guest and the resources it takes on ``host``/``node``."""
+
+    # Version 1.0: initial version
+    VERSION = "1.0"
+
+    fields = {
+        "id": fields.IntegerField(read_only=True),
+        "uuid": fields.StrictUUIDField(),
+        "host": fields.StringField(nullable=True, default=None),
+        "node": fields.StringField(nullable=True, default=None),
+        "vcpus": fields.NonNegativeIntegerField(),
+        "memory_mb": fields.NonNegativeIntegerField(),
+        "root_gb": fields.NonNegativeIntegerField(default=0),
+        "ephemeral_gb": fields.NonNegativeIntegerField(default=0),
+        "vm_state": fields.VMStateField(default=fields.VMState.BUILDING),
+        "task_state": fields.StringField(nullable=True, default=None),
+        "launched_at": fields.DateTimeField(nullable=True, default=None),
+        "terminated_at": fields.DateTimeField(nullable=True, default=None),
+        **base.NovaletPersistentObject.fields,
+    }
+
+    @property
+    def disk_gb(self) -> int:
+        return int(self.root_gb) + int(self.ephemeral_gb)
+
+    @classmethod
+    @base.remotable
+    def get_by_uuid(cls, context: Any, uuid: str) -> Instance:
+        """The live instance ``uuid``; raises ``InstanceNotFound``."""
+        return cls.obj_from_db(context, db_api.instance_get_by_uuid(context, uuid))  # type: ignore[no-any-return]
+
+    @base.remotable
+    def create(self) -> None:
+        """Insert this instance; raises ``InstanceExists``."""
+        if self.obj_attr_is_set("id"):
+            raise exception.ObjectActionError(action="create",
+                                              reason="already created")
+        if not self.obj_attr_is_set("uuid"):
+            self.uuid = uuidutils.generate_uuid()
+        self.obj_set_defaults()
+        row = db_api.instance_create(self._context, self.obj_db_changes())
+        self._from_db_object(self._context, self, row)
+
+    @base.skip_if_unchanged
+    @base.remotable
+    def save(self) -> None:
+        """Write the changed fields only; raises ``InstanceNotFound``."""
+        self.updated_at = db_api.instance_update(self._context, self.id,
+                                                 self.obj_db_changes())
+        self.obj_reset_changes()
+
+    @base.remotable
+    def destroy(self) -> None:
+        """Soft-delete this instance; raises ``InstanceNotFound``."""
+        db_api.instance_destroy(self._context, self.id)
+        self.deleted = True
+        self.obj_reset_changes(["deleted"])
+
+
+@base.NovaletObjectRegistry.register
+class InstanceList(base.ovo_base.ObjectListBase, base.NovaletObject):
+    # Version 1.0: initial version
+    VERSION = "1.0"
+
+    fields = {"objects": fields.ListOfObjectsField("Instance")}
+
+    @classmethod
+    @base.remotable
+    def get_by_host_and_node(cls, context: Any, host: str,
+                             node: str) -> InstanceList:
+        """The live instances on ``node`` of ``host``."""
+        rows = db_api.instance_get_all(context, host=host, node=node)
+        return base.obj_make_list(context, cls(context), rows)  # type: ignore[no-any-return]
+
+    @classmethod
+    @base.remotable
+    def get_by_host(cls, context: Any, host: str) -> InstanceList:
+        """The live instances on every node of ``host``."""
+        rows = db_api.instance_get_all(context, host=host)
+        return base.obj_make_list(context, cls(context), rows)  # type: ignore[no-any-return]
+
+    @classmethod
+    @base.remotable
+    def get_all(cls, context: Any) -> InstanceList:
+        """Every live instance."""
+        rows = db_api.instance_get_all(context)
+        return base.obj_make_list(context, cls(context), rows)  # type: ignore[no-any-return]

@@ -1,0 +1,91 @@
+"""Migration: an instance moving between nodes, holding resources on both."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from oslo_utils import uuidutils
+
+from novalet import exception
+from novalet.db import api as db_api
+from novalet.objects import base, fields
+
+
+@base.NovaletObjectRegistry.register
+class Migration(base.NovaletPersistentObject, base.NovaletObject):
+    """A move of ``instance_uuid``; the source keeps the ``old_*`` sizes and
+    the destination claims the ``new_*`` sizes until the move is done."""
+
+    # Version 1.0: initial version
+    VERSION = "1.0"
+
+    fields = {
+        "id": fields.IntegerField(read_only=True),
+        "uuid": fields.StrictUUIDField(),
+        "instance_uuid": fields.StrictUUIDField(),
+        "source_compute": fields.StringField(nullable=True, default=None),
+        "dest_compute": fields.StringField(nullable=True, default=None),
+        "source_node": fields.StringField(nullable=True, default=None),
+        "dest_node": fields.StringField(nullable=True, default=None),
+        "status": fields.MigrationStatusField(
+            default=fields.MigrationStatus.PRE_MIGRATING),
+        "migration_type": fields.MigrationTypeField(
+            default=fields.MigrationType.MIGRATION),
+        "old_vcpus": fields.NonNegativeIntegerField(default=0),
+        "old_memory_mb": fields.NonNegativeIntegerField(default=0),
+        "old_disk_gb": fields.NonNegativeIntegerField(default=0),
+        "new_vcpus": fields.NonNegativeIntegerField(default=0),
+        "new_memory_mb": fields.NonNegativeIntegerField(default=0),
+        "new_disk_gb": fields.NonNegativeIntegerField(default=0),
+        **base.NovaletPersistentObject.fields,
+    }
+
+    @classmethod
+    @base.remotable
+    def get_by_id(cls, context: Any, migration_id: int) -> Migration:
+        """The live migration with this id; raises ``MigrationNotFound``."""
+        return cls.obj_from_db(context, db_api.migration_get(context, migration_id))  # type: ignore[no-any-return]
+
+    @base.remotable
+    def create(self) -> None:
+        """Insert this migration."""
+        if self.obj_attr_is_set("id"):
+            raise exception.ObjectActionError(action="create",
+                                              reason="already created")
+        if not self.obj_attr_is_set("uuid"):
+            self.uuid = uuidutils.generate_uuid()
+        self.obj_set_defaults()
+        row = db_api.migration_create(self._context, self.obj_db_changes())
+        self._from_db_object(self._context, self, row)
+
+    @base.skip_if_unchanged
+    @base.remotable
+    def save(self) -> None:
+        """Write the changed fields only; raises ``MigrationNotFound``."""
+        self.updated_at = db_api.migration_update(self._context, self.id,
+                                                  self.obj_db_changes())
+        self.obj_reset_changes()
+
+    @base.remotable
+    def destroy(self) -> None:
+        """Soft-delete this migration; raises ``MigrationNotFound``."""
+        db_api.migration_destroy(self._context, self.id)
+        self.deleted = True
+        self.obj_reset_changes(["deleted"])
+
+
+@base.NovaletObjectRegistry.register
+class MigrationList(base.ovo_base.ObjectListBase, base.NovaletObject):
+    # Version 1.0: initial version
+    VERSION = "1.0"
+
+    fields = {"objects": fields.ListOfObjectsField("Migration")}
+
+    @classmethod
+    @base.remotable
+    def get_in_progress_by_host_and_node(cls, context: Any, host: str,
+                                         node: str) -> MigrationList:
+        """Migrations not yet done whose source or destination is this node."""
+        rows = db_api.migration_get_in_progress_by_host_and_node(
+            context, host, node, fields.MigrationStatus.DONE_STATES)
+        return base.obj_make_list(context, cls(context), rows)  # type: ignore[no-any-return]

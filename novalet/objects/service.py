@@ -1,0 +1,131 @@
+"""Service: one running novalet service (host + binary) and its heartbeat."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from oslo_utils import uuidutils
+
+from novalet import exception
+from novalet.db import api as db_api
+from novalet.objects import base, fields
+
+#: The version of this code as a service. Bump it with every change to the
+#: RPC APIs or objects a service sends; ``SERVICE_VERSION_HISTORY`` says what
+#: each value understands.
+SERVICE_VERSION = 1
+
+SERVICE_VERSION_HISTORY: dict[int, dict[str, Any]] = {
+    1: {"release": "1", "conductor_rpc": "1.0", "compute_rpc": "1.0",
+        "objects": {"Service": "1.0", "ServiceList": "1.0",
+                    "ComputeNode": "1.0", "ComputeNodeList": "1.0",
+                    "Instance": "1.0", "InstanceList": "1.0",
+                    "Migration": "1.0", "MigrationList": "1.0"}},
+}
+
+
+@base.NovaletObjectRegistry.register
+class Service(base.NovaletPersistentObject, base.NovaletObject):
+    """A service record. ``last_seen_up`` is set by the database clock and
+    moves only when a save raises ``report_count`` (a heartbeat)."""
+
+    # Version 1.0: initial version
+    VERSION = "1.0"
+
+    fields = {
+        "id": fields.IntegerField(read_only=True),
+        "uuid": fields.StrictUUIDField(),
+        "host": fields.HostnameField(),
+        "binary": fields.StringField(),
+        "topic": fields.StringField(nullable=True, default=None),
+        "report_count": fields.NonNegativeIntegerField(default=0),
+        "disabled": fields.BooleanField(default=False),
+        "disabled_reason": fields.StringField(nullable=True, default=None),
+        "forced_down": fields.BooleanField(default=False),
+        "last_seen_up": fields.DateTimeField(nullable=True, default=None),
+        "version": fields.NonNegativeIntegerField(default=SERVICE_VERSION),
+        **base.NovaletPersistentObject.fields,
+    }
+
+    @classmethod
+    @base.remotable
+    def get_by_id(cls, context: Any, service_id: int) -> Service:
+        """The live service with this id; raises ``ServiceNotFound``."""
+        return cls.obj_from_db(context, db_api.service_get(context, service_id))  # type: ignore[no-any-return]
+
+    @classmethod
+    @base.remotable
+    def get_by_uuid(cls, context: Any, uuid: str) -> Service:
+        """The live service with this uuid; raises ``ServiceNotFound``."""
+        return cls.obj_from_db(context, db_api.service_get_by_uuid(context, uuid))  # type: ignore[no-any-return]
+
+    @classmethod
+    @base.remotable
+    def get_by_host_and_binary(cls, context: Any, host: str,
+                               binary: str) -> Service:
+        """The live service ``binary`` on ``host``; raises ``ServiceNotFound``."""
+        row = db_api.service_get_by_host_and_binary(context, host, binary)
+        return cls.obj_from_db(context, row)  # type: ignore[no-any-return]
+
+    @classmethod
+    @base.remotable
+    def get_minimum_version(cls, context: Any, binary: str) -> int:
+        """The lowest ``version`` among live services of ``binary`` (0: none)."""
+        return db_api.service_get_minimum_version(context, binary) or 0
+
+    @classmethod
+    @base.remotable
+    def get_db_time(cls, context: Any) -> Any:
+        """The database clock, against which ``last_seen_up`` is compared."""
+        return db_api.db_utcnow(context)
+
+    @base.remotable
+    def create(self) -> None:
+        """Insert this service; raises ``ServiceBinaryExists`` if a live one
+        with the same host and binary exists."""
+        if self.obj_attr_is_set("id"):
+            raise exception.ObjectActionError(action="create",
+                                              reason="already created")
+        if not self.obj_attr_is_set("uuid"):
+            self.uuid = uuidutils.generate_uuid()
+        self.obj_set_defaults()
+        row = db_api.service_create(self._context, self.obj_db_changes())
+        self._from_db_object(self._context, self, row)
+
+    @base.skip_if_unchanged
+    @base.remotable
+    def save(self) -> None:
+        """Write the changed fields only; raises ``ServiceNotFound``."""
+        row = db_api.service_update(self._context, self.id,
+                                    self.obj_db_changes())
+        self._from_db_object(self._context, self, row)
+
+    @base.remotable
+    def destroy(self) -> None:
+        """Soft-delete this service; raises ``ServiceNotFound``."""
+        db_api.service_destroy(self._context, self.id)
+        self.deleted = True
+        self.obj_reset_changes(["deleted"])
+
+
+@base.NovaletObjectRegistry.register
+class ServiceList(base.ovo_base.ObjectListBase, base.NovaletObject):
+    # Version 1.0: initial version
+    VERSION = "1.0"
+
+    fields = {"objects": fields.ListOfObjectsField("Service")}
+
+    @classmethod
+    @base.remotable
+    def get_all(cls, context: Any, binary: str | None = None,
+                host: str | None = None) -> ServiceList:
+        """Every live service, optionally of one binary and/or host."""
+        rows = db_api.service_get_all(context, binary=binary, host=host)
+        return base.obj_make_list(context, cls(context), rows)  # type: ignore[no-any-return]
+
+    @classmethod
+    @base.remotable
+    def get_by_binary(cls, context: Any, binary: str) -> ServiceList:
+        """Every live service of ``binary``."""
+        rows = db_api.service_get_all(context, binary=binary)
+        return base.obj_make_list(context, cls(context), rows)  # type: ignore[no-any-return]
