@@ -18,7 +18,8 @@ carries a message template filled from keyword arguments::
      |        MalformedRequest
      +-- DBNotAllowed               (a process without database access used it)
      +-- DatabaseUnavailable
-     +-- ConductorUnavailable
+     +-- RPCUnavailable
+     |    +-- RPCTimeout
      +-- ComputeResourcesUnavailable
      +-- ServiceTooOld
      +-- VirtDriverError
@@ -42,6 +43,9 @@ class NovaletException(Exception):
     code = 500
 
     def __init__(self, message: str | None = None, **kwargs: Any) -> None:
+        # kwargs cross RPC as JSON: keep them plain.
+        kwargs = {k: v if isinstance(v, (str, int, float, bool, type(None)))
+                  else str(v) for k, v in kwargs.items()}
         self.kwargs = kwargs
         if not message:
             try:
@@ -176,9 +180,14 @@ class DatabaseUnavailable(NovaletException):
     msg_fmt = "Database %(url)s unreachable: %(reason)s"
 
 
-class ConductorUnavailable(NovaletException):
-    """The conductor did not answer in time."""
-    msg_fmt = "Conductor did not answer %(method)s within %(timeout)ss"
+class RPCUnavailable(NovaletException):
+    """A message could not be delivered (broker down, no server)."""
+    msg_fmt = "RPC %(topic)s.%(method)s could not be delivered: %(reason)s"
+
+
+class RPCTimeout(RPCUnavailable):
+    """No answer within the call's timeout."""
+    msg_fmt = "%(topic)s did not answer %(method)s within %(timeout)ss"
 
 
 class ComputeResourcesUnavailable(NovaletException):

@@ -8,11 +8,15 @@ database code.
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import threading
+from collections.abc import Iterator
 
 from novalet import exception
 
 _blocked_for: str | None = None
+_local = threading.local()
 
 
 def block_access(binary: str) -> None:
@@ -31,9 +35,20 @@ def access_blocked() -> bool:
     return _blocked_for is not None
 
 
+@contextlib.contextmanager
+def conductor_access() -> Iterator[None]:
+    """This thread is dispatching for a conductor: it may use the database
+    even in a blocked process (the ``inprocess`` indirection)."""
+    _local.depth = getattr(_local, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _local.depth -= 1
+
+
 def check_access(function: str) -> None:
     """Raise ``DBNotAllowed`` naming ``function`` and its caller if blocked."""
-    if _blocked_for is None:
+    if _blocked_for is None or getattr(_local, "depth", 0):
         return
     caller = "?"
     frame = sys._getframe(1)

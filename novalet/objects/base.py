@@ -25,7 +25,7 @@ from oslo_utils import versionutils
 from oslo_versionedobjects import base as ovo_base
 from oslo_versionedobjects import exception as ovo_exc
 
-from novalet import exception
+from novalet import db, exception
 from novalet.objects import fields
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -66,10 +66,12 @@ def get_indirection_api() -> Any:
 
 @contextlib.contextmanager
 def run_locally() -> Iterator[None]:
-    """Within this block, this thread runs remotable methods itself."""
+    """Within this block, this thread runs remotable methods itself and may
+    use the database (it is dispatching for a conductor)."""
     _local.depth = getattr(_local, "depth", 0) + 1
     try:
-        yield
+        with db.conductor_access():
+            yield
     finally:
         _local.depth -= 1
 

@@ -1,0 +1,166 @@
+"""The conductor's RPC endpoints: the only place remotable methods are
+dispatched for other processes.
+
+Only methods marked remotable run: instance methods through
+``object_action``, class methods through ``object_class_action_versions``.
+Private names, ``obj_*`` framework methods, plain methods, unknown objects
+and versions newer than this code are refused with a ``DispatchRefused``
+error that the caller receives as that type.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from oslo_log import log as logging
+from oslo_versionedobjects import exception as ovo_exc
+
+from novalet import exception, rpc
+from novalet.objects import base as objects_base
+
+LOG = logging.getLogger(__name__)
+
+#: The conductor RPC API this code serves; its history is in
+#: ``novalet.conductor.rpcapi.ConductorAPI``.
+RPC_API_VERSION = "1.0"
+
+
+def _refuse_name(objname: str, method: Any) -> None:
+    if (not isinstance(method, str) or not method or method.startswith("_")
+            or method.startswith("obj_")):
+        raise exception.MethodNotRemotable(objname=objname, method=method)
+
+
+def _remotable_instance_method(objinst: Any, method: Any) -> Any:
+    objname = objinst.obj_name()
+    _refuse_name(objname, method)
+    static = inspect.getattr_static(type(objinst), method, None)
+    if isinstance(static, (classmethod, staticmethod)) or static is None:
+        raise exception.MethodNotRemotable(objname=objname, method=method)
+    if not getattr(static, "remotable", False):
+        raise exception.MethodNotRemotable(objname=objname, method=method)
+    return getattr(objinst, method)
+
+
+def _remotable_class_method(objclass: Any, method: Any) -> Any:
+    objname = objclass.obj_name()
+    _refuse_name(objname, method)
+    static = inspect.getattr_static(objclass, method, None)
+    if not isinstance(static, classmethod):
+        raise exception.MethodNotRemotable(objname=objname, method=method)
+    if not getattr(static.__func__, "remotable", False):
+        raise exception.MethodNotRemotable(objname=objname, method=method)
+    return getattr(objclass, method)
+
+
+def _object_class(objname: Any, object_versions: Any) -> Any:
+    if not isinstance(objname, str) or not isinstance(object_versions, dict):
+        raise exception.MalformedRequest(
+            reason="objname must be a string and object_versions a dict")
+    version = object_versions.get(objname)
+    if version is None:
+        raise exception.MalformedRequest(
+            reason="object_versions does not name %s" % objname)
+    try:
+        objclass = objects_base.NovaletObject.obj_class_from_name(objname,
+                                                                  version)
+    except ovo_exc.UnsupportedObjectError as e:
+        raise exception.UnknownObject(objname=objname, reason=e)
+    except ovo_exc.IncompatibleObjectVersion as e:
+        raise exception.UnsupportedObjectVersion(
+            objname=objname, version=version,
+            supported=e.kwargs.get("supported"))
+    if not issubclass(objclass, objects_base.NovaletObject):
+        raise exception.UnknownObject(objname=objname,
+                                      reason="not a novalet object")
+    return objclass
+
+
+def _check_args(args: Any, kwargs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    if not isinstance(args, (list, tuple)) or not isinstance(kwargs, dict):
+        raise exception.MalformedRequest(
+            reason="args must be a list and kwargs a dict")
+    return tuple(args), kwargs
+
+
+def _field_updates(objinst: Any, before: Any) -> dict[str, Any]:
+    """The fields whose value the method changed, as primitives."""
+    updates: dict[str, Any] = {}
+    for name, field in objinst.fields.items():
+        if not objinst.obj_attr_is_set(name):
+            continue
+        value = getattr(objinst, name)
+        if before.obj_attr_is_set(name) and getattr(before, name) == value:
+            continue
+        updates[name] = field.to_primitive(objinst, name, value)
+    return updates
+
+
+class ConductorManager:
+    """Endpoints ``object_action``, ``object_class_action_versions`` and
+    ``object_backport_versions`` (conductor RPC API 1.0)."""
+
+    target = rpc.endpoint_target(RPC_API_VERSION)
+
+    def object_action(self, context: Any, objinst: Any, objmethod: Any,
+                      args: Any, kwargs: Any) -> tuple[dict[str, Any], Any]:
+        """Run the remotable instance method ``objmethod`` on ``objinst``.
+
+        Returns ``(updates, result)``: the fields the method changed (and
+        ``obj_what_changed``, what is still unsaved) and its return value.
+        Raises ``DispatchRefused`` subclasses for anything not remotable,
+        and whatever the method raises.
+        """
+        if not isinstance(objinst, objects_base.NovaletObject):
+            raise exception.MalformedRequest(
+                reason="objinst is not a novalet object")
+        args, kwargs = _check_args(args, kwargs)
+        with objects_base.run_locally():
+            method = _remotable_instance_method(objinst, objmethod)
+            objinst._context = context
+            before = objinst.obj_clone()
+            result = method(*args, **kwargs)
+            updates = _field_updates(objinst, before)
+            updates["obj_what_changed"] = sorted(objinst.obj_what_changed())
+        return updates, result
+
+    def object_class_action_versions(self, context: Any, objname: Any,
+                                     objmethod: Any, object_versions: Any,
+                                     args: Any, kwargs: Any) -> Any:
+        """Run the remotable class method ``objname.objmethod``.
+
+        An object result is returned as a primitive at the versions in
+        ``object_versions`` (the caller's), so the caller can read it.
+        """
+        args, kwargs = _check_args(args, kwargs)
+        objclass = _object_class(objname, object_versions)
+        with objects_base.run_locally():
+            method = _remotable_class_method(objclass, objmethod)
+            result = method(context, *args, **kwargs)
+        if isinstance(result, objects_base.NovaletObject):
+            target = object_versions.get(result.obj_name(), result.VERSION)
+            return result.obj_to_primitive(target_version=target,
+                                           version_manifest=object_versions)
+        return result
+
+    def object_backport_versions(self, context: Any, objinst: Any,
+                                 object_versions: Any) -> Any:
+        """Return ``objinst`` as a primitive at the caller's versions."""
+        if (not isinstance(objinst, objects_base.NovaletObject)
+                or not isinstance(object_versions, dict)):
+            raise exception.MalformedRequest(
+                reason="object_backport_versions needs an object and a "
+                       "version manifest")
+        target = object_versions.get(objinst.obj_name())
+        if target is None:
+            raise exception.MalformedRequest(
+                reason="object_versions does not name %s" % objinst.obj_name())
+        try:
+            return objinst.obj_to_primitive(target_version=target,
+                                            version_manifest=object_versions)
+        except ovo_exc.InvalidTargetVersion:
+            raise exception.UnsupportedObjectVersion(
+                objname=objinst.obj_name(), version=target,
+                supported=objinst.VERSION)
+

@@ -1,0 +1,239 @@
+"""The one module that knows oslo.messaging.
+
+It owns the transport (``[DEFAULT] transport_url``), the serializer that puts
+objects and the request context on the wire, RPC clients and servers on the
+threading executor, and the list of exception modules allowed to cross: an
+error from ``novalet.exception`` raised by a server is re-raised by the caller
+as the same class. A timeout or an undeliverable call leaves a client as
+``RPCTimeout`` / ``RPCUnavailable``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import oslo_messaging as messaging
+from oslo_config import cfg
+from oslo_messaging._drivers import common as wire_common
+from oslo_serialization import jsonutils
+
+from novalet import context as novalet_context
+from novalet import exception
+from novalet.objects import base as objects_base
+
+ALLOWED_EXMODS = [exception.__name__]
+
+_lock = threading.Lock()
+_transport: Any = None
+
+
+def init(conf: cfg.ConfigOpts) -> None:
+    """Create the process's transport from ``conf.transport_url``."""
+    global _transport
+    with _lock:
+        if _transport is None:
+            _transport = messaging.get_rpc_transport(
+                conf, allowed_remote_exmods=ALLOWED_EXMODS)
+
+
+def cleanup() -> None:
+    """Close the transport (at stop, and between tests)."""
+    global _transport
+    with _lock:
+        transport, _transport = _transport, None
+    if transport is not None:
+        transport.cleanup()
+
+
+def get_transport() -> Any:
+    if _transport is None:
+        raise exception.ConfigurationError(
+            reason="novalet.rpc.init(conf) was not called")
+    return _transport
+
+
+def masked_transport_url(conf: cfg.ConfigOpts) -> str:
+    """``transport_url`` with passwords replaced by ``***``."""
+    try:
+        url = messaging.TransportURL.parse(conf, conf.transport_url)
+    except messaging.InvalidTransportURL:
+        return "<invalid transport_url>"
+    hosts = ",".join(
+        "%s%s@%s:%s" % (h.username or "", ":***" if h.password else "",
+                        h.hostname, h.port)
+        if h.username else "%s:%s" % (h.hostname, h.port)
+        for h in url.hosts)
+    return "%s://%s/%s" % (url.transport, hosts, url.virtual_host or "")
+
+
+class RequestContextSerializer(messaging.Serializer):
+    """Objects via ``NovaletObjectSerializer``; contexts as dicts.
+
+    With ``expected_errors`` (servers), an error in what arrives is marked
+    expected, so the server replies with it without logging a traceback.
+    """
+
+    def __init__(self, expected_errors: bool = False) -> None:
+        self._base = objects_base.NovaletObjectSerializer()
+        self._expected_errors = expected_errors
+
+    def serialize_entity(self, ctxt: Any, entity: Any) -> Any:
+        return self._base.serialize_entity(ctxt, entity)
+
+    def deserialize_entity(self, ctxt: Any, entity: Any) -> Any:
+        if not self._expected_errors:
+            return self._base.deserialize_entity(ctxt, entity)
+        try:
+            return self._base.deserialize_entity(ctxt, entity)
+        except exception.NovaletException:
+            raise messaging.ExpectedException()
+
+    def serialize_context(self, ctxt: Any) -> dict[str, Any]:
+        return ctxt.to_dict()  # type: ignore[no-any-return]
+
+    def deserialize_context(self, ctxt: dict[str, Any]) -> Any:
+        if not isinstance(ctxt, dict):
+            return novalet_context.get_admin_context()
+        return novalet_context.RequestContext.from_dict(ctxt)
+
+
+def wire_roundtrip(value: Any) -> Any:
+    """What ``value`` (already serialized) looks like after the wire."""
+    return jsonutils.loads(jsonutils.dumps(value))
+
+
+@contextlib.contextmanager
+def errors_as_on_the_wire() -> Iterator[None]:
+    """Re-raise an error the way an RPC caller would receive it.
+
+    The in-process conductor uses this: an error goes through oslo.messaging's
+    own remote-exception (de)serialization, so a ``novalet.exception`` comes
+    back as its class and anything else as ``RemoteError``, exactly as from
+    ``novalet-conductor``. (Those two functions live in a private module of
+    oslo.messaging; they are what its drivers use.)
+    """
+    try:
+        yield
+    except Exception as e:
+        if isinstance(e, messaging.ExpectedException):
+            data = wire_common.serialize_remote_exception(e.exc_info)
+        else:
+            data = wire_common.serialize_remote_exception(sys.exc_info())
+        raise wire_common.deserialize_remote_exception(data, ALLOWED_EXMODS)
+
+
+class Client:
+    """An RPC client for one topic; oslo.messaging errors leave as novalet ones."""
+
+    def __init__(self, topic: str, version: str, *, server: str | None = None,
+                 version_cap: str | None = None,
+                 timeout: float | None = None) -> None:
+        self.topic = topic
+        self.timeout = timeout
+        target = messaging.Target(topic=topic, version=version, server=server)
+        self._client = messaging.get_rpc_client(
+            get_transport(), target, version_cap=version_cap,
+            serializer=RequestContextSerializer(), timeout=timeout)
+
+    @property
+    def version_cap(self) -> str | None:
+        return self._client.version_cap  # type: ignore[no-any-return]
+
+    def can_send_version(self, version: str) -> bool:
+        return self._client.can_send_version(version)  # type: ignore[no-any-return]
+
+    def call(self, ctxt: Any, method: str, *, version: str | None = None,
+             server: str | None = None, timeout: float | None = None,
+             **kwargs: Any) -> Any:
+        cctxt = self._prepare(version, server, timeout)
+        try:
+            return cctxt.call(ctxt, method, **kwargs)
+        except messaging.MessagingTimeout:
+            raise exception.RPCTimeout(topic=self.topic, method=method,
+                                       timeout=timeout or self.timeout)
+        except messaging.MessageDeliveryFailure as e:
+            raise exception.RPCUnavailable(topic=self.topic, method=method,
+                                           reason=e)
+
+    def cast(self, ctxt: Any, method: str, *, version: str | None = None,
+             server: str | None = None, **kwargs: Any) -> None:
+        cctxt = self._prepare(version, server, None)
+        try:
+            cctxt.cast(ctxt, method, **kwargs)
+        except messaging.MessageDeliveryFailure as e:
+            raise exception.RPCUnavailable(topic=self.topic, method=method,
+                                           reason=e)
+
+    def _prepare(self, version: str | None, server: str | None,
+                 timeout: float | None) -> Any:
+        kwargs: dict[str, Any] = {}
+        if version is not None:
+            kwargs["version"] = version
+        if server is not None:
+            kwargs["server"] = server
+        if timeout is not None:
+            kwargs["timeout"] = timeout
+        return self._client.prepare(**kwargs) if kwargs else self._client
+
+
+class _ExpectedErrors:
+    """Endpoint proxy: errors of the listed types go back to the caller
+    without a traceback in the server's log (they are the caller's fault or
+    an answer, not a server bug). Anything else is logged once, by
+    oslo.messaging, with its traceback."""
+
+    def __init__(self, endpoint: Any, expected: tuple[type[BaseException], ...]) -> None:
+        self._endpoint = endpoint
+        self._expected = expected
+        self.target = getattr(endpoint, "target", None)
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._endpoint, name)
+        if not callable(attr):
+            return attr
+        expected = self._expected
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return attr(*args, **kwargs)
+            except expected:
+                raise messaging.ExpectedException()
+
+        return call
+
+
+class Server:
+    """An RPC server on the threading executor; ``start``/``stop``/``wait``.
+
+    ``novalet.exception`` errors raised by the endpoints are expected:
+    returned to the caller as their class, never logged as tracebacks.
+    """
+
+    def __init__(self, topic: str, endpoints: Sequence[Any], *,
+                 server: str, version: str = "1.0") -> None:
+        target = messaging.Target(topic=topic, server=server, version=version)
+        wrapped = [_ExpectedErrors(e, (exception.NovaletException,))
+                   for e in endpoints]
+        self._server = messaging.get_rpc_server(
+            get_transport(), target, wrapped, executor="threading",
+            serializer=RequestContextSerializer(expected_errors=True),
+            access_policy=messaging.DefaultRPCAccessPolicy)
+
+    def start(self) -> None:
+        self._server.start()
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    def wait(self) -> None:
+        self._server.wait()
+
+
+def endpoint_target(version: str) -> Any:
+    """The ``target`` attribute an endpoint class carries."""
+    return messaging.Target(version=version)
+
