@@ -13,8 +13,9 @@ from __future__ import annotations
 import contextlib
 import sys
 import threading
-from collections.abc import Iterator, Sequence
-from typing import Any
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 import oslo_messaging as messaging
 from oslo_config import cfg
@@ -68,6 +69,40 @@ def masked_transport_url(conf: cfg.ConfigOpts) -> str:
         if h.username else "%s:%s" % (h.hostname, h.port)
         for h in url.hosts)
     return "%s://%s/%s" % (url.transport, hosts, url.virtual_host or "")
+
+
+def check_broker(conf: cfg.ConfigOpts, timeout: float) -> None:
+    """Wait up to ``timeout`` seconds for the broker of ``transport_url``.
+
+    Raises ``RPCUnavailable`` with the masked URL and the last error. The
+    in-process ``fake://`` transport needs no broker.
+    """
+    url = messaging.TransportURL.parse(conf, conf.transport_url)
+    if url.transport in ("fake", None):
+        return
+    import kombu  # oslo.messaging's rabbit driver is built on kombu
+
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while True:
+        for host in url.hosts or [None]:
+            try:
+                with kombu.Connection(
+                        hostname=getattr(host, "hostname", None) or "localhost",
+                        port=getattr(host, "port", None) or 5672,
+                        userid=getattr(host, "username", None) or "guest",
+                        password=getattr(host, "password", None) or "guest",
+                        virtual_host=url.virtual_host or "/",
+                        connect_timeout=min(5.0, max(timeout, 0.5))) as conn:
+                    conn.ensure_connection(max_retries=1)
+                return
+            except Exception as e:
+                last = e
+        if time.monotonic() >= deadline:
+            raise exception.RPCUnavailable(
+                topic=masked_transport_url(conf), method="connect",
+                reason=last)
+        time.sleep(1.0)
 
 
 class RequestContextSerializer(messaging.Serializer):
@@ -180,11 +215,24 @@ class Client:
         return self._client.prepare(**kwargs) if kwargs else self._client
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def expose(fn: F) -> F:
+    """Mark a manager method callable over RPC; returns it unchanged.
+
+    Only marked methods are reachable: the managers' lifecycle hooks and
+    periodic tasks are not endpoints.
+    """
+    fn.novalet_rpc_exposed = True  # type: ignore[attr-defined]
+    return fn
+
+
 class _ExpectedErrors:
-    """Endpoint proxy: errors of the listed types go back to the caller
-    without a traceback in the server's log (they are the caller's fault or
-    an answer, not a server bug). Anything else is logged once, by
-    oslo.messaging, with its traceback."""
+    """Endpoint proxy: exposes the ``@expose`` methods only; errors of the
+    listed types go back to the caller without a traceback in the server's
+    log (they are the caller's fault or an answer, not a server bug).
+    Anything else is logged once, by oslo.messaging, with its traceback."""
 
     def __init__(self, endpoint: Any, expected: tuple[type[BaseException], ...]) -> None:
         self._endpoint = endpoint
@@ -193,8 +241,8 @@ class _ExpectedErrors:
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._endpoint, name)
-        if not callable(attr):
-            return attr
+        if not getattr(attr, "novalet_rpc_exposed", False):
+            raise AttributeError(name)
         expected = self._expected
 
         def call(*args: Any, **kwargs: Any) -> Any:
@@ -219,7 +267,7 @@ class Server:
         wrapped = [_ExpectedErrors(e, (exception.NovaletException,))
                    for e in endpoints]
         self._server = messaging.get_rpc_server(
-            get_transport(), target, wrapped, executor="threading",
+            get_transport(), target, wrapped,
             serializer=RequestContextSerializer(expected_errors=True),
             access_policy=messaging.DefaultRPCAccessPolicy)
 

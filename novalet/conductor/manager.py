@@ -17,6 +17,7 @@ from oslo_log import log as logging
 from oslo_versionedobjects import exception as ovo_exc
 
 from novalet import exception, rpc
+from novalet import manager as base_manager
 from novalet.objects import base as objects_base
 
 LOG = logging.getLogger(__name__)
@@ -97,12 +98,18 @@ def _field_updates(objinst: Any, before: Any) -> dict[str, Any]:
     return updates
 
 
-class ConductorManager:
+class ConductorManager(base_manager.Manager):
     """Endpoints ``object_action``, ``object_class_action_versions`` and
     ``object_backport_versions`` (conductor RPC API 1.0)."""
 
     target = rpc.endpoint_target(RPC_API_VERSION)
 
+    def __init__(self, conf: Any = None, host: str | None = None) -> None:
+        from novalet.conf import CONF
+        conf = conf if conf is not None else CONF
+        super().__init__(conf, host or conf.host)
+
+    @rpc.expose
     def object_action(self, context: Any, objinst: Any, objmethod: Any,
                       args: Any, kwargs: Any) -> tuple[dict[str, Any], Any]:
         """Run the remotable instance method ``objmethod`` on ``objinst``.
@@ -125,6 +132,7 @@ class ConductorManager:
             updates["obj_what_changed"] = sorted(objinst.obj_what_changed())
         return updates, result
 
+    @rpc.expose
     def object_class_action_versions(self, context: Any, objname: Any,
                                      objmethod: Any, object_versions: Any,
                                      args: Any, kwargs: Any) -> Any:
@@ -144,6 +152,7 @@ class ConductorManager:
                                            version_manifest=object_versions)
         return result
 
+    @rpc.expose
     def object_backport_versions(self, context: Any, objinst: Any,
                                  object_versions: Any) -> Any:
         """Return ``objinst`` as a primitive at the caller's versions."""

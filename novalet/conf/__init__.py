@@ -37,6 +37,9 @@ def _register_library_defaults(conf: cfg.ConfigOpts) -> None:
             conf.register_opts(group_opts)
     conf.set_default("transport_url", DEFAULT_TRANSPORT_URL)
     logging.register_options(conf)
+    logging.set_defaults(default_log_levels=logging.get_default_log_levels() + [
+        "alembic=WARN", "stevedore=WARN", "oslo_service=WARN",
+        "cotyledon=WARN", "oslo_db=WARN"])
 
 
 for _module in _MODULES:

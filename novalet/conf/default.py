@@ -40,6 +40,9 @@ opts = [
     cfg.IntOpt("periodic_fuzzy_delay", default=60, min=0,
                help="Periodic tasks start after a random delay of up to "
                     "this many seconds, so hosts do not all report at once."),
+    cfg.IntOpt("startup_timeout", default=60, min=0,
+               help="Seconds a service keeps retrying the message broker and "
+                    "the database at start before it exits with an error."),
     cfg.IntOpt("periodic_interval_max", default=60, min=1,
                help="Longest sleep between two runs of the periodic task "
                     "loop."),

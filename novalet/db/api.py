@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -87,11 +88,44 @@ def dispose() -> None:
         old.dispose_pool()
 
 
+def masked_url(connection: str) -> str:
+    """``connection`` with its password hidden."""
+    try:
+        return make_url(connection).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparsable database URL>"
+
+
 def masked_connection() -> str:
     """The configured connection URL with its password hidden."""
     if _connection is None:
         return "<not configured>"
-    return make_url(_connection).render_as_string(hide_password=True)
+    return masked_url(_connection)
+
+
+def check_connection(conf: cfg.ConfigOpts, timeout: float) -> None:
+    """Wait up to ``timeout`` seconds for ``conf.database.connection`` to
+    accept a connection; raises ``DatabaseUnavailable``. Leaves no engine."""
+    url = make_url(conf.database.connection)
+    if url.get_backend_name() == "sqlite" and url.database:
+        os.makedirs(os.path.dirname(os.path.abspath(url.database)),
+                    exist_ok=True)
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                with engine.connect() as connection:
+                    connection.execute(sa.text("SELECT 1"))
+                return
+            except sa.exc.DBAPIError as e:
+                if time.monotonic() >= deadline:
+                    raise exception.DatabaseUnavailable(
+                        url=url.render_as_string(hide_password=True),
+                        reason=str(e.orig).strip() or e)
+                time.sleep(max(1, conf.database.retry_interval))
+    finally:
+        engine.dispose()
 
 
 def _get_manager() -> Any:
@@ -150,9 +184,12 @@ def _update(context: Any, model: type[models.Base], row_id: int,
             exists: Callable[[], Exception], **sql_values: Any) -> Any:
     """UPDATE only ``values`` (plus ``updated_at``) of one live row."""
     now = timeutils.utcnow()
+    # Database-computed values go first: MySQL evaluates SET left to right
+    # and would otherwise see the new values of the other columns.
+    assignments = [*sql_values.items(), *values.items(), ("updated_at", now)]
     stmt = (sa.update(model)
             .where(model.id == row_id, model.deleted == 0)
-            .values(dict(values, updated_at=now, **sql_values))
+            .ordered_values(*assignments)
             .execution_options(synchronize_session=False))
     try:
         result = context.session.execute(stmt)

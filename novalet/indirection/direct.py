@@ -21,7 +21,7 @@ class DirectIndirectionAPI(base.IndirectionAPI):
 
     def __init__(self, conf: cfg.ConfigOpts) -> None:
         super().__init__(conf)
-        self.manager = manager.ConductorManager()
+        self.manager = manager.ConductorManager(conf)
 
     def object_action(self, context: Any, objinst: Any, objmethod: str,
                       args: Any, kwargs: Any) -> tuple[dict[str, Any], Any]:

@@ -24,7 +24,7 @@ class InProcessIndirectionAPI(base.IndirectionAPI):
 
     def __init__(self, conf: cfg.ConfigOpts) -> None:
         super().__init__(conf)
-        self.manager = manager.ConductorManager()
+        self.manager = manager.ConductorManager(conf)
         self._serializer = rpc.RequestContextSerializer()
 
     def _call(self, context: Any, method: str, **kwargs: Any) -> Any:

@@ -119,6 +119,11 @@ class NovaletObject(ovo_base.VersionedObject):
         return cls.obj_class_from_name(cls.obj_name(), cls.VERSION).VERSION
 
 
+#: Set by the database layer (soft delete, timestamps), never written from
+#: an object's changes.
+_DB_OWNED_FIELDS = frozenset({"deleted", "deleted_at", "updated_at"})
+
+
 class NovaletPersistentObject:
     """Fields every database-backed object has, and the row mapping."""
 
@@ -164,7 +169,7 @@ class NovaletPersistentObject:
         """``obj_get_changes()`` as column values (naive UTC datetimes)."""
         values = {}
         for name, value in self.obj_get_changes().items():  # type: ignore[attr-defined]
-            if name in self.obj_extra_fields:
+            if name in self.obj_extra_fields or name in _DB_OWNED_FIELDS:
                 continue
             if isinstance(value, datetime.datetime) and value.tzinfo:
                 value = value.astimezone(datetime.UTC).replace(tzinfo=None)

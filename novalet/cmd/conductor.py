@@ -1,0 +1,54 @@
+"""``novalet-conductor``: the only service that touches the database."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from oslo_log import log as logging
+from oslo_service import service as oslo_service
+
+from novalet import conf as novalet_conf
+from novalet import exception, rpc, service
+from novalet.cmd import common
+from novalet.conductor import manager as conductor_manager
+from novalet.db import api as db_api
+
+LOG = logging.getLogger(__name__)
+BINARY = "novalet-conductor"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    CONF = novalet_conf.CONF
+    common.setup(argv, prog=BINARY)
+    if CONF.objects.indirection not in (None, "direct"):
+        LOG.warning("[objects] indirection=%s ignored: the conductor always "
+                    "runs remotable methods itself (direct)",
+                    CONF.objects.indirection)
+        CONF.set_override("indirection", "direct", "objects")
+    LOG.info("%s starting on %s: transport %s, database %s, %d worker(s)",
+             BINARY, CONF.host, rpc.masked_transport_url(CONF),
+             db_api.masked_url(CONF.database.connection),
+             CONF.conductor.workers)
+    try:
+        db_api.check_connection(CONF, CONF.startup_timeout)
+        common.check_schema()
+        rpc.check_broker(CONF, CONF.startup_timeout)
+    except exception.NovaletException as e:
+        return common.fail(BINARY, e)
+    db_api.dispose()  # workers open their own connections after the fork
+    server = service.Service(
+        CONF, host=CONF.host, binary=BINARY, topic=CONF.conductor.topic,
+        manager=conductor_manager.ConductorManager(CONF),
+        rpc_version=conductor_manager.RPC_API_VERSION,
+        default_indirection="direct")
+    launcher = oslo_service.launch(CONF, server,
+                                   workers=CONF.conductor.workers,
+                                   restart_method="mutate")
+    code = launcher.wait()
+    return int(code or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

@@ -1,0 +1,149 @@
+"""A novalet service process: its record, RPC server, periodic tasks, liveness.
+
+Start sequence (``Service.start``), in this order:
+
+1. install the indirection API (``[objects] indirection``, the binary's default);
+2. get or create the ``Service`` record (a sibling worker that creates it
+   first is tolerated);
+3. ``manager.init_host()``;
+4. ``manager.pre_start_hook()`` (the compute's first resource audit);
+5. the RPC server on ``topic`` with ``server=host``;
+6. ``manager.post_start_hook()``;
+7. servicegroup ``join`` (the heartbeat starts);
+8. the periodic tasks, after a random delay in ``[0, periodic_fuzzy_delay]``.
+
+``stop()`` stops timers, the heartbeat and the RPC server, keeps the record.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from typing import Any
+
+from oslo_config import cfg
+from oslo_log import log as logging
+from oslo_service import loopingcall
+from oslo_service import service as oslo_service
+
+from novalet import context as novalet_context
+from novalet import exception, indirection, objects, rpc
+
+LOG = logging.getLogger(__name__)
+
+
+class Service(oslo_service.Service):
+    """One novalet service (conductor or compute) in one process."""
+
+    def __init__(self, conf: cfg.ConfigOpts, *, host: str, binary: str,
+                 topic: str, manager: Any, rpc_version: str,
+                 default_indirection: str,
+                 servicegroup_api: Any = None,
+                 periodic_enable: bool = True,
+                 periodic_fuzzy_delay: int | None = None) -> None:
+        super().__init__()
+        self.conf = conf
+        self.host = host
+        self.binary = binary
+        self.topic = topic
+        self.manager = manager
+        self.rpc_version = rpc_version
+        self.default_indirection = default_indirection
+        self.servicegroup_api = servicegroup_api
+        self.periodic_enable = periodic_enable
+        self.periodic_fuzzy_delay = (conf.periodic_fuzzy_delay
+                                     if periodic_fuzzy_delay is None
+                                     else periodic_fuzzy_delay)
+        self.service_ref: Any = None
+        self.rpcserver: rpc.Server | None = None
+        self._periodic: Any = None
+        self.started = False
+        self._stopped = threading.Event()
+
+    def __repr__(self) -> str:
+        return "<Service %s on %s (topic %s)>" % (self.binary, self.host,
+                                                  self.topic)
+
+    # -- lifecycle -------------------------------------------------------
+
+    def start(self) -> None:
+        objects.register_all()
+        indirection.configure(self.conf, default=self.default_indirection,
+                              binary=self.binary)
+        rpc.init(self.conf)
+        ctxt = novalet_context.get_admin_context()
+        self.service_ref = self._get_or_create_record(ctxt)
+        if hasattr(self.manager, "service_ref"):
+            self.manager.service_ref = self.service_ref
+        self.manager.init_host()
+        self.manager.pre_start_hook()
+        self.rpcserver = rpc.Server(self.topic, [self.manager],
+                                    server=self.host, version=self.rpc_version)
+        self.rpcserver.start()
+        self.manager.post_start_hook()
+        if self.servicegroup_api is not None:
+            self.servicegroup_api.join(self.host, self.topic, self)
+        if self.periodic_enable and hasattr(self.manager,
+                                            "run_periodic_tasks"):
+            delay = (random.randint(0, self.periodic_fuzzy_delay)
+                     if self.periodic_fuzzy_delay else 0)
+            self._periodic = loopingcall.DynamicLoopingCall(
+                self.periodic_tasks)
+            self._periodic.start(
+                initial_delay=delay,
+                periodic_interval_max=self.conf.periodic_interval_max)
+        self.started = True
+        LOG.info("%s started on %s (topic %s, record %s)", self.binary,
+                 self.host, self.topic, self.service_ref.uuid)
+
+    def _get_or_create_record(self, ctxt: Any) -> Any:
+        try:
+            ref = objects.Service.get_by_host_and_binary(ctxt, self.host,
+                                                         self.binary)
+        except exception.ServiceNotFound:
+            ref = objects.Service(ctxt, host=self.host, binary=self.binary,
+                                  topic=self.topic)
+            try:
+                ref.create()
+                return ref
+            except exception.ServiceBinaryExists:
+                # A sibling worker won the race to create it.
+                ref = objects.Service.get_by_host_and_binary(
+                    ctxt, self.host, self.binary)
+        version = objects.service.SERVICE_VERSION
+        if ref.version != version:
+            ref.version = version
+            ref.save()
+        return ref
+
+    def periodic_tasks(self, raise_on_error: bool = False) -> float:
+        """Run due periodic tasks; returns the seconds until the next one."""
+        ctxt = novalet_context.get_admin_context()
+        return self.manager.run_periodic_tasks(  # type: ignore[no-any-return]
+            ctxt, raise_on_error=raise_on_error)
+
+    def stop(self, graceful: bool = True) -> None:
+        if self._periodic is not None:
+            self._periodic.stop()
+        if self.servicegroup_api is not None:
+            try:
+                self.servicegroup_api.leave(self.host, self.topic, self)
+            except Exception:
+                LOG.exception("Leaving the service group failed")
+        if self.rpcserver is not None:
+            try:
+                self.rpcserver.stop()
+                if graceful:
+                    self.rpcserver.wait()
+            except Exception:
+                LOG.exception("Stopping the RPC server failed")
+        if hasattr(self.manager, "cleanup_host"):
+            self.manager.cleanup_host()
+        self.started = False
+        self._stopped.set()
+        super().stop(graceful=graceful)
+        LOG.info("%s on %s stopped", self.binary, self.host)
+
+    def wait(self) -> None:
+        """Block until ``stop()``."""
+        self._stopped.wait()

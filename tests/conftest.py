@@ -1,0 +1,231 @@
+"""Root fixtures. ``import novalet`` first: it selects oslo.service's
+threading backend before any other oslo import."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import novalet  # noqa: F401  (must stay first)
+
+import pytest
+
+from novalet import conf as novalet_conf
+from novalet import indirection, objects, rpc
+from novalet.db import api as db_api
+from novalet.db import migration
+from tests import services
+
+REQUIRE_SERVICES = os.environ.get("NOVALET_REQUIRE_SERVICES") == "1"
+DB_BACKENDS = ("sqlite", "postgresql", "mysql")
+
+
+def service_unavailable(reason: str) -> None:
+    """Skip (laptop) or fail (CI: NOVALET_REQUIRE_SERVICES=1)."""
+    if REQUIRE_SERVICES:
+        pytest.fail("required service unavailable: %s" % reason)
+    pytest.skip("service unavailable: %s" % reason)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _novalet_session() -> None:
+    novalet_conf.parse_args([], default_config_files=[])
+    objects.register_all()
+
+
+class ConfOverrides:
+    """Set oslo.config overrides for one test; all cleared after it."""
+
+    def __init__(self) -> None:
+        self.CONF = novalet_conf.CONF
+        self._set: list[tuple[str, str | None]] = []
+
+    def __call__(self, name: str, value: Any, group: str | None = None) -> None:
+        self.CONF.set_override(name, value, group)
+        self._set.append((name, group))
+
+    def clear(self) -> None:
+        for name, group in reversed(self._set):
+            self.CONF.clear_override(name, group)
+        self._set.clear()
+
+
+@pytest.fixture(autouse=True)
+def conf() -> Iterator[ConfOverrides]:
+    overrides = ConfOverrides()
+    yield overrides
+    indirection.reset()
+    rpc.cleanup()
+    db_api.dispose()
+    overrides.clear()
+
+
+_databases: dict[str, services.Database] = {}
+
+
+@pytest.fixture(scope="session")
+def _database_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    directory = str(tmp_path_factory.mktemp("db"))
+
+    def get(backend: str) -> services.Database:
+        if backend not in _databases:
+            try:
+                database = services.provision_database(backend, directory)
+            except services.ServiceUnavailable as e:
+                service_unavailable(str(e))
+            _databases[backend] = database
+        return _databases[backend]
+
+    yield get
+    for database in _databases.values():
+        database.drop()
+    _databases.clear()
+
+
+def use_database(conf: ConfOverrides, database: services.Database) -> None:
+    """Point novalet at ``database``, migrated and empty."""
+    conf("connection", database.url, "database")
+    db_api.configure(novalet_conf.CONF)
+    if migration.db_version() != migration.head_revision():
+        migration.db_sync()
+    database.clean()
+
+
+@pytest.fixture(params=DB_BACKENDS)
+def database(request: pytest.FixtureRequest, conf: ConfOverrides,
+             _database_registry: Any) -> services.Database:
+    """The same test on SQLite, PostgreSQL and MariaDB."""
+    db = _database_registry(request.param)
+    use_database(conf, db)
+    return db  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def sqlite_db(conf: ConfOverrides, _database_registry: Any) -> services.Database:
+    db = _database_registry("sqlite")
+    use_database(conf, db)
+    return db  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def postgresql_db(conf: ConfOverrides, _database_registry: Any) -> services.Database:
+    db = _database_registry("postgresql")
+    use_database(conf, db)
+    return db  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="session")
+def rabbit_vhost() -> Iterator[services.RabbitVhost]:
+    try:
+        vhost = services.RabbitVhost()
+    except services.ServiceUnavailable as e:
+        service_unavailable(str(e))
+    yield vhost
+    vhost.delete()
+
+
+@pytest.fixture
+def redis_url() -> str:
+    try:
+        return services.check_redis()
+    except services.ServiceUnavailable as e:
+        service_unavailable(str(e))
+        raise
+
+
+# -- the paths a remotable call can take -----------------------------------
+
+class CallPath:
+    """How a test's objects reach the database."""
+
+    def __init__(self, name: str, database: services.Database,
+                 remote: bool) -> None:
+        self.name = name
+        self.database = database
+        self.remote = remote
+
+
+PATHS = [
+    "local-sqlite", "local-postgresql", "local-mysql",
+    "inprocess", "fakerpc",
+    pytest.param("conductor-rabbit-postgresql", marks=pytest.mark.integration),
+]
+
+
+@pytest.fixture(scope="session")
+def conductor_process(tmp_path_factory: pytest.TempPathFactory,
+                      rabbit_vhost: services.RabbitVhost,
+                      _database_registry: Any) -> Iterator[dict[str, Any]]:
+    """A separate ``novalet-conductor`` on RabbitMQ and PostgreSQL."""
+    from tests import processes
+
+    database = _database_registry("postgresql")
+    directory = tmp_path_factory.mktemp("conductor")
+    topic = "conductor-%s" % os.urandom(4).hex()
+    config = processes.write_config(str(directory / "novalet.conf"), {
+        "DEFAULT": {"transport_url": rabbit_vhost.url, "host": "test-conductor"},
+        "database": {"connection": database.url},
+        "conductor": {"workers": 1, "topic": topic},
+    })
+    result = processes.run_command("novalet-manage", "--config-file", config,
+                                   "db", "sync")
+    assert result.returncode == 0, result.stderr
+    proc = processes.ServiceProcess("novalet-conductor", config,
+                                    str(directory / "conductor.log"))
+    proc.wait_for_log(r"novalet-conductor started on test-conductor")
+    yield {"process": proc, "topic": topic, "database": database,
+           "transport_url": rabbit_vhost.url}
+    proc.stop()
+
+
+@pytest.fixture(params=PATHS)
+def path(request: pytest.FixtureRequest, conf: ConfOverrides,
+         _database_registry: Any) -> Iterator[CallPath]:
+    """One test body, every path: local on each database, the in-process
+    conductor, oslo.messaging's fake:// transport to a conductor thread, and
+    a separate novalet-conductor over RabbitMQ into PostgreSQL."""
+    name = request.param
+    if name.startswith("local-"):
+        db = _database_registry(name.split("-", 1)[1])
+        use_database(conf, db)
+        indirection.reset()
+        yield CallPath(name, db, remote=False)
+        return
+    if name == "inprocess":
+        db = _database_registry("sqlite")
+        use_database(conf, db)
+        conf("indirection", "inprocess", "objects")
+        indirection.configure(novalet_conf.CONF)
+        yield CallPath(name, db, remote=True)
+        return
+    if name == "fakerpc":
+        from novalet.conductor import manager as conductor_manager
+
+        db = _database_registry("sqlite")
+        use_database(conf, db)
+        conf("topic", "conductor-%s" % os.urandom(4).hex(), "conductor")
+        conf("transport_url", "fake://")
+        rpc.init(novalet_conf.CONF)
+        server = rpc.Server(novalet_conf.CONF.conductor.topic,
+                            [conductor_manager.ConductorManager(novalet_conf.CONF)],
+                            server="test-conductor")
+        server.start()
+        conf("indirection", "rpc", "objects")
+        indirection.configure(novalet_conf.CONF)
+        try:
+            yield CallPath(name, db, remote=True)
+        finally:
+            server.stop()
+            server.wait()
+        return
+    conductor = request.getfixturevalue("conductor_process")
+    db = conductor["database"]
+    db.clean()
+    conf("topic", conductor["topic"], "conductor")
+    conf("transport_url", conductor["transport_url"])
+    conf("connection", db.url, "database")
+    conf("indirection", "rpc", "objects")
+    indirection.configure(novalet_conf.CONF)
+    yield CallPath(name, db, remote=True)
+    assert not conductor["process"].errors(), conductor["process"].errors()

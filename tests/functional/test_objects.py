@@ -1,0 +1,228 @@
+"""Object behaviour, one body per test, run on every call path (``path``):
+local on SQLite/PostgreSQL/MariaDB, in-process conductor, fake:// RPC to a
+conductor thread, and a separate novalet-conductor over RabbitMQ into
+PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+
+from novalet import context, exception, objects
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def _service(ctxt, host="h1", binary="novalet-compute"):
+    svc = objects.Service(ctxt, host=host, binary=binary, topic="compute")
+    svc.create()
+    return svc
+
+
+def _node(ctxt, host="h1", nodename="node-1", **kw):
+    values = dict(host=host, hypervisor_hostname=nodename, vcpus=8,
+                  memory_mb=16384, local_gb=100, hypervisor_type="fake",
+                  hypervisor_version=1000, cpu_info="{}")
+    values.update(kw)
+    node = objects.ComputeNode(ctxt, **values)
+    node.create()
+    return node
+
+
+def test_service_create_and_get(path):
+    ctxt = context.get_admin_context()
+    svc = _service(ctxt)
+    assert svc.id > 0 and svc.uuid
+    assert svc.obj_what_changed() == set()
+    got = objects.Service.get_by_host_and_binary(ctxt, "h1", "novalet-compute")
+    assert got.uuid == svc.uuid
+    assert got.report_count == 0 and got.disabled is False
+    assert got.version == objects.service.SERVICE_VERSION
+    assert got.created_at is not None and got.created_at.tzinfo is not None
+    rows = path.database.query("SELECT host, topic FROM services")
+    assert [tuple(r) for r in rows] == [("h1", "compute")]
+
+
+def test_service_not_found_is_typed(path):
+    ctxt = context.get_admin_context()
+    with pytest.raises(exception.ServiceNotFound) as info:
+        objects.Service.get_by_host_and_binary(ctxt, "nohost", "novalet-compute")
+    assert "nohost" in info.value.message
+
+
+def test_duplicate_service_is_typed_and_writes_nothing(path):
+    ctxt = context.get_admin_context()
+    _service(ctxt)
+    with pytest.raises(exception.ServiceBinaryExists):
+        _service(ctxt)
+    assert len(path.database.query("SELECT id FROM services")) == 1
+
+
+def test_heartbeat_moves_last_seen_up_only_when_report_count_grows(path):
+    ctxt = context.get_admin_context()
+    svc = _service(ctxt)
+    assert svc.last_seen_up is None
+    svc.report_count += 1
+    svc.save()
+    first = svc.last_seen_up
+    assert first is not None
+    assert svc.obj_what_changed() == set()
+    svc.disabled = True
+    svc.disabled_reason = "maintenance"
+    svc.save()
+    assert svc.last_seen_up == first
+    again = objects.Service.get_by_id(ctxt, svc.id)
+    assert again.disabled and again.disabled_reason == "maintenance"
+    assert again.last_seen_up == first
+    assert again.report_count == 1
+
+
+def test_service_list_and_destroy(path):
+    ctxt = context.get_admin_context()
+    a = _service(ctxt, host="a")
+    _service(ctxt, host="b")
+    _service(ctxt, host="b", binary="novalet-conductor")
+    assert sorted(s.host for s in objects.ServiceList.get_all(ctxt)) == ["a", "b", "b"]
+    computes = objects.ServiceList.get_all(ctxt, binary="novalet-compute")
+    assert sorted(s.host for s in computes) == ["a", "b"]
+    a.destroy()
+    assert sorted(s.host for s in objects.ServiceList.get_all(ctxt)) == ["b", "b"]
+    with pytest.raises(exception.ServiceNotFound):
+        objects.Service.get_by_id(ctxt, a.id)
+    # A live row with the same host/binary can exist again after a delete.
+    _service(ctxt, host="a")
+
+
+def test_compute_node_crud(path):
+    ctxt = context.get_admin_context()
+    node = _node(ctxt, stats={"num_instances": "0"})
+    got = objects.ComputeNode.get_by_host_and_nodename(ctxt, "h1", "node-1")
+    assert got.id == node.id and got.stats == {"num_instances": "0"}
+    got.memory_mb_used = 2048
+    got.stats = {"num_instances": "1"}
+    got.save()
+    again = objects.ComputeNode.get_by_id(ctxt, node.id)
+    assert again.memory_mb_used == 2048 and again.stats == {"num_instances": "1"}
+    assert again.updated_at is not None
+    _node(ctxt, nodename="node-2")
+    _node(ctxt, host="h2", nodename="node-1")
+    assert len(objects.ComputeNodeList.get_all(ctxt)) == 3
+    assert sorted(n.hypervisor_hostname
+                  for n in objects.ComputeNodeList.get_by_host(ctxt, "h1")) == ["node-1", "node-2"]
+    assert len(objects.ComputeNodeList.get_by_host(ctxt, "nohost")) == 0
+    with pytest.raises(exception.ComputeHostExists):
+        _node(ctxt)
+    got.destroy()
+    with pytest.raises(exception.ComputeHostNotFound):
+        objects.ComputeNode.get_by_host_and_nodename(ctxt, "h1", "node-1")
+
+
+def test_one_field_save_writes_one_column(path):
+    """A save of memory_mb_used leaves a column another writer changed."""
+    ctxt = context.get_admin_context()
+    node = _node(ctxt)
+    path.database.query("UPDATE compute_nodes SET vcpus_used = 7 WHERE id = :id",
+                        id=node.id)
+    assert node.vcpus_used == 0  # our copy is stale
+    node.memory_mb_used = 4096
+    node.save()
+    row = path.database.query(
+        "SELECT vcpus_used, memory_mb_used FROM compute_nodes WHERE id = :id",
+        id=node.id)[0]
+    assert tuple(row) == (7, 4096)
+
+
+def test_noop_save_does_nothing(path):
+    ctxt = context.get_admin_context()
+    node = _node(ctxt)
+    # Remove the row behind the object's back: a save that ran any SQL (or
+    # reached the conductor) would now fail with ComputeHostNotFound.
+    path.database.query("DELETE FROM compute_nodes WHERE id = :id", id=node.id)
+    node.save()
+    node.memory_mb_used = 1
+    with pytest.raises(exception.ComputeHostNotFound):
+        node.save()
+
+
+def test_bad_values_name_object_and_field_and_write_nothing(path):
+    ctxt = context.get_admin_context()
+    node = _node(ctxt)
+    with pytest.raises(exception.ObjectFieldInvalid) as info:
+        node.memory_mb_used = -5
+    assert "ComputeNode.memory_mb_used" in str(info.value)
+    with pytest.raises(exception.ObjectFieldInvalid) as info:
+        node.vcpus = "many"
+    assert "ComputeNode.vcpus" in str(info.value)
+    with pytest.raises(exception.ObjectFieldInvalid):
+        objects.Instance(ctxt, vm_state="flying")
+    with pytest.raises(exception.ObjectFieldInvalid):
+        objects.Service(ctxt, disabled="maybe")
+    node.save()  # nothing valid was changed
+    row = path.database.query("SELECT memory_mb_used, vcpus FROM compute_nodes")[0]
+    assert tuple(row) == (0, 8)
+
+
+def test_instances_by_host_and_node(path):
+    ctxt = context.get_admin_context()
+    for node in ("node-1", "node-1", "node-2"):
+        objects.Instance(ctxt, host="h1", node=node, vcpus=2, memory_mb=512,
+                         root_gb=10, vm_state="active").create()
+    objects.Instance(ctxt, host="h2", node="node-1", vcpus=1, memory_mb=256).create()
+    on_node = objects.InstanceList.get_by_host_and_node(ctxt, "h1", "node-1")
+    assert len(on_node) == 2 and all(i.vcpus == 2 for i in on_node)
+    inst = on_node[0]
+    inst.vm_state = "stopped"
+    inst.task_state = None
+    inst.launched_at = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
+    inst.save()
+    again = objects.Instance.get_by_uuid(ctxt, inst.uuid)
+    assert again.vm_state == "stopped"
+    assert again.launched_at == datetime.datetime(2026, 1, 2, 3, 4, 5,
+                                                  tzinfo=datetime.UTC)
+    with pytest.raises(exception.InstanceExists):
+        objects.Instance(ctxt, uuid=inst.uuid, host="h1", node="node-1",
+                         vcpus=1, memory_mb=1).create()
+    inst.destroy()
+    assert len(objects.InstanceList.get_by_host_and_node(ctxt, "h1", "node-1")) == 1
+    with pytest.raises(exception.InstanceNotFound):
+        objects.Instance.get_by_uuid(ctxt, inst.uuid)
+
+
+def test_migrations_in_progress(path):
+    ctxt = context.get_admin_context()
+    inst = objects.Instance(ctxt, host="h1", node="n1", vcpus=1, memory_mb=128)
+    inst.create()
+
+    def migration(status, **kw):
+        values = dict(instance_uuid=inst.uuid, source_compute="h1",
+                      source_node="n1", dest_compute="h2", dest_node="n2",
+                      status=status, migration_type="resize", old_vcpus=1,
+                      new_vcpus=2)
+        values.update(kw)
+        m = objects.Migration(ctxt, **values)
+        m.create()
+        return m
+
+    running = migration("migrating")
+    migration("confirmed")
+    migration("pre-migrating", dest_compute="h3", dest_node="n3")
+    assert [m.uuid for m in objects.MigrationList.get_in_progress_by_host_and_node(
+        ctxt, "h2", "n2")] == [running.uuid]
+    assert len(objects.MigrationList.get_in_progress_by_host_and_node(
+        ctxt, "h1", "n1")) == 2
+    running.status = "finished"
+    running.save()
+    running.status = "confirmed"
+    running.save()
+    assert len(objects.MigrationList.get_in_progress_by_host_and_node(
+        ctxt, "h2", "n2")) == 0
+    with pytest.raises(exception.ObjectFieldInvalid):
+        running.status = "teleported"
+
+
+def test_orphaned_object_cannot_call_remotable(path):
+    svc = objects.Service(host="h", binary="b")
+    with pytest.raises(Exception) as info:
+        svc.create()
+    assert "orphan" in str(info.value).lower()

@@ -1,0 +1,87 @@
+"""Run novalet commands as separate processes for integration tests."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+BIN_DIR = os.path.dirname(sys.executable)
+
+
+def write_config(path: str, sections: dict[str, dict[str, Any]]) -> str:
+    with open(path, "w") as f:
+        for section, values in sections.items():
+            f.write("[%s]\n" % section)
+            for key, value in values.items():
+                f.write("%s = %s\n" % (key, value))
+            f.write("\n")
+    return path
+
+
+def run_command(binary: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([os.path.join(BIN_DIR, binary), *args],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+class ServiceProcess:
+    """A novalet service process whose output goes to a log file."""
+
+    def __init__(self, binary: str, config_file: str, log_path: str,
+                 *extra_args: str, bin_dir: str = BIN_DIR) -> None:
+        self.binary = binary
+        self.log_path = log_path
+        self._log = open(log_path, "w")
+        self.proc = subprocess.Popen(
+            [os.path.join(bin_dir, binary), "--config-file", config_file,
+             *extra_args],
+            stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def log(self) -> str:
+        with open(self.log_path) as f:
+            return f.read()
+
+    def wait_for_log(self, pattern: str, timeout: float = 60) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        regex = re.compile(pattern)
+        while time.monotonic() < deadline:
+            match = regex.search(self.log())
+            if match:
+                return match
+            if self.proc.poll() is not None:
+                raise AssertionError("%s exited (%s) before logging %r:\n%s" % (
+                    self.binary, self.proc.returncode, pattern, self.log()[-4000:]))
+            time.sleep(0.1)
+        raise AssertionError("%s did not log %r within %ss:\n%s" % (
+            self.binary, pattern, timeout, self.log()[-4000:]))
+
+    def signal(self, signum: int) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signum)
+
+    def stop(self, timeout: float = 30) -> int:
+        """SIGTERM and wait; SIGKILL past ``timeout``."""
+        if self.proc.poll() is None:
+            self.signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.signal(signal.SIGKILL)
+                self.proc.wait(10)
+        self._log.close()
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        self.signal(signal.SIGKILL)
+        self.proc.wait(10)
+        self._log.close()
+
+    def errors(self) -> list[str]:
+        """Log lines at ERROR or CRITICAL, and tracebacks."""
+        return [line for line in self.log().splitlines()
+                if " ERROR " in line or " CRITICAL " in line
+                or line.startswith("Traceback")]
