@@ -40,6 +40,7 @@ class Service(oslo_service.Service):
                  default_indirection: str,
                  servicegroup_api: Any = None,
                  periodic_enable: bool = True,
+                 objects_local: bool = False,
                  periodic_fuzzy_delay: int | None = None) -> None:
         super().__init__()
         self.conf = conf
@@ -51,6 +52,7 @@ class Service(oslo_service.Service):
         self.default_indirection = default_indirection
         self.servicegroup_api = servicegroup_api
         self.periodic_enable = periodic_enable
+        self.objects_local = objects_local
         self.periodic_fuzzy_delay = (conf.periodic_fuzzy_delay
                                      if periodic_fuzzy_delay is None
                                      else periodic_fuzzy_delay)
@@ -78,7 +80,8 @@ class Service(oslo_service.Service):
         self.manager.init_host()
         self.manager.pre_start_hook()
         self.rpcserver = rpc.Server(self.topic, [self.manager],
-                                    server=self.host, version=self.rpc_version)
+                                    server=self.host, version=self.rpc_version,
+                                    objects_local=self.objects_local)
         self.rpcserver.start()
         self.manager.post_start_hook()
         if self.servicegroup_api is not None:

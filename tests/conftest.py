@@ -179,12 +179,27 @@ def conductor_process(tmp_path_factory: pytest.TempPathFactory,
     proc.stop()
 
 
+REMOTE_PATHS = PATHS[3:]
+
+
 @pytest.fixture(params=PATHS)
 def path(request: pytest.FixtureRequest, conf: ConfOverrides,
          _database_registry: Any) -> Iterator[CallPath]:
     """One test body, every path: local on each database, the in-process
     conductor, oslo.messaging's fake:// transport to a conductor thread, and
     a separate novalet-conductor over RabbitMQ into PostgreSQL."""
+    yield from _call_path(request, conf, _database_registry)
+
+
+@pytest.fixture(params=REMOTE_PATHS)
+def remote_path(request: pytest.FixtureRequest, conf: ConfOverrides,
+                _database_registry: Any) -> Iterator[CallPath]:
+    """The paths through a conductor only."""
+    yield from _call_path(request, conf, _database_registry)
+
+
+def _call_path(request: pytest.FixtureRequest, conf: ConfOverrides,
+               _database_registry: Any) -> Iterator[CallPath]:
     name = request.param
     if name.startswith("local-"):
         db = _database_registry(name.split("-", 1)[1])
@@ -209,7 +224,7 @@ def path(request: pytest.FixtureRequest, conf: ConfOverrides,
         rpc.init(novalet_conf.CONF)
         server = rpc.Server(novalet_conf.CONF.conductor.topic,
                             [conductor_manager.ConductorManager(novalet_conf.CONF)],
-                            server="test-conductor")
+                            server="test-conductor", objects_local=True)
         server.start()
         conf("indirection", "rpc", "objects")
         indirection.configure(novalet_conf.CONF)

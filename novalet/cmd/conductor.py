@@ -41,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         CONF, host=CONF.host, binary=BINARY, topic=CONF.conductor.topic,
         manager=conductor_manager.ConductorManager(CONF),
         rpc_version=conductor_manager.RPC_API_VERSION,
-        default_indirection="direct")
+        default_indirection="direct", objects_local=True)
     launcher = oslo_service.launch(CONF, server,
                                    workers=CONF.conductor.workers,
                                    restart_method="mutate")

@@ -14,6 +14,7 @@ import inspect
 from typing import Any
 
 from oslo_log import log as logging
+from oslo_versionedobjects import base as ovo_base
 from oslo_versionedobjects import exception as ovo_exc
 
 from novalet import exception, rpc
@@ -59,6 +60,9 @@ def _object_class(objname: Any, object_versions: Any) -> Any:
     if not isinstance(objname, str) or not isinstance(object_versions, dict):
         raise exception.MalformedRequest(
             reason="objname must be a string and object_versions a dict")
+    if objname not in ovo_base.VersionedObjectRegistry.obj_classes():
+        raise exception.UnknownObject(objname=objname,
+                                      reason="no such object is registered")
     version = object_versions.get(objname)
     if version is None:
         raise exception.MalformedRequest(

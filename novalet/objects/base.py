@@ -115,6 +115,34 @@ class NovaletObject(ovo_base.VersionedObject):
                 objname=self.obj_name(), field=name, value=value, reason=e)
 
     @classmethod
+    def _obj_from_primitive(cls, context: Any, objver: str,
+                            primitive: dict[str, Any]) -> Any:
+        objdata = primitive.get("%s.data" % cls.OBJ_SERIAL_NAMESPACE)
+        changes = primitive.get("%s.changes" % cls.OBJ_SERIAL_NAMESPACE, [])
+        if not isinstance(objdata, dict) or not isinstance(changes, list):
+            raise exception.MalformedRequest(
+                reason="%s primitive needs a data dict and a changes list"
+                % cls.obj_name())
+        try:
+            return super()._obj_from_primitive(context, objver, primitive)
+        except exception.ObjectFieldInvalid:
+            raise
+        except (AttributeError, KeyError, TypeError, ValueError) as e:
+            # Name the field whose primitive could not be read.
+            probe = cls()
+            for name, field in cls.fields.items():
+                if name not in objdata:
+                    continue
+                try:
+                    field.from_primitive(probe, name, objdata[name])
+                except Exception as field_error:
+                    raise exception.ObjectFieldInvalid(
+                        objname=cls.obj_name(), field=name,
+                        value=objdata[name], reason=field_error)
+            raise exception.MalformedRequest(
+                reason="%s primitive: %s" % (cls.obj_name(), e))
+
+    @classmethod
     def obj_newest_version(cls) -> str:
         return cls.obj_class_from_name(cls.obj_name(), cls.VERSION).VERSION
 
@@ -210,11 +238,14 @@ class NovaletObjectSerializer(ovo_base.VersionedObjectSerializer):
         if not isinstance(objprim, dict):
             raise exception.MalformedRequest(
                 reason="object primitive is a %s" % type(objprim).__name__)
+        name = objprim.get("novalet_object.name")
+        if name not in ovo_base.VersionedObjectRegistry.obj_classes():
+            # Checked first: oslo.versionedobjects logs an unknown name as
+            # an error, but it is the sender's mistake, not ours.
+            raise exception.UnknownObject(objname=name,
+                                          reason="no such object is registered")
         try:
             return super()._process_object(context, objprim)
-        except ovo_exc.InvalidVersionedObjectNamespace as e:
-            raise exception.UnknownObject(
-                objname=objprim.get("novalet_object.name", "?"), reason=e)
         except ovo_exc.UnsupportedObjectError as e:
             raise exception.UnknownObject(
                 objname=objprim.get("novalet_object.name", "?"), reason=e)

@@ -1,0 +1,161 @@
+"""What the conductor refuses, over every remote path: the caller gets a typed
+``novalet.exception`` error, no row changes, and the conductor keeps serving."""
+
+from __future__ import annotations
+
+import pytest
+
+from novalet import conf as novalet_conf
+from novalet import context, exception, indirection, objects, rpc
+from novalet.objects import base as objects_base
+
+
+@pytest.fixture
+def remote(remote_path):
+    return remote_path
+
+
+def _send(method, **kwargs):
+    """Send a raw conductor call, bypassing the objects' own checks."""
+    ctxt = context.get_admin_context()
+    api = indirection.current()
+    if hasattr(api, "manager"):  # inprocess: same serializer, no transport
+        return api._call(ctxt, method, **kwargs)
+    client = rpc.Client(novalet_conf.CONF.conductor.topic, "1.0", timeout=30)
+    return client.call(ctxt, method, **kwargs)
+
+
+def _node(ctxt):
+    node = objects.ComputeNode(ctxt, host="h1", hypervisor_hostname="n1",
+                               vcpus=4, memory_mb=4096, local_gb=40,
+                               hypervisor_type="fake", hypervisor_version=1,
+                               cpu_info="{}")
+    node.create()
+    return node
+
+
+def _snapshot(path):
+    return [tuple(r) for r in path.database.query(
+        "SELECT id, vcpus, memory_mb_used, deleted FROM compute_nodes ORDER BY id")]
+
+
+def _primitive(node, **changes):
+    prim = node.obj_to_primitive()
+    prim["novalet_object.data"].update(changes)
+    prim["novalet_object.changes"] = list(changes) or ["memory_mb_used"]
+    return prim
+
+
+@pytest.mark.parametrize("method, error", [
+    ("obj_reset_changes", exception.MethodNotRemotable),
+    ("obj_clone", exception.MethodNotRemotable),
+    ("_from_db_object", exception.MethodNotRemotable),
+    ("__init__", exception.MethodNotRemotable),
+    ("obj_db_changes", exception.MethodNotRemotable),
+    ("no_such_method", exception.MethodNotRemotable),
+    ("get_by_id", exception.MethodNotRemotable),  # a class method, as instance
+])
+def test_object_action_refuses_non_remotable(remote, method, error):
+    ctxt = context.get_admin_context()
+    node = _node(ctxt)
+    before = _snapshot(remote)
+    with pytest.raises(error) as info:
+        _send("object_action", objinst=node, objmethod=method, args=[],
+              kwargs={})
+    assert "ComputeNode" in info.value.message
+    assert _snapshot(remote) == before
+    node.memory_mb_used = 5
+    node.save()  # still serving
+    assert _snapshot(remote)[0][2] == 5
+
+
+@pytest.mark.parametrize("objname, method, versions, error", [
+    ("ComputeNode", "create", {"ComputeNode": "1.0"},
+     exception.MethodNotRemotable),  # instance method as class method
+    ("ComputeNode", "obj_class_from_name", {"ComputeNode": "1.0"},
+     exception.MethodNotRemotable),
+    ("ComputeNode", "_from_db_object", {"ComputeNode": "1.0"},
+     exception.MethodNotRemotable),
+    ("NoSuchObject", "get_all", {"NoSuchObject": "1.0"},
+     exception.UnknownObject),
+    ("ComputeNode", "get_by_id", {"ComputeNode": "9.0"},
+     exception.UnsupportedObjectVersion),
+    ("ComputeNode", "get_by_id", {}, exception.MalformedRequest),
+])
+def test_class_action_refusals(remote, objname, method, versions, error):
+    ctxt = context.get_admin_context()
+    _node(ctxt)
+    with pytest.raises(error):
+        _send("object_class_action_versions", objname=objname,
+              objmethod=method, object_versions=versions, args=[1],
+              kwargs={})
+    assert len(objects.ComputeNodeList.get_all(ctxt)) == 1
+
+
+def test_malformed_and_foreign_primitives(remote):
+    ctxt = context.get_admin_context()
+    node = _node(ctxt)
+    before = _snapshot(remote)
+    bad = [
+        # missing data
+        ({"novalet_object.name": "ComputeNode",
+          "novalet_object.namespace": "novalet",
+          "novalet_object.version": "1.0"}, exception.MalformedRequest),
+        # another project's namespace
+        (dict(_primitive(node), **{"novalet_object.namespace": "nova"}),
+         exception.UnknownObject),
+        # unknown object name
+        (dict(_primitive(node), **{"novalet_object.name": "Bogus"}),
+         exception.UnknownObject),
+        # a version newer than the conductor knows
+        (dict(_primitive(node), **{"novalet_object.version": "7.3"}),
+         exception.UnsupportedObjectVersion),
+        # a field of the wrong type
+        (_primitive(node, memory_mb_used="lots"), exception.ObjectFieldInvalid),
+        (_primitive(node, memory_mb_used=-1), exception.ObjectFieldInvalid),
+        (_primitive(node, stats=["not", "a", "dict"]),
+         exception.ObjectFieldInvalid),
+    ]
+    for primitive, error in bad:
+        with pytest.raises(error):
+            _send("object_action", objinst=primitive, objmethod="save",
+                  args=[], kwargs={})
+        assert _snapshot(remote) == before, primitive
+    with pytest.raises(exception.MalformedRequest):
+        _send("object_action", objinst=node, objmethod="save", args="x",
+              kwargs={})
+    node.memory_mb_used = 9
+    node.save()
+    assert _snapshot(remote)[0][2] == 9
+
+
+def test_errors_keep_their_type_and_message(remote):
+    ctxt = context.get_admin_context()
+    with pytest.raises(exception.ComputeHostNotFound) as info:
+        objects.ComputeNode.get_by_host_and_nodename(ctxt, "ghost", "n")
+    assert isinstance(info.value, exception.NotFound)
+    assert info.value.message == "Compute node ghost/n could not be found."
+
+
+def test_save_sends_only_changed_fields(remote, monkeypatch):
+    """The conductor receives the object with one change and returns only
+    what the method changed."""
+    ctxt = context.get_admin_context()
+    node = _node(ctxt)
+    node.memory_mb_used = 1024
+    sent = []
+    api = objects_base.get_indirection_api()
+    real = api.object_action
+
+    def spy(context_, objinst, objmethod, args, kwargs):
+        sent.append(objinst.obj_get_changes())
+        updates, result = real(context_, objinst, objmethod, args, kwargs)
+        sent.append(updates)
+        return updates, result
+
+    monkeypatch.setattr(api, "object_action", spy)
+    node.save()
+    assert sent[0] == {"memory_mb_used": 1024}
+    assert set(sent[1]) == {"updated_at", "obj_what_changed"}
+    assert sent[1]["obj_what_changed"] == []
+    assert node.obj_what_changed() == set()
