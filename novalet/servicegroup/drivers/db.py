@@ -39,7 +39,7 @@ LOST_ERRORS: tuple[type[BaseException], ...] = (
 
 def as_utc(value: datetime.datetime) -> datetime.datetime:
     """``value`` as an aware UTC datetime (naive values are taken as UTC:
-    the database clock is naive locally and aware after crossing RPC)."""
+    the database returns naive UTC)."""
     if value.tzinfo is None:
         return value.replace(tzinfo=datetime.UTC)
     return value.astimezone(datetime.UTC)
@@ -68,7 +68,12 @@ class DbDriver(base.ServiceGroupDriver):
         Raises what a remotable call raises when the model server is lost
         (``RPCTimeout``, ``RPCUnavailable``, ``DatabaseUnavailable``).
         """
-        return as_utc(objects.Service.get_db_time(ctxt))
+        value = objects.Service.get_db_time(ctxt)
+        if isinstance(value, str):
+            # A remotable method's plain (non-object) result crosses RPC as
+            # JSON: the datetime arrives as its ISO 8601 text.
+            value = datetime.datetime.fromisoformat(value)
+        return as_utc(value)
 
     def is_up(self, service_ref: Any, *,
               db_time: datetime.datetime | None = None) -> bool:
