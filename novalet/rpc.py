@@ -247,9 +247,20 @@ class _ExpectedErrors:
         self.target = getattr(endpoint, "target", None)
 
     def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._endpoint, name)
-        if not getattr(attr, "novalet_rpc_exposed", False):
+        if name.startswith("_") or name.startswith("oslo_"):
             raise AttributeError(name)
+        attr = getattr(self._endpoint, name, None)
+        if not getattr(attr, "novalet_rpc_exposed", False):
+            endpoint = type(self._endpoint).__name__
+
+            def refuse(*args: Any, **kwargs: Any) -> Any:
+                try:
+                    raise exception.MethodNotRemotable(objname=endpoint,
+                                                       method=name)
+                except exception.MethodNotRemotable:
+                    raise messaging.ExpectedException()
+
+            return refuse
         expected = self._expected
 
         def call(*args: Any, **kwargs: Any) -> Any:

@@ -74,7 +74,7 @@ class Service(oslo_service.Service):
                               binary=self.binary)
         rpc.init(self.conf)
         ctxt = novalet_context.get_admin_context()
-        self.service_ref = self._get_or_create_record(ctxt)
+        self.service_ref = self._wait_for_record(ctxt)
         if hasattr(self.manager, "service_ref"):
             self.manager.service_ref = self.service_ref
         self.manager.init_host()
@@ -98,6 +98,20 @@ class Service(oslo_service.Service):
         self.started = True
         LOG.info("%s started on %s (topic %s, record %s)", self.binary,
                  self.host, self.topic, self.service_ref.uuid)
+
+    def _wait_for_record(self, ctxt: Any) -> Any:
+        """Get or create the record, waiting for the conductor if needed."""
+        warned = False
+        while True:
+            try:
+                return self._get_or_create_record(ctxt)
+            except exception.RPCUnavailable as e:
+                if self._stopped.is_set():
+                    raise
+                if not warned:
+                    LOG.warning("Waiting for the conductor: %s", e.message)
+                    warned = True
+                self._stopped.wait(1.0)
 
     def _get_or_create_record(self, ctxt: Any) -> Any:
         try:

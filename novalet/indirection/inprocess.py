@@ -12,7 +12,7 @@ from typing import Any
 
 from oslo_config import cfg
 
-from novalet import rpc
+from novalet import exception, rpc
 from novalet.conductor import manager
 from novalet.indirection import base
 from novalet.objects import base as objects_base
@@ -36,7 +36,11 @@ class InProcessIndirectionAPI(base.IndirectionAPI):
             server_ctxt = ser.deserialize_context(wire_ctxt)
             server_kwargs = {k: ser.deserialize_entity(server_ctxt, v)
                              for k, v in wire_kwargs.items()}
-            result = getattr(self.manager, method)(server_ctxt, **server_kwargs)
+            endpoint = getattr(self.manager, method, None)
+            if not getattr(endpoint, "novalet_rpc_exposed", False):
+                raise exception.MethodNotRemotable(
+                    objname=type(self.manager).__name__, method=method)
+            result = endpoint(server_ctxt, **server_kwargs)
             wire_result = rpc.wire_roundtrip(
                 ser.serialize_entity(server_ctxt, result))
         return ser.deserialize_entity(context, wire_result)

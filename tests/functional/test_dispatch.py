@@ -159,3 +159,9 @@ def test_save_sends_only_changed_fields(remote, monkeypatch):
     assert set(sent[1]) == {"updated_at", "obj_what_changed"}
     assert sent[1]["obj_what_changed"] == []
     assert node.obj_what_changed() == set()
+
+
+def test_unknown_rpc_method_is_refused_typed(remote):
+    with pytest.raises(exception.MethodNotRemotable) as info:
+        _send("run_periodic_tasks", context=None)
+    assert "ConductorManager.run_periodic_tasks" in info.value.message

@@ -1,0 +1,55 @@
+"""``novalet-compute``: the compute agent of one host. It has no database
+access: every object call goes to the conductor."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from oslo_log import log as logging
+from oslo_service import service as oslo_service
+
+from novalet import conf as novalet_conf
+from novalet import exception, indirection, rpc, service, servicegroup
+from novalet.cmd import common
+from novalet.compute import manager as compute_manager
+
+LOG = logging.getLogger(__name__)
+BINARY = "novalet-compute"
+
+
+def check_no_database_access(conf: object) -> None:
+    """Raise ``ConfigurationError`` if ``[objects] indirection`` would let
+    this process run remotable methods against the database itself."""
+    name = novalet_conf.CONF.objects.indirection or "rpc"
+    api = indirection.load(name, novalet_conf.CONF)
+    if getattr(api, "runs_locally", False) or name == "inprocess":
+        raise exception.ConfigurationError(
+            reason="[objects] indirection=%s would give %s database access; "
+                   "a compute agent must use 'rpc' (the conductor)"
+                   % (name, BINARY))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    CONF = novalet_conf.CONF
+    common.setup(argv, prog=BINARY)
+    try:
+        check_no_database_access(CONF)
+        LOG.info("%s starting on %s: transport %s, virt driver %s", BINARY,
+                 CONF.host, rpc.masked_transport_url(CONF),
+                 CONF.compute.virt_driver)
+        rpc.check_broker(CONF, CONF.startup_timeout)
+        manager = compute_manager.ComputeManager(CONF, CONF.host)
+    except exception.NovaletException as e:
+        return common.fail(BINARY, e)
+    server = service.Service(
+        CONF, host=CONF.host, binary=BINARY, topic=CONF.compute.topic,
+        manager=manager, rpc_version=compute_manager.RPC_API_VERSION,
+        default_indirection="rpc", servicegroup_api=servicegroup.API(CONF))
+    launcher = oslo_service.launch(CONF, server, workers=1,
+                                   restart_method="mutate")
+    return int(launcher.wait() or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

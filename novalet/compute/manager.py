@@ -1,0 +1,159 @@
+"""The compute agent's manager: periodic resource audits and the compute
+RPC endpoints. It never touches the database: everything goes through
+objects and the conductor."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from oslo_config import cfg
+from oslo_log import log as logging
+from oslo_service import periodic_task
+from oslo_utils import timeutils
+
+from novalet import exception, objects, rpc
+from novalet import manager as base_manager
+from novalet.compute import resource_tracker
+from novalet.objects import fields
+from novalet.virt import driver as virt_driver
+
+LOG = logging.getLogger(__name__)
+
+RPC_API_VERSION = "1.0"
+
+_EXPECTED_AUDIT_ERRORS = (exception.RPCUnavailable, exception.VirtDriverError,
+                          exception.InvalidResourceView,
+                          exception.DatabaseUnavailable)
+
+
+class ComputeManager(base_manager.Manager):
+    """One compute host: a tracker per node the driver reports."""
+
+    target = rpc.endpoint_target(RPC_API_VERSION)
+
+    def __init__(self, conf: cfg.ConfigOpts, host: str,
+                 driver: virt_driver.ComputeDriver | None = None) -> None:
+        super().__init__(conf, host)
+        self.driver = driver or virt_driver.load_driver(
+            conf.compute.virt_driver, conf)
+        self.trackers: dict[str, resource_tracker.ResourceTracker] = {}
+        # The audit's spacing comes from the configuration, not from the
+        # decorator evaluated at import (oslo.service keeps it per class).
+        self._periodic_spacing = dict(
+            self._periodic_spacing,
+            update_available_resource=conf.update_resources_interval)
+
+    def _tracker(self, nodename: str) -> resource_tracker.ResourceTracker:
+        if nodename not in self.trackers:
+            service_id = getattr(self.service_ref, "id", None)
+            self.trackers[nodename] = resource_tracker.ResourceTracker(
+                self.conf, self.host, self.driver, nodename, service_id)
+        return self.trackers[nodename]
+
+    # -- lifecycle -------------------------------------------------------
+
+    def init_host(self) -> None:
+        self.driver.init_host(self.host)
+
+    def pre_start_hook(self) -> None:
+        """The first audit, before the RPC server listens."""
+        from novalet import context as novalet_context
+
+        self.update_available_resource(novalet_context.get_admin_context())
+
+    def cleanup_host(self) -> None:
+        self.driver.cleanup()
+
+    # -- the periodic audit ------------------------------------------------
+
+    @periodic_task.periodic_task(spacing=60, run_immediately=False)
+    def update_available_resource(self, context: Any) -> None:
+        """Audit every node the driver reports; delete the records of nodes
+        it no longer reports. One node's failure does not stop the others."""
+        try:
+            nodenames = self.driver.get_available_nodes()
+        except exception.VirtDriverError as e:
+            LOG.error("Cannot list nodes of %s: %s", self.host, e)
+            return
+        for nodename in nodenames:
+            try:
+                self._tracker(nodename).update_available_resource(context)
+            except _EXPECTED_AUDIT_ERRORS as e:
+                LOG.error("Resource audit of %s failed: %s", nodename,
+                          getattr(e, "message", e))
+            except Exception:
+                LOG.exception("Resource audit of %s failed", nodename)
+        self._forget_vanished_nodes(context, set(nodenames))
+
+    def _forget_vanished_nodes(self, context: Any, nodenames: set[str]) -> None:
+        try:
+            records = objects.ComputeNodeList.get_by_host(context, self.host)
+        except _EXPECTED_AUDIT_ERRORS as e:
+            LOG.error("Cannot list compute nodes of %s: %s", self.host, e)
+            return
+        for record in records:
+            if record.hypervisor_hostname in nodenames:
+                continue
+            LOG.info("Node %s is gone from %s; deleting its record",
+                     record.hypervisor_hostname, self.host)
+            self.trackers.pop(record.hypervisor_hostname, None)
+            try:
+                record.destroy()
+            except exception.ComputeHostNotFound:
+                pass
+
+    # -- RPC endpoints ---------------------------------------------------
+
+    @rpc.expose
+    def build_instance(self, context: Any, instance: Any,
+                       node: str | None = None) -> Any:
+        """Claim resources for ``instance`` on ``node``, spawn it, mark it
+        active. Raises ``ComputeResourcesUnavailable`` (the instance goes to
+        ``error``) and the driver's errors (the claim is aborted)."""
+        nodename = node or self._pick_node()
+        tracker = self._tracker(nodename)
+        instance.node = nodename
+        try:
+            with tracker.instance_claim(context, instance):
+                self.driver.spawn(instance)
+        except Exception:
+            try:
+                instance.vm_state = fields.VMState.ERROR
+                instance.task_state = None
+                instance.save()
+            except Exception:
+                LOG.exception("Cannot mark %s as error", instance.uuid)
+            raise
+        instance.vm_state = fields.VMState.ACTIVE
+        instance.task_state = None
+        instance.launched_at = timeutils.utcnow()
+        instance.save()
+        return instance
+
+    @rpc.expose
+    def terminate_instance(self, context: Any, instance: Any) -> None:
+        """Destroy the guest, delete the instance, give back its resources."""
+        self.driver.destroy(instance)
+        nodename = instance.node
+        instance.vm_state = fields.VMState.DELETED
+        instance.terminated_at = timeutils.utcnow()
+        instance.save()
+        instance.destroy()
+        if nodename in self.trackers:
+            self.trackers[nodename].drop_instance(context, instance)
+
+    def _pick_node(self) -> str:
+        nodes = self.driver.get_available_nodes()
+        if not nodes:
+            raise exception.ComputeResourcesUnavailable(
+                node=self.host, reason="the driver reports no node")
+        ready = [n for n in nodes if n in self.trackers
+                 and self.trackers[n].compute_node is not None]
+        if not ready:
+            return nodes[0]
+
+        def free(n: str) -> int:
+            cn = self.trackers[n].compute_node
+            return int(cn.memory_mb - cn.memory_mb_used)
+
+        return max(ready, key=free)
