@@ -76,18 +76,71 @@ def run_echo_server(url: str, topic: str) -> int:
 
 # -- measuring ---------------------------------------------------------------
 
-class Case:
-    """One kind of call; collects latencies and per-round rates."""
+class CPUProbe:
+    """CPU seconds (user+system, all threads) used by groups of processes."""
 
-    def __init__(self, name: str, call: Callable[[], Any]) -> None:
+    TICK = os.sysconf("SC_CLK_TCK")
+
+    def __init__(self) -> None:
+        self.groups: dict[str, list[int]] = {}
+
+    @staticmethod
+    def _stat(pid: int) -> list[str]:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()
+
+    @staticmethod
+    def named(comm: str) -> list[int]:
+        """Processes whose command name is ``comm``."""
+        found = []
+        for entry in os.listdir("/proc"):
+            with contextlib.suppress(OSError):
+                if entry.isdigit() and open("/proc/%s/comm" % entry).read().strip() == comm:
+                    found.append(int(entry))
+        return found
+
+    @classmethod
+    def tree(cls, root: int) -> list[int]:
+        """``root`` and its descendants."""
+        parents: dict[int, int] = {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                with contextlib.suppress(OSError):
+                    parents[int(entry)] = int(cls._stat(int(entry))[1])
+        found, todo = [], [root]
+        while todo:
+            pid = todo.pop()
+            found.append(pid)
+            todo.extend(p for p, pp in parents.items() if pp == pid)
+        return found
+
+    def snapshot(self) -> dict[str, float]:
+        result = {}
+        for name, pids in self.groups.items():
+            total = 0
+            for pid in pids:
+                with contextlib.suppress(OSError):
+                    fields = self._stat(pid)
+                    total += int(fields[11]) + int(fields[12])
+            result[name] = total / self.TICK
+        return result
+
+
+class Case:
+    """One kind of call; collects latencies, per-round rates, CPU use."""
+
+    def __init__(self, name: str, call: Callable[[], Any], probe: CPUProbe) -> None:
         self.name = name
         self.call = call
+        self.probe = probe
         self.latencies: list[float] = []
         self.elapsed = 0.0
         self.round_rates: list[float] = []
+        self.cpu: dict[str, float] = {}
 
     def run(self, calls: int, seconds: float) -> None:
         latencies: list[float] = []
+        cpu_before = self.probe.snapshot()
         start = now = time.perf_counter()
         deadline = start + seconds
         while len(latencies) < calls and now < deadline:
@@ -98,6 +151,8 @@ class Case:
         self.elapsed += now - start
         self.latencies.extend(latencies)
         self.round_rates.append(len(latencies) / (now - start))
+        for name, used in self.probe.snapshot().items():
+            self.cpu[name] = self.cpu.get(name, 0.0) + used - cpu_before[name]
 
     @property
     def rate(self) -> float:
@@ -120,6 +175,12 @@ def report(cases: list[Case], baseline: Case) -> None:
             case.name, len(case.latencies), case.rate, case.percentile(0.5),
             case.percentile(0.99), ratio,
             " ".join("%.0f" % r for r in case.round_rates), verdict))
+    print("CPU ms per call (all threads; the idle side's own use included):")
+    for case in cases:
+        print("  %-8s %s  total %.2f" % (case.name, "  ".join(
+            "%s %.2f" % (name, used * 1000 / len(case.latencies))
+            for name, used in case.cpu.items()),
+            sum(case.cpu.values()) * 1000 / len(case.latencies)))
 
 
 def environment() -> str:
@@ -137,7 +198,7 @@ def environment() -> str:
 
 # -- the run -----------------------------------------------------------------
 
-def start_echo_server(url: str, topic: str, stack: contextlib.ExitStack) -> None:
+def start_echo_server(url: str, topic: str, stack: contextlib.ExitStack) -> int:
     proc = subprocess.Popen(
         [sys.executable, os.path.abspath(__file__), "--echo-server", url, topic],
         stdout=subprocess.PIPE, text=True, start_new_session=True)
@@ -158,6 +219,7 @@ def start_echo_server(url: str, topic: str, stack: contextlib.ExitStack) -> None
     line = proc.stdout.readline()
     if "ready" not in line:
         raise RuntimeError("echo server did not start (exit %s)" % proc.poll())
+    return proc.pid
 
 
 def start_py_spy(pid: int, out: str, stack: contextlib.ExitStack) -> None:
@@ -205,7 +267,7 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
     stack.callback(conductor.stop)
     conductor.wait_for_log(r"novalet-conductor started on bench-conductor")
     echo_topic = "echo-bench-%s" % os.urandom(4).hex()
-    start_echo_server(vhost.url, echo_topic, stack)
+    echo_pid = start_echo_server(vhost.url, echo_topic, stack)
 
     # This process: a compute-like caller, objects go to the conductor.
     novalet_conf.parse_args(["--config-file", config], default_config_files=[])
@@ -237,11 +299,12 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
         node.memory_mb_used = next(counter)
         node.save()
 
+    probe = CPUProbe()
     cases = [
-        Case("raw", lambda: raw_client.call({}, "echo", payload=primitive)),
+        Case("raw", lambda: raw_client.call({}, "echo", payload=primitive), probe),
         Case("no-DB", lambda: conductor_api.object_backport_versions(
-            ctxt, node, manifest)),
-        Case("save()", save),
+            ctxt, node, manifest), probe),
+        Case("save()", save, probe),
     ]
     print(environment())
     print("payload: ComputeNode primitive, %d bytes JSON (raw: the same dict, "
@@ -255,6 +318,14 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
         case.latencies.clear()
         case.elapsed = 0.0
         case.round_rates.clear()
+        case.cpu.clear()
+    probe.groups = {
+        "client": [os.getpid()], "echo": CPUProbe.tree(echo_pid),
+        "conductor": CPUProbe.tree(conductor.proc.pid),
+        "rabbitmq": CPUProbe.named("beam.smp"),
+        "postgres": [row[0] for row in database.query(
+            "SELECT pid FROM pg_stat_activity WHERE datname = :n "
+            "AND pid <> pg_backend_pid()", n=database.name)]}
     if args.py_spy:
         os.makedirs(args.py_spy, exist_ok=True)
         start_py_spy(conductor.proc.pid, os.path.join(args.py_spy, "conductor.txt"),

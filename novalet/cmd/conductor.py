@@ -9,7 +9,7 @@ from oslo_log import log as logging
 from oslo_service import service as oslo_service
 
 from novalet import conf as novalet_conf
-from novalet import exception, rpc, service
+from novalet import exception, rpc, service, servicegroup
 from novalet.cmd import common
 from novalet.conductor import manager as conductor_manager
 from novalet.db import api as db_api
@@ -41,7 +41,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         CONF, host=CONF.host, binary=BINARY, topic=CONF.conductor.topic,
         manager=conductor_manager.ConductorManager(CONF),
         rpc_version=conductor_manager.RPC_API_VERSION,
-        default_indirection="direct", objects_local=True)
+        default_indirection="direct", objects_local=True,
+        servicegroup_api=servicegroup.API(CONF))
     launcher = oslo_service.launch(CONF, server,
                                    workers=CONF.conductor.workers,
                                    restart_method="mutate")

@@ -75,9 +75,10 @@ class Service(base.NovaletPersistentObject, base.NovaletObject):
 
     @classmethod
     @base.remotable
-    def get_db_time(cls, context: Any) -> Any:
-        """The database clock, against which ``last_seen_up`` is compared."""
-        return db_api.db_utcnow(context)
+    def get_db_time(cls, context: Any) -> str:
+        """The database clock (UTC, ISO 8601 text, the same on every path),
+        against which ``last_seen_up`` is compared."""
+        return db_api.db_utcnow(context).replace(tzinfo=None).isoformat()
 
     @base.remotable
     def create(self) -> None:

@@ -16,7 +16,7 @@ object_data = {
     "InstanceList": "1.0-d7dc2c281eb21f5567f8da74a051ad54",
     "Migration": "1.0-0e527ad824bc8cd9c57a12bd5472949b",
     "MigrationList": "1.0-6da9dbb9272ba96f8adc3fa2931f69be",
-    "Service": "1.0-c92d1d223ec68fdf0c73a2137e07d128",
+    "Service": "1.0-a9356edfd1e510fc97d0b09240dd87fa",
     "ServiceList": "1.0-9cf2c90f58e75c014934c338eddb2953",
 }
 

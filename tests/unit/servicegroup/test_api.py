@@ -131,6 +131,13 @@ def test_is_up_asks_the_database_clock_once(conf):
                            return_value=T0.replace(tzinfo=None)) as clock:
         assert driver.is_up(svc)
     clock.assert_called_once_with(svc.obj_context)
+    # Over RPC the plain datetime result arrives as ISO 8601 text.
+    with mock.patch.object(objects.Service, "get_db_time",
+                           return_value="2001-02-03T04:06:06.000000"):
+        assert driver.is_up(svc)
+    with mock.patch.object(objects.Service, "get_db_time",
+                           return_value="2001-02-03T04:06:07.000000"):
+        assert not driver.is_up(svc)
     with mock.patch.object(objects.Service, "get_db_time",
                            return_value=T0 + datetime.timedelta(hours=1)):
         assert not driver.is_up(svc)
@@ -253,6 +260,20 @@ def test_reporters_are_per_host_and_topic_and_leave_stops_one(conf):
     finally:
         driver.stop()
     assert driver.joined() == []
+
+
+def test_first_beat_waits_for_the_initial_delay(conf):
+    conf.set_override("report_interval", 1)
+    driver = DbDriver(conf)  # default initial delay: 5 s
+    waiting, eager = FakeServiceRef(), FakeServiceRef()
+    driver.join("waiting", "compute", FakeService(waiting))
+    driver.join("eager", "compute", FakeService(eager), initial_delay=0)
+    try:
+        wait_for(lambda: len(eager.saved) >= 1)
+        assert waiting.saved == []
+    finally:
+        driver.stop()
+    assert waiting.saved == []
 
 
 def test_join_without_a_record_is_refused(conf):
