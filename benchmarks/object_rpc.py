@@ -225,7 +225,7 @@ def start_echo_server(url: str, topic: str, stack: contextlib.ExitStack) -> int:
 def start_py_spy(pid: int, out: str, stack: contextlib.ExitStack) -> None:
     spy = os.path.join(os.path.dirname(sys.executable), "py-spy")
     proc = subprocess.Popen(
-        [spy, "record", "--pid", str(pid), "--subprocesses", "--nonblocking",
+        [spy, "record", "--pid", str(pid), "--subprocesses", "--nonblocking", "--gil",
          "--format", "raw", "--rate", "250", "--output", out],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -300,12 +300,13 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
         node.save()
 
     probe = CPUProbe()
-    cases = [
+    all_cases = [
         Case("raw", lambda: raw_client.call({}, "echo", payload=primitive), probe),
         Case("no-DB", lambda: conductor_api.object_backport_versions(
             ctxt, node, manifest), probe),
         Case("save()", save, probe),
     ]
+    cases = [c for c in all_cases if c.name == "raw" or c.name in args.cases]
     print(environment())
     print("payload: ComputeNode primitive, %d bytes JSON (raw: the same dict, "
           "empty context; novalet context: %d bytes)" % (
@@ -358,6 +359,9 @@ def main() -> int:
                         help="interleaved rounds of all cases (default 3)")
     parser.add_argument("--warmup", type=int, default=200,
                         help="warm-up calls per case (default 200)")
+    parser.add_argument("--cases", type=lambda v: v.split(","), default=list(TARGETS),
+                        help="novalet cases to run, of %s (raw always runs)"
+                        % ",".join(TARGETS))
     parser.add_argument("--py-spy", metavar="DIR",
                         help="record py-spy raw profiles of the conductor and "
                              "this process during the measured rounds into DIR")

@@ -94,7 +94,8 @@ def test_db_heartbeat_keeps_a_service_up_until_it_leaves(path, fast):
     assert db_row(path.database, svc) == stopped_at
     fresh = objects.Service.get_by_id(ctxt, svc.id)
     assert not sg.is_up(fresh)
-    assert [(s.id, up) for s, up in sg.get_all(ctxt)] == [(svc.id, False)]
+    assert [(s.id, up) for s, up in sg.get_all(ctxt, binary=svc.binary)] == [
+        (svc.id, False)]
 
 
 class LostConductor:

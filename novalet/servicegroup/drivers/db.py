@@ -56,8 +56,23 @@ class DbDriver(base.ServiceGroupDriver):
                 action="join", reason="%s has no Service record" % service)
 
         def beat() -> None:
+            nonlocal service_ref
             service_ref.report_count += 1
-            service_ref.save()
+            try:
+                service_ref.save()
+            except exception.ServiceNotFound:
+                # Deleted while the service runs: it is alive, so register
+                # it again rather than fail every beat from now on.
+                LOG.warning("The record of %s was deleted while it runs; "
+                            "registering it again", service)
+                service_ref = objects.Service(
+                    service_ref.obj_context, host=service_ref.host,
+                    binary=service_ref.binary, topic=service_ref.topic,
+                    version=service_ref.version)
+                service_ref.create()
+                service.service_ref = service_ref
+                service_ref.report_count = 1
+                service_ref.save()
 
         return base.Reporter(base.service_name(host, topic, service), beat,
                              what="model server", lost_errors=LOST_ERRORS)
