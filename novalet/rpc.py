@@ -30,6 +30,19 @@ ALLOWED_EXMODS = [exception.__name__]
 
 _lock = threading.Lock()
 _transport: Any = None
+_local = threading.local()
+
+
+@contextlib.contextmanager
+def call_timeout(seconds: float) -> Iterator[None]:
+    """Calls made by this thread inside the block wait at most ``seconds``
+    (e.g. a heartbeat: an answer older than the next beat is worthless)."""
+    previous = getattr(_local, "timeout", None)
+    _local.timeout = seconds
+    try:
+        yield
+    finally:
+        _local.timeout = previous
 
 
 def init(conf: cfg.ConfigOpts) -> None:
@@ -191,6 +204,8 @@ class Client:
     def call(self, ctxt: Any, method: str, *, version: str | None = None,
              server: str | None = None, timeout: float | None = None,
              **kwargs: Any) -> Any:
+        if timeout is None:
+            timeout = getattr(_local, "timeout", None)
         cctxt = self._prepare(version, server, timeout)
         try:
             return cctxt.call(ctxt, method, **kwargs)

@@ -33,9 +33,12 @@ def _register_library_defaults(conf: cfg.ConfigOpts) -> None:
     # set novalet's defaults; its later registration is then a no-op.
     oslo_messaging.set_transport_defaults("novalet")
     for group, group_opts in messaging_opts.list_opts():
-        if group is None:
-            conf.register_opts(group_opts)
+        if group in (None, "oslo_messaging_rabbit"):
+            conf.register_opts(group_opts, group=group)
     conf.set_default("transport_url", DEFAULT_TRANSPORT_URL)
+    # Reconnect to a restarted broker every second rather than backing off
+    # to 30 s: heartbeats must resume within two report intervals.
+    conf.set_default("rabbit_retry_backoff", 0, group="oslo_messaging_rabbit")
     logging.register_options(conf)
     logging.set_defaults(default_log_levels=logging.get_default_log_levels() + [
         "alembic=WARN", "stevedore=WARN", "oslo_service=WARN",

@@ -25,7 +25,7 @@ from typing import Any
 from oslo_log import log as logging
 
 from novalet import context as novalet_context
-from novalet import exception, objects
+from novalet import exception, objects, rpc
 from novalet.servicegroup.drivers import base
 
 LOG = logging.getLogger(__name__)
@@ -55,11 +55,17 @@ class DbDriver(base.ServiceGroupDriver):
             raise exception.ObjectActionError(
                 action="join", reason="%s has no Service record" % service)
 
+        # A beat waits at most one interval: after a broker or conductor
+        # restart the next beat goes out at once instead of queuing behind
+        # a call whose answer is lost.
+        timeout = max(1.0, float(self.conf.report_interval))
+
         def beat() -> None:
             nonlocal service_ref
             service_ref.report_count += 1
             try:
-                service_ref.save()
+                with rpc.call_timeout(timeout):
+                    service_ref.save()
             except exception.ServiceNotFound:
                 # Deleted while the service runs: it is alive, so register
                 # it again rather than fail every beat from now on.
