@@ -10,7 +10,7 @@ from oslo_log import log as logging
 from oslo_service import service as oslo_service
 
 from novalet import conf as novalet_conf
-from novalet import exception, indirection, rpc, service, servicegroup
+from novalet import context, exception, indirection, rpc, service, servicegroup
 from novalet.cmd import common
 from novalet.compute import manager as compute_manager
 
@@ -30,6 +30,20 @@ def check_no_database_access(conf: object) -> None:
                    % (name, BINARY))
 
 
+def _check_service_versions(conf: object) -> None:
+    """Ask the conductor (bounded by ``startup_timeout``) whether a service
+    older than this release supports is registered. The transport is closed
+    again: the worker process opens its own."""
+    CONF = novalet_conf.CONF
+    indirection.configure(CONF, default="rpc", binary=BINARY)
+    try:
+        with rpc.call_timeout(max(1, CONF.startup_timeout)):
+            common.check_service_versions(context.get_admin_context())
+    finally:
+        indirection.reset()
+        rpc.cleanup()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     CONF = novalet_conf.CONF
     common.setup(argv, prog=BINARY)
@@ -39,6 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                  CONF.host, rpc.masked_transport_url(CONF),
                  CONF.compute.virt_driver)
         rpc.check_broker(CONF, CONF.startup_timeout)
+        _check_service_versions(CONF)
         manager = compute_manager.ComputeManager(CONF, CONF.host)
     except exception.NovaletException as e:
         return common.fail(BINARY, e)

@@ -41,3 +41,12 @@ def head_revision() -> str | None:
     """The newest revision this code knows."""
     script = alembic_script.ScriptDirectory.from_config(_alembic_config())
     return script.get_current_head()
+
+
+def is_known_revision(revision: str) -> bool:
+    """Whether ``revision`` is one of this release's migrations."""
+    script = alembic_script.ScriptDirectory.from_config(_alembic_config())
+    try:
+        return script.get_revision(revision) is not None
+    except Exception:
+        return False

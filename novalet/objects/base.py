@@ -172,7 +172,7 @@ class NovaletPersistentObject:
 
     @staticmethod
     def _from_db_object(context: Any, obj: Any, db_row: Any) -> Any:
-        for name, field in obj.fields.items():
+        for name in obj.fields:
             if name in obj.obj_extra_fields:
                 continue
             value = getattr(db_row, name)
