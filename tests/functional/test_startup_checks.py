@@ -6,24 +6,29 @@ import pytest
 
 from novalet import context, exception, objects
 from novalet.cmd import common
+from novalet.db import migration
 
 
-def test_schema_behind_is_refused(database):
+@pytest.fixture
+def stamped(database):
+    """Lets a test change the recorded schema revision; restores it."""
+    yield database
     database.query("DELETE FROM alembic_version")
+    database.query("INSERT INTO alembic_version (version_num) VALUES (:v)",
+                   v=migration.head_revision())
+
+
+def test_schema_behind_is_refused(stamped):
+    stamped.query("DELETE FROM alembic_version")
     with pytest.raises(exception.ConfigurationError) as info:
         common.check_schema()
     assert "novalet-manage db sync" in info.value.message
 
 
-def test_schema_of_a_newer_release_is_accepted(database, caplog):
-    database.query("UPDATE alembic_version SET version_num = '9999_future'")
-    try:
-        common.check_schema()
-        assert "newer than this release" in caplog.text
-    finally:
-        from novalet.db import migration
-        database.query("UPDATE alembic_version SET version_num = :v",
-                       v=migration.head_revision())
+def test_schema_of_a_newer_release_is_accepted(stamped, caplog):
+    stamped.query("UPDATE alembic_version SET version_num = '9999_future'")
+    common.check_schema()
+    assert "newer than this release" in caplog.text
 
 
 def test_services_older_than_supported_are_refused(sqlite_db):
