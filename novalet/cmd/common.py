@@ -6,6 +6,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from oslo_config import cfg
 from oslo_log import log as logging
 
 from novalet import conf as novalet_conf
@@ -18,7 +19,11 @@ def setup(argv: Sequence[str] | None, *, prog: str) -> None:
     """Parse the command line and config files, set up logging, register
     the objects."""
     args = list(sys.argv[1:] if argv is None else argv)
-    novalet_conf.parse_args(args, prog=prog)
+    try:
+        novalet_conf.parse_args(args, prog=prog)
+    except cfg.Error as e:
+        print("%s: %s" % (prog, e), file=sys.stderr)
+        raise SystemExit(2)
     logging.setup(novalet_conf.CONF, "novalet")
     objects.register_all()
 

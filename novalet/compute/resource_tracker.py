@@ -130,7 +130,6 @@ class ResourceTracker:
             if count:
                 stats["num_vm_%s" % state] = str(count)
         _set(node, "stats", stats)
-        _set(node, "running_vms", len(live) + len(orphans))
         _set(node, "current_workload",
              sum(1 for i in live if i.task_state is not None))
         self._apply_usage(node)
@@ -187,6 +186,7 @@ class ResourceTracker:
         _set(node, "local_gb_used", max(used.disk_gb, 0))
         _set(node, "free_ram_mb", node.memory_mb - node.memory_mb_used)
         _set(node, "free_disk_gb", node.local_gb - node.local_gb_used)
+        _set(node, "running_vms", len(self.tracked) + len(self.orphans))
 
     # -- claims ----------------------------------------------------------
 

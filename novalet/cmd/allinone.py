@@ -1,0 +1,198 @@
+"""``novalet-allinone``: a conductor and N compute agents in one process,
+with a live status view.
+
+On the embedded default (SQLite under ``state_path``, the in-process
+conductor, the fake driver) it needs no service at all; with
+``--transport-url`` and ``--database-connection`` the same command runs on
+RabbitMQ and PostgreSQL, the conductor then serving RPC like
+``novalet-conductor``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from oslo_log import log as logging
+
+from novalet import conf as novalet_conf
+from novalet import context, exception, indirection, objects, rpc, service, servicegroup
+from novalet.cmd import common, status_view
+from novalet.compute import manager as compute_manager
+from novalet.compute import rpcapi as compute_rpcapi
+from novalet.conductor import manager as conductor_manager
+from novalet.db import api as db_api
+from novalet.db import migration
+from novalet.virt import fake
+
+LOG = logging.getLogger(__name__)
+BINARY = "novalet-allinone"
+
+
+def _parse(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
+    parser = argparse.ArgumentParser(
+        prog=BINARY, description="A whole novalet cluster in one process.")
+    parser.add_argument("--computes", type=int, default=3,
+                        help="compute agents to run (default 3)")
+    parser.add_argument("--nodes", type=int, default=2,
+                        help="fake nodes per compute (default 2)")
+    parser.add_argument("--instances", type=int, default=6,
+                        help="instances to boot through build_instance")
+    parser.add_argument("--once", action="store_true",
+                        help="print one snapshot once the cluster is up, exit")
+    parser.add_argument("--duration", type=float, default=None,
+                        help="run this many seconds, then stop")
+    parser.add_argument("--transport-url", default=None,
+                        help="e.g. rabbit://guest:guest@127.0.0.1:5672/")
+    parser.add_argument("--database-connection", default=None,
+                        help="e.g. postgresql+psycopg2://user@host/db")
+    args, rest = parser.parse_known_args(list(argv))
+    if args.computes < 1 or args.nodes < 1 or args.instances < 0:
+        parser.error("--computes and --nodes must be >= 1, --instances >= 0")
+    return args, rest
+
+
+class Cluster:
+    """The services of one all-in-one run."""
+
+    def __init__(self, conf: Any, args: argparse.Namespace) -> None:
+        self.conf = conf
+        self.args = args
+        self.services: list[service.Service] = []
+        self.sg = servicegroup.API(conf, initial_delay=0)
+
+    def start(self) -> None:
+        conf = self.conf
+        remote = conf.transport_url != "fake://"
+        if remote:
+            conductor = service.Service(
+                conf, host=conf.host, binary="novalet-conductor",
+                topic=conf.conductor.topic,
+                manager=conductor_manager.ConductorManager(conf),
+                rpc_version=conductor_manager.RPC_API_VERSION,
+                default_indirection="direct", objects_local=True,
+                servicegroup_api=self.sg)
+            conductor.start()
+            self.services.append(conductor)
+        for i in range(1, self.args.computes + 1):
+            host = "compute-%d" % i
+            driver = fake.FakeDriver(conf, host=host, nodes=self.args.nodes)
+            svc = service.Service(
+                conf, host=host, binary="novalet-compute",
+                topic=conf.compute.topic,
+                manager=compute_manager.ComputeManager(conf, host, driver),
+                rpc_version=compute_manager.RPC_API_VERSION,
+                default_indirection="rpc" if remote else "inprocess",
+                servicegroup_api=self.sg, periodic_fuzzy_delay=0)
+            svc.start()
+            self.services.append(svc)
+
+    def boot(self, count: int) -> None:
+        ctxt = context.get_admin_context()
+        api = compute_rpcapi.ComputeAPI(self.conf)
+        computes = [s for s in self.services if s.binary == "novalet-compute"]
+        for i in range(count):
+            target = computes[i % len(computes)]
+            inst = objects.Instance(ctxt, vcpus=1 + i % 4,
+                                    memory_mb=512 * (1 + i % 4),
+                                    root_gb=10 * (1 + i % 3))
+            inst.create()
+            try:
+                api.build_instance(ctxt, inst, target.host)
+            except exception.ComputeResourcesUnavailable as e:
+                LOG.warning("Instance %d did not fit: %s", i, e.message)
+
+    def snapshot(self) -> str:
+        ctxt = context.get_admin_context()
+        services = self.sg.get_all(ctxt)
+        nodes = list(objects.ComputeNodeList.get_all(ctxt))
+        return status_view.render(services, nodes,
+                                  objects.Service.get_db_time(ctxt),
+                                  title="novalet-allinone (%d computes x %d "
+                                  "nodes)" % (self.args.computes,
+                                              self.args.nodes))
+
+    def all_up(self) -> bool:
+        return all(up for _, up in self.sg.get_all(context.get_admin_context()))
+
+    def stop(self) -> None:
+        for svc in reversed(self.services):
+            try:
+                svc.stop()
+            except Exception:
+                LOG.exception("Stopping %s failed", svc)
+        self.sg.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args, rest = _parse(sys.argv[1:] if argv is None else argv)
+    CONF = novalet_conf.CONF
+    # Defaults that make the view move within seconds.
+    CONF.set_default("report_interval", 1)
+    CONF.set_default("service_down_time", 5)
+    CONF.set_default("update_resources_interval", 2)
+    CONF.set_default("periodic_fuzzy_delay", 0)
+    # Logs go to a file: the terminal shows the status view.
+    CONF.set_default("log_file", "$state_path/novalet-allinone.log")
+    common.setup(rest, prog=BINARY)
+    if args.transport_url:
+        CONF.set_override("transport_url", args.transport_url)
+    if args.database_connection:
+        CONF.set_override("connection", args.database_connection, "database")
+    elif CONF.database.connection == novalet_conf.database.DEFAULT_CONNECTION \
+            .replace("$state_path", CONF.state_path):
+        # The embedded default: a fresh database of its own for every run.
+        path = os.path.join(CONF.state_path, "novalet-allinone.sqlite")
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(path + suffix):
+                os.remove(path + suffix)
+        CONF.set_override("connection", "sqlite:///" + path, "database")
+    if CONF.transport_url == "fake://":
+        CONF.set_override("indirection", "inprocess", "objects")
+    try:
+        db_api.check_connection(CONF, CONF.startup_timeout)
+        migration.db_sync()
+        rpc.check_broker(CONF, CONF.startup_timeout)
+    except exception.NovaletException as e:
+        return common.fail(BINARY, e)
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *a: stop.set())
+    signal.signal(signal.SIGTERM, lambda *a: stop.set())
+    cluster = Cluster(CONF, args)
+    print("novalet-allinone: starting %d compute(s) x %d node(s) on %s, %s "
+          "(log: %s)" % (args.computes, args.nodes,
+                         rpc.masked_transport_url(CONF),
+                         db_api.masked_url(CONF.database.connection),
+                         CONF.log_file or "stderr"), flush=True)
+    try:
+        cluster.start()
+        cluster.boot(args.instances)
+        deadline = time.monotonic() + 30
+        while not cluster.all_up() and time.monotonic() < deadline \
+                and not stop.is_set():
+            time.sleep(0.2)
+        if args.once:
+            print(cluster.snapshot(), flush=True)
+            return 0
+        end = None if args.duration is None else time.monotonic() + args.duration
+        while not stop.is_set() and (end is None or time.monotonic() < end):
+            sys.stdout.write("\x1b[H\x1b[2J" + cluster.snapshot() +
+                             "\n\nCtrl-C stops every service.\n")
+            sys.stdout.flush()
+            stop.wait(1.0)
+    finally:
+        cluster.stop()
+        indirection.reset()
+        rpc.cleanup()
+        print("novalet-allinone: stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
