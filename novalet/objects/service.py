@@ -23,6 +23,10 @@ SERVICE_VERSION_HISTORY: dict[int, dict[str, Any]] = {
                     "Migration": "1.0", "MigrationList": "1.0"}},
 }
 
+#: The lowest ``Service.version`` this release works with: a live service
+#: below it must be upgraded first (``novalet-status upgrade check`` fails).
+OLDEST_SUPPORTED_SERVICE_VERSION = 1
+
 
 @base.NovaletObjectRegistry.register
 class Service(base.NovaletPersistentObject, base.NovaletObject):
