@@ -189,14 +189,23 @@ class Client:
                  timeout: float | None = None) -> None:
         self.topic = topic
         self.timeout = timeout
-        target = messaging.Target(topic=topic, version=version, server=server)
-        self._client = messaging.get_rpc_client(
-            get_transport(), target, version_cap=version_cap,
-            serializer=RequestContextSerializer(), timeout=timeout)
+        self._target = messaging.Target(topic=topic, version=version,
+                                        server=server)
+        self._client = self._make_client(version_cap)
+
+    def _make_client(self, version_cap: str | None) -> Any:
+        return messaging.get_rpc_client(
+            get_transport(), self._target, version_cap=version_cap,
+            serializer=RequestContextSerializer(), timeout=self.timeout)
 
     @property
     def version_cap(self) -> str | None:
         return self._client.version_cap  # type: ignore[no-any-return]
+
+    def set_version_cap(self, version_cap: str | None) -> None:
+        """Change the cap (rolling upgrades: the peers' versions changed)."""
+        if version_cap != self.version_cap:
+            self._client = self._make_client(version_cap)
 
     def can_send_version(self, version: str) -> bool:
         return self._client.can_send_version(version)  # type: ignore[no-any-return]

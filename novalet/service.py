@@ -25,6 +25,7 @@ from oslo_config import cfg
 from oslo_log import log as logging
 from oslo_service import loopingcall
 from oslo_service import service as oslo_service
+from oslo_utils import timeutils
 
 from novalet import context as novalet_context
 from novalet import exception, indirection, objects, rpc
@@ -119,7 +120,8 @@ class Service(oslo_service.Service):
                                                          self.binary)
         except exception.ServiceNotFound:
             ref = objects.Service(ctxt, host=self.host, binary=self.binary,
-                                  topic=self.topic)
+                                  topic=self.topic,
+                                  started_at=timeutils.utcnow())
             try:
                 ref.create()
                 return ref
@@ -130,7 +132,8 @@ class Service(oslo_service.Service):
         version = objects.service.SERVICE_VERSION
         if ref.version != version:
             ref.version = version
-            ref.save()
+        ref.started_at = timeutils.utcnow()
+        ref.save()
         return ref
 
     def periodic_tasks(self, raise_on_error: bool = False) -> float:

@@ -19,7 +19,7 @@ from novalet.virt import driver as virt_driver
 
 LOG = logging.getLogger(__name__)
 
-RPC_API_VERSION = "1.0"
+RPC_API_VERSION = "1.1"
 
 _EXPECTED_AUDIT_ERRORS = (exception.RPCUnavailable, exception.VirtDriverError,
                           exception.InvalidResourceView,
@@ -131,9 +131,12 @@ class ComputeManager(base_manager.Manager):
         return instance
 
     @rpc.expose
-    def terminate_instance(self, context: Any, instance: Any) -> None:
-        """Destroy the guest, delete the instance, give back its resources."""
-        self.driver.destroy(instance)
+    def terminate_instance(self, context: Any, instance: Any,
+                           clean_shutdown: bool = False) -> None:
+        """Destroy the guest (asking it to shut down first with
+        ``clean_shutdown``, RPC 1.1), delete the instance, give back its
+        resources."""
+        self.driver.destroy(instance, clean_shutdown=clean_shutdown)
         nodename = instance.node
         instance.vm_state = fields.VMState.DELETED
         instance.terminated_at = timeutils.utcnow()

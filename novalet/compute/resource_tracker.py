@@ -34,6 +34,13 @@ def _set(obj: Any, name: str, value: Any) -> None:
         setattr(obj, name, value)
 
 
+def _set_list(obj: Any, name: str, value: Any) -> None:
+    """``_set`` for object lists, compared by content."""
+    current = getattr(obj, name) if obj.obj_attr_is_set(name) else None
+    if current is None or current.to_json() != value.to_json():
+        setattr(obj, name, value)
+
+
 def _total(usages: Any) -> Usage:
     total = Usage()
     for usage in usages:
@@ -81,8 +88,12 @@ class ResourceTracker:
         view = self.driver.get_available_resource(self.nodename)
         virt_driver.check_resource_view(self.nodename, view)
         guests = self.driver.list_guests(self.nodename)
+        pci_pools = objects.PciDevicePoolList.from_dicts(
+            self.driver.get_pci_device_pools(self.nodename))
+        metrics = objects.MonitorMetricList.from_dicts(
+            self.driver.get_metrics(self.nodename))
         with self._locked(), self._refresh_on_failure():
-            self._audit(ctxt, view, guests)
+            self._audit(ctxt, view, guests, pci_pools, metrics)
 
     @contextlib.contextmanager
     def _refresh_on_failure(self) -> Iterator[None]:
@@ -101,7 +112,8 @@ class ResourceTracker:
             self._stale = True
             raise
 
-    def _audit(self, ctxt: Any, view: dict[str, Any], guests: list[Any]) -> None:
+    def _audit(self, ctxt: Any, view: dict[str, Any], guests: list[Any],
+               pci_pools: Any, metrics: Any) -> None:
         node = self._ensure_compute_node(ctxt, view)
         instances = objects.InstanceList.get_by_host_and_node(
             ctxt, self.host, self.nodename)
@@ -130,6 +142,8 @@ class ResourceTracker:
             if count:
                 stats["num_vm_%s" % state] = str(count)
         _set(node, "stats", stats)
+        _set_list(node, "pci_device_pools", pci_pools)
+        _set_list(node, "metrics", metrics)
         _set(node, "current_workload",
              sum(1 for i in live if i.task_state is not None))
         self._apply_usage(node)

@@ -3,6 +3,10 @@
 API version history (the one place it is written down):
 
 * 1.0 - Release 1: ``build_instance``, ``terminate_instance``.
+* 1.1 - Release 2: ``terminate_instance`` takes ``clean_shutdown``.
+
+The cap comes from ``[upgrade_levels] compute`` (see
+``novalet.version_caps``): ``auto`` follows the oldest running compute.
 """
 
 from __future__ import annotations
@@ -11,27 +15,12 @@ from typing import Any
 
 from oslo_config import cfg
 
-from novalet import exception, rpc
+from novalet import objects, rpc, version_caps
 
 #: The newest compute RPC API version this client can send.
-RPC_API_VERSION = "1.0"
+RPC_API_VERSION = "1.1"
 
-#: Release name -> the compute RPC API version it speaks.
-RELEASE_VERSIONS = {"1": "1.0"}
-
-
-def resolve_version_cap(setting: str | None) -> str | None:
-    """Turn ``[upgrade_levels] compute`` into a version cap (None: no cap)."""
-    if setting is None or setting == "auto":
-        return None
-    if setting in RELEASE_VERSIONS:
-        return RELEASE_VERSIONS[setting]
-    parts = setting.split(".")
-    if len(parts) == 2 and all(p.isdigit() for p in parts):
-        return setting
-    raise exception.ConfigurationError(
-        reason="[upgrade_levels] compute=%r is not 'auto', a release name "
-               "(%s) or a version" % (setting, ", ".join(RELEASE_VERSIONS)))
+COMPUTE = "novalet-compute"
 
 
 class ComputeAPI:
@@ -39,10 +28,23 @@ class ComputeAPI:
 
     def __init__(self, conf: cfg.ConfigOpts) -> None:
         rpc.init(conf)
-        self.client = rpc.Client(
-            conf.compute.topic, RPC_API_VERSION,
-            version_cap=resolve_version_cap(conf.upgrade_levels.compute),
-            timeout=conf.rpc_response_timeout)
+        self.client = rpc.Client(conf.compute.topic, RPC_API_VERSION,
+                                 timeout=conf.rpc_response_timeout)
+        self.caps = version_caps.VersionCaps(
+            COMPUTE, lambda: conf.upgrade_levels.compute, "compute_rpc",
+            lambda ctxt: objects.Service.get_minimum_version(ctxt, COMPUTE),
+            on_change=self.client.set_version_cap)
+
+    def _send(self, ctxt: Any, obj: Any) -> Any:
+        """``obj`` at the versions the oldest compute reads."""
+        self.caps.rpc_cap(ctxt)  # refreshes the client's cap too
+        caps = self.caps.object_versions(ctxt)
+        if caps is None or obj.obj_name() not in caps:
+            return obj
+        manifest = version_caps.cap_manifest(
+            objects.base.ovo_base.obj_tree_get_versions(obj.obj_name()), caps)
+        return obj.obj_to_primitive(target_version=manifest[obj.obj_name()],
+                                    version_manifest=manifest)
 
     def build_instance(self, ctxt: Any, instance: Any, host: str,
                        node: str | None = None) -> Any:
@@ -50,9 +52,18 @@ class ComputeAPI:
         any node of the host if None). Raises ``ComputeResourcesUnavailable``
         when it does not fit."""
         return self.client.call(ctxt, "build_instance", version="1.0",
-                                server=host, instance=instance, node=node)
+                                server=host, instance=self._send(ctxt, instance),
+                                node=node)
 
-    def terminate_instance(self, ctxt: Any, instance: Any) -> None:
-        """Destroy ``instance`` on its host and give back its resources."""
-        self.client.call(ctxt, "terminate_instance", version="1.0",
-                         server=instance.host, instance=instance)
+    def terminate_instance(self, ctxt: Any, instance: Any,
+                           clean_shutdown: bool = False) -> None:
+        """Destroy ``instance`` on its host and give back its resources;
+        ``clean_shutdown`` (release 2 computes) asks the guest to stop first."""
+        sent = self._send(ctxt, instance)
+        if self.client.can_send_version("1.1"):
+            self.client.call(ctxt, "terminate_instance", version="1.1",
+                             server=instance.host, instance=sent,
+                             clean_shutdown=clean_shutdown)
+        else:
+            self.client.call(ctxt, "terminate_instance", version="1.0",
+                             server=instance.host, instance=sent)

@@ -24,8 +24,8 @@ from novalet.objects import base as objects_base
 LOG = logging.getLogger(__name__)
 
 #: The conductor RPC API this code serves; its history is in
-#: ``novalet.conductor.rpcapi.ConductorAPI``.
-RPC_API_VERSION = "1.0"
+#: ``novalet.conductor.rpcapi``.
+RPC_API_VERSION = "1.1"
 
 
 def _refuse_name(objname: str, method: Any) -> None:
@@ -89,22 +89,39 @@ def _check_args(args: Any, kwargs: Any) -> tuple[tuple[Any, ...], dict[str, Any]
     return tuple(args), kwargs
 
 
-def _field_updates(objinst: Any, before: Any) -> dict[str, Any]:
-    """The fields whose value the method changed, as primitives."""
-    updates: dict[str, Any] = {}
-    for name, field in objinst.fields.items():
-        if not objinst.obj_attr_is_set(name):
-            continue
-        value = getattr(objinst, name)
-        if before.obj_attr_is_set(name) and getattr(before, name) == value:
-            continue
-        updates[name] = field.to_primitive(objinst, name, value)
+def _same(a: Any, b: Any) -> bool:
+    """Equal values; nested objects (no ``==`` of their own) by content."""
+    if isinstance(a, objects_base.NovaletObject) and isinstance(
+            b, objects_base.NovaletObject):
+        return bool(a.obj_to_primitive() == b.obj_to_primitive())
+    return bool(a == b)
+
+
+def _field_updates(objinst: Any, before: Any,
+                   object_versions: dict[str, str] | None) -> dict[str, Any]:
+    """The fields the method changed, as primitives at the caller's version.
+
+    ``objinst.VERSION`` is the version the caller sent; fields it does not
+    know never go back, nested objects go back at ``object_versions`` (RPC
+    1.1) or at what the object's own version implies.
+    """
+    changed = [name for name in objinst.fields
+               if objinst.obj_attr_is_set(name)
+               and (not before.obj_attr_is_set(name)
+                    or not _same(getattr(before, name), getattr(objinst, name)))]
+    what_changed = objinst.obj_what_changed()
+    if not changed and not what_changed:
+        return {"obj_what_changed": []}
+    primitive = objinst.obj_to_primitive(version_manifest=object_versions)
+    data = primitive["%s.data" % objinst.OBJ_SERIAL_NAMESPACE]
+    updates = {name: data[name] for name in changed if name in data}
+    updates["obj_what_changed"] = sorted(n for n in what_changed if n in data)
     return updates
 
 
 class ConductorManager(base_manager.Manager):
     """Endpoints ``object_action``, ``object_class_action_versions`` and
-    ``object_backport_versions`` (conductor RPC API 1.0)."""
+    ``object_backport_versions`` (conductor RPC API 1.1)."""
 
     target = rpc.endpoint_target(RPC_API_VERSION)
 
@@ -115,11 +132,13 @@ class ConductorManager(base_manager.Manager):
 
     @rpc.expose
     def object_action(self, context: Any, objinst: Any, objmethod: Any,
-                      args: Any, kwargs: Any) -> tuple[dict[str, Any], Any]:
+                      args: Any, kwargs: Any,
+                      object_versions: Any = None) -> tuple[dict[str, Any], Any]:
         """Run the remotable instance method ``objmethod`` on ``objinst``.
 
         Returns ``(updates, result)``: the fields the method changed (and
-        ``obj_what_changed``, what is still unsaved) and its return value.
+        ``obj_what_changed``, what is still unsaved) and its return value,
+        at the caller's versions (``object_versions``: RPC 1.1).
         Raises ``DispatchRefused`` subclasses for anything not remotable,
         and whatever the method raises.
         """
@@ -132,8 +151,9 @@ class ConductorManager(base_manager.Manager):
             objinst._context = context
             before = objinst.obj_clone()
             result = method(*args, **kwargs)
-            updates = _field_updates(objinst, before)
-            updates["obj_what_changed"] = sorted(objinst.obj_what_changed())
+            if not isinstance(object_versions, dict):
+                object_versions = None
+            updates = _field_updates(objinst, before, object_versions)
         return updates, result
 
     @rpc.expose

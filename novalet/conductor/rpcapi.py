@@ -4,10 +4,12 @@ API version history (the one place it is written down):
 
 * 1.0 - Release 1: ``object_action``, ``object_class_action_versions``,
   ``object_backport_versions``.
+* 1.1 - Release 2: ``object_action`` takes ``object_versions``, the caller's
+  version manifest, so nested objects in the updates come back at versions
+  the caller reads.
 
-``[upgrade_levels] conductor`` caps what this client sends: ``auto`` (no cap
-until the service versions say otherwise), a release name from
-``RELEASE_VERSIONS``, or an explicit version.
+The cap comes from ``[upgrade_levels] conductor`` (see
+``novalet.version_caps``); every call picks the lowest version it needs.
 """
 
 from __future__ import annotations
@@ -16,41 +18,33 @@ from typing import Any
 
 from oslo_config import cfg
 
-from novalet import exception, rpc
+from novalet import rpc
 
 #: The newest conductor RPC API version this client can send.
-RPC_API_VERSION = "1.0"
-
-#: Release name -> the conductor RPC API version it speaks.
-RELEASE_VERSIONS = {"1": "1.0"}
-
-
-def resolve_version_cap(setting: str | None) -> str | None:
-    """Turn an ``[upgrade_levels]`` value into a version cap (None: no cap)."""
-    if setting is None or setting == "auto":
-        return None
-    if setting in RELEASE_VERSIONS:
-        return RELEASE_VERSIONS[setting]
-    parts = setting.split(".")
-    if len(parts) == 2 and all(p.isdigit() for p in parts):
-        return setting
-    raise exception.ConfigurationError(
-        reason="[upgrade_levels] conductor=%r is not 'auto', a release name "
-               "(%s) or a version" % (setting, ", ".join(RELEASE_VERSIONS)))
+RPC_API_VERSION = "1.1"
 
 
 class ConductorAPI:
     """Calls the conductor's object endpoints; every call has a timeout
     (``rpc_response_timeout``) and raises ``RPCTimeout`` past it."""
 
-    def __init__(self, conf: cfg.ConfigOpts) -> None:
-        self.client = rpc.Client(
-            conf.conductor.topic, RPC_API_VERSION,
-            version_cap=resolve_version_cap(conf.upgrade_levels.conductor),
-            timeout=conf.rpc_response_timeout)
+    def __init__(self, conf: cfg.ConfigOpts,
+                 version_cap: str | None = None) -> None:
+        self.client = rpc.Client(conf.conductor.topic, RPC_API_VERSION,
+                                 version_cap=version_cap,
+                                 timeout=conf.rpc_response_timeout)
+
+    def set_version_cap(self, version_cap: str | None) -> None:
+        self.client.set_version_cap(version_cap)
 
     def object_action(self, context: Any, objinst: Any, objmethod: str,
-                      args: Any, kwargs: Any) -> Any:
+                      args: Any, kwargs: Any,
+                      object_versions: dict[str, str] | None = None) -> Any:
+        if object_versions is not None and self.client.can_send_version("1.1"):
+            return self.client.call(context, "object_action", version="1.1",
+                                    objinst=objinst, objmethod=objmethod,
+                                    args=args, kwargs=kwargs,
+                                    object_versions=object_versions)
         return self.client.call(context, "object_action", version="1.0",
                                 objinst=objinst, objmethod=objmethod,
                                 args=args, kwargs=kwargs)

@@ -53,6 +53,9 @@ class Service(Base):
         sa.DateTime)
     version: orm.Mapped[int] = orm.mapped_column(
         sa.Integer, nullable=False, default=0)
+    # Release 2 (0002_release_2): when the running process started.
+    started_at: orm.Mapped[datetime.datetime | None] = orm.mapped_column(
+        sa.DateTime)
 
 
 class ComputeNode(Base):
@@ -95,6 +98,8 @@ class ComputeNode(Base):
     ram_allocation_ratio: orm.Mapped[float | None] = orm.mapped_column(sa.Float)
     disk_allocation_ratio: orm.Mapped[float | None] = orm.mapped_column(
         sa.Float)
+    # Release 2 (0002_release_2): PCI device pools as JSON.
+    pci_stats: orm.Mapped[str | None] = orm.mapped_column(sa.Text)
 
 
 class Instance(Base):

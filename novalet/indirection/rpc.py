@@ -1,14 +1,24 @@
-"""``rpc``: remotable methods run in the conductor over oslo.messaging."""
+"""``rpc``: remotable methods run in the conductor over oslo.messaging.
+
+During a rolling upgrade the conductors may be older than this code: what
+is sent is lowered to what the oldest conductor reads (``VersionCaps``,
+``[upgrade_levels] conductor``), so an old conductor never receives an
+object version, a manifest entry or an RPC form it does not know.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from oslo_config import cfg
+from oslo_versionedobjects import base as ovo_base
 
-from novalet import rpc
+from novalet import rpc, version_caps
 from novalet.conductor import rpcapi
 from novalet.indirection import base
+from novalet.objects import service as service_obj
+
+CONDUCTOR = "novalet-conductor"
 
 
 class RPCIndirectionAPI(base.IndirectionAPI):
@@ -18,20 +28,53 @@ class RPCIndirectionAPI(base.IndirectionAPI):
         super().__init__(conf)
         rpc.init(conf)
         self.conductor = rpcapi.ConductorAPI(conf)
+        self.caps = version_caps.VersionCaps(
+            CONDUCTOR, lambda: conf.upgrade_levels.conductor, "conductor_rpc",
+            self._conductor_minimum_version,
+            on_change=self.conductor.set_version_cap)
+
+    def _conductor_minimum_version(self, context: Any) -> int:
+        # Asked in the oldest supported release's form: any conductor
+        # this release works with understands it.
+        oldest = service_obj.SERVICE_VERSION_HISTORY[
+            service_obj.OLDEST_SUPPORTED_SERVICE_VERSION]
+        return int(self.conductor.object_class_action_versions(
+            context, "Service", "get_minimum_version",
+            {"Service": oldest["objects"]["Service"]}, [CONDUCTOR], {}) or 0)
+
+    def _capped(self, context: Any, objname: str,
+                manifest: dict[str, str] | None = None) -> tuple[dict[str, str], bool]:
+        caps = self.caps.object_versions(context)
+        if manifest is None:
+            manifest = ovo_base.obj_tree_get_versions(objname)
+        return version_caps.cap_manifest(manifest, caps), caps is not None
 
     def object_action(self, context: Any, objinst: Any, objmethod: str,
                       args: Any, kwargs: Any) -> tuple[dict[str, Any], Any]:
-        return self.conductor.object_action(context, objinst, objmethod,  # type: ignore[no-any-return]
-                                            args, kwargs)
+        manifest, capped = self._capped(context, objinst.obj_name())
+        sent = objinst
+        if capped:
+            sent = objinst.obj_to_primitive(
+                target_version=manifest[objinst.obj_name()],
+                version_manifest=manifest)
+        return self.conductor.object_action(  # type: ignore[no-any-return]
+            context, sent, objmethod, args, kwargs, object_versions=manifest)
 
     def object_class_action_versions(self, context: Any, objname: str,
                                      objmethod: str,
                                      object_versions: dict[str, str],
                                      args: Any, kwargs: Any) -> Any:
+        manifest, _ = self._capped(context, objname, object_versions)
         return self.conductor.object_class_action_versions(
-            context, objname, objmethod, object_versions, args, kwargs)
+            context, objname, objmethod, manifest, args, kwargs)
 
     def object_backport_versions(self, context: Any, objinst: Any,
                                  object_versions: dict[str, str]) -> Any:
+        manifest = version_caps.cap_manifest(
+            object_versions, self.caps.object_versions(context))
         return self.conductor.object_backport_versions(context, objinst,
-                                                       object_versions)
+                                                       manifest)
+
+    def invalidate_caps(self) -> None:
+        """Re-read the conductors' versions at the next call (SIGHUP)."""
+        self.caps.invalidate()

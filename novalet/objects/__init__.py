@@ -11,6 +11,8 @@ import importlib
 from typing import Any
 
 _MODULES = (
+    "novalet.objects.pci_device_pool",
+    "novalet.objects.monitor_metric",
     "novalet.objects.service",
     "novalet.objects.compute_node",
     "novalet.objects.instance",

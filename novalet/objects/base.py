@@ -142,6 +142,21 @@ class NovaletObject(ovo_base.VersionedObject):
             raise exception.MalformedRequest(
                 reason="%s primitive: %s" % (cls.obj_name(), e))
 
+    def obj_to_primitive(self, target_version: str | None = None,
+                         version_manifest: dict[str, str] | None = None) -> Any:
+        """As oslo.versionedobjects', but an object read at an older version
+        than its class (``self.VERSION`` set from the primitive) is always
+        turned back into that version's form, not just relabelled."""
+        own = self.__dict__.get("VERSION")
+        if own is None or own == type(self).VERSION:
+            return super().obj_to_primitive(target_version, version_manifest)
+        del self.VERSION
+        try:
+            return super().obj_to_primitive(target_version or own,
+                                            version_manifest)
+        finally:
+            self.VERSION = own
+
     @classmethod
     def obj_newest_version(cls) -> str:
         return cls.obj_class_from_name(cls.obj_name(), cls.VERSION).VERSION
@@ -164,6 +179,8 @@ class NovaletPersistentObject:
 
     #: Fields that are not columns of the row (filled by the object).
     obj_extra_fields: tuple[str, ...] = ()
+    #: Fields stored in a column of another name.
+    obj_db_columns: dict[str, str] = {}
 
     @classmethod
     def obj_from_db(cls, context: Any, db_row: Any) -> Any:
@@ -175,14 +192,14 @@ class NovaletPersistentObject:
         for name in obj.fields:
             if name in obj.obj_extra_fields:
                 continue
-            value = getattr(db_row, name)
+            value = getattr(db_row, obj.obj_db_columns.get(name, name))
             if name == "deleted":
                 value = bool(value)
             else:
                 value = obj.obj_db_to_field(name, value)
             setattr(obj, name, value)
         obj._context = context
-        obj.obj_reset_changes()
+        obj.obj_reset_changes(recursive=True)
         return obj
 
     def obj_db_to_field(self, name: str, value: Any) -> Any:
@@ -201,7 +218,8 @@ class NovaletPersistentObject:
                 continue
             if isinstance(value, datetime.datetime) and value.tzinfo:
                 value = value.astimezone(datetime.UTC).replace(tzinfo=None)
-            values[name] = self.obj_field_to_db(name, value)
+            values[self.obj_db_columns.get(name, name)] = \
+                self.obj_field_to_db(name, value)
         values.pop("id", None)
         return values
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from oslo_serialization import jsonutils
-from oslo_utils import uuidutils
+from oslo_utils import uuidutils, versionutils
 
-from novalet import exception
+from novalet import exception, objects
 from novalet.db import api as db_api
 from novalet.objects import base, fields
 
@@ -20,8 +20,10 @@ class ComputeNode(base.NovaletPersistentObject, base.NovaletObject):
     ratios over-commit the node; totals and usage may not.
     """
 
-    # Version 1.0: initial version
-    VERSION = "1.0"
+    # Version 1.0: initial version (release 1)
+    # Version 1.1: added pci_device_pools; metrics became a MonitorMetricList
+    #              (1.0 carries them as a JSON string) (release 2)
+    VERSION = "1.1"
 
     fields = {
         "id": fields.IntegerField(read_only=True),
@@ -48,7 +50,10 @@ class ComputeNode(base.NovaletPersistentObject, base.NovaletObject):
         "cpu_info": fields.StringField(),
         "host_ip": fields.IPAddressField(nullable=True, default=None),
         "stats": fields.DictOfStringsField(default={}),
-        "metrics": fields.StringField(nullable=True, default=None),
+        "metrics": fields.ObjectField("MonitorMetricList", nullable=True,
+                                      default=None),
+        "pci_device_pools": fields.ObjectField("PciDevicePoolList",
+                                               nullable=True, default=None),
         "cpu_allocation_ratio": fields.NonNegativeFloatField(nullable=True,
                                                              default=None),
         "ram_allocation_ratio": fields.NonNegativeFloatField(nullable=True,
@@ -58,11 +63,21 @@ class ComputeNode(base.NovaletPersistentObject, base.NovaletObject):
         **base.NovaletPersistentObject.fields,
     }
 
+    obj_db_columns = {"pci_device_pools": "pci_stats"}
+
+    # Used only when a backport has no version manifest to go by.
+    obj_relationships = {"metrics": [("1.1", "1.0")],
+                         "pci_device_pools": [("1.1", "1.0")]}
+
     def obj_db_to_field(self, name: str, value: Any) -> Any:
         if name == "stats":
             return jsonutils.loads(value) if value else {}
         if name == "host_ip" and value is not None:
             return str(value)
+        if name == "metrics":
+            return objects.MonitorMetricList.from_json(value)
+        if name == "pci_device_pools":
+            return objects.PciDevicePoolList.from_json(value)
         return value
 
     def obj_field_to_db(self, name: str, value: Any) -> Any:
@@ -70,7 +85,32 @@ class ComputeNode(base.NovaletPersistentObject, base.NovaletObject):
             return jsonutils.dumps(value)
         if name == "host_ip" and value is not None:
             return str(value)
+        if name in ("metrics", "pci_device_pools"):
+            return None if value is None else value.to_json()
         return value
+
+    def obj_make_compatible(self, primitive: dict[str, Any],
+                            target_version: str) -> None:
+        metrics = self.metrics if self.obj_attr_is_set("metrics") else None
+        super().obj_make_compatible(primitive, target_version)
+        if versionutils.convert_version_to_tuple(target_version) < (1, 1):
+            primitive.pop("pci_device_pools", None)
+            if "metrics" in primitive or metrics is not None:
+                primitive["metrics"] = (None if metrics is None
+                                        else metrics.to_json())
+
+    @classmethod
+    def _obj_from_primitive(cls, context: Any, objver: str,
+                            primitive: dict[str, Any]) -> Any:
+        data = primitive.get("novalet_object.data")
+        if (objver == "1.0" and isinstance(data, dict)
+                and isinstance(data.get("metrics"), str)):
+            # 1.0 carried metrics as JSON text: read them as objects.
+            primitive = dict(primitive)
+            primitive["novalet_object.data"] = dict(
+                data, metrics=objects.MonitorMetricList.from_json(
+                    data["metrics"]).obj_to_primitive())
+        return super()._obj_from_primitive(context, objver, primitive)
 
     @classmethod
     @base.remotable
@@ -120,8 +160,10 @@ class ComputeNode(base.NovaletPersistentObject, base.NovaletObject):
 
 @base.NovaletObjectRegistry.register
 class ComputeNodeList(base.ovo_base.ObjectListBase, base.NovaletObject):
-    # Version 1.0: initial version
-    VERSION = "1.0"
+    # Version 1.0: initial version (release 1)
+    # Version 1.1: ComputeNode 1.1 (release 2)
+    VERSION = "1.1"
+    child_versions = {"1.0": "1.0", "1.1": "1.1"}
 
     fields = {"objects": fields.ListOfObjectsField("ComputeNode")}
 

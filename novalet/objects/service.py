@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from oslo_utils import uuidutils
+from oslo_utils import uuidutils, versionutils
 
 from novalet import exception
 from novalet.db import api as db_api
@@ -13,15 +13,29 @@ from novalet.objects import base, fields
 #: The version of this code as a service. Bump it with every change to the
 #: RPC APIs or objects a service sends; ``SERVICE_VERSION_HISTORY`` says what
 #: each value understands.
-SERVICE_VERSION = 1
+SERVICE_VERSION = 2
+
+_RELEASE_1_OBJECTS = {
+    "Service": "1.0", "ServiceList": "1.0", "ComputeNode": "1.0",
+    "ComputeNodeList": "1.0", "Instance": "1.0", "InstanceList": "1.0",
+    "Migration": "1.0", "MigrationList": "1.0"}
 
 SERVICE_VERSION_HISTORY: dict[int, dict[str, Any]] = {
+    # Release 1: the first.
     1: {"release": "1", "conductor_rpc": "1.0", "compute_rpc": "1.0",
-        "objects": {"Service": "1.0", "ServiceList": "1.0",
-                    "ComputeNode": "1.0", "ComputeNodeList": "1.0",
-                    "Instance": "1.0", "InstanceList": "1.0",
-                    "Migration": "1.0", "MigrationList": "1.0"}},
+        "objects": _RELEASE_1_OBJECTS},
+    # Release 2: ComputeNode 1.1 (pci_device_pools, typed metrics),
+    # Service 1.1 (started_at), conductor RPC 1.1, compute RPC 1.1.
+    2: {"release": "2", "conductor_rpc": "1.1", "compute_rpc": "1.1",
+        "objects": dict(_RELEASE_1_OBJECTS, Service="1.1", ServiceList="1.1",
+                        ComputeNode="1.1", ComputeNodeList="1.1",
+                        PciDevicePool="1.0", PciDevicePoolList="1.0",
+                        MonitorMetric="1.0", MonitorMetricList="1.0")},
 }
+
+#: Release name -> its service version.
+RELEASES = {entry["release"]: version
+            for version, entry in SERVICE_VERSION_HISTORY.items()}
 
 #: The lowest ``Service.version`` this release works with: a live service
 #: below it must be upgraded first (``novalet-status upgrade check`` fails).
@@ -33,8 +47,10 @@ class Service(base.NovaletPersistentObject, base.NovaletObject):
     """A service record. ``last_seen_up`` is set by the database clock and
     moves only when a save raises ``report_count`` (a heartbeat)."""
 
-    # Version 1.0: initial version
-    VERSION = "1.0"
+    # Version 1.0: initial version (release 1)
+    # Version 1.1: added started_at, when the running process started
+    #              (release 2)
+    VERSION = "1.1"
 
     fields = {
         "id": fields.IntegerField(read_only=True),
@@ -48,8 +64,15 @@ class Service(base.NovaletPersistentObject, base.NovaletObject):
         "forced_down": fields.BooleanField(default=False),
         "last_seen_up": fields.DateTimeField(nullable=True, default=None),
         "version": fields.NonNegativeIntegerField(default=SERVICE_VERSION),
+        "started_at": fields.DateTimeField(nullable=True, default=None),
         **base.NovaletPersistentObject.fields,
     }
+
+    def obj_make_compatible(self, primitive: dict[str, Any],
+                            target_version: str) -> None:
+        super().obj_make_compatible(primitive, target_version)
+        if versionutils.convert_version_to_tuple(target_version) < (1, 1):
+            primitive.pop("started_at", None)
 
     @classmethod
     @base.remotable
@@ -115,8 +138,10 @@ class Service(base.NovaletPersistentObject, base.NovaletObject):
 
 @base.NovaletObjectRegistry.register
 class ServiceList(base.ovo_base.ObjectListBase, base.NovaletObject):
-    # Version 1.0: initial version
-    VERSION = "1.0"
+    # Version 1.0: initial version (release 1)
+    # Version 1.1: Service 1.1 (release 2)
+    VERSION = "1.1"
+    child_versions = {"1.0": "1.0", "1.1": "1.1"}
 
     fields = {"objects": fields.ListOfObjectsField("Service")}
 

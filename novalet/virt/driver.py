@@ -62,11 +62,20 @@ class ComputeDriver(abc.ABC):
         """
 
     @abc.abstractmethod
-    def destroy(self, instance: Any) -> None:
-        """Stop and remove the guest of ``instance``; a missing one is fine."""
+    def destroy(self, instance: Any, clean_shutdown: bool = False) -> None:
+        """Stop and remove the guest of ``instance``; a missing one is fine.
+
+        ``clean_shutdown`` asks the guest to shut down before it is stopped.
+        """
 
     def get_pci_device_pools(self, nodename: str) -> list[dict[str, Any]]:
         """PCI device pools of the node: vendor_id, product_id, count, tags."""
+        return []
+
+    def get_metrics(self, nodename: str) -> list[dict[str, Any]]:
+        """Measurements of the node: ``name``, ``value`` (a number),
+        ``source``. Values that change on every read would make every audit
+        save; report stable facts or rounded ones."""
         return []
 
     def cleanup(self) -> None:  # noqa: B027 (optional hook)

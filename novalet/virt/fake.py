@@ -149,15 +149,26 @@ class FakeDriver(driver.ComputeDriver):
                         reason="guest %s already exists on %s" % (guest["uuid"], other))
             self._guests[node][guest["uuid"]] = guest
 
-    def destroy(self, instance: Any) -> None:
+    def destroy(self, instance: Any, clean_shutdown: bool = False) -> None:
         """Forget the guest of ``instance`` on whichever node holds it.
 
-        A missing guest is a no-op. Raises ``fail_with`` if set.
+        A missing guest is a no-op. Raises ``fail_with`` if set. The last
+        ``clean_shutdown`` asked is kept in ``last_clean_shutdown``.
         """
         self._check()
+        self.last_clean_shutdown = clean_shutdown
         with self._lock:
             for guests in self._guests.values():
                 guests.pop(instance.uuid, None)
+
+    def get_metrics(self, nodename: str) -> list[dict[str, Any]]:
+        """The node's fixed CPU frequency and its guest count."""
+        self._check(nodename)
+        with self._lock:
+            guests = len(self._guests[nodename])
+        return [{"name": "cpu.frequency", "value": 2400.0, "source": "fake"},
+                {"name": "guests.count", "value": float(guests),
+                 "source": "fake"}]
 
     def get_pci_device_pools(self, nodename: str) -> list[dict[str, Any]]:
         """Copies of the configured PCI pools (the same on every node).

@@ -163,5 +163,5 @@ def test_save_sends_only_changed_fields(remote, monkeypatch):
 
 def test_unknown_rpc_method_is_refused_typed(remote):
     with pytest.raises(exception.MethodNotRemotable) as info:
-        _send("run_periodic_tasks", context=None)
+        _send("run_periodic_tasks", raise_on_error=True)
     assert "ConductorManager.run_periodic_tasks" in info.value.message

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -35,7 +36,7 @@ class CountingIndirection(inprocess.InProcessIndirectionAPI):
 
 
 @pytest.fixture
-def third_party_plugin(tmp_path, monkeypatch):
+def third_party_plugin(tmp_path):
     """Install a distribution that registers 'counting' in novalet.indirection."""
     (tmp_path / "thirdparty_indirection.py").write_text(THIRD_PARTY)
     dist = tmp_path / "thirdparty_indirection-1.0.dist-info"
@@ -45,26 +46,43 @@ def third_party_plugin(tmp_path, monkeypatch):
     (dist / "entry_points.txt").write_text(
         "[novalet.indirection]\n"
         "counting = thirdparty_indirection:CountingIndirection\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
     yield
-    sys.modules.pop("thirdparty_indirection", None)
 
 
-def test_third_party_indirection_is_loaded_by_name(third_party_plugin, conf,
-                                                   sqlite_db):
-    conf("indirection", "counting", "objects")
-    api = indirection.configure(novalet_conf.CONF)
-    assert type(api).__name__ == "CountingIndirection"
-    ctxt = context.get_admin_context()
-    svc = objects.Service(ctxt, host="h", binary="b")
-    svc.create()
-    svc.report_count = 1
-    svc.save()
-    objects.ServiceList.get_all(ctxt)
-    assert api.calls == ["create", "save", "ServiceList.get_all"]
-    # It is not "direct", so this process is kept off the database.
-    with pytest.raises(exception.DBNotAllowed):
-        db_api.service_get_all(ctxt)
+def test_third_party_indirection_is_loaded_by_name(third_party_plugin,
+                                                   tmp_path, sqlite_db):
+    """A fresh process with the third party's distribution installed picks
+    its implementation by name from [objects] indirection."""
+    config = tmp_path / "novalet.conf"
+    config.write_text("[database]\nconnection = %s\n"
+                      "[objects]\nindirection = counting\n" % sqlite_db.url)
+    script = textwrap.dedent('''
+        import sys
+        from novalet import conf, context, exception, indirection, objects
+        from novalet.db import api as db_api
+        conf.parse_args(["--config-file", sys.argv[1]])
+        objects.register_all()
+        api = indirection.configure(conf.CONF)
+        ctxt = context.get_admin_context()
+        svc = objects.Service(ctxt, host="h", binary="b")
+        svc.create()
+        svc.report_count = 1
+        svc.save()
+        objects.ServiceList.get_all(ctxt)
+        print(type(api).__name__, api.calls)
+        try:
+            db_api.service_get_all(ctxt)
+        except exception.DBNotAllowed:
+            print("database blocked")
+    ''')
+    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    result = subprocess.run([sys.executable, "-c", script, str(config)],
+                            capture_output=True, text=True, timeout=60,
+                            env=env)
+    assert result.returncode == 0, result.stderr
+    assert ("CountingIndirection ['create', 'save', 'ServiceList.get_all']"
+            in result.stdout)
+    assert "database blocked" in result.stdout  # not 'direct': kept off the DB
 
 
 def test_unknown_indirection_is_a_clear_error(conf):

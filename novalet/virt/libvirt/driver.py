@@ -139,6 +139,14 @@ class LibvirtDriver(driver.ComputeDriver):
                 reason="node %r is not managed here (libvirt host is %r)"
                 % (nodename, hostname))
 
+    def get_metrics(self, nodename: str) -> list[dict[str, Any]]:
+        """The host CPU frequency (MHz) from ``getInfo()``."""
+        with self._calling("reading metrics", reading=True) as conn:
+            self._check_node(conn, nodename)
+            info = conn.getInfo()
+        return [{"name": "cpu.frequency", "value": float(info[3]),
+                 "source": "libvirt"}]
+
     def get_available_resource(self, nodename: str) -> dict[str, Any]:
         """The resource view of the host (see ``ComputeDriver``).
 
@@ -259,8 +267,9 @@ class LibvirtDriver(driver.ComputeDriver):
                     dom.undefine()
                 raise
 
-    def destroy(self, instance: Any) -> None:
-        """Stop (if running) and undefine the domain of ``instance``.
+    def destroy(self, instance: Any, clean_shutdown: bool = False) -> None:
+        """Stop (if running) and undefine the domain of ``instance``;
+        ``clean_shutdown`` first asks the guest to shut down (ACPI).
 
         A missing domain is fine. Raises ``HypervisorUnavailable`` when the
         connection is lost and ``VirtDriverError`` when libvirt refuses.
@@ -268,6 +277,9 @@ class LibvirtDriver(driver.ComputeDriver):
         with self._calling("destroying %s" % instance.uuid, reading=False) as conn:
             try:
                 dom = conn.lookupByUUIDString(instance.uuid)
+                if clean_shutdown and dom.isActive():
+                    with contextlib.suppress(libvirt.libvirtError):
+                        dom.shutdown()
                 if dom.isActive():
                     dom.destroy()
                 dom.undefine()

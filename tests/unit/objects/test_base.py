@@ -61,7 +61,8 @@ def test_class_methods_send_the_version_manifest(api):
     assert objects.ServiceList.get_all(context.get_admin_context()) == 42
     name, objname, method, versions = api.calls[0][:4]
     assert (objname, method) == ("ServiceList", "get_all")
-    assert versions["ServiceList"] == "1.0" and versions["Service"] == "1.0"
+    assert versions["ServiceList"] == objects.ServiceList.VERSION
+    assert versions["Service"] == objects.Service.VERSION
 
 
 def test_save_keeps_its_remotable_mark():

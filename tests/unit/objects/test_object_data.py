@@ -10,15 +10,25 @@ from oslo_versionedobjects import fixture
 from novalet.objects import base
 
 object_data = {
-    "ComputeNode": "1.0-192fc9c87d11b97c819bbeedb7be7ba2",
-    "ComputeNodeList": "1.0-5fad9f718d8cd8bedb62639c25f95ee9",
+    "ComputeNode": "1.1-997b789b3e67cc9385875369dc426a76",
+    "ComputeNodeList": "1.1-320d91e8e2f4fe54b8a7e32ab0964610",
     "Instance": "1.0-c80b56fd479536d398ae848f995c0091",
     "InstanceList": "1.0-d7dc2c281eb21f5567f8da74a051ad54",
     "Migration": "1.0-0e527ad824bc8cd9c57a12bd5472949b",
     "MigrationList": "1.0-6da9dbb9272ba96f8adc3fa2931f69be",
-    "Service": "1.0-a9356edfd1e510fc97d0b09240dd87fa",
-    "ServiceList": "1.0-9cf2c90f58e75c014934c338eddb2953",
+    "MonitorMetric": "1.0-1b102f1fbed483c7d454d56ad0577d88",
+    "MonitorMetricList": "1.0-15ecf022a68ddbb8c2a6739cfc9f8f5e",
+    "PciDevicePool": "1.0-a0ff2b6540ed752444d3e6bfa359d657",
+    "PciDevicePoolList": "1.0-15ecf022a68ddbb8c2a6739cfc9f8f5e",
+    "Service": "1.1-99e81ef635b981f705b29f8138fa5f30",
+    "ServiceList": "1.1-2afb092acf56834661d84546773c45dd",
 }
+
+#: Release 1's fingerprints, for the record (its objects are all 1.0):
+#: ComputeNode 1.0-192fc9c87d11b97c819bbeedb7be7ba2,
+#: ComputeNodeList 1.0-5fad9f718d8cd8bedb62639c25f95ee9,
+#: Service 1.0-a9356edfd1e510fc97d0b09240dd87fa,
+#: ServiceList 1.0-9cf2c90f58e75c014934c338eddb2953.
 
 
 def test_versions_match_fingerprints():
@@ -33,3 +43,11 @@ def test_versions_match_fingerprints():
 
 def test_every_registered_object_is_listed():
     assert set(base.NovaletObjectRegistry.obj_classes()) == set(object_data)
+
+
+def test_service_version_history_names_every_object_version():
+    from novalet.objects import service
+
+    newest = service.SERVICE_VERSION_HISTORY[service.SERVICE_VERSION]
+    assert newest["objects"] == {name: data.split("-")[0]
+                                 for name, data in object_data.items()}

@@ -1,0 +1,55 @@
+"""MonitorMetric: one typed measurement of a compute node."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from oslo_serialization import jsonutils
+
+from novalet.objects import base, fields
+
+
+@base.NovaletObjectRegistry.register
+class MonitorMetric(base.NovaletObject):
+    """``name`` = ``value`` as reported by ``source``."""
+
+    # Version 1.0: initial version (release 2)
+    VERSION = "1.0"
+
+    fields = {
+        "name": fields.StringField(),
+        "value": fields.FloatField(),
+        "source": fields.StringField(),
+    }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "value": self.value, "source": self.source}
+
+
+@base.NovaletObjectRegistry.register
+class MonitorMetricList(base.ovo_base.ObjectListBase, base.NovaletObject):
+    # Version 1.0: initial version (release 2)
+    VERSION = "1.0"
+
+    fields = {"objects": fields.ListOfObjectsField("MonitorMetric")}
+
+    @classmethod
+    def from_dicts(cls, values: list[dict[str, Any]]) -> MonitorMetricList:
+        return cls(objects=[MonitorMetric(name=str(v["name"]),
+                                          value=float(v["value"]),
+                                          source=str(v.get("source", "")))
+                            for v in values])
+
+    def to_json(self) -> str:
+        """The release-1 form: a JSON list in a string."""
+        return jsonutils.dumps([m.to_dict() for m in self.objects])
+
+    @classmethod
+    def from_json(cls, text: str | None) -> MonitorMetricList:
+        """Read the stored (or release-1) form; anything that is not a JSON
+        list of metrics reads as no metrics."""
+        try:
+            values = jsonutils.loads(text) if text else []
+            return cls.from_dicts(values if isinstance(values, list) else [])
+        except (ValueError, TypeError, KeyError):
+            return cls(objects=[])

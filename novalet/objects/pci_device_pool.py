@@ -1,0 +1,54 @@
+"""PciDevicePool: a pool of identical PCI devices on a compute node."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from oslo_serialization import jsonutils
+
+from novalet.objects import base, fields
+
+
+@base.NovaletObjectRegistry.register
+class PciDevicePool(base.NovaletObject):
+    """``count`` devices of ``vendor_id``:``product_id`` sharing ``tags``."""
+
+    # Version 1.0: initial version (release 2)
+    VERSION = "1.0"
+
+    fields = {
+        "vendor_id": fields.StringField(),
+        "product_id": fields.StringField(),
+        "count": fields.NonNegativeIntegerField(),
+        "tags": fields.DictOfStringsField(default={}),
+    }
+
+    @classmethod
+    def from_dict(cls, value: dict[str, Any]) -> PciDevicePool:
+        return cls(vendor_id=str(value["vendor_id"]),
+                   product_id=str(value["product_id"]),
+                   count=int(value["count"]),
+                   tags={str(k): str(v) for k, v in value.get("tags", {}).items()})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"vendor_id": self.vendor_id, "product_id": self.product_id,
+                "count": self.count, "tags": dict(self.tags)}
+
+
+@base.NovaletObjectRegistry.register
+class PciDevicePoolList(base.ovo_base.ObjectListBase, base.NovaletObject):
+    # Version 1.0: initial version (release 2)
+    VERSION = "1.0"
+
+    fields = {"objects": fields.ListOfObjectsField("PciDevicePool")}
+
+    @classmethod
+    def from_dicts(cls, values: list[dict[str, Any]]) -> PciDevicePoolList:
+        return cls(objects=[PciDevicePool.from_dict(v) for v in values])
+
+    def to_json(self) -> str:
+        return jsonutils.dumps([pool.to_dict() for pool in self.objects])
+
+    @classmethod
+    def from_json(cls, text: str | None) -> PciDevicePoolList:
+        return cls.from_dicts(jsonutils.loads(text) if text else [])

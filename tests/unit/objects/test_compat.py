@@ -1,0 +1,57 @@
+"""Backports to release 1 and reading release-1 primitives."""
+
+from __future__ import annotations
+
+from novalet import context, objects
+from novalet.objects import base
+from novalet.objects import service as service_obj
+
+RELEASE_1 = service_obj.SERVICE_VERSION_HISTORY[1]["objects"]
+
+
+def _node():
+    return objects.ComputeNode(
+        context.get_admin_context(), id=3, host="h", hypervisor_hostname="n",
+        vcpus=4, memory_mb=1024, local_gb=10, hypervisor_type="fake",
+        hypervisor_version=1, cpu_info="{}",
+        metrics=objects.MonitorMetricList.from_dicts(
+            [{"name": "cpu.frequency", "value": 2400, "source": "fake"}]),
+        pci_device_pools=objects.PciDevicePoolList.from_dicts(
+            [{"vendor_id": "8086", "product_id": "1520", "count": 4,
+              "tags": {"physnet": "p1"}}]))
+
+
+def test_compute_node_to_release_1_with_and_without_manifest():
+    for kwargs in ({"target_version": "1.0"},
+                   {"target_version": "1.0", "version_manifest": RELEASE_1}):
+        data = _node().obj_to_primitive(**kwargs)["novalet_object.data"]
+        assert "pci_device_pools" not in data
+        assert isinstance(data["metrics"], str)
+        assert '"cpu.frequency"' in data["metrics"]
+        assert data["vcpus"] == 4
+
+
+def test_release_1_primitive_reads_as_release_2():
+    prim = _node().obj_to_primitive(target_version="1.0")
+    prim["novalet_object.changes"] = ["metrics", "vcpus"]
+    node = base.NovaletObjectSerializer().deserialize_entity(
+        context.get_admin_context(), prim)
+    assert node.VERSION == "1.0"
+    assert [m.name for m in node.metrics] == ["cpu.frequency"]
+    assert not node.obj_attr_is_set("pci_device_pools")
+    assert node.obj_what_changed() == {"metrics", "vcpus"}
+    # Sent back to release 1 it is release 1's form again.
+    again = node.obj_to_primitive()["novalet_object.data"]
+    assert isinstance(again["metrics"], str)
+
+
+def test_service_and_lists_to_release_1():
+    svc = objects.Service(host="h", binary="b", started_at="2026-01-01T00:00:00Z")
+    assert "started_at" not in svc.obj_to_primitive(
+        target_version="1.0")["novalet_object.data"]
+    nodes = objects.ComputeNodeList(objects=[_node()])
+    prim = nodes.obj_to_primitive(target_version="1.0",
+                                  version_manifest=RELEASE_1)
+    [child] = prim["novalet_object.data"]["objects"]
+    assert child["novalet_object.version"] == "1.0"
+    assert "pci_device_pools" not in child["novalet_object.data"]
