@@ -121,6 +121,7 @@ class Service(oslo_service.Service):
         except exception.ServiceNotFound:
             ref = objects.Service(ctxt, host=self.host, binary=self.binary,
                                   topic=self.topic,
+                                  version=objects.service.SERVICE_VERSION,
                                   started_at=timeutils.utcnow())
             try:
                 ref.create()

@@ -57,12 +57,15 @@ class VersionCaps:
 
     def __init__(self, binary: str, setting: Callable[[], str | None],
                  rpc_key: str, minimum_version: Callable[[Any], int],
-                 on_change: Callable[[str | None], None] | None = None) -> None:
+                 on_change: Callable[[str | None], None] | None = None,
+                 refresh_interval: Callable[[], float] = lambda: CACHE_SECONDS,
+                 ) -> None:
         self.binary = binary
         self._setting = setting
         self._rpc_key = rpc_key
         self._minimum_version = minimum_version
         self._on_change = on_change
+        self._refresh_interval = refresh_interval
         self._lock = threading.Lock()
         self._expires = 0.0
         self._rpc_cap: str | None = None
@@ -130,7 +133,7 @@ class VersionCaps:
             minimum = max(minimum, service_obj.OLDEST_SUPPORTED_SERVICE_VERSION)
             rpc_cap, objects = self._entry_caps(minimum)
             return (rpc_cap, objects, "auto: oldest %s has service version %d"
-                    % (self.binary, minimum), CACHE_SECONDS)
+                    % (self.binary, minimum), float(self._refresh_interval()))
         if setting in service_obj.RELEASES:
             rpc_cap, objects = self._entry_caps(service_obj.RELEASES[setting])
             return rpc_cap, objects, "pinned to release %s" % setting, 3600.0

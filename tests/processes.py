@@ -32,14 +32,16 @@ class ServiceProcess:
     """A novalet service process whose output goes to a log file."""
 
     def __init__(self, binary: str, config_file: str, log_path: str,
-                 *extra_args: str, bin_dir: str = BIN_DIR) -> None:
+                 *extra_args: str, bin_dir: str = BIN_DIR,
+                 env: dict[str, str] | None = None) -> None:
         self.binary = binary
         self.log_path = log_path
         self._log = open(log_path, "w")
         self.proc = subprocess.Popen(
             [os.path.join(bin_dir, binary), "--config-file", config_file,
              *extra_args],
-            stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+            stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+            env=env)
 
     def log(self) -> str:
         with open(self.log_path) as f:

@@ -33,7 +33,8 @@ class ComputeAPI:
         self.caps = version_caps.VersionCaps(
             COMPUTE, lambda: conf.upgrade_levels.compute, "compute_rpc",
             lambda ctxt: objects.Service.get_minimum_version(ctxt, COMPUTE),
-            on_change=self.client.set_version_cap)
+            on_change=self.client.set_version_cap,
+            refresh_interval=lambda: conf.upgrade_levels.refresh_interval)
 
     def _send(self, ctxt: Any, obj: Any) -> Any:
         """``obj`` at the versions the oldest compute reads."""

@@ -15,6 +15,9 @@ opts = [
                help="Highest compute RPC API version to send: 'auto' (from "
                     "the oldest running compute), a release name, or a "
                     "version such as '1.0'."),
+    cfg.IntOpt("refresh_interval", default=60, min=1, mutable=True,
+               help="Seconds an 'auto' cap is kept before the services' "
+                    "versions are read again (SIGHUP re-reads at once)."),
 ]
 
 

@@ -31,7 +31,8 @@ class RPCIndirectionAPI(base.IndirectionAPI):
         self.caps = version_caps.VersionCaps(
             CONDUCTOR, lambda: conf.upgrade_levels.conductor, "conductor_rpc",
             self._conductor_minimum_version,
-            on_change=self.conductor.set_version_cap)
+            on_change=self.conductor.set_version_cap,
+            refresh_interval=lambda: conf.upgrade_levels.refresh_interval)
 
     def _conductor_minimum_version(self, context: Any) -> int:
         # Asked in the oldest supported release's form: any conductor

@@ -74,6 +74,20 @@ class Service(base.NovaletPersistentObject, base.NovaletObject):
         if versionutils.convert_version_to_tuple(target_version) < (1, 1):
             primitive.pop("started_at", None)
 
+    def obj_implied_service_version(self) -> int:
+        """The service version of whoever sent this object.
+
+        Compatibility shim for release 1, whose services leave ``version``
+        unset on create (the default was applied where create ran, i.e. on
+        the conductor): a Service at object version 1.0 comes from a service
+        version 1. Remove in release 3, when release 1 is no longer
+        supported (``tests/unit/objects/test_compat.py`` checks).
+        """
+        for version, entry in sorted(SERVICE_VERSION_HISTORY.items()):
+            if entry["objects"]["Service"] == self.VERSION:
+                return version
+        return SERVICE_VERSION
+
     @classmethod
     @base.remotable
     def get_by_id(cls, context: Any, service_id: int) -> Service:
@@ -116,6 +130,8 @@ class Service(base.NovaletPersistentObject, base.NovaletObject):
                                               reason="already created")
         if not self.obj_attr_is_set("uuid"):
             self.uuid = uuidutils.generate_uuid()
+        if not self.obj_attr_is_set("version"):
+            self.version = self.obj_implied_service_version()
         self.obj_set_defaults()
         row = db_api.service_create(self._context, self.obj_db_changes())
         self._from_db_object(self._context, self, row)

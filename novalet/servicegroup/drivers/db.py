@@ -55,10 +55,10 @@ class DbDriver(base.ServiceGroupDriver):
             raise exception.ObjectActionError(
                 action="join", reason="%s has no Service record" % service)
 
-        # A beat waits at most one interval: after a broker or conductor
-        # restart the next beat goes out at once instead of queuing behind
-        # a call whose answer is lost.
-        timeout = max(1.0, float(self.conf.report_interval))
+        # A beat waits at most two intervals: after a broker or conductor
+        # restart the next beat goes out soon instead of queuing behind a
+        # call whose answer is lost (rpc_response_timeout, 60 s by default).
+        timeout = 2.0 * max(1.0, float(self.conf.report_interval))
 
         def beat() -> None:
             nonlocal service_ref

@@ -55,3 +55,17 @@ def test_service_and_lists_to_release_1():
     [child] = prim["novalet_object.data"]["objects"]
     assert child["novalet_object.version"] == "1.0"
     assert "pci_device_pools" not in child["novalet_object.data"]
+
+
+def test_release_1_service_version_shim():
+    old = objects.Service(host="h", binary="b")
+    old.VERSION = "1.0"  # as deserialized from a release-1 service
+    assert old.obj_implied_service_version() == 1
+    assert objects.Service().obj_implied_service_version() == \
+        service_obj.SERVICE_VERSION
+
+
+def test_release_1_shims_go_when_release_1_is_unsupported():
+    """Release 3 drops release 1: then this shim must go too."""
+    if service_obj.OLDEST_SUPPORTED_SERVICE_VERSION >= 2:
+        assert not hasattr(objects.Service, "obj_implied_service_version")

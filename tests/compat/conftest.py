@@ -1,0 +1,72 @@
+"""Release 1, installed from this repository's own history into an
+environment of its own, for the mixed-release tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import sysconfig
+from collections.abc import Iterator
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def release_commit(version: str) -> str:
+    """The commit of ``version`` from the RELEASES file (no tags needed)."""
+    with open(os.path.join(REPO, "RELEASES")) as f:
+        for line in f:
+            fields = line.split()
+            if fields and not line.startswith("#") and fields[0] == version:
+                return fields[2]
+    raise LookupError("release %s is not in RELEASES" % version)
+
+
+class ReleaseEnv:
+    """An installed previous release: its own prefix with its own
+    ``novalet`` and entry points, on the dependencies of this environment."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.site = sysconfig.get_path(
+            "purelib", vars={"base": prefix, "platbase": prefix})
+        self.bin = os.path.join(prefix, "bin")
+        self.env = dict(os.environ, PYTHONPATH=self.site)
+
+    def command(self, binary: str, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([os.path.join(self.bin, binary), *args],
+                              capture_output=True, text=True, timeout=120,
+                              env=self.env)
+
+
+@pytest.fixture(scope="session")
+def release1(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReleaseEnv]:
+    commit = release_commit("1.0.0")
+    root = tmp_path_factory.mktemp("release1")
+    source = root / "src"
+    source.mkdir()
+    archive = subprocess.run(["git", "-C", REPO, "archive", "--format=tar",
+                              commit], capture_output=True, timeout=60)
+    assert archive.returncode == 0, (
+        "cannot read release 1 (%s) from the repository history: %s"
+        % (commit, archive.stderr.decode()))
+    subprocess.run(["tar", "-x", "-C", str(source)], input=archive.stdout,
+                   check=True, timeout=60)
+    prefix = root / "env"
+    install = subprocess.run(
+        # --ignore-installed: leave this environment's novalet in place.
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps",
+         "--ignore-installed", "--no-build-isolation", "--prefix",
+         str(prefix), str(source)],
+        capture_output=True, text=True, timeout=300)
+    assert install.returncode == 0, install.stderr
+    env = ReleaseEnv(str(prefix))
+    probe = subprocess.run(
+        [sys.executable, "-c", "import novalet.objects.service as s, "
+         "novalet; print(s.SERVICE_VERSION, novalet.__file__)"],
+        capture_output=True, text=True, env=env.env, timeout=60,
+        cwd=str(root))
+    assert probe.stdout.startswith("1 " + env.site), probe.stdout + probe.stderr
+    yield env
