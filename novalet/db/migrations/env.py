@@ -24,4 +24,15 @@ def _run(connection):
         context.run_migrations()
 
 
-run_migrations_online()
+def run_migrations_offline():
+    """Print the SQL instead of running it (``alembic upgrade --sql``)."""
+    context.configure(url=context.config.get_main_option("sqlalchemy.url"),
+                      target_metadata=target_metadata, literal_binds=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()
