@@ -137,6 +137,14 @@ class Service(oslo_service.Service):
         ref.save()
         return ref
 
+    def reset(self) -> None:
+        """SIGHUP (oslo.service): re-read the peers' versions for the caps;
+        mutable options were already reloaded by the launcher."""
+        api = indirection.current()
+        if api is not None and hasattr(api, "invalidate_caps"):
+            api.invalidate_caps()
+        LOG.info("%s on %s: configuration reloaded", self.binary, self.host)
+
     def periodic_tasks(self, raise_on_error: bool = False) -> float:
         """Run due periodic tasks; returns the seconds until the next one."""
         ctxt = novalet_context.get_admin_context()

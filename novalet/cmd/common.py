@@ -24,8 +24,48 @@ def setup(argv: Sequence[str] | None, *, prog: str) -> None:
     except cfg.Error as e:
         print("%s: %s" % (prog, e), file=sys.stderr)
         raise SystemExit(2)
-    logging.setup(novalet_conf.CONF, "novalet")
+    CONF = novalet_conf.CONF
+    host = CONF.host.replace("%", "%%")
+    # Every line names this host and the request it belongs to.
+    CONF.set_default(
+        "logging_context_format_string",
+        "%(asctime)s.%(msecs)03d %(process)d %(levelname)s %(name)s "
+        "[" + host + "] [%(global_request_id)s %(request_id)s "
+        "%(user_identity)s] %(instance)s%(message)s")
+    CONF.set_default(
+        "logging_default_format_string",
+        "%(asctime)s.%(msecs)03d %(process)d %(levelname)s %(name)s "
+        "[" + host + "] [-] %(instance)s%(message)s")
+    logging.setup(CONF, "novalet")
     objects.register_all()
+
+
+class _VersionInfo:
+    """What the Guru Meditation report prints as the product version."""
+
+    def vendor_string(self) -> str:
+        return "novalet"
+
+    def product_string(self) -> str:
+        return "novalet"
+
+    def version_string_with_package(self) -> str:
+        from importlib import metadata
+
+        try:
+            return metadata.version("novalet")
+        except metadata.PackageNotFoundError:
+            return "unknown"
+
+
+def setup_guru_meditation(binary: str) -> None:
+    """SIGUSR2 prints a Guru Meditation report (threads, config, ...)."""
+    from oslo_reports import guru_meditation_report as gmr
+    from oslo_reports import opts as gmr_opts
+
+    gmr_opts.set_defaults(novalet_conf.CONF)
+    gmr.TextGuruMeditation.setup_autorun(_VersionInfo(), service_name=binary,
+                                         conf=novalet_conf.CONF)
 
 
 def check_schema() -> None:

@@ -47,6 +47,7 @@ def _check_service_versions(conf: object) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     CONF = novalet_conf.CONF
     common.setup(argv, prog=BINARY)
+    common.setup_guru_meditation(BINARY)
     try:
         check_no_database_access(CONF)
         LOG.info("%s starting on %s: transport %s, virt driver %s", BINARY,

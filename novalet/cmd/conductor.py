@@ -21,6 +21,7 @@ BINARY = "novalet-conductor"
 def main(argv: Sequence[str] | None = None) -> int:
     CONF = novalet_conf.CONF
     common.setup(argv, prog=BINARY)
+    common.setup_guru_meditation(BINARY)
     if CONF.objects.indirection not in (None, "direct"):
         LOG.warning("[objects] indirection=%s ignored: the conductor always "
                     "runs remotable methods itself (direct)",
