@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -36,6 +37,10 @@ def setup(argv: Sequence[str] | None, *, prog: str) -> None:
         "logging_default_format_string",
         "%(asctime)s.%(msecs)03d %(process)d %(levelname)s %(name)s "
         "[" + host + "] [-] %(instance)s%(message)s")
+    if CONF.log_file:
+        directory = os.path.dirname(os.path.abspath(
+            os.path.join(CONF.log_dir or "", CONF.log_file)))
+        os.makedirs(directory, exist_ok=True)
     logging.setup(CONF, "novalet")
     objects.register_all()
 
