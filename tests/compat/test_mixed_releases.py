@@ -158,10 +158,11 @@ def test_new_compute_with_old_conductor_then_upgrade(deployment):
     wait_for(lambda: (dep.node("r2host") or [None] * 6)[5], 30,
              "pci_stats written once the conductor is release 2")
     dep.heartbeats_grow(("r2host", "novalet-compute"))
-    # The conductor was down for its restart: the compute may say so once,
-    # and then that it recovered; nothing else.
+    # The conductor was down for its restart: the compute may say calls
+    # timed out then, and that it recovered; nothing else.
     errors = _clean_errors(compute)
-    assert all("went away" in line for line in errors), errors
+    assert all("went away" in line or "did not answer" in line
+               for line in errors), errors
     if errors:
         assert "model server recovered" in compute.log()
     assert not _clean_errors(new_conductor), _clean_errors(new_conductor)
