@@ -285,6 +285,7 @@ class _ExpectedErrors:
                     raise messaging.ExpectedException()
 
             return refuse
+        assert attr is not None  # not exposed: refused above
         expected = self._expected
 
         def call(*args: Any, **kwargs: Any) -> Any:

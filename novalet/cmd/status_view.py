@@ -40,7 +40,7 @@ def render(services: Sequence[tuple[Any, bool]], nodes: Sequence[Any],
     lines = ["%s  %s UTC" % (title, now.strftime("%H:%M:%S") if now else "?"), ""]
     up_count = sum(1 for _, up in services if up)
     lines.append("Services (%d up, %d down)" % (up_count, len(services) - up_count))
-    rows = []
+    rows: list[tuple[Any, ...]] = []
     for svc, up in services:
         seen = _as_utc(svc.last_seen_up)
         ago = "-" if seen is None or now is None else "%.0fs" % max(

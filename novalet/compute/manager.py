@@ -39,7 +39,7 @@ class ComputeManager(base_manager.Manager):
         self.trackers: dict[str, resource_tracker.ResourceTracker] = {}
         # The audit's spacing comes from the configuration, not from the
         # decorator evaluated at import (oslo.service keeps it per class).
-        self._periodic_spacing = dict(
+        self._periodic_spacing: dict[str, float] = dict(
             self._periodic_spacing,
             update_available_resource=conf.update_resources_interval)
 

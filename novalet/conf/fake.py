@@ -6,7 +6,7 @@ from oslo_config import cfg
 
 group = cfg.OptGroup("fake", title="Fake virt driver")
 
-opts = [
+opts: list[cfg.Opt] = [
     cfg.IntOpt("nodes", default=1, min=1,
                help="How many nodes the fake driver reports."),
     cfg.IntOpt("vcpus", default=16, min=1, help="vCPUs of each fake node."),

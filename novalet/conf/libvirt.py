@@ -6,7 +6,7 @@ from oslo_config import cfg
 
 group = cfg.OptGroup("libvirt", title="libvirt virt driver")
 
-opts = [
+opts: list[cfg.Opt] = [
     cfg.StrOpt("connection_uri", default="qemu:///system",
                help="libvirt connection URI; 'test:///default' is libvirt's "
                     "built-in test host."),

@@ -6,7 +6,7 @@ from oslo_config import cfg
 
 group = cfg.OptGroup("objects", title="Versioned objects")
 
-opts = [
+opts: list[cfg.Opt] = [
     cfg.StrOpt("indirection", default=None,
                sample_default="direct (conductor, manage), rpc (compute)",
                help="How remotable methods run: 'direct' (in this process, "

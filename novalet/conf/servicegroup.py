@@ -6,7 +6,7 @@ from oslo_config import cfg
 
 group = cfg.OptGroup("servicegroup", title="Service group membership")
 
-opts = [
+opts: list[cfg.Opt] = [
     cfg.StrOpt("backend_url", default="redis://127.0.0.1:6379",
                help="tooz coordination backend used when "
                     "servicegroup_driver is 'tooz'."),

@@ -12,6 +12,7 @@ import contextlib
 import sys
 import threading
 from collections.abc import Iterator
+from typing import cast
 
 from novalet import exception
 
@@ -48,7 +49,7 @@ def conductor_access() -> Iterator[None]:
 
 def check_access(function: str) -> None:
     """Raise ``DBNotAllowed`` naming ``function`` and its caller if blocked."""
-    if _blocked_for is None or getattr(_local, "depth", 0):
+    if _blocked_for is None or cast(int, getattr(_local, "depth", 0)):
         return
     caller = "?"
     frame = sys._getframe(1)

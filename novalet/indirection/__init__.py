@@ -13,7 +13,7 @@ still reaches the database, from its own dispatching only).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from oslo_config import cfg
 from oslo_log import log as logging
@@ -32,6 +32,7 @@ _current: IndirectionAPI | None = None
 
 def load(name: str, conf: cfg.ConfigOpts) -> IndirectionAPI:
     """Construct the implementation registered as ``name``."""
+    manager: stevedore_driver.DriverManager[Any]
     try:
         manager = stevedore_driver.DriverManager(
             NAMESPACE, name, invoke_on_load=True, invoke_args=(conf,))
@@ -46,7 +47,7 @@ def load(name: str, conf: cfg.ConfigOpts) -> IndirectionAPI:
             if not callable(getattr(api, method, None)):
                 raise exception.ConfigurationError(
                     reason="indirection %r has no %s()" % (name, method))
-    return api  # type: ignore[no-any-return]
+    return cast(IndirectionAPI, api)
 
 
 def configure(conf: cfg.ConfigOpts, *, default: str = "direct",

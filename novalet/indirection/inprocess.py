@@ -40,6 +40,7 @@ class InProcessIndirectionAPI(base.IndirectionAPI):
             if not getattr(endpoint, "novalet_rpc_exposed", False):
                 raise exception.MethodNotRemotable(
                     objname=type(self.manager).__name__, method=method)
+            assert endpoint is not None  # not exposed: refused above
             result = endpoint(server_ctxt, **server_kwargs)
             wire_result = rpc.wire_roundtrip(
                 ser.serialize_entity(server_ctxt, result))

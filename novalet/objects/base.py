@@ -18,7 +18,7 @@ import contextlib
 import datetime
 import functools
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from typing import Any, TypeVar
 
 from oslo_utils import versionutils
@@ -170,7 +170,7 @@ _DB_OWNED_FIELDS = frozenset({"deleted", "deleted_at", "updated_at"})
 class NovaletPersistentObject:
     """Fields every database-backed object has, and the row mapping."""
 
-    fields = {
+    fields: MutableMapping[str, fields.Field[Any]] = {
         "created_at": fields.DateTimeField(nullable=True, default=None),
         "updated_at": fields.DateTimeField(nullable=True, default=None),
         "deleted_at": fields.DateTimeField(nullable=True, default=None),
@@ -178,7 +178,7 @@ class NovaletPersistentObject:
     }
 
     #: Fields that are not columns of the row (filled by the object).
-    obj_extra_fields: tuple[str, ...] = ()
+    obj_extra_fields: Sequence[str] = ()
     #: Fields stored in a column of another name.
     obj_db_columns: dict[str, str] = {}
 

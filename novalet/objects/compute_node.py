@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from oslo_serialization import jsonutils
 from oslo_utils import uuidutils, versionutils
@@ -10,6 +10,9 @@ from oslo_utils import uuidutils, versionutils
 from novalet import exception, objects
 from novalet.db import api as db_api
 from novalet.objects import base, fields
+
+if TYPE_CHECKING:
+    from novalet.objects.monitor_metric import MonitorMetricList
 
 
 @base.NovaletObjectRegistry.register
@@ -28,7 +31,7 @@ class ComputeNode(base.NovaletPersistentObject, base.NovaletObject):
     fields = {
         "id": fields.IntegerField(read_only=True),
         "uuid": fields.StrictUUIDField(),
-        "service_id": fields.IntegerField(nullable=True, default=None),
+        "service_id": fields.IntegerField(nullable=True, default=None),  # type: ignore[arg-type]
         "host": fields.HostnameField(),
         "hypervisor_hostname": fields.HostnameField(),
         "vcpus": fields.NonNegativeIntegerField(),
@@ -37,14 +40,14 @@ class ComputeNode(base.NovaletPersistentObject, base.NovaletObject):
         "vcpus_used": fields.NonNegativeIntegerField(default=0),
         "memory_mb_used": fields.NonNegativeIntegerField(default=0),
         "local_gb_used": fields.NonNegativeIntegerField(default=0),
-        "free_ram_mb": fields.IntegerField(nullable=True, default=None),
-        "free_disk_gb": fields.IntegerField(nullable=True, default=None),
+        "free_ram_mb": fields.IntegerField(nullable=True, default=None),  # type: ignore[arg-type]
+        "free_disk_gb": fields.IntegerField(nullable=True, default=None),  # type: ignore[arg-type]
         "disk_available_least": fields.IntegerField(nullable=True,
-                                                    default=None),
+                                                    default=None),  # type: ignore[arg-type]
         "current_workload": fields.NonNegativeIntegerField(nullable=True,
-                                                           default=None),
+                                                           default=None),  # type: ignore[arg-type]
         "running_vms": fields.NonNegativeIntegerField(nullable=True,
-                                                      default=None),
+                                                      default=None),  # type: ignore[arg-type]
         "hypervisor_type": fields.StringField(),
         "hypervisor_version": fields.NonNegativeIntegerField(),
         "cpu_info": fields.StringField(),
@@ -55,13 +58,17 @@ class ComputeNode(base.NovaletPersistentObject, base.NovaletObject):
         "pci_device_pools": fields.ObjectField("PciDevicePoolList",
                                                nullable=True, default=None),
         "cpu_allocation_ratio": fields.NonNegativeFloatField(nullable=True,
-                                                             default=None),
+                                                             default=None),  # type: ignore[arg-type]
         "ram_allocation_ratio": fields.NonNegativeFloatField(nullable=True,
-                                                             default=None),
+                                                             default=None),  # type: ignore[arg-type]
         "disk_allocation_ratio": fields.NonNegativeFloatField(nullable=True,
-                                                              default=None),
+                                                              default=None),  # type: ignore[arg-type]
         **base.NovaletPersistentObject.fields,
     }
+
+    # Field attributes read here, for mypy (oslo.versionedobjects sets them).
+    id: int
+    metrics: MonitorMetricList | None
 
     obj_db_columns = {"pci_device_pools": "pci_stats"}
 
@@ -172,11 +179,11 @@ class ComputeNodeList(base.ovo_base.ObjectListBase, base.NovaletObject):
     def get_all(cls, context: Any) -> ComputeNodeList:
         """Every live compute node."""
         rows = db_api.compute_node_get_all(context)
-        return base.obj_make_list(context, cls(context), rows)  # type: ignore[no-any-return]
+        return base.obj_make_list(context, cls(context), rows)  # type: ignore[call-overload, no-any-return]
 
     @classmethod
     @base.remotable
     def get_by_host(cls, context: Any, host: str) -> ComputeNodeList:
         """The live nodes of ``host`` (empty if none)."""
         rows = db_api.compute_node_get_all(context, host=host)
-        return base.obj_make_list(context, cls(context), rows)  # type: ignore[no-any-return]
+        return base.obj_make_list(context, cls(context), rows)  # type: ignore[call-overload, no-any-return]

@@ -21,18 +21,23 @@ class Instance(base.NovaletPersistentObject, base.NovaletObject):
     fields = {
         "id": fields.IntegerField(read_only=True),
         "uuid": fields.StrictUUIDField(),
-        "host": fields.StringField(nullable=True, default=None),
-        "node": fields.StringField(nullable=True, default=None),
+        "host": fields.StringField(nullable=True, default=None),  # type: ignore[arg-type]
+        "node": fields.StringField(nullable=True, default=None),  # type: ignore[arg-type]
         "vcpus": fields.NonNegativeIntegerField(),
         "memory_mb": fields.NonNegativeIntegerField(),
         "root_gb": fields.NonNegativeIntegerField(default=0),
         "ephemeral_gb": fields.NonNegativeIntegerField(default=0),
         "vm_state": fields.VMStateField(default=fields.VMState.BUILDING),
-        "task_state": fields.StringField(nullable=True, default=None),
+        "task_state": fields.StringField(nullable=True, default=None),  # type: ignore[arg-type]
         "launched_at": fields.DateTimeField(nullable=True, default=None),
         "terminated_at": fields.DateTimeField(nullable=True, default=None),
         **base.NovaletPersistentObject.fields,
     }
+
+    # Field attributes read here, for mypy (oslo.versionedobjects sets them).
+    id: int
+    root_gb: int
+    ephemeral_gb: int
 
     @property
     def disk_gb(self) -> int:
@@ -85,18 +90,18 @@ class InstanceList(base.ovo_base.ObjectListBase, base.NovaletObject):
                              node: str) -> InstanceList:
         """The live instances on ``node`` of ``host``."""
         rows = db_api.instance_get_all(context, host=host, node=node)
-        return base.obj_make_list(context, cls(context), rows)  # type: ignore[no-any-return]
+        return base.obj_make_list(context, cls(context), rows)  # type: ignore[call-overload, no-any-return]
 
     @classmethod
     @base.remotable
     def get_by_host(cls, context: Any, host: str) -> InstanceList:
         """The live instances on every node of ``host``."""
         rows = db_api.instance_get_all(context, host=host)
-        return base.obj_make_list(context, cls(context), rows)  # type: ignore[no-any-return]
+        return base.obj_make_list(context, cls(context), rows)  # type: ignore[call-overload, no-any-return]
 
     @classmethod
     @base.remotable
     def get_all(cls, context: Any) -> InstanceList:
         """Every live instance."""
         rows = db_api.instance_get_all(context)
-        return base.obj_make_list(context, cls(context), rows)  # type: ignore[no-any-return]
+        return base.obj_make_list(context, cls(context), rows)  # type: ignore[call-overload, no-any-return]

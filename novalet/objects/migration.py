@@ -23,10 +23,10 @@ class Migration(base.NovaletPersistentObject, base.NovaletObject):
         "id": fields.IntegerField(read_only=True),
         "uuid": fields.StrictUUIDField(),
         "instance_uuid": fields.StrictUUIDField(),
-        "source_compute": fields.StringField(nullable=True, default=None),
-        "dest_compute": fields.StringField(nullable=True, default=None),
-        "source_node": fields.StringField(nullable=True, default=None),
-        "dest_node": fields.StringField(nullable=True, default=None),
+        "source_compute": fields.StringField(nullable=True, default=None),  # type: ignore[arg-type]
+        "dest_compute": fields.StringField(nullable=True, default=None),  # type: ignore[arg-type]
+        "source_node": fields.StringField(nullable=True, default=None),  # type: ignore[arg-type]
+        "dest_node": fields.StringField(nullable=True, default=None),  # type: ignore[arg-type]
         "status": fields.MigrationStatusField(
             default=fields.MigrationStatus.PRE_MIGRATING),
         "migration_type": fields.MigrationTypeField(
@@ -39,6 +39,9 @@ class Migration(base.NovaletPersistentObject, base.NovaletObject):
         "new_disk_gb": fields.NonNegativeIntegerField(default=0),
         **base.NovaletPersistentObject.fields,
     }
+
+    # Field attributes read here, for mypy (oslo.versionedobjects sets them).
+    id: int
 
     @classmethod
     @base.remotable
@@ -88,4 +91,4 @@ class MigrationList(base.ovo_base.ObjectListBase, base.NovaletObject):
         """Migrations not yet done whose source or destination is this node."""
         rows = db_api.migration_get_in_progress_by_host_and_node(
             context, host, node, fields.MigrationStatus.DONE_STATES)
-        return base.obj_make_list(context, cls(context), rows)  # type: ignore[no-any-return]
+        return base.obj_make_list(context, cls(context), rows)  # type: ignore[call-overload, no-any-return]

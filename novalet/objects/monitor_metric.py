@@ -22,6 +22,11 @@ class MonitorMetric(base.NovaletObject):
         "source": fields.StringField(),
     }
 
+    # Field attributes read here, for mypy (oslo.versionedobjects sets them).
+    name: str
+    value: float
+    source: str
+
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "value": self.value, "source": self.source}
 

@@ -23,6 +23,12 @@ class PciDevicePool(base.NovaletObject):
         "tags": fields.DictOfStringsField(default={}),
     }
 
+    # Field attributes read here, for mypy (oslo.versionedobjects sets them).
+    vendor_id: str
+    product_id: str
+    count: int
+    tags: dict[str, str]
+
     @classmethod
     def from_dict(cls, value: dict[str, Any]) -> PciDevicePool:
         return cls(vendor_id=str(value["vendor_id"]),

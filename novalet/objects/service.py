@@ -57,16 +57,19 @@ class Service(base.NovaletPersistentObject, base.NovaletObject):
         "uuid": fields.StrictUUIDField(),
         "host": fields.HostnameField(),
         "binary": fields.StringField(),
-        "topic": fields.StringField(nullable=True, default=None),
+        "topic": fields.StringField(nullable=True, default=None),  # type: ignore[arg-type]
         "report_count": fields.NonNegativeIntegerField(default=0),
         "disabled": fields.BooleanField(default=False),
-        "disabled_reason": fields.StringField(nullable=True, default=None),
+        "disabled_reason": fields.StringField(nullable=True, default=None),  # type: ignore[arg-type]
         "forced_down": fields.BooleanField(default=False),
         "last_seen_up": fields.DateTimeField(nullable=True, default=None),
         "version": fields.NonNegativeIntegerField(default=SERVICE_VERSION),
         "started_at": fields.DateTimeField(nullable=True, default=None),
         **base.NovaletPersistentObject.fields,
     }
+
+    # Field attributes read here, for mypy (oslo.versionedobjects sets them).
+    id: int
 
     def obj_make_compatible(self, primitive: dict[str, Any],
                             target_version: str) -> None:
@@ -167,11 +170,11 @@ class ServiceList(base.ovo_base.ObjectListBase, base.NovaletObject):
                 host: str | None = None) -> ServiceList:
         """Every live service, optionally of one binary and/or host."""
         rows = db_api.service_get_all(context, binary=binary, host=host)
-        return base.obj_make_list(context, cls(context), rows)  # type: ignore[no-any-return]
+        return base.obj_make_list(context, cls(context), rows)  # type: ignore[call-overload, no-any-return]
 
     @classmethod
     @base.remotable
     def get_by_binary(cls, context: Any, binary: str) -> ServiceList:
         """Every live service of ``binary``."""
         rows = db_api.service_get_all(context, binary=binary)
-        return base.obj_make_list(context, cls(context), rows)  # type: ignore[no-any-return]
+        return base.obj_make_list(context, cls(context), rows)  # type: ignore[call-overload, no-any-return]

@@ -8,7 +8,7 @@ asks it to spawn and destroy guests.
 from __future__ import annotations
 
 import abc
-from typing import Any, TypedDict
+from typing import Any, TypedDict, cast
 
 from novalet import exception
 
@@ -94,6 +94,7 @@ def load_driver(name: str, conf: Any) -> ComputeDriver:
     """Load the driver registered as ``name`` in ``novalet.virt_drivers``."""
     from stevedore import driver as sd_driver
 
+    mgr: sd_driver.DriverManager[ComputeDriver]
     try:
         mgr = sd_driver.DriverManager("novalet.virt_drivers", name,
                                       invoke_on_load=True,
@@ -101,4 +102,5 @@ def load_driver(name: str, conf: Any) -> ComputeDriver:
     except Exception as e:  # stevedore raises NoMatches / load errors
         raise exception.ConfigurationError(
             reason="cannot load virt driver %r: %s" % (name, e))
-    return mgr.driver  # type: ignore[no-any-return]
+    # invoke_on_load=True: the driver is the instance, not its factory.
+    return cast(ComputeDriver, mgr.driver)
