@@ -7,10 +7,9 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-import novalet  # noqa: F401  (must stay first)
-
 import pytest
 
+import novalet  # noqa: F401  (must stay first)
 from novalet import conf as novalet_conf
 from novalet import indirection, objects, rpc
 from novalet.db import api as db_api
@@ -160,11 +159,16 @@ def conductor_process(tmp_path_factory: pytest.TempPathFactory,
     """A separate ``novalet-conductor`` on RabbitMQ and PostgreSQL."""
     from tests import processes
 
-    database = _database_registry("postgresql")
+    # A database of its own: the conductor's heartbeat must not write into
+    # the database other tests empty and count rows in.
     directory = tmp_path_factory.mktemp("conductor")
+    try:
+        database = services.provision_database("postgresql", str(directory))
+    except services.ServiceUnavailable as e:
+        service_unavailable(str(e))
     topic = "conductor-%s" % os.urandom(4).hex()
     config = processes.write_config(str(directory / "novalet.conf"), {
-        "DEFAULT": {"transport_url": rabbit_vhost.url, "host": "test-conductor"},
+        "DEFAULT": {"transport_url": rabbit_vhost.url, "host": CONDUCTOR_HOST},
         "database": {"connection": database.url},
         "conductor": {"workers": 1, "topic": topic},
     })
@@ -173,13 +177,17 @@ def conductor_process(tmp_path_factory: pytest.TempPathFactory,
     assert result.returncode == 0, result.stderr
     proc = processes.ServiceProcess("novalet-conductor", config,
                                     str(directory / "conductor.log"))
-    proc.wait_for_log(r"novalet-conductor started on test-conductor")
+    proc.wait_for_log(r"novalet-conductor started on " + CONDUCTOR_HOST)
     yield {"process": proc, "topic": topic, "database": database,
            "transport_url": rabbit_vhost.url}
     proc.stop()
+    database.drop()
 
 
 REMOTE_PATHS = PATHS[3:]
+
+#: The host of the session's separate conductor; its record is its own.
+CONDUCTOR_HOST = "test-conductor"
 
 
 @pytest.fixture(params=PATHS)
@@ -236,7 +244,7 @@ def _call_path(request: pytest.FixtureRequest, conf: ConfOverrides,
         return
     conductor = request.getfixturevalue("conductor_process")
     db = conductor["database"]
-    db.clean()
+    db.clean(keep_host=CONDUCTOR_HOST)
     conf("topic", conductor["topic"], "conductor")
     conf("transport_url", conductor["transport_url"])
     conf("connection", db.url, "database")

@@ -49,12 +49,18 @@ class Database:
         self.path = path
         self.engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
 
-    def clean(self) -> None:
-        """Delete every row (the schema stays)."""
+    def clean(self, keep_host: str | None = None) -> None:
+        """Delete every row (the schema stays), but the service records of
+        ``keep_host`` (a conductor process that outlives the test)."""
         with self.engine.begin() as conn:
             for table in ("migrations", "instances", "compute_nodes",
                           "services"):
-                if sa.inspect(conn).has_table(table):
+                if not sa.inspect(conn).has_table(table):
+                    continue
+                if table == "services" and keep_host:
+                    conn.execute(sa.text("DELETE FROM services WHERE host <> :h"),
+                                 {"h": keep_host})
+                else:
                     conn.execute(sa.text("DELETE FROM %s" % table))
 
     def query(self, sql: str, **params: Any) -> list[Any]:

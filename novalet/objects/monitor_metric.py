@@ -40,10 +40,14 @@ class MonitorMetricList(base.ovo_base.ObjectListBase, base.NovaletObject):
 
     @classmethod
     def from_dicts(cls, values: list[dict[str, Any]]) -> MonitorMetricList:
-        return cls(objects=[MonitorMetric(name=str(v["name"]),
-                                          value=float(v["value"]),
-                                          source=str(v.get("source", "")))
-                            for v in values])
+        metrics = cls(objects=[MonitorMetric(name=str(v["name"]),
+                                             value=float(v["value"]),
+                                             source=str(v.get("source", "")))
+                               for v in values])
+        # A new list is a value, not a set of pending edits: only the field
+        # holding it is marked changed.
+        metrics.obj_reset_changes(recursive=True)
+        return metrics
 
     def to_json(self) -> str:
         """The release-1 form: a JSON list in a string."""
@@ -57,4 +61,4 @@ class MonitorMetricList(base.ovo_base.ObjectListBase, base.NovaletObject):
             values = jsonutils.loads(text) if text else []
             return cls.from_dicts(values if isinstance(values, list) else [])
         except (ValueError, TypeError, KeyError):
-            return cls(objects=[])
+            return cls.from_dicts([])

@@ -50,7 +50,11 @@ class PciDevicePoolList(base.ovo_base.ObjectListBase, base.NovaletObject):
 
     @classmethod
     def from_dicts(cls, values: list[dict[str, Any]]) -> PciDevicePoolList:
-        return cls(objects=[PciDevicePool.from_dict(v) for v in values])
+        pools = cls(objects=[PciDevicePool.from_dict(v) for v in values])
+        # A new list is a value, not a set of pending edits: only the field
+        # holding it is marked changed.
+        pools.obj_reset_changes(recursive=True)
+        return pools
 
     def to_json(self) -> str:
         return jsonutils.dumps([pool.to_dict() for pool in self.objects])

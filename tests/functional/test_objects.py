@@ -40,7 +40,8 @@ def test_service_create_and_get(path):
     assert got.report_count == 0 and got.disabled is False
     assert got.version == objects.service.SERVICE_VERSION
     assert got.created_at is not None and got.created_at.tzinfo is not None
-    rows = path.database.query("SELECT host, topic FROM services")
+    rows = path.database.query("SELECT host, topic FROM services "
+                               "WHERE host <> 'test-conductor'")
     assert [tuple(r) for r in rows] == [("h1", "compute")]
 
 
@@ -56,7 +57,7 @@ def test_duplicate_service_is_typed_and_writes_nothing(path):
     _service(ctxt)
     with pytest.raises(exception.ServiceBinaryExists):
         _service(ctxt)
-    assert len(path.database.query("SELECT id FROM services")) == 1
+    assert len(path.database.query("SELECT id FROM services WHERE host <> 'test-conductor'")) == 1
 
 
 def test_heartbeat_moves_last_seen_up_only_when_report_count_grows(path):
@@ -83,11 +84,15 @@ def test_service_list_and_destroy(path):
     a = _service(ctxt, host="a")
     _service(ctxt, host="b")
     _service(ctxt, host="b", binary="novalet-conductor")
-    assert sorted(s.host for s in objects.ServiceList.get_all(ctxt)) == ["a", "b", "b"]
+    def hosts():
+        return sorted(s.host for s in objects.ServiceList.get_all(ctxt)
+                      if s.host != "test-conductor")
+
+    assert hosts() == ["a", "b", "b"]
     computes = objects.ServiceList.get_all(ctxt, binary="novalet-compute")
     assert sorted(s.host for s in computes) == ["a", "b"]
     a.destroy()
-    assert sorted(s.host for s in objects.ServiceList.get_all(ctxt)) == ["b", "b"]
+    assert hosts() == ["b", "b"]
     with pytest.raises(exception.ServiceNotFound):
         objects.Service.get_by_id(ctxt, a.id)
     # A live row with the same host/binary can exist again after a delete.

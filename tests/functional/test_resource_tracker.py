@@ -144,12 +144,13 @@ class HangingConductor(conductor_manager.ConductorManager):
         self.release = threading.Event()
 
     @rpc.expose
-    def object_action(self, context_, objinst, objmethod, args, kwargs):
+    def object_action(self, context_, objinst, objmethod, args, kwargs,
+                      object_versions=None):
         if (self.hang.is_set() and objmethod == "save"
                 and objinst.obj_name() == "ComputeNode"):
             self.release.wait(30)
         return super().object_action(context_, objinst, objmethod, args,
-                                     kwargs)
+                                     kwargs, object_versions)
 
 
 def test_lock_is_released_when_the_conductor_stops_answering(conf, sqlite_db,
