@@ -20,6 +20,12 @@ warnings.filterwarnings(
 
 from oslo_service import backend as _service_backend  # noqa: E402
 
-_service_backend.init_backend(_service_backend.BackendType.THREADING)
+try:
+    _service_backend.init_backend(_service_backend.BackendType.THREADING)
+except _service_backend.exceptions.BackendAlreadySelected:  # pragma: no cover
+    # Another library's import chose first (oslo-config-generator loads
+    # oslo.messaging before novalet): the services never get here.
+    warnings.warn("oslo.service backend was selected before novalet's "
+                  "import; novalet services need the threading backend")
 
 __all__: list[str] = []

@@ -1,12 +1,26 @@
-"""``novalet-manage``: database and service administration.
+"""``novalet-manage``: database, service and hypervisor administration.
 
     novalet-manage [--config-file F] db sync [--revision REV]
     novalet-manage db version
+    novalet-manage service list [--binary B] [--host H]
+    novalet-manage service disable HOST BINARY [--reason R]
+    novalet-manage service enable HOST BINARY
+    novalet-manage service force-down HOST BINARY [--unset]
+    novalet-manage service delete HOST BINARY
+    novalet-manage hypervisor list
+    novalet-manage hypervisor show NODE|HOST/NODE
+    novalet-manage hypervisor stats
+
+Every ``service`` and ``hypervisor`` action takes ``--format table|json``
+(after the action). A bad argument, an unknown host or a refused action
+prints one line on stderr and exits 2 (see ``novalet.cmd.manage_cli``).
+``service`` and ``hypervisor`` go through the objects with ``[objects]
+indirection`` (default ``direct``); ``db`` always uses the database itself.
 """
 
 from __future__ import annotations
 
-
+import argparse
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -14,8 +28,7 @@ from typing import Any
 from oslo_config import cfg
 
 from novalet import conf as novalet_conf
-from novalet import exception
-from novalet.cmd import common
+from novalet.cmd import manage_cli, manage_hypervisor, manage_service, output
 
 BINARY = "novalet-manage"
 
@@ -35,15 +48,28 @@ def _db_version(args: Any) -> int:
     return 0
 
 
+def _format_parent() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--format", dest="output_format", choices=output.FORMATS,
+                        default="table",
+                        help="table (aligned text, the default) or json "
+                             "(for scripts)")
+    return parent
+
+
 def _add_commands(subparsers: Any) -> None:
     db = subparsers.add_parser("db", help="database schema")
-    db_sub = db.add_subparsers(dest="action", required=True)
+    db_sub = db.add_subparsers(dest="action", metavar="ACTION")
+    db_sub.required = True
     sync = db_sub.add_parser("sync", help="upgrade the schema to the newest")
     sync.add_argument("--revision", default=None,
                       help="alembic revision to upgrade to (default: head)")
     sync.set_defaults(func=_db_sync)
     version = db_sub.add_parser("version", help="print the schema revision")
     version.set_defaults(func=_db_version)
+    parents = [_format_parent()]
+    manage_service.add_parsers(subparsers, parents)
+    manage_hypervisor.add_parsers(subparsers, parents)
 
 
 _command_opt = cfg.SubCommandOpt("category", title="commands",
@@ -52,23 +78,21 @@ _command_opt = cfg.SubCommandOpt("category", title="commands",
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one ``novalet-manage`` command; returns its exit code.
+
+    ``argv`` excludes the program name (default: ``sys.argv[1:]``). Can run
+    any number of times in one process; ``CONF`` is left unparsed after.
+    """
     CONF = novalet_conf.CONF
-    CONF.register_cli_opt(_command_opt)
-    try:
-        common.setup(argv, prog=BINARY)
-    except cfg.Error as e:
-        print("%s: %s" % (BINARY, e), file=sys.stderr)
-        return 2
-    func: Callable[[Any], int] = CONF.category.func
-    try:
-        return func(CONF.category)
-    except exception.NovaletException as e:
-        print("%s: %s" % (BINARY, e.message.splitlines()[0]), file=sys.stderr)
-        return 2
+    with manage_cli.sub_command(CONF, _command_opt.dest,
+                                lambda: CONF.register_cli_opt(_command_opt)):
+        code = manage_cli.parse(argv, BINARY)
+        if code is not None:
+            return code
+        args = CONF.category
+        func: Callable[[Any], int] = args.func
+        return manage_cli.run(BINARY, func, args)
 
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-

@@ -16,8 +16,17 @@ from oslo_log import log as logging
 from oslo_messaging import opts as messaging_opts
 
 import novalet  # noqa: F401  (selects the threading backend first)
-from novalet.conf import (compute, conductor, database, default, fake, libvirt,
-                          objects, servicegroup, upgrade_levels)
+from novalet.conf import (
+    compute,
+    conductor,
+    database,
+    default,
+    fake,
+    libvirt,
+    objects,
+    servicegroup,
+    upgrade_levels,
+)
 
 CONF = cfg.CONF
 
@@ -48,6 +57,20 @@ def _register_library_defaults(conf: cfg.ConfigOpts) -> None:
 for _module in _MODULES:
     _module.register_opts(CONF)
 _register_library_defaults(CONF)
+
+
+def set_lib_defaults() -> None:
+    """novalet's defaults for options other libraries own, set on the option
+    objects themselves so that ``oslo-config-generator`` shows them too
+    (entry point ``oslo.config.opts.defaults``)."""
+    from oslo_db import options as db_options
+    from oslo_messaging import transport as messaging_transport
+
+    # oslo.messaging offers no public setter for transport_url's default.
+    cfg.set_defaults(messaging_transport._transport_opts,
+                     transport_url=DEFAULT_TRANSPORT_URL)
+    cfg.set_defaults(db_options.database_opts,
+                     connection=database.DEFAULT_CONNECTION)
 
 
 def parse_args(argv: Sequence[str], *, prog: str | None = None,

@@ -1,0 +1,244 @@
+"""``novalet-manage service``: list services, disable/enable them, force
+them down, delete them.
+
+    service list [--binary B] [--host H] [--format table|json]
+    service disable HOST BINARY [--reason R]
+    service enable HOST BINARY
+    service force-down HOST BINARY [--unset]
+    service delete HOST BINARY
+
+``list`` prints a table row (JSON: a record) per service; ``disable``,
+``enable`` and ``force-down`` print the changed service the same way (JSON:
+one record); ``delete`` says what it deleted (JSON: ``deleted_service`` and
+``deleted_compute_nodes``). Every action takes ``--format table|json``.
+
+Liveness comes from the servicegroup API (``[DEFAULT] servicegroup_driver``);
+the heartbeat age is measured against the database clock, as liveness is.
+Disabling, enabling and forcing down write only those fields: they never
+move ``last_seen_up`` (only a heartbeat does).
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from novalet import conf as novalet_conf
+from novalet import exception, objects, servicegroup
+from novalet.cmd import manage_cli, output
+
+BINARY = "novalet-manage"
+COMPUTE_BINARY = "novalet-compute"
+
+#: ``service list`` columns: (JSON key, table header).
+COLUMNS = (
+    ("id", "ID"),
+    ("host", "Host"),
+    ("binary", "Binary"),
+    ("status", "Status"),
+    ("state", "State"),
+    ("forced_down", "Forced Down"),
+    ("last_seen_up", "Last Seen Up (UTC)"),
+    ("seconds_since_heartbeat", "Seconds Since Heartbeat"),
+    ("report_count", "Report Count"),
+    ("version", "Version"),
+)
+
+#: Keys of a service record: COLUMNS plus the disabled reason.
+KEYS = ("id", "host", "binary", "status", "disabled_reason", "state",
+        "forced_down", "last_seen_up", "seconds_since_heartbeat",
+        "report_count", "version")
+
+
+def _as_utc(value: datetime.datetime) -> datetime.datetime:
+    if value.tzinfo is None:
+        return value.replace(tzinfo=datetime.UTC)
+    return value.astimezone(datetime.UTC)
+
+
+def db_now(ctxt: Any) -> datetime.datetime:
+    """The database clock, aware UTC (``last_seen_up`` is on that clock)."""
+    value: Any = objects.Service.get_db_time(ctxt)
+    if isinstance(value, str):
+        value = datetime.datetime.fromisoformat(value)
+    return _as_utc(value)
+
+
+def service_record(service: Any, is_up: bool,
+                   now: datetime.datetime | None) -> dict[str, Any]:
+    """``service`` as a plain record with the keys ``KEYS``, in that order.
+    ``seconds_since_heartbeat`` is None when it never reported (or ``now``
+    is None), else whole seconds, never negative."""
+    since: int | None = None
+    if service.last_seen_up is not None and now is not None:
+        elapsed = (now - _as_utc(service.last_seen_up)).total_seconds()
+        since = max(0, int(elapsed))
+    return {
+        "id": service.id,
+        "host": service.host,
+        "binary": service.binary,
+        "status": "disabled" if service.disabled else "enabled",
+        "disabled_reason": service.disabled_reason,
+        "state": "up" if is_up else "down",
+        "forced_down": bool(service.forced_down),
+        "last_seen_up": output.timestamp(service.last_seen_up),
+        "seconds_since_heartbeat": since,
+        "report_count": service.report_count,
+        "version": service.version,
+    }
+
+
+def services_table(records: list[dict[str, Any]]) -> str:
+    """Records as the ``service list`` table (the reason follows the status)."""
+    rows = []
+    for record in records:
+        row = []
+        for key, _header in COLUMNS:
+            value = record[key]
+            if key == "status" and record["disabled_reason"]:
+                value = "%s (%s)" % (value, record["disabled_reason"])
+            row.append(value)
+        rows.append(row)
+    return output.format_table([header for _key, header in COLUMNS], rows)
+
+
+def _emit_one(ctxt: Any, fmt: str, service: Any) -> None:
+    api = servicegroup.API(novalet_conf.CONF)
+    try:
+        is_up = api.is_up(service)
+    finally:
+        api.stop()
+    record = service_record(service, is_up, db_now(ctxt))
+    output.emit(fmt, record, services_table([record]))
+
+
+def list_services(args: Any) -> int:
+    """Print every live service (of ``--binary``, on ``--host``)."""
+    ctxt = manage_cli.admin_context(BINARY)
+    api = servicegroup.API(novalet_conf.CONF)
+    try:
+        pairs = api.get_all(ctxt, binary=args.binary_filter)
+    finally:
+        api.stop()
+    if args.host_filter is not None:
+        pairs = [(s, up) for s, up in pairs if s.host == args.host_filter]
+    now = db_now(ctxt) if pairs else None
+    records = [service_record(s, up, now) for s, up in pairs]
+    output.emit(args.output_format, records, services_table(records))
+    return 0
+
+
+def _get(ctxt: Any, args: Any) -> Any:
+    return objects.Service.get_by_host_and_binary(ctxt, args.service_host,
+                                                  args.service_binary)
+
+
+def disable_service(args: Any) -> int:
+    """Disable ``HOST BINARY`` (with ``--reason``); raises ServiceNotFound."""
+    ctxt = manage_cli.admin_context(BINARY)
+    service = _get(ctxt, args)
+    service.disabled = True
+    service.disabled_reason = args.reason
+    service.save()
+    _emit_one(ctxt, args.output_format, service)
+    return 0
+
+
+def enable_service(args: Any) -> int:
+    """Enable ``HOST BINARY`` and clear its reason; raises ServiceNotFound."""
+    ctxt = manage_cli.admin_context(BINARY)
+    service = _get(ctxt, args)
+    service.disabled = False
+    service.disabled_reason = None
+    service.save()
+    _emit_one(ctxt, args.output_format, service)
+    return 0
+
+
+def force_down_service(args: Any) -> int:
+    """Mark ``HOST BINARY`` forced down (``--unset``: clear the mark);
+    raises ServiceNotFound."""
+    ctxt = manage_cli.admin_context(BINARY)
+    service = _get(ctxt, args)
+    service.forced_down = not args.unset
+    service.save()
+    _emit_one(ctxt, args.output_format, service)
+    return 0
+
+
+def delete_service(args: Any) -> int:
+    """Delete ``HOST BINARY``; for a compute also its compute nodes.
+
+    Raises ``ServiceNotFound``, and ``ServiceHasInstances`` (nothing is
+    deleted then) while instances are on that compute host. The nodes go
+    first, so a delete interrupted half-way can simply be run again.
+    """
+    ctxt = manage_cli.admin_context(BINARY)
+    service = _get(ctxt, args)
+    nodes: list[Any] = []
+    if service.binary == COMPUTE_BINARY:
+        instances = objects.InstanceList.get_by_host(ctxt, service.host)
+        if len(instances):
+            raise exception.ServiceHasInstances(host=service.host,
+                                                binary=service.binary,
+                                                count=len(instances))
+        nodes = list(objects.ComputeNodeList.get_by_host(ctxt, service.host))
+        for node in nodes:
+            node.destroy()
+    service.destroy()
+    record = {
+        "deleted_service": {"id": service.id, "host": service.host,
+                            "binary": service.binary},
+        "deleted_compute_nodes": [
+            {"id": node.id, "hypervisor_hostname": node.hypervisor_hostname}
+            for node in nodes],
+    }
+    table = "Deleted service %d (%s/%s)" % (service.id, service.host,
+                                            service.binary)
+    if service.binary == COMPUTE_BINARY:
+        table += " and %d compute node(s)%s" % (
+            len(nodes), ": " + ", ".join(n.hypervisor_hostname for n in nodes)
+            if nodes else "")
+    output.emit(args.output_format, record, table)
+    return 0
+
+
+def add_parsers(subparsers: Any, parents: list[Any]) -> None:
+    """Add ``service`` and its actions to the ``novalet-manage`` parser;
+    ``parents`` carry the shared options (``--format``)."""
+    service = subparsers.add_parser("service", help="services and their liveness")
+    actions = service.add_subparsers(dest="action", metavar="ACTION")
+    actions.required = True
+
+    listing = actions.add_parser("list", parents=parents,
+                                 help="list live services")
+    listing.add_argument("--binary", dest="binary_filter", default=None,
+                         metavar="BINARY", help="only services of BINARY")
+    listing.add_argument("--host", dest="host_filter", default=None,
+                         metavar="HOST", help="only services on HOST")
+    listing.set_defaults(func=list_services)
+
+    def target(name: str, help: str) -> Any:
+        parser = actions.add_parser(name, parents=parents, help=help)
+        parser.add_argument("service_host", metavar="HOST",
+                            help="host of the service")
+        parser.add_argument("service_binary", metavar="BINARY",
+                            help="binary of the service, e.g. novalet-compute")
+        return parser
+
+    disable = target("disable", "stop scheduling to a service")
+    disable.add_argument("--reason", default=None, help="why (shown by list)")
+    disable.set_defaults(func=disable_service)
+
+    enable = target("enable", "allow scheduling to a service again")
+    enable.set_defaults(func=enable_service)
+
+    force_down = target("force-down", "mark a service down whatever its "
+                                      "heartbeat says (fencing)")
+    force_down.add_argument("--unset", action="store_true",
+                            help="clear the forced-down mark")
+    force_down.set_defaults(func=force_down_service)
+
+    delete = target("delete", "delete a stopped service (a compute: also its "
+                              "compute nodes; refused while it has instances)")
+    delete.set_defaults(func=delete_service)

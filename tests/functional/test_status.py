@@ -1,0 +1,308 @@
+"""``novalet-status upgrade check``: each check's success and failure, the
+exit code (the worst result: 0, 1 warning, 2 failure), both output formats,
+and a bad command line (exit 2, one line on stderr)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from novalet import conf as novalet_conf
+from novalet import context, objects
+from novalet.cmd import status
+from novalet.db import api as db_api
+from novalet.db import migration
+from novalet.objects import service as service_module
+from tests import processes
+
+SCHEMA = "Database schema"
+VERSIONS = "Service versions"
+TIMING = "Heartbeat timing"
+NODES = "Compute nodes without a service"
+SUCCESS, WARNING, FAILURE = 0, 1, 2
+
+
+def _release(version: int) -> str:
+    return str(service_module.SERVICE_VERSION_HISTORY[version]["release"])
+
+
+@pytest.fixture(autouse=True)
+def _command_state() -> Iterator[None]:
+    """main() sets up logging (root handlers, levels, excepthook) and leaves
+    CONF unparsed: put all of it back as the session had it."""
+    root = logging.getLogger()
+    handlers, level, hook = list(root.handlers), root.level, sys.excepthook
+    levels = {name: lg.level for name, lg in logging.root.manager.loggerDict.items()
+              if isinstance(lg, logging.Logger)}
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    sys.excepthook = hook
+    for name, lg in logging.root.manager.loggerDict.items():
+        if isinstance(lg, logging.Logger):
+            lg.setLevel(levels.get(name, logging.NOTSET))
+    novalet_conf.parse_args([], default_config_files=[])
+
+
+class Status:
+    """``novalet-status ARGS`` in this process."""
+
+    def __init__(self, capsys: pytest.CaptureFixture[str], config: str) -> None:
+        self.capsys = capsys
+        self.config = config
+
+    def __call__(self, *argv: str) -> tuple[int, str, str]:
+        self.capsys.readouterr()
+        code = status.main(["--config-file", self.config, *argv])
+        out, err = self.capsys.readouterr()
+        return code, out, err
+
+    def check(self) -> tuple[int, dict[str, tuple[int, str]]]:
+        """``upgrade check --json``: exit code, ``{check: (result, details)}``."""
+        code, out, err = self("upgrade", "check", "--json")
+        assert err == ""
+        report = json.loads(out)
+        assert report["name"] == "novalet upgrade check results"
+        results = {c["check"]: (c["result"], c["details"]) for c in report["checks"]}
+        assert list(results) == [SCHEMA, VERSIONS, TIMING, NODES]
+        assert code == max(result for result, _details in results.values())
+        return code, results
+
+
+@pytest.fixture
+def run(capsys: pytest.CaptureFixture[str], tmp_path: Any) -> Status:
+    config = processes.write_config(str(tmp_path / "empty.conf"), {"DEFAULT": {}})
+    return Status(capsys, config)
+
+
+def _compute(ctxt: Any, host: str, *, version: int | None = None,
+             nodes: tuple[str, ...] = ("node-1",)) -> Any:
+    service = objects.Service(ctxt, host=host, binary="novalet-compute",
+                              topic="compute")
+    if version is not None:
+        service.version = version
+    service.create()
+    for name in nodes:
+        objects.ComputeNode(ctxt, host=host, hypervisor_hostname=name, vcpus=4,
+                            memory_mb=4096, local_gb=40, hypervisor_type="fake",
+                            hypervisor_version=1, cpu_info="{}").create()
+    return service
+
+
+@pytest.fixture
+def healthy(database: Any) -> Any:
+    ctxt = context.get_admin_context()
+    _compute(ctxt, "cmp1", nodes=("node-1", "node-2"))
+    _compute(ctxt, "cmp2")
+    objects.Service(ctxt, host="ctl", binary="novalet-conductor",
+                    topic="conductor").create()
+    return ctxt
+
+
+def test_healthy_deployment_passes(run: Status, healthy: Any) -> None:
+    code, results = run.check()
+    assert code == SUCCESS
+    assert results[SCHEMA] == (SUCCESS, "The database schema is at revision %s, "
+                               "the newest this release knows."
+                               % migration.head_revision())
+    oldest = service_module.OLDEST_SUPPORTED_SERVICE_VERSION
+    assert results[VERSIONS] == (SUCCESS, "All 3 service(s) are at version %d "
+                                 "(release %s) or newer." % (oldest, _release(oldest)))
+    assert results[TIMING] == (SUCCESS, "service_down_time (60s) is 6.0 times "
+                               "report_interval (10s).")
+    assert results[NODES] == (SUCCESS, "All 3 compute node(s) belong to a live "
+                              "novalet-compute service.")
+
+
+def test_table_output(run: Status, healthy: Any) -> None:
+    code, out, err = run("upgrade", "check")
+    assert code == 0 and err == ""
+    assert "novalet upgrade check results" in out
+    for name in (SCHEMA, VERSIONS, TIMING, NODES):
+        assert "Check: %s" % name in out
+    assert out.count("Result: Success") == 4
+
+
+# -- database schema -------------------------------------------------------------
+
+@pytest.fixture
+def scratch_db(conf: Any, tmp_path: Any) -> Any:
+    """A database of this test's own, not migrated."""
+    conf("connection", "sqlite:///%s" % (tmp_path / "scratch.sqlite"), "database")
+    db_api.configure(novalet_conf.CONF)
+    return db_api.get_engine()
+
+
+def test_schema_never_synced(run: Status, scratch_db: Any) -> None:
+    code, results = run.check()
+    assert code == FAILURE
+    assert results[SCHEMA] == (FAILURE, "The database has no novalet schema (never "
+                               "synced); run 'novalet-manage db sync'.")
+    # The checks that read records do not query a schema they cannot trust.
+    for name in (VERSIONS, NODES):
+        assert results[name][0] == WARNING
+        assert results[name][1].startswith("Not checked: the database schema")
+
+
+def test_schema_behind(run: Status, scratch_db: Any) -> None:
+    migration.db_sync()
+    with scratch_db.begin() as connection:
+        connection.exec_driver_sql("UPDATE alembic_version SET version_num = '0000_old'")
+    code, results = run.check()
+    assert code == FAILURE
+    assert results[SCHEMA] == (FAILURE, "The database schema is at revision "
+                               "0000_old; this release needs %s. Run "
+                               "'novalet-manage db sync'." % migration.head_revision())
+    assert results[VERSIONS][0] == WARNING
+
+
+def test_check_that_crashes_is_a_failure(run: Status, healthy: Any,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken() -> None:
+        raise RuntimeError("database on fire\nsecond line")
+
+    monkeypatch.setattr(migration, "db_version", broken)
+    code, results = run.check()
+    assert code == FAILURE
+    expected = (FAILURE, "This check could not run: RuntimeError: database on fire")
+    assert results[SCHEMA] == results[VERSIONS] == results[NODES] == expected
+    assert results[TIMING][0] == SUCCESS
+
+
+# -- service versions ------------------------------------------------------------
+
+def test_service_older_than_oldest_supported(run: Status, healthy: Any) -> None:
+    _compute(healthy, "old1", version=0, nodes=())
+    code, results = run.check()
+    assert code == FAILURE
+    result, details = results[VERSIONS]
+    assert result == FAILURE
+    oldest = service_module.OLDEST_SUPPORTED_SERVICE_VERSION
+    assert details.startswith("1 service(s) are older than the oldest this release "
+                              "supports (version %d, release %s): old1/novalet-compute "
+                              "(version 0)." % (oldest, _release(oldest)))
+    assert "novalet-manage service delete" in details
+
+
+def test_oldest_supported_version_is_the_constant(
+        run: Status, healthy: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    current = service_module.SERVICE_VERSION
+    monkeypatch.setattr(service_module, "OLDEST_SUPPORTED_SERVICE_VERSION", current + 1)
+    _code, results = run.check()
+    result, details = results[VERSIONS]
+    assert result == FAILURE
+    assert details.startswith(
+        "3 service(s) are older than the oldest this release supports (version %d, "
+        "release ?): cmp1/novalet-compute (version %d), cmp2/novalet-compute "
+        "(version %d), ctl/novalet-conductor (version %d)."
+        % (current + 1, current, current, current))
+
+
+def test_deleted_old_service_does_not_count(run: Status, healthy: Any) -> None:
+    _compute(healthy, "old1", version=0, nodes=()).destroy()
+    assert run.check()[1][VERSIONS][0] == SUCCESS
+
+
+def test_no_records(run: Status, database: Any) -> None:
+    code, results = run.check()
+    assert code == SUCCESS
+    assert results[VERSIONS] == (SUCCESS, "No services are registered.")
+    assert results[NODES] == (SUCCESS, "No compute nodes are registered.")
+
+
+# -- heartbeat timing --------------------------------------------------------------
+
+@pytest.mark.parametrize("report_interval, service_down_time, expected, fragment", [
+    (10, 60, SUCCESS, "service_down_time (60s) is 6.0 times report_interval (10s)."),
+    (10, 20, SUCCESS, "is 2.0 times"),
+    (10, 19, WARNING, "service_down_time (19s) is less than twice report_interval "
+                      "(10s): one late heartbeat marks a service down. Set "
+                      "service_down_time to at least 20."),
+    (30, 30, FAILURE, "service_down_time (30s) must be larger than report_interval "
+                      "(30s)"),
+    (30, 20, FAILURE, "services override it with 75s and log a warning. Set "
+                      "service_down_time to at least 60."),
+])
+def test_heartbeat_timing(run: Status, sqlite_db: Any, conf: Any,
+                          report_interval: int, service_down_time: int,
+                          expected: int, fragment: str) -> None:
+    conf("report_interval", report_interval)
+    conf("service_down_time", service_down_time)
+    code, results = run.check()
+    assert code == expected
+    assert results[TIMING][0] == expected
+    assert fragment in results[TIMING][1]
+
+
+# -- compute nodes without a service ----------------------------------------------
+
+def test_orphan_compute_nodes(run: Status, healthy: Any) -> None:
+    ctxt = healthy
+    objects.Service.get_by_host_and_binary(ctxt, "cmp2", "novalet-compute").destroy()
+    objects.ComputeNode(ctxt, host="ghost", hypervisor_hostname="node-9", vcpus=1,
+                        memory_mb=1, local_gb=1, hypervisor_type="fake",
+                        hypervisor_version=1, cpu_info="{}").create()
+    # A conductor on the host does not make its nodes any less orphaned.
+    objects.Service(ctxt, host="ghost", binary="novalet-conductor").create()
+    orphans = [n for n in objects.ComputeNodeList.get_all(ctxt)
+               if n.host in ("cmp2", "ghost")]
+    code, results = run.check()
+    assert code == WARNING
+    result, details = results[NODES]
+    assert result == WARNING
+    assert details.startswith("2 compute node(s) have no live novalet-compute "
+                              "service on their host: cmp2/node-1 (id %d), "
+                              "ghost/node-9 (id %d)." % (orphans[0].id, orphans[1].id))
+
+
+def test_long_listings_are_cut(run: Status, sqlite_db: Any) -> None:
+    ctxt = context.get_admin_context()
+    for i in range(status.MAX_LISTED + 3):
+        objects.ComputeNode(ctxt, host="ghost", hypervisor_hostname="n%02d" % i,
+                            vcpus=1, memory_mb=1, local_gb=1, hypervisor_type="fake",
+                            hypervisor_version=1, cpu_info="{}").create()
+    details = run.check()[1][NODES][1]
+    assert "ghost/n09" in details and "ghost/n10" not in details
+    assert "and 3 more." in details
+
+
+# -- the command line ----------------------------------------------------------------
+
+@pytest.mark.parametrize("argv, fragment", [
+    ([], "the following arguments are required: command"),
+    (["upgrade"], "the following arguments are required: check"),
+    (["upgrade", "fix"], "unknown upgrade action 'fix'"),
+    (["downgrade", "check"], "invalid choice: 'downgrade'"),
+    (["upgrade", "check", "--yaml"], "unrecognized arguments: --yaml"),
+])
+def test_bad_command_line(run: Status, sqlite_db: Any, argv: list[str],
+                          fragment: str) -> None:
+    code, out, err = run(*argv)
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1, err
+    assert fragment in err and err.startswith("novalet-status")
+    assert "Traceback" not in err
+
+
+def test_command_exit_codes(tmp_path: Any, sqlite_db: Any) -> None:
+    ctxt = context.get_admin_context()
+    _compute(ctxt, "cmp1")
+    good = processes.write_config(str(tmp_path / "good.conf"), {
+        "database": {"connection": sqlite_db.url}})
+    result = processes.run_command("novalet-status", "--config-file", good,
+                                   "upgrade", "check", "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [c["result"] for c in json.loads(result.stdout)["checks"]] == [0, 0, 0, 0]
+
+    bad = processes.write_config(str(tmp_path / "bad.conf"), {
+        "DEFAULT": {"report_interval": 30, "service_down_time": 45},
+        "database": {"connection": sqlite_db.url}})
+    result = processes.run_command("novalet-status", "--config-file", bad,
+                                   "upgrade", "check")
+    assert result.returncode == WARNING, result.stdout + result.stderr
+    assert "Result: Warning" in result.stdout and "Traceback" not in result.stdout
