@@ -26,6 +26,7 @@ except _service_backend.exceptions.BackendAlreadySelected:  # pragma: no cover
     # Another library's import chose first (oslo-config-generator loads
     # oslo.messaging before novalet): the services never get here.
     warnings.warn("oslo.service backend was selected before novalet's "
-                  "import; novalet services need the threading backend")
+                  "import; novalet services need the threading backend",
+                  stacklevel=2)
 
 __all__: list[str] = []
