@@ -21,7 +21,7 @@ import threading
 from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from typing import Any, TypeVar
 
-from oslo_utils import versionutils
+from oslo_utils import uuidutils, versionutils
 from oslo_versionedobjects import base as ovo_base
 from oslo_versionedobjects import exception as ovo_exc
 
@@ -201,6 +201,31 @@ class NovaletPersistentObject:
         obj._context = context
         obj.obj_reset_changes(recursive=True)
         return obj
+
+    def obj_db_create(self, db_create: Any) -> None:
+        """The body of a ``create()``: a uuid if none, defaults, one INSERT
+        through ``db_create(context, values)``, then the row read back."""
+        if self.obj_attr_is_set("id"):  # type: ignore[attr-defined]
+            raise exception.ObjectActionError(action="create",
+                                              reason="already created")
+        if not self.obj_attr_is_set("uuid"):  # type: ignore[attr-defined]
+            self.uuid = uuidutils.generate_uuid()  # type: ignore[attr-defined]
+        self.obj_set_defaults()  # type: ignore[attr-defined]
+        row = db_create(self._context, self.obj_db_changes())  # type: ignore[attr-defined]
+        self._from_db_object(self._context, self, row)  # type: ignore[attr-defined]
+
+    def obj_db_update(self, db_update: Any) -> None:
+        """The body of a one-UPDATE ``save()``: ``db_update(context, id,
+        values)`` returns the new ``updated_at``."""
+        self.updated_at = db_update(self._context, self.id,  # type: ignore[attr-defined]
+                                    self.obj_db_changes())
+        self.obj_reset_changes()  # type: ignore[attr-defined]
+
+    def obj_db_destroy(self, db_destroy: Any) -> None:
+        """The body of a ``destroy()``: soft-delete the row."""
+        db_destroy(self._context, self.id)  # type: ignore[attr-defined]
+        self.deleted = True
+        self.obj_reset_changes(["deleted"])  # type: ignore[attr-defined]
 
     def obj_db_to_field(self, name: str, value: Any) -> Any:
         """Convert a column value into a field value (override per field)."""

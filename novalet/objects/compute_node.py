@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from oslo_serialization import jsonutils
-from oslo_utils import uuidutils, versionutils
+from oslo_utils import versionutils
 
-from novalet import exception, objects
+from novalet import objects
 from novalet.db import api as db_api
 from novalet.objects import base, fields
 
@@ -138,31 +138,19 @@ class ComputeNode(base.NovaletPersistentObject, base.NovaletObject):
     @base.remotable
     def create(self) -> None:
         """Insert this node; raises ``ComputeHostExists`` on a live duplicate."""
-        if self.obj_attr_is_set("id"):
-            raise exception.ObjectActionError(action="create",
-                                              reason="already created")
-        if not self.obj_attr_is_set("uuid"):
-            self.uuid = uuidutils.generate_uuid()
-        self.obj_set_defaults()
-        row = db_api.compute_node_create(self._context, self.obj_db_changes())
-        self._from_db_object(self._context, self, row)
+        self.obj_db_create(db_api.compute_node_create)
 
     @base.skip_if_unchanged
     @base.remotable
     def save(self) -> None:
         """Write the changed fields only (one UPDATE); raises
         ``ComputeHostNotFound``."""
-        updated_at = db_api.compute_node_update(self._context, self.id,
-                                                self.obj_db_changes())
-        self.updated_at = updated_at
-        self.obj_reset_changes()
+        self.obj_db_update(db_api.compute_node_update)
 
     @base.remotable
     def destroy(self) -> None:
         """Soft-delete this node; raises ``ComputeHostNotFound``."""
-        db_api.compute_node_destroy(self._context, self.id)
-        self.deleted = True
-        self.obj_reset_changes(["deleted"])
+        self.obj_db_destroy(db_api.compute_node_destroy)
 
 
 @base.NovaletObjectRegistry.register

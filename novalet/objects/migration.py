@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from oslo_utils import uuidutils
-
-from novalet import exception
 from novalet.db import api as db_api
 from novalet.objects import base, fields
 
@@ -52,29 +49,18 @@ class Migration(base.NovaletPersistentObject, base.NovaletObject):
     @base.remotable
     def create(self) -> None:
         """Insert this migration."""
-        if self.obj_attr_is_set("id"):
-            raise exception.ObjectActionError(action="create",
-                                              reason="already created")
-        if not self.obj_attr_is_set("uuid"):
-            self.uuid = uuidutils.generate_uuid()
-        self.obj_set_defaults()
-        row = db_api.migration_create(self._context, self.obj_db_changes())
-        self._from_db_object(self._context, self, row)
+        self.obj_db_create(db_api.migration_create)
 
     @base.skip_if_unchanged
     @base.remotable
     def save(self) -> None:
         """Write the changed fields only; raises ``MigrationNotFound``."""
-        self.updated_at = db_api.migration_update(self._context, self.id,
-                                                  self.obj_db_changes())
-        self.obj_reset_changes()
+        self.obj_db_update(db_api.migration_update)
 
     @base.remotable
     def destroy(self) -> None:
         """Soft-delete this migration; raises ``MigrationNotFound``."""
-        db_api.migration_destroy(self._context, self.id)
-        self.deleted = True
-        self.obj_reset_changes(["deleted"])
+        self.obj_db_destroy(db_api.migration_destroy)
 
 
 @base.NovaletObjectRegistry.register

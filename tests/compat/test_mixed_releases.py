@@ -36,7 +36,7 @@ class Deployment:
         suffix = os.urandom(4).hex()
         self.common = {
             "DEFAULT": {"transport_url": rabbit_vhost.url,
-                        "report_interval": 1, "service_down_time": 4,
+                        "report_interval": 2, "service_down_time": 8,
                         "periodic_fuzzy_delay": 0,
                         "update_resources_interval": 1,
                         "rpc_response_timeout": 10,
