@@ -1,0 +1,509 @@
+"""Fleet heartbeats: N simulated computes against one conductor worker.
+
+A private RabbitMQ vhost and PostgreSQL database, one ``novalet-conductor``
+(workers=1). For each N, K load generators (this script, ``--worker``) create
+N/K ``Service`` records through the conductor and join them to the
+servicegroup API, first beats spread over ``report_interval``. After a
+warm-up, every heartbeat is timed for ``--duration`` s while an observer here
+(direct database access, like an API service) calls ``API.get_all`` every few
+seconds: a compute reported down while its process runs is a false down.
+
+    python benchmarks/fleet.py [--driver db|tooz] [--computes 500,1000,2000,5000]
+        [--duration 60] [--workers 4] [--mode threads|light|coalesce] [--py-spy DIR]
+
+PROTOTYPES, db driver, in this script only: the conductor is started through
+it with one more remotable method, ``FleetHeartbeatPrototype.beat(ids)`` (one
+``UPDATE services ... WHERE id IN (ids)``). ``light``: one such call per
+heartbeat instead of ``Service.save()`` (a real fleet's shape); ``coalesce``:
+one scheduler thread per process sends the beats due every ``--tick`` s in one
+call (latency counted from when a beat was due). A step during which the
+broker went away (someone restarting RabbitMQ) is repeated. Exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import heapq
+import itertools
+import json
+import os
+import random
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import types
+import uuid
+from collections.abc import Callable
+from concurrent import futures
+from typing import Any
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import novalet  # noqa: E402,F401  (first: selects oslo.service's threading backend)
+
+BINARY, TOPIC = "novalet-compute", "compute"
+TICK = os.sysconf("SC_CLK_TCK")
+Beat = tuple[float, float, bool, str]  # (start or due time, latency, ok, host)
+
+
+def register_prototype() -> None:
+    """PROTOTYPE: ``FleetHeartbeatPrototype.beat(ctxt, ids)``, one UPDATE."""
+    import sqlalchemy as sa
+    from oslo_utils import timeutils
+
+    from novalet.db import api as db_api
+    from novalet.db import models
+    from novalet.db.sqlfuncs import utcnow
+    from novalet.objects import base
+
+    @db_api.writer
+    def beat_many(ctxt: Any, ids: list[int]) -> None:
+        svc = models.Service
+        ctxt.session.execute(
+            sa.update(svc).where(svc.id.in_(ids), svc.deleted == 0)
+            .values(report_count=svc.report_count + 1, last_seen_up=utcnow(),
+                    updated_at=timeutils.utcnow())
+            .execution_options(synchronize_session=False))
+
+    @base.NovaletObjectRegistry.register
+    class FleetHeartbeatPrototype(base.NovaletObject):  # noqa: F841
+        """PROTOTYPE (benchmarks/fleet.py): one heartbeat for many services."""
+
+        VERSION = "1.0"
+        fields: dict[str, Any] = {}
+
+        @classmethod
+        @base.remotable
+        def beat(cls, ctxt: Any, service_ids: list[int]) -> None:
+            """Raise report_count and move last_seen_up of every live id."""
+            beat_many(ctxt, service_ids)
+
+
+# -- worker mode: N/K simulated computes in one process -----------------------
+
+class Recorder:
+    """Every heartbeat of this process: when, how long, whether it worked."""
+
+    def __init__(self) -> None:
+        self.beats: list[Beat] = []
+        self.calls: list[tuple[float, float, int]] = []  # coalesce: start, latency, ids
+
+    def timed(self, host: str, run_once: Callable[[], bool]) -> Callable[[], bool]:
+        def run() -> bool:
+            start, t0 = time.time(), time.perf_counter()
+            ok = run_once()
+            self.beats.append((start, time.perf_counter() - t0, ok, host))
+            return ok
+        return run
+
+    def summary(self, t0: float, t1: float) -> dict[str, Any]:
+        """Beats that started (were due) in [t0, t1); the longest gap between
+        two completed beats of one compute, ending in the window."""
+        window = [b for b in self.beats if t0 <= b[0] < t1]
+        ends: dict[str, list[float]] = {}
+        for start, latency, ok, host in sorted(self.beats):
+            if ok:
+                ends.setdefault(host, []).append(start + latency)
+        gap = max((b - a for e in ends.values() for a, b in itertools.pairwise(e)
+                   if t0 <= b < t1), default=0.0)
+        return {"latencies": [round(b[1], 5) for b in window if b[2]],
+                "failed": sum(1 for b in window if not b[2]), "max_gap": gap,
+                "calls": [c[1:] for c in self.calls if t0 <= c[0] < t1]}
+
+
+def timed_driver(name: str, conf: Any, recorder: Recorder, group_prefix: str,
+                 light: bool = False) -> Any:
+    """The ``name`` servicegroup driver, every beat timed (light: the beat is
+    the PROTOTYPE call instead of ``Service.save()``)."""
+    from novalet import objects
+    from novalet.servicegroup.drivers import base, db, tooz
+    base_cls: Any = {"db": db.DbDriver, "tooz": tooz.ToozDriver}[name]
+
+    class TimedDriver(base_cls):  # type: ignore[misc,valid-type]
+        def _make_reporter(self, host: str, topic: str, service: Any) -> Any:
+            ref = service.service_ref
+            reporter = base.Reporter(
+                host, lambda: objects.FleetHeartbeatPrototype.beat(ref.obj_context, [ref.id]),
+                what="model server", lost_errors=db.LOST_ERRORS,
+            ) if light else super()._make_reporter(host, topic, service)
+            reporter.run_once = recorder.timed(  # type: ignore[method-assign]
+                host, reporter.run_once)
+            return reporter
+
+    return TimedDriver(conf, **({"group_prefix": group_prefix} if name == "tooz" else {}))
+
+
+def coalescer(ctxt: Any, refs: list[Any], interval: float, tick: float,
+              recorder: Recorder, rnd: random.Random) -> Callable[[], None]:
+    """PROTOTYPE: one thread beats for every compute of this process; each
+    keeps its own schedule, the ones due go in one call every ``tick``.
+    Returns its stop()."""
+    from novalet import objects
+    heap = [(time.time() + rnd.uniform(0, interval), ref.id, ref.host) for ref in refs]
+    heapq.heapify(heap)
+    stopped = threading.Event()
+
+    def loop() -> None:
+        while not stopped.wait(tick):
+            now, due = time.time(), []
+            while heap and heap[0][0] <= now:
+                due.append(heapq.heappop(heap))
+            if not due:
+                continue
+            t0, ok = time.perf_counter(), True
+            try:
+                objects.FleetHeartbeatPrototype.beat(ctxt, [d[1] for d in due])
+            except Exception as e:
+                ok = False
+                print("coalesced beat failed: %r" % e, file=sys.stderr)
+            end = time.time()
+            recorder.calls.append((now, time.perf_counter() - t0, len(due)))
+            for when, sid, host in due:
+                recorder.beats.append((when, end - when, ok, host))
+                heapq.heappush(heap, (when + interval, sid, host))
+
+    def stop() -> None:
+        stopped.set()
+        thread.join(30)
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    return stop
+
+
+def worker(args: argparse.Namespace) -> int:
+    from novalet import conf as novalet_conf
+    from novalet import context, indirection, objects, servicegroup
+    conf = novalet_conf.CONF
+    novalet_conf.parse_args(["--config-file", args.config], default_config_files=[])
+    conf.set_override("indirection", "rpc", "objects")
+    objects.register_all()
+    if args.mode != "threads":
+        register_prototype()
+    indirection.configure(conf, binary=BINARY)
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # tooz: a socket each
+    ctxt, rnd, recorder = context.get_admin_context(), random.Random(args.index), Recorder()
+
+    def create(host: str) -> Any:
+        ref = objects.Service(ctxt, host=host, binary=BINARY, topic=TOPIC)
+        ref.create()
+        return ref
+
+    with futures.ThreadPoolExecutor(8) as pool:
+        refs = list(pool.map(create, ["%s-w%d-%05d" % (args.prefix, args.index, i)
+                                      for i in range(args.count)]))
+    print("created", flush=True)
+    if not sys.stdin.readline():
+        os._exit(1)  # the run was interrupted
+    if args.mode == "coalesce":
+        stop = coalescer(ctxt, refs, conf.report_interval, args.tick, recorder, rnd)
+    else:
+        api = servicegroup.API(conf, driver=timed_driver(
+            conf.servicegroup_driver, conf, recorder, args.group_prefix, args.mode == "light"))
+        for ref in refs:
+            api.join(ref.host, TOPIC, types.SimpleNamespace(service_ref=ref, binary=BINARY),
+                     initial_delay=rnd.uniform(0, conf.report_interval))
+        stop = api.stop
+    print("joined %d threads" % threading.active_count(), flush=True)
+    window = sys.stdin.readline().split()
+    if window:
+        print(json.dumps(recorder.summary(float(window[0]), float(window[1]))), flush=True)
+    threading.Timer(60, os._exit, (3,)).start()  # a bound on stopping
+    stop()
+    os._exit(0)
+
+
+# -- measuring ----------------------------------------------------------------
+
+def cpu_snapshot(conductor: int, workers: list[int]) -> dict[str, float]:
+    """CPU seconds used so far by the conductor tree, the workers, RabbitMQ,
+    PostgreSQL (all databases), this process and the whole machine. Dead
+    children count through their parent's cutime/cstime (PostgreSQL backends)."""
+    stats: dict[int, list[str]] = {}
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError), open("/proc/%s/stat" % entry) as f:
+            head, tail = f.read().rsplit(")", 1)
+            stats[int(entry)] = [head.split("(", 1)[1], *tail.split()]
+    tree, todo = [], [conductor]
+    while todo:
+        tree.append(todo.pop())
+        todo.extend(p for p, st in stats.items() if int(st[2]) == tree[-1])
+    groups = {"conductor": tree, "computes": workers, "observer": [os.getpid()],
+              "rabbitmq": [p for p, st in stats.items() if st[0] == "beam.smp"],
+              "postgres": [p for p, st in stats.items() if st[0] == "postgres"]}
+    result = {name: sum(sum(int(v) for v in stats[p][12:16]) for p in pids if p in stats)
+              / TICK for name, pids in groups.items()}
+    with open("/proc/stat") as f:
+        values = [int(v) for v in f.readline().split()[1:]]
+    result["machine"] = (sum(values) - values[3] - values[4]) / TICK
+    return result
+
+
+def percentile(ordered: list[float], p: float) -> float:
+    return ordered[min(len(ordered) - 1, int(p * len(ordered)))] if ordered else float("nan")
+
+
+def start_worker(args: argparse.Namespace, ctx: dict[str, Any], prefix: str, index: int,
+                 count: int) -> subprocess.Popen[str]:
+    """One load generator (this script, ``--worker``), driven by a line protocol."""
+    with open(os.path.join(ctx["tmp"], "%s-w%d.log" % (prefix, index)), "w") as log:
+        return subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__), "--worker", "--config", ctx["config"],
+             "--prefix", prefix, "--index", str(index), "--count", str(count), "--group-prefix",
+             ctx["group_prefix"], "--mode", args.mode, "--tick", str(args.tick)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
+            start_new_session=True)
+
+
+def expect(proc: subprocess.Popen[str], word: str) -> str:
+    line = proc.stdout.readline() if proc.stdout else ""
+    if not line.startswith(word):
+        raise RuntimeError("worker %d: expected %r, got %r (exit %s)" % (
+            proc.pid, word, line, proc.poll()))
+    return line
+
+
+def send(procs: list[subprocess.Popen[str]], line: str) -> None:
+    for proc in procs:
+        if proc.stdin:
+            proc.stdin.write(line + "\n")
+            proc.stdin.flush()
+
+
+def stop_worker(proc: subprocess.Popen[str]) -> None:
+    with contextlib.suppress(OSError):
+        if proc.stdin:
+            proc.stdin.close()
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+
+def step(args: argparse.Namespace, n: int, ctx: dict[str, Any]) -> dict[str, Any]:
+    from novalet import context
+    interval, conductor, lost0 = ctx["conf"].report_interval, ctx["conductor"], ctx["lost"]()
+    prefix = "fleet-%s-n%d-%s" % (ctx["run_id"], n, uuid.uuid4().hex[:4])
+    k = max(1, min(args.workers, n))
+    workers = [start_worker(args, ctx, prefix, i, n // k + (i < n % k)) for i in range(k)]
+    sessions_sql = "SELECT sessions FROM pg_stat_database WHERE datname = :n"
+    try:
+        started = time.time()
+        for w in workers:
+            expect(w, "created")
+        created = time.time()
+        send(workers, "go")
+        threads = sum(int(expect(w, "joined").split()[1]) for w in workers)
+        print("  N=%d: %d records in %.0fs, %d threads in %d processes; warm-up %ds" % (
+            n, n, created - started, threads, k, interval + 3), flush=True)
+        time.sleep(interval + 3)
+        spies = [subprocess.Popen(  # records the GIL holder, raw (collapsed) stacks
+            [os.path.join(os.path.dirname(sys.executable), "py-spy"), "record", "--pid",
+             str(pid), "--subprocesses", "--nonblocking", "--gil", "--format", "raw",
+             "--rate", "100", "--duration", str(int(args.duration)), "--output",
+             os.path.join(args.py_spy, "%s-%s-n%d-%s.txt" % (args.driver, args.mode, n, who))],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for who, pid in (("conductor", conductor), ("computes", workers[0].pid))
+        ] if args.py_spy else []
+        pids = [w.pid for w in workers]
+        cpu0 = cpu_snapshot(conductor, pids)
+        sessions0 = ctx["database"].query(sessions_sql, n=ctx["database"].name)[0][0]
+        ctxt, down, observations, died = context.get_admin_context(), set(), 0, False
+        t0 = time.time()
+        while time.time() < t0 + args.duration:
+            time.sleep(max(0.0, min(args.observe_every, t0 + args.duration - time.time())))
+            for service, up in ctx["api"].get_all(ctxt, binary=BINARY):
+                if service.host.startswith(prefix + "-"):
+                    observations += 1
+                    if not up:
+                        down.add(service.host)
+            died = died or any(w.poll() is not None for w in workers)
+        t1, cpu1 = time.time(), cpu_snapshot(conductor, pids)
+        sessions = ctx["database"].query(sessions_sql, n=ctx["database"].name)[0][0] - sessions0
+        send(workers, "%r %r" % (t0, t1))
+        results = [json.loads(expect(w, "{")) for w in workers]
+    finally:
+        for w in workers:
+            stop_worker(w)
+        ctx["database"].query("DELETE FROM services WHERE host LIKE :p", p=prefix + "-%")
+    for s in spies:
+        s.wait(60)
+    cores = {name: (cpu1[name] - cpu0[name]) / (t1 - t0) for name in cpu0}
+    cores["others"] = cores["machine"] - sum(v for k, v in cores.items() if k != "machine")
+    latencies = sorted(x for r in results for x in r["latencies"])
+    row = {"driver": args.driver + ("" if args.mode == "threads" else "+%s PROTO" % args.mode),
+           "n": n, "rate": len(latencies) / (t1 - t0), "p50": percentile(latencies, 0.5) * 1000,
+           "p99": percentile(latencies, 0.99) * 1000, "down": len(down),
+           "failed": sum(r["failed"] for r in results), "gap": max(r["max_gap"] for r in results),
+           "cond_ms": cores["conductor"] * (t1 - t0) * 1000 / max(1, len(latencies))}
+    reasons = [why for why, bad in (
+        ("p99>1s", row["p99"] > 1000), ("false down", row["down"] > 0),
+        ("failed beats", row["failed"] > 0), ("worker died", died),
+        ("rate<95%", row["rate"] < 0.95 * n / interval)) if bad]
+    row["verdict"] = "PASS" if not reasons else "MISS (%s)" % ", ".join(reasons)
+    if ctx["lost"]() > lost0:
+        row["verdict"] = "DISTURBED (the broker went away during the step)"
+    print("  N=%d: %.0f beats/s (need %.0f), p50 %.1f ms, p99 %.1f ms, %d failed, %d false "
+          "down (%d observations), longest gap %.1fs -> %s" % (
+              n, row["rate"], n / interval, row["p50"], row["p99"], row["failed"],
+              row["down"], observations, row["gap"], row["verdict"]))
+    print("    CPU cores used: %s (of %d); %d new PostgreSQL sessions, load %.1f" % (
+        ", ".join("%s %.2f" % kv for kv in cores.items()), os.cpu_count() or 0, sessions,
+        os.getloadavg()[0]))
+    calls = [c for r in results for c in r["calls"]]
+    if calls:
+        lat = sorted(c[0] for c in calls)
+        print("    PROTOTYPE coalesced calls: %d, mean batch %.1f, call p50 %.1f ms, p99 %.1f ms"
+              % (len(calls), sum(c[1] for c in calls) / len(calls),
+                 percentile(lat, 0.5) * 1000, percentile(lat, 0.99) * 1000))
+    return row
+
+
+# -- the run ------------------------------------------------------------------
+
+def run(args: argparse.Namespace, stack: contextlib.ExitStack,
+        rows: list[dict[str, Any]]) -> None:
+    from novalet import conf as novalet_conf
+    from novalet import indirection, objects, servicegroup
+    from tests import processes, services
+
+    run_id = uuid.uuid4().hex[:8]
+    tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="novalet-fleet-"))
+    database = services.provision_database("postgresql", tmp)
+    stack.callback(database.drop)
+    vhost = services.RabbitVhost()
+    stack.callback(vhost.delete)
+    if args.driver == "tooz":
+        stack.callback(clean_redis, services.check_redis(), run_id)
+    config = processes.write_config(os.path.join(tmp, "novalet.conf"), {
+        "DEFAULT": {"transport_url": vhost.url, "host": "fleet-conductor",
+                    "report_interval": 10, "service_down_time": 60,
+                    "servicegroup_driver": args.driver},
+        "database": {"connection": database.url},
+        "conductor": {"workers": 1, "topic": "conductor-fleet-%s" % run_id},
+        "servicegroup": {"backend_url": services.REDIS_URL}})
+    with open(config, "a") as f:  # --set: appended sections win (last value)
+        f.writelines("[%s]\n%s = %s\n" % (*o.split("=", 1)[0].split("."), o.split("=", 1)[1])
+                     for o in args.set)
+    result = processes.run_command("novalet-manage", "--config-file", config, "db", "sync")
+    if result.returncode != 0:
+        raise RuntimeError("db sync failed: %s" % result.stderr)
+    binary, bin_dir = "novalet-conductor", processes.BIN_DIR
+    if args.mode != "threads":  # the same conductor, plus the prototype object
+        binary, bin_dir = "novalet-conductor-prototype", tmp
+        with open(os.path.join(tmp, binary), "w") as f:
+            f.write('#!/bin/sh\nexec "%s" "%s" --prototype-conductor "$@"\n'
+                    % (sys.executable, os.path.abspath(__file__)))
+        os.chmod(os.path.join(tmp, binary), 0o755)
+    conductor = processes.ServiceProcess(binary, config, os.path.join(tmp, "conductor.log"),
+                                         bin_dir=bin_dir)
+    stack.callback(conductor.stop)
+    conductor.wait_for_log(r"novalet-conductor started on fleet-conductor")
+    conf = novalet_conf.CONF  # the observer reads the database itself
+    novalet_conf.parse_args(["--config-file", config], default_config_files=[])
+    conf.set_override("indirection", "direct", "objects")
+    objects.register_all()
+    indirection.configure(conf)
+    stack.callback(indirection.reset)
+    group_prefix = "novalet-fleet-%s" % run_id
+    api = servicegroup.API(conf, driver=timed_driver(args.driver, conf, Recorder(), group_prefix))
+    stack.callback(api.stop)
+    ctx = {"conf": conf, "run_id": run_id, "config": config, "tmp": tmp, "api": api,
+           "group_prefix": group_prefix, "conductor": conductor.proc.pid, "database": database,
+           "lost": lambda: conductor.log().count("is unreachable")}
+    print("fleet: driver %s, mode %s%s, report_interval %ds, service_down_time %ds, %d "
+          "load-generator processes, %ds per N, %d CPUs, load %.2f%s" % (
+              args.driver, args.mode, "" if args.mode == "threads" else " (PROTOTYPE)",
+              conf.report_interval, conf.service_down_time, args.workers, args.duration,
+              os.cpu_count() or 0, os.getloadavg()[0],
+              "".join(", " + o for o in args.set)), flush=True)
+    for n in args.computes:
+        for _attempt in range(1 + args.retries):
+            rows.append(step(args, n, ctx))
+            if not rows[-1]["verdict"].startswith("DISTURBED"):
+                break
+        if not rows[-1]["verdict"].startswith("PASS") and not args.keep_going:
+            break
+    if conductor.errors():
+        print("conductor logged %d error lines, first: %s" % (
+            len(conductor.errors()), conductor.errors()[0]))
+
+
+def clean_redis(url: str, run_id: str) -> None:
+    import redis
+    client = redis.Redis.from_url(url)
+    for key in client.scan_iter(match="*%s*" % run_id, count=1000):
+        client.delete(key)
+    for group in client.smembers("_tooz_groups"):
+        if run_id.encode() in group:
+            client.srem("_tooz_groups", group)
+    client.close()
+
+
+def table(rows: list[dict[str, Any]]) -> None:
+    print("\n%-19s %6s %8s %8s %8s %6s %5s %8s %10s  %s" % (
+        "driver", "N", "beats/s", "p50 ms", "p99 ms", "failed", "down", "max gap",
+        "cond ms/hb", "verdict"))
+    for r in rows:
+        print("%-19s %6d %8.0f %8.1f %8.1f %6d %5d %7.1fs %10.2f  %s" % (
+            r["driver"], r["n"], r["rate"], r["p50"], r["p99"], r["failed"], r["down"],
+            r["gap"], r["cond_ms"], r["verdict"]))
+    passed = [r["n"] for r in rows if r["verdict"] == "PASS"]
+    print("largest N holding p99 <= 1 s with no false down: %s" % (
+        max(passed) if passed else "none of %s" % sorted({r["n"] for r in rows})))
+
+
+def main() -> int:
+    if sys.argv[1:2] == ["--prototype-conductor"]:
+        from novalet.cmd import conductor
+        register_prototype()
+        return conductor.main(sys.argv[2:])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add = parser.add_argument
+    add("--driver", choices=["db", "tooz"], default="db")
+    add("--computes", type=lambda v: [int(x) for x in v.split(",")],
+        default=[500, 1000, 2000, 5000], help="the N to step through")
+    add("--duration", type=float, default=60.0, help="measured seconds per N (default 60)")
+    add("--workers", type=int, default=4, help="load-generator processes (default 4)")
+    add("--observe-every", type=float, default=5.0, help="seconds between two get_all()")
+    add("--mode", choices=["threads", "light", "coalesce"], default="threads",
+        help="threads: the servicegroup driver as it is; light, coalesce: PROTOTYPES")
+    add("--tick", type=float, default=0.25, help="coalesce: seconds between two calls")
+    add("--retries", type=int, default=2, help="repeats of a step the broker left in")
+    add("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+        help="extra option for every process, e.g. database.max_pool_size=64")
+    add("--keep-going", action="store_true", help="go on with larger N after a MISS")
+    add("--py-spy", metavar="DIR", help="py-spy profiles (GIL) of conductor and a worker")
+    add("--worker", action="store_true", help=argparse.SUPPRESS)
+    for hidden in ("--config", "--prefix", "--group-prefix"):
+        add(hidden, help=argparse.SUPPRESS)
+    add("--index", type=int, default=0, help=argparse.SUPPRESS)
+    add("--count", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        return worker(args)
+    if args.mode != "threads" and args.driver != "db":
+        parser.error("--mode %s prototypes the db driver only" % args.mode)
+    if args.py_spy:
+        os.makedirs(args.py_spy, exist_ok=True)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # clean up as on Ctrl-C
+    rows: list[dict[str, Any]] = []
+    with contextlib.ExitStack() as stack:
+        try:
+            run(args, stack, rows)
+        except KeyboardInterrupt:
+            print("interrupted; cleaning up", file=sys.stderr)
+    table(rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
