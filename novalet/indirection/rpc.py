@@ -54,12 +54,22 @@ class RPCIndirectionAPI(base.IndirectionAPI):
                       args: Any, kwargs: Any) -> tuple[dict[str, Any], Any]:
         manifest, capped = self._capped(context, objinst.obj_name())
         sent = objinst
+        dropped: set[str] = set()
         if capped:
             sent = objinst.obj_to_primitive(
                 target_version=manifest[objinst.obj_name()],
                 version_manifest=manifest)
-        return self.conductor.object_action(  # type: ignore[no-any-return]
+            kept = set(sent.get("%s.changes" % objinst.OBJ_SERIAL_NAMESPACE, []))
+            dropped = set(objinst.obj_what_changed()) - kept
+        updates, result = self.conductor.object_action(
             context, sent, objmethod, args, kwargs, object_versions=manifest)
+        if dropped:
+            # Changes the older conductor could not receive stay pending:
+            # they go out with the first save once the caps rise.
+            updates = dict(updates)
+            updates["obj_what_changed"] = sorted(
+                set(updates.get("obj_what_changed", [])) | dropped)
+        return updates, result
 
     def object_class_action_versions(self, context: Any, objname: str,
                                      objmethod: str,
