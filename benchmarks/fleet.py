@@ -337,11 +337,17 @@ def step(args: argparse.Namespace, n: int, ctx: dict[str, Any]) -> dict[str, Any
         pids = [w.pid for w in workers]
         cpu0 = cpu_snapshot(conductor, pids)
         sessions0 = ctx["database"].query(sessions_sql, n=ctx["database"].name)[0][0]
-        ctxt, down, observations, died = context.get_admin_context(), set(), 0, False
+        ctxt, down, observations, died, unanswered = context.get_admin_context(), set(), 0, 0, 0
         t0 = time.time()
         while time.time() < t0 + args.duration:
             time.sleep(max(0.0, min(args.observe_every, t0 + args.duration - time.time())))
-            for service, up in ctx["api"].get_all(ctxt, binary=BINARY):
+            box: list[Any] = []  # asked from a thread: a backend may never answer
+            asking = threading.Thread(daemon=True, target=lambda b=box: b.append(
+                ctx["api"].get_all(ctxt, binary=BINARY)))
+            asking.start()
+            asking.join(max(10.0, 2 * args.observe_every))
+            unanswered += not box
+            for service, up in box[0] if box else []:
                 if service.host.startswith(prefix + "-"):
                     observations += 1
                     if not up:
@@ -367,6 +373,7 @@ def step(args: argparse.Namespace, n: int, ctx: dict[str, Any]) -> dict[str, Any
     reasons = [why for why, bad in (
         ("p99>1s", row["p99"] > 1000), ("false down", row["down"] > 0),
         ("failed beats", row["failed"] > 0), ("worker died", died),
+        ("%d get_all() unanswered" % unanswered, unanswered > 0),
         ("rate<95%", row["rate"] < 0.95 * n / interval)) if bad]
     row["verdict"] = "PASS" if not reasons else "MISS (%s)" % ", ".join(reasons)
     if ctx["lost"]() > lost0 and args.driver == "db":
