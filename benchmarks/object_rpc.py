@@ -37,9 +37,9 @@ import oslo_messaging as messaging  # noqa: E402
 from oslo_config import cfg  # noqa: E402
 # isort: on
 
-NO_DB_CALL = ("ConductorAPI.object_backport_versions(ComputeNode): no remotable method "
-              "without DB work exists; this endpoint deserializes the object and "
-              "serializes it back (a full object both ways), no DB")
+NO_DB_CALL = ("BenchProbe.touch(n): a remotable method that sets one field and does "
+              "no DB work, on an object with ComputeNode's fields and values "
+              "(registered by this script in itself and in the conductor it starts)")
 TARGETS = {"no-DB": 0.85, "save()": 0.6}
 ECHO_EXCHANGE = "novalet-bench"  # explicit: the processes' defaults differ
 TICK = os.sysconf("SC_CLK_TCK")
@@ -69,6 +69,37 @@ def run_echo_server(url: str, topic: str) -> int:
     server.wait()
     transport.cleanup()
     return 0
+
+
+# -- the no-DB case's object --------------------------------------------------
+
+def register_probe() -> Any:
+    """Register ``BenchProbe``: ComputeNode's fields, one remotable method
+    that touches no database. Called in this process and in the conductor."""
+    from novalet import objects
+    from novalet.objects import base
+
+    objects.register_all()
+
+    @base.NovaletObjectRegistry.register
+    class BenchProbe(base.NovaletObject):
+        VERSION = "1.0"
+        fields = dict(objects.ComputeNode.fields)
+
+        @base.remotable
+        def touch(self, memory_mb_used: int) -> None:
+            """Set one field; the conductor sends back just that change."""
+            self.memory_mb_used = memory_mb_used
+
+    return BenchProbe
+
+
+def run_conductor(argv: list[str]) -> int:
+    """``novalet-conductor`` with ``BenchProbe`` registered."""
+    from novalet.cmd import conductor
+
+    register_probe()
+    return conductor.main(argv)
 
 
 # -- CPU accounting from /proc -------------------------------------------------
@@ -214,11 +245,9 @@ def start_py_spy(pid: int, out: str, stack: contextlib.ExitStack) -> None:
 # -- the run ---------------------------------------------------------------------
 
 def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
-    from oslo_versionedobjects import base as ovo_base
 
     from novalet import conf as novalet_conf
     from novalet import context, indirection, objects, rpc
-    from novalet.conductor import rpcapi
     from tests import processes, services
 
     tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="novalet-bench-"))
@@ -235,8 +264,14 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
     result = processes.run_command("novalet-manage", "--config-file", config, "db", "sync")
     if result.returncode != 0:
         raise RuntimeError("db sync failed: %s" % result.stderr)
+    launcher = os.path.join(tmp, "novalet-conductor")  # the real one, plus BenchProbe
+    with open(launcher, "w") as f:
+        f.write("#!%s\nimport sys\nsys.path[:0] = [%r, %r]\nimport object_rpc\n"
+                "sys.exit(object_rpc.run_conductor(sys.argv[1:]))\n" % (
+                    sys.executable, ROOT, os.path.dirname(os.path.abspath(__file__))))
+    os.chmod(launcher, 0o755)
     conductor = processes.ServiceProcess("novalet-conductor", config,
-                                         os.path.join(tmp, "conductor.log"))
+                                         os.path.join(tmp, "conductor.log"), bin_dir=tmp)
     stack.callback(conductor.stop)
     conductor.wait_for_log(r"novalet-conductor started on bench-conductor")
     echo_topic = "echo-bench-%s" % os.urandom(4).hex()
@@ -245,7 +280,7 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
     # This process plays the compute: its objects go to the conductor.
     novalet_conf.parse_args(["--config-file", config], default_config_files=[])
     novalet_conf.CONF.set_override("indirection", "rpc", "objects")
-    objects.register_all()
+    probe_class = register_probe()
     indirection.configure(novalet_conf.CONF)
     stack.callback(rpc.cleanup)
     stack.callback(indirection.reset)
@@ -262,8 +297,11 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
     raw_client = messaging.get_rpc_client(
         raw_transport, messaging.Target(exchange=ECHO_EXCHANGE, topic=echo_topic,
                                         version="1.0"), timeout=30)
-    conductor_api = rpcapi.ConductorAPI(novalet_conf.CONF)
-    manifest = ovo_base.obj_tree_get_versions(node.obj_name())  # what callers send
+    probe = probe_class(ctxt)
+    for name in node.fields:
+        if node.obj_attr_is_set(name):
+            setattr(probe, name, getattr(node, name))
+    probe.obj_reset_changes(recursive=True)
     counter = itertools.count(1)
 
     def save() -> None:
@@ -272,7 +310,7 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
 
     cases = [c for c in (
         Case("raw", lambda: raw_client.call({}, "echo", payload=primitive)),
-        Case("no-DB", lambda: conductor_api.object_backport_versions(ctxt, node, manifest)),
+        Case("no-DB", lambda: probe.touch(next(counter))),
         Case("save()", save),
     ) if c.name == "raw" or c.name in args.cases]
     print(environment())

@@ -10,6 +10,7 @@ error that the caller receives as that type.
 
 from __future__ import annotations
 
+import datetime
 import inspect
 from typing import Any
 
@@ -89,34 +90,59 @@ def _check_args(args: Any, kwargs: Any) -> tuple[tuple[Any, ...], dict[str, Any]
     return tuple(args), kwargs
 
 
-def _same(a: Any, b: Any) -> bool:
-    """Equal values; nested objects (no ``==`` of their own) by content."""
-    if isinstance(a, objects_base.NovaletObject) and isinstance(
-            b, objects_base.NovaletObject):
-        return bool(a.obj_to_primitive() == b.obj_to_primitive())
-    return bool(a == b)
+#: Values compared as they are; anything else (dicts, lists, nested
+#: objects, addresses) is compared as its primitive, which is plain data,
+#: so a change made in place is seen too.
+_PLAIN_TYPES = frozenset({str, int, float, bool, type(None), datetime.datetime})
 
 
-def _field_updates(objinst: Any, before: Any,
+def _snapshot(objinst: Any) -> dict[str, Any]:
+    """What each set field holds, in a form a later state compares to."""
+    stored = objinst.__dict__
+    return {name: (value if type(value) in _PLAIN_TYPES
+                   else field.to_primitive(objinst, name, value))
+            for name, field, attr in objects_base.field_attrs(type(objinst))
+            if attr in stored
+            for value in (stored[attr],)}
+
+
+def _field_updates(objinst: Any, before: dict[str, Any],
                    object_versions: dict[str, str] | None) -> dict[str, Any]:
     """The fields the method changed, as primitives at the caller's version.
 
+    ``before``: the ``_snapshot`` taken before the method ran.
     ``objinst.VERSION`` is the version the caller sent; fields it does not
     know never go back, nested objects go back at ``object_versions`` (RPC
     1.1) or at what the object's own version implies.
     """
-    changed = [name for name in objinst.fields
-               if objinst.obj_attr_is_set(name)
-               and (not before.obj_attr_is_set(name)
-                    or not _same(getattr(before, name), getattr(objinst, name)))]
+    after = _snapshot(objinst)
+    changed = [name for name, value in after.items()
+               if name not in before or before[name] != value]
     what_changed = objinst.obj_what_changed()
     if not changed and not what_changed:
         return {"obj_what_changed": []}
-    primitive = objinst.obj_to_primitive(version_manifest=object_versions)
-    data = primitive["%s.data" % objinst.OBJ_SERIAL_NAMESPACE]
+    if _caller_is_current(objinst, object_versions):
+        # Nothing to backport: just the changed fields, in their own form.
+        fields = objinst.fields
+        data = {name: fields[name].to_primitive(objinst, name,
+                                                getattr(objinst, name))
+                for name in changed}
+        present = after
+    else:
+        primitive = objinst.obj_to_primitive(version_manifest=object_versions)
+        data = present = primitive["%s.data" % objinst.OBJ_SERIAL_NAMESPACE]
     updates = {name: data[name] for name in changed if name in data}
-    updates["obj_what_changed"] = sorted(n for n in what_changed if n in data)
+    updates["obj_what_changed"] = sorted(n for n in what_changed if n in present)
     return updates
+
+
+def _caller_is_current(objinst: Any, object_versions: dict[str, str] | None) -> bool:
+    """The caller sent this class's version and knows every nested object
+    at this process's version."""
+    if objinst.VERSION != type(objinst).VERSION:
+        return False
+    return (object_versions is None
+            or objects_base.manifest_is_current(type(objinst), object_versions))
 
 
 class ConductorManager(base_manager.Manager):
@@ -149,7 +175,7 @@ class ConductorManager(base_manager.Manager):
         with objects_base.run_locally():
             method = _remotable_instance_method(objinst, objmethod)
             objinst._context = context
-            before = objinst.obj_clone()
+            before = _snapshot(objinst)
             result = method(*args, **kwargs)
             if not isinstance(object_versions, dict):
                 object_versions = None

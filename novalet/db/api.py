@@ -184,13 +184,15 @@ def _update(context: Any, model: type[models.Base], row_id: int,
             exists: Callable[[], Exception], **sql_values: Any) -> Any:
     """UPDATE only ``values`` (plus ``updated_at``) of one live row."""
     now = timeutils.utcnow()
+    # A Core UPDATE of the table: the ORM's bulk-update machinery costs
+    # several times the statement itself, and nothing here needs it.
+    table: sa.Table = model.__table__  # type: ignore[assignment]
     # Database-computed values go first: MySQL evaluates SET left to right
     # and would otherwise see the new values of the other columns.
     assignments = [*sql_values.items(), *values.items(), ("updated_at", now)]
-    stmt = (sa.update(model)
-            .where(model.id == row_id, model.deleted == 0)
-            .ordered_values(*assignments)
-            .execution_options(synchronize_session=False))
+    stmt = (sa.update(table)
+            .where(table.c.id == row_id, table.c.deleted == 0)
+            .ordered_values(*assignments))
     try:
         result = context.session.execute(stmt)
     except db_exc.DBDuplicateEntry:

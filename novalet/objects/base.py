@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from oslo_utils import uuidutils, versionutils
 from oslo_versionedobjects import base as ovo_base
 from oslo_versionedobjects import exception as ovo_exc
+from oslo_versionedobjects import fields as ovo_fields
 
 from novalet import db, exception
 from novalet.objects import fields
@@ -78,12 +79,78 @@ def run_locally() -> Iterator[None]:
 
 # -- registry and base classes -----------------------------------------------
 
+def _identity_type(field: Any) -> type | None:
+    """``int`` for a plain ``IntegerField`` and so on: a value of exactly
+    that type is what the field's from_primitive and coerce would return.
+    None for every other field (their checks always run)."""
+    if (type(field).coerce is not ovo_fields.Field.coerce
+            or type(field).from_primitive is not ovo_fields.Field.from_primitive):
+        return None
+    return _IDENTITY_TYPES.get(type(field._type))
+
+
+_IDENTITY_TYPES: dict[type, type] = {
+    ovo_fields.Integer: int, ovo_fields.Float: float, ovo_fields.String: str,
+    ovo_fields.Boolean: bool, fields.StrictBoolean: bool}
+
+#: Bumped by every registration: cached version trees are recomputed.
+_registry_generation = 0
+
+
+class _ClassInfo:
+    """What the hot paths need of an object class, computed once per class:
+    ``(name, field, storage attribute)`` triples and the primitive keys."""
+
+    def __init__(self, cls: Any) -> None:
+        self.fields = cls.fields
+        self.attrs = tuple((name, field, "_obj_" + name)
+                           for name, field in cls.fields.items())
+        # For reading primitives: the Python type a field's value may have
+        # for which from_primitive and coerce both return it unchanged.
+        self.load = tuple((name, field, attr, _identity_type(field))
+                          for name, field, attr in self.attrs)
+        ns = cls.OBJ_SERIAL_NAMESPACE
+        self.key_name, self.key_namespace, self.key_version, self.key_data, \
+            self.key_changes = ("%s.%s" % (ns, k) for k in (
+                "name", "namespace", "version", "data", "changes"))
+        self.tree: dict[str, str] | None = None
+        self.tree_generation = -1
+
+    def version_tree(self, cls: Any) -> dict[str, str]:
+        """``obj_tree_get_versions`` of the class (newest registered)."""
+        if self.tree is None or self.tree_generation != _registry_generation:
+            self.tree = ovo_base.obj_tree_get_versions(cls.obj_name())
+            self.tree_generation = _registry_generation
+        return self.tree
+
+
+def manifest_is_current(cls: Any, manifest: dict[str, str]) -> bool:
+    """``manifest`` names ``cls`` and every object it may hold at the
+    versions this process has: nothing sent to its owner needs a backport."""
+    tree = _info(cls).version_tree(cls)
+    return all(manifest.get(name) == version for name, version in tree.items())
+
+
+def field_attrs(cls: Any) -> tuple[tuple[str, Any, str], ...]:
+    """``(name, field, storage attribute)`` of each field of ``cls``."""
+    return _info(cls).attrs
+
+
+def _info(cls: Any) -> _ClassInfo:
+    info = cls.__dict__.get("_novalet_info")
+    if info is None or info.fields is not cls.fields:
+        info = _ClassInfo(cls)
+        type.__setattr__(cls, "_novalet_info", info)
+    return info  # type: ignore[no-any-return]
+
 class NovaletObjectRegistry(ovo_base.VersionedObjectRegistry):
     """Registering a class makes ``novalet.objects.<Name>`` its newest version."""
 
     def registration_hook(self, cls: type, index: int) -> None:
         from novalet import objects
 
+        global _registry_generation
+        _registry_generation += 1
         version = versionutils.convert_version_to_tuple(cls.VERSION)  # type: ignore[attr-defined]
         current = getattr(objects, cls.obj_name(), None)  # type: ignore[attr-defined]
         if current is None or version >= versionutils.convert_version_to_tuple(
@@ -104,6 +171,8 @@ class NovaletObject(ovo_base.VersionedObject):
     indirection_api = _IndirectionSwitch()  # type: ignore[assignment]
 
     def __setattr__(self, name: str, value: Any) -> None:
+        if name not in self.fields:
+            return super().__setattr__(name, value)
         try:
             super().__setattr__(name, value)
         except exception.ObjectFieldInvalid:
@@ -117,45 +186,93 @@ class NovaletObject(ovo_base.VersionedObject):
     @classmethod
     def _obj_from_primitive(cls, context: Any, objver: str,
                             primitive: dict[str, Any]) -> Any:
-        objdata = primitive.get("%s.data" % cls.OBJ_SERIAL_NAMESPACE)
-        changes = primitive.get("%s.changes" % cls.OBJ_SERIAL_NAMESPACE, [])
+        # As oslo.versionedobjects' (each field's from_primitive, then the
+        # same coerce its property setter runs), storing straight into the
+        # attributes; a field that cannot be read is named in the error.
+        info = _info(cls)
+        objdata = primitive.get(info.key_data)
+        changes = primitive.get(info.key_changes, [])
         if not isinstance(objdata, dict) or not isinstance(changes, list):
             raise exception.MalformedRequest(
                 reason="%s primitive needs a data dict and a changes list"
                 % cls.obj_name())
+        self = cls()
+        self._context = context
+        self.VERSION = objver
+        stored = self.__dict__
+        for name, field, attr, identity_type in info.load:
+            if name not in objdata:
+                continue
+            value = objdata[name]
+            if type(value) is identity_type:
+                stored[attr] = value
+                continue
+            try:
+                stored[attr] = field.coerce(
+                    self, name, field.from_primitive(self, name, value))
+            except (exception.NovaletException, exception.ObjectFieldInvalid):
+                raise
+            except (AttributeError, KeyError, TypeError, ValueError) as e:
+                raise exception.ObjectFieldInvalid(
+                    objname=cls.obj_name(), field=name, value=value, reason=e)
         try:
-            return super()._obj_from_primitive(context, objver, primitive)
-        except exception.ObjectFieldInvalid:
-            raise
-        except (AttributeError, KeyError, TypeError, ValueError) as e:
-            # Name the field whose primitive could not be read.
-            probe = cls()
-            for name, field in cls.fields.items():
-                if name not in objdata:
-                    continue
-                try:
-                    field.from_primitive(probe, name, objdata[name])
-                except Exception as field_error:
-                    raise exception.ObjectFieldInvalid(
-                        objname=cls.obj_name(), field=name,
-                        value=objdata[name], reason=field_error)
+            self._changed_fields = {x for x in changes if x in info.fields}
+        except TypeError as e:
             raise exception.MalformedRequest(
-                reason="%s primitive: %s" % (cls.obj_name(), e))
+                reason="%s primitive: changes: %s" % (cls.obj_name(), e))
+        return self
 
     def obj_to_primitive(self, target_version: str | None = None,
                          version_manifest: dict[str, str] | None = None) -> Any:
         """As oslo.versionedobjects', but an object read at an older version
         than its class (``self.VERSION`` set from the primitive) is always
-        turned back into that version's form, not just relabelled."""
+        turned back into that version's form, not just relabelled; and a
+        manifest naming this object's own versions (the caller runs the same
+        release) costs no compatibility pass."""
+        cls = type(self)
         own = self.__dict__.get("VERSION")
-        if own is None or own == type(self).VERSION:
+        if own is not None and own != cls.VERSION:
+            del self.VERSION
+            try:
+                return super().obj_to_primitive(target_version or own,
+                                                version_manifest)
+            finally:
+                self.VERSION = own
+        info = _info(cls)
+        if target_version is not None and target_version != cls.VERSION:
             return super().obj_to_primitive(target_version, version_manifest)
-        del self.VERSION
-        try:
-            return super().obj_to_primitive(target_version or own,
-                                            version_manifest)
-        finally:
-            self.VERSION = own
+        if version_manifest and not manifest_is_current(cls, version_manifest):
+            return super().obj_to_primitive(target_version, version_manifest)
+        stored = self.__dict__
+        data = {name: field.to_primitive(self, name, stored[attr])
+                for name, field, attr in info.attrs if attr in stored}
+        primitive = {info.key_name: self.obj_name(),
+                     info.key_namespace: cls.OBJ_PROJECT_NAMESPACE,
+                     info.key_version: cls.VERSION,
+                     info.key_data: data}
+        changes = [name for name in self.obj_what_changed() if name in data]
+        if changes:
+            primitive[info.key_changes] = changes
+        return primitive
+
+    def obj_what_changed(self) -> set[str]:
+        # oslo.versionedobjects' answer, reading the attributes directly.
+        info = _info(type(self))
+        changes = {name for name in self._changed_fields if name in info.fields}
+        stored = self.__dict__
+        for name, _field, attr in info.attrs:
+            value = stored.get(attr)
+            if (isinstance(value, ovo_base.VersionedObject)
+                    and value.obj_what_changed()):
+                changes.add(name)
+        return changes
+
+    def obj_attr_is_set(self, attrname: str) -> bool:
+        # oslo.versionedobjects' builds the list of all field names per call.
+        if attrname not in self.fields and attrname not in self.obj_extra_fields:
+            raise AttributeError("%s object has no attribute '%s'"
+                                 % (self.obj_name(), attrname))
+        return hasattr(self, "_obj_" + attrname)
 
     @classmethod
     def obj_newest_version(cls) -> str:
