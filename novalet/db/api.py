@@ -293,6 +293,34 @@ def service_update(context: Any, service_id: int,
     return service_get(context, service_id)
 
 
+#: Ids per UPDATE of ``service_heartbeat`` (each is a bound parameter:
+#: SQLite builds before 3.32 allow 999 in one statement).
+HEARTBEAT_CHUNK = 500
+
+
+@writer
+def service_heartbeat(context: Any, service_ids: Sequence[int]) -> list[int]:
+    """One heartbeat for each live service in ``service_ids``: ``report_count``
+    + 1 and ``last_seen_up`` moved to the database clock, one UPDATE per
+    ``HEARTBEAT_CHUNK`` ids. Returns the ids with no live record (deleted),
+    in the order given; their rows are untouched."""
+    table: sa.Table = models.Service.__table__  # type: ignore[assignment]
+    ids = list(dict.fromkeys(service_ids))
+    now = timeutils.utcnow()
+    missing: list[int] = []
+    for start in range(0, len(ids), HEARTBEAT_CHUNK):
+        chunk = ids[start:start + HEARTBEAT_CHUNK]
+        live = sa.and_(table.c.id.in_(chunk), table.c.deleted == 0)
+        stmt = (sa.update(table).where(live).ordered_values(
+            (table.c.report_count, table.c.report_count + 1),
+            (table.c.last_seen_up, utcnow()), (table.c.updated_at, now)))
+        if context.session.execute(stmt).rowcount != len(chunk):
+            found = set(context.session.execute(
+                sa.select(table.c.id).where(live)).scalars())
+            missing.extend(i for i in chunk if i not in found)
+    return missing
+
+
 @writer
 def service_destroy(context: Any, service_id: int) -> None:
     _soft_delete(context, models.Service, service_id,

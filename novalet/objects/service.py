@@ -158,7 +158,7 @@ class Service(base.NovaletPersistentObject, base.NovaletObject):
 @base.NovaletObjectRegistry.register
 class ServiceList(base.ovo_base.ObjectListBase, base.NovaletObject):
     # Version 1.0: initial version (release 1)
-    # Version 1.1: Service 1.1 (release 2)
+    # Version 1.1: Service 1.1; report_heartbeats() (release 2)
     VERSION = "1.1"
     child_versions = {"1.0": "1.0", "1.1": "1.1"}
 
@@ -171,6 +171,18 @@ class ServiceList(base.ovo_base.ObjectListBase, base.NovaletObject):
         """Every live service, optionally of one binary and/or host."""
         rows = db_api.service_get_all(context, binary=binary, host=host)
         return base.obj_make_list(context, cls(context), rows)  # type: ignore[call-overload, no-any-return]
+
+    @classmethod
+    @base.remotable
+    def report_heartbeats(cls, context: Any, service_ids: list[int]) -> list[int]:
+        """One heartbeat for each service id (as ``Service.save()`` of
+        ``report_count + 1`` would, for many services in one call and one
+        UPDATE); returns the ids whose record no longer exists."""
+        if (not isinstance(service_ids, list)
+                or not all(type(i) is int for i in service_ids)):
+            raise exception.MalformedRequest(
+                reason="report_heartbeats takes a list of service ids")
+        return db_api.service_heartbeat(context, service_ids)
 
     @classmethod
     @base.remotable

@@ -79,6 +79,37 @@ def test_heartbeat_moves_last_seen_up_only_when_report_count_grows(path):
     assert again.report_count == 1
 
 
+def test_report_heartbeats_beats_many_services_in_one_call(path, monkeypatch):
+    from novalet.db import api as db_api
+
+    ctxt = context.get_admin_context()
+    live = [_service(ctxt, host="hb-%d" % i) for i in range(5)]
+    gone = _service(ctxt, host="hb-gone")
+    gone.destroy()
+    ids = [s.id for s in live]
+
+    def rows():
+        return {r[0]: tuple(r[1:]) for r in path.database.query(
+            "SELECT id, report_count, last_seen_up, deleted FROM services")}
+
+    before = rows()
+    # Several statements when there are many ids (chunks), on the local paths.
+    monkeypatch.setattr(db_api, "HEARTBEAT_CHUNK", 2)
+    missing = objects.ServiceList.report_heartbeats(
+        ctxt, [ids[0], gone.id, *ids[1:], 999999])
+    assert missing == [gone.id, 999999]
+    after = rows()
+    for i in ids:
+        assert after[i][0] == before[i][0] + 1 and after[i][1] is not None
+    assert after[gone.id] == before[gone.id]  # a deleted row is not touched
+    objects.ServiceList.report_heartbeats(ctxt, ids)
+    assert all(rows()[i][0] == before[i][0] + 2 for i in ids)
+    assert objects.ServiceList.report_heartbeats(ctxt, []) == []
+    with pytest.raises(exception.MalformedRequest):
+        objects.ServiceList.report_heartbeats(ctxt, ["1; DROP TABLE services"])
+    assert rows() == {**after, **{i: (after[i][0] + 1, rows()[i][1], 0) for i in ids}}
+
+
 def test_service_list_and_destroy(path):
     ctxt = context.get_admin_context()
     a = _service(ctxt, host="a")

@@ -83,8 +83,10 @@ def test_db_heartbeat_keeps_a_service_up_until_it_leaves(path, fast):
             lambda: (r := db_row(path.database, svc))[0] >= first_count + 3 and r,
             what="three more heartbeats")
         assert seen > first_seen
-        # The reporter bumps the object it was given; nothing is re-read.
-        assert svc.report_count >= count and svc.last_seen_up is not None
+        # The reporter keeps the count of the object it was given true;
+        # nothing is re-read (last_seen_up lives in the database only).
+        assert svc.report_count >= count
+        assert not svc.obj_what_changed()
         fresh = objects.Service.get_by_id(ctxt, svc.id)
         assert sg.is_up(fresh)
     finally:
@@ -224,6 +226,86 @@ def test_many_reporters_in_one_process(sqlite_db, fast):
     finally:
         sg.stop()
     assert sg.driver.joined() == []
+
+
+def _counting_batches(monkeypatch):
+    """Record the ids of every ``ServiceList.report_heartbeats`` call made
+    from this process (whatever path it then takes)."""
+    calls: list[list[int]] = []
+    real = objects.ServiceList.report_heartbeats
+
+    def report_heartbeats(ctxt, ids):
+        calls.append(list(ids))
+        return real(ctxt, ids)
+
+    monkeypatch.setattr(objects.ServiceList, "report_heartbeats", report_heartbeats)
+    return calls
+
+
+def test_beats_of_one_process_share_calls(path, fast, monkeypatch):
+    calls = _counting_batches(monkeypatch)
+    ctxt = context.get_admin_context()
+    services = [create_service(ctxt, host="batch-%d" % i) for i in range(3)]
+    sg = API(CONF, initial_delay=0)
+    for svc in services:
+        sg.join(svc.host, "compute", holder(svc))
+    try:
+        wait_for(lambda: all(db_row(path.database, s)[0] >= 3 for s in services),
+                 what="three beats each")
+    finally:
+        sg.stop()
+    ids = sorted(s.id for s in services)
+    # Joined together, due together: one call carries all three.
+    assert sorted(calls[0]) == ids
+    assert all(sorted(c) == ids for c in calls[:3])
+    assert all(up for _, up in sg.get_all(ctxt))
+
+
+def test_deleted_record_registers_again_from_a_batch(path, fast):
+    ctxt = context.get_admin_context()
+    keep, doomed = create_service(ctxt, host="keep"), create_service(ctxt, host="doomed")
+    doomed_holder = holder(doomed)
+    sg = API(CONF, initial_delay=0)
+    sg.join("keep", "compute", holder(keep))
+    sg.join("doomed", "compute", doomed_holder)
+    try:
+        wait_for(lambda: db_row(path.database, doomed)[0] >= 1, what="first beat")
+        doomed.destroy()
+        new = wait_for(lambda: (r := path.database.query(
+            "SELECT id, report_count FROM services WHERE host = 'doomed' "
+            "AND deleted = 0")) and r[0][1] >= 2 and r[0], what="a new record")
+        assert new[0] != doomed.id and doomed_holder.service_ref.id == new[0]
+        # The deleted row is left as it was; the other service kept beating.
+        assert path.database.query("SELECT deleted FROM services WHERE id = :i",
+                                   i=doomed.id)[0][0] == doomed.id
+        assert db_row(path.database, keep)[0] >= 2
+    finally:
+        sg.stop()
+
+
+def test_conductor_without_batches_gets_one_save_per_service(
+        sqlite_db, fast, monkeypatch, caplog):
+    """A release 1 conductor refuses report_heartbeats (not remotable there):
+    the driver falls back to Service.save() and says so once."""
+    caplog.set_level(logging.INFO, logger="novalet.servicegroup")
+
+    def refuse(ctxt, ids):
+        raise exception.MethodNotRemotable(objname="ServiceList",
+                                           method="report_heartbeats")
+
+    monkeypatch.setattr(objects.ServiceList, "report_heartbeats", refuse)
+    ctxt = context.get_admin_context()
+    services = [create_service(ctxt, host="old-%d" % i) for i in range(2)]
+    sg = API(CONF, initial_delay=0)
+    for svc in services:
+        sg.join(svc.host, "compute", holder(svc))
+    try:
+        wait_for(lambda: all(db_row(sqlite_db, s)[0] >= 3 for s in services),
+                 what="beats through save()")
+    finally:
+        sg.stop()
+    assert len(logged(caplog, "does not take batched heartbeats")) == 1
+    assert all(up for _, up in sg.get_all(ctxt))
 
 
 # -- tooz driver ------------------------------------------------------------------

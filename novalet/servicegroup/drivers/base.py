@@ -55,16 +55,27 @@ class Reporter:
         """One heartbeat, errors handled as the class says; True if it worked."""
         try:
             self._beat()
-        except self._lost_errors as e:
+        except Exception as e:
+            return self.failed(e)
+        return self.worked()
+
+    def failed(self, error: Exception) -> bool:
+        """Log a failed beat as the class says (also for beats sent by
+        someone else on this reporter's behalf); returns False."""
+        if isinstance(error, self._lost_errors):
             if not self.lost:
                 self.lost = True
                 LOG.error("Heartbeat of %s failed: %s went away (%s)",
-                          self.name, self.what, e)
-            return False
-        except Exception:
-            LOG.exception("Unexpected error in the heartbeat of %s; "
-                          "the next one is still scheduled", self.name)
-            return False
+                          self.name, self.what, error)
+        else:
+            LOG.error("Unexpected error in the heartbeat of %s; the next one "
+                      "is still scheduled", self.name,
+                      exc_info=(type(error), error, error.__traceback__))
+        return False
+
+    def worked(self) -> bool:
+        """Note a beat that worked ("recovered" once after an outage);
+        returns True."""
         if self.lost:
             self.lost = False
             LOG.info("Heartbeat of %s: %s recovered", self.name, self.what)

@@ -21,7 +21,7 @@ object_data = {
     "PciDevicePool": "1.0-a0ff2b6540ed752444d3e6bfa359d657",
     "PciDevicePoolList": "1.0-15ecf022a68ddbb8c2a6739cfc9f8f5e",
     "Service": "1.1-99e81ef635b981f705b29f8138fa5f30",
-    "ServiceList": "1.1-2afb092acf56834661d84546773c45dd",
+    "ServiceList": "1.1-6b110419955a86593bb797d491a240b3",  # + report_heartbeats
 }
 
 #: Release 1's fingerprints, for the record (its objects are all 1.0):

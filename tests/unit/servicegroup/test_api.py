@@ -5,6 +5,7 @@ heartbeat loop's error handling."""
 from __future__ import annotations
 
 import datetime
+import itertools
 import logging
 import threading
 import time
@@ -174,11 +175,17 @@ def test_get_all_pairs_services_with_one_clock_reading(conf):
 # -- the heartbeat loop -----------------------------------------------------------
 
 class FakeServiceRef:
-    """Stands in for a Service object: counts saves, fails on demand."""
+    """Stands in for a Service object: counts beats (its own saves, or
+    batched ones through ``fake_batches``), fails on demand."""
 
     binary = "novalet-compute"
+    obj_context = None
+    _ids = itertools.count(1)
+    by_id: dict[int, FakeServiceRef] = {}
 
     def __init__(self, errors=()):
+        self.id = next(self._ids)
+        self.by_id[self.id] = self
         self.report_count = 0
         self.saved: list[int] = []
         self.errors = list(errors)
@@ -189,6 +196,30 @@ class FakeServiceRef:
             if self.errors:
                 raise self.errors.pop(0)
             self.saved.append(self.report_count)
+
+    def obj_reset_changes(self, fields=None):
+        pass
+
+
+@pytest.fixture(autouse=True)
+def fake_batches(monkeypatch):
+    """``ServiceList.report_heartbeats`` recording each call's ids, beating
+    each fake as its ``save()`` would (the driver bumps the count after)."""
+    objects.register_all()
+    calls: list[list[int]] = []
+
+    def report_heartbeats(ctxt, ids):
+        calls.append(list(ids))
+        for ref in (FakeServiceRef.by_id[i] for i in ids):
+            with ref.lock:
+                if ref.errors:
+                    raise ref.errors.pop(0)
+                ref.saved.append(ref.report_count + 1)
+        return []
+
+    monkeypatch.setattr(objects.ServiceList, "report_heartbeats",
+                        report_heartbeats)
+    return calls
 
 
 class FakeService:
@@ -229,7 +260,7 @@ def test_unexpected_heartbeat_error_is_logged_and_the_loop_goes_on(conf, caplog)
     conf.set_override("report_interval", 1)
     caplog.set_level(logging.INFO, logger="novalet.servicegroup")
     ref = FakeServiceRef(errors=[ValueError("boom"), ValueError("boom")])
-    driver = DbDriver(conf, initial_delay=0)
+    driver = DbDriver(conf, initial_delay=0, batched=False)  # a timer of its own
     driver.join("h1", "compute", FakeService(ref))
     try:
         wait_for(lambda: len(ref.saved) >= 1)
