@@ -9,23 +9,24 @@ warm-up, every heartbeat is timed for ``--duration`` s while an observer here
 seconds: a compute reported down while its process runs is a false down.
 
     python benchmarks/fleet.py [--driver db|tooz] [--computes 500,1000,2000,5000]
-        [--duration 60] [--workers 4] [--mode threads|light|coalesce] [--py-spy DIR]
+        [--duration 60] [--workers 4] [--mode batched|separate|save] [--py-spy DIR]
 
-PROTOTYPES, in this script only. db: the conductor is started through it with
-one more remotable method, ``FleetHeartbeatPrototype.beat(ids)`` (one ``UPDATE
-services ... WHERE id IN (ids)``); ``light``: one such call per heartbeat
-instead of ``Service.save()`` (a real fleet's shape); ``coalesce``: one
-scheduler thread per process sends the beats due every ``--tick`` s in one call
-(latency counted from when a beat was due). tooz, ``light``: a beat re-joins
-the group only after a missed beat, not every time. A step during which the
-broker went away (someone restarting RabbitMQ) is repeated. Exits 0.
+db modes: ``batched`` (default): the driver as shipped, one per process, so a
+process's computes share heartbeat calls (``ServiceList.report_heartbeats``);
+``separate``: one driver per simulated compute, so each sends its own call of
+one id per beat, as a fleet of one compute per process does; ``save``:
+``DbDriver(batched=False)``, a timer and a ``Service.save()`` per compute (the
+design before batching, and what a release 1 conductor gets). A beat's latency
+runs from when it was due (or its call started, if earlier: the batcher sends
+beats due within 0.25 s together) to the end of the call that carried it. A step
+during which the broker went away (someone restarting RabbitMQ) is repeated.
+Exits 0.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import heapq
 import itertools
 import json
 import os
@@ -53,39 +54,6 @@ TICK = os.sysconf("SC_CLK_TCK")
 Beat = tuple[float, float, bool, str]  # (start or due time, latency, ok, host)
 
 
-def register_prototype() -> None:
-    """PROTOTYPE: ``FleetHeartbeatPrototype.beat(ctxt, ids)``, one UPDATE."""
-    import sqlalchemy as sa
-    from oslo_utils import timeutils
-
-    from novalet.db import api as db_api
-    from novalet.db import models
-    from novalet.db.sqlfuncs import utcnow
-    from novalet.objects import base
-
-    @db_api.writer
-    def beat_many(ctxt: Any, ids: list[int]) -> None:
-        svc = models.Service
-        ctxt.session.execute(
-            sa.update(svc).where(svc.id.in_(ids), svc.deleted == 0)
-            .values(report_count=svc.report_count + 1, last_seen_up=utcnow(),
-                    updated_at=timeutils.utcnow())
-            .execution_options(synchronize_session=False))
-
-    @base.NovaletObjectRegistry.register
-    class FleetHeartbeatPrototype(base.NovaletObject):  # noqa: F841
-        """PROTOTYPE (benchmarks/fleet.py): one heartbeat for many services."""
-
-        VERSION = "1.0"
-        fields: dict[str, Any] = {}
-
-        @classmethod
-        @base.remotable
-        def beat(cls, ctxt: Any, service_ids: list[int]) -> None:
-            """Raise report_count and move last_seen_up of every live id."""
-            beat_many(ctxt, service_ids)
-
-
 # -- worker mode: N/K simulated computes in one process -----------------------
 
 class Recorder:
@@ -93,7 +61,7 @@ class Recorder:
 
     def __init__(self) -> None:
         self.beats: list[Beat] = []
-        self.calls: list[tuple[float, float, int]] = []  # coalesce: start, latency, ids
+        self.calls: list[tuple[float, float, int]] = []  # batched calls: start, latency, beats
 
     def timed(self, host: str, run_once: Callable[[], bool]) -> Callable[[], bool]:
         def run() -> bool:
@@ -119,74 +87,40 @@ class Recorder:
 
 
 def timed_driver(name: str, conf: Any, recorder: Recorder, group_prefix: str,
-                 light: bool = False) -> Any:
-    """The ``name`` servicegroup driver, every beat timed (light: PROTOTYPE
-    beats, see the module docstring)."""
-    from novalet import objects
-    from novalet.servicegroup.drivers import base, db, tooz
-    base_cls: Any = {"db": db.DbDriver, "tooz": tooz.ToozDriver}[name]
+                 batched: bool = True) -> Any:
+    """The ``name`` servicegroup driver, every beat timed."""
+    from novalet.servicegroup.drivers import db, tooz
 
-    seen: dict[Any, float] = {}
+    class TimedBatcher(db.Batcher):
+        def send(self, due: list[tuple[float, Any]]) -> None:
+            start, t0 = time.time(), time.monotonic()
+            super().send(due)
+            end = time.monotonic()
+            recorder.calls.append((start, end - t0, len(due)))
+            for when, reporter in due:  # when: monotonic due time (or just after)
+                recorder.beats.append((start - (t0 - when), end - min(when, t0),
+                                       not reporter.lost, reporter.name))
 
-    class TimedDriver(base_cls):  # type: ignore[misc,valid-type]
+    if name == "db":
+        class TimedDbDriver(db.DbDriver):
+            batcher_class = TimedBatcher
+
+            def _make_reporter(self, host: str, topic: str, service: Any) -> Any:
+                reporter = super()._make_reporter(host, topic, service)
+                reporter.name = host
+                if not batched:
+                    reporter.run_once = recorder.timed(host, reporter.run_once)
+                return reporter
+
+        return TimedDbDriver(conf, batched=batched)
+
+    class TimedToozDriver(tooz.ToozDriver):
         def _make_reporter(self, host: str, topic: str, service: Any) -> Any:
-            ref = service.service_ref
-            reporter = base.Reporter(
-                host, lambda: objects.FleetHeartbeatPrototype.beat(ref.obj_context, [ref.id]),
-                what="model server", lost_errors=db.LOST_ERRORS,
-            ) if light and name == "db" else super()._make_reporter(host, topic, service)
-            reporter.run_once = recorder.timed(  # type: ignore[method-assign]
-                host, reporter.run_once)
+            reporter = super()._make_reporter(host, topic, service)
+            reporter.run_once = recorder.timed(host, reporter.run_once)  # type: ignore[method-assign]
             return reporter
 
-        def _ensure_member(self, coordinator: Any, group: bytes) -> None:
-            """tooz, light: PROTOTYPE, re-join only after a missed beat (the
-            driver's join_group on every beat is a WATCH/MULTI transaction on
-            the one group hash: concurrent beats make each other retry)."""
-            now, last = time.monotonic(), seen.get(coordinator, 0.0)
-            seen[coordinator] = now
-            if not light or now - last > 1.5 * conf.report_interval:
-                base_cls._ensure_member(coordinator, group)
-
-    return TimedDriver(conf, **({"group_prefix": group_prefix} if name == "tooz" else {}))
-
-
-def coalescer(ctxt: Any, refs: list[Any], interval: float, tick: float,
-              recorder: Recorder, rnd: random.Random) -> Callable[[], None]:
-    """PROTOTYPE: one thread beats for every compute of this process; each
-    keeps its own schedule, the ones due go in one call every ``tick``.
-    Returns its stop()."""
-    from novalet import objects
-    heap = [(time.time() + rnd.uniform(0, interval), ref.id, ref.host) for ref in refs]
-    heapq.heapify(heap)
-    stopped = threading.Event()
-
-    def loop() -> None:
-        while not stopped.wait(tick):
-            now, due = time.time(), []
-            while heap and heap[0][0] <= now:
-                due.append(heapq.heappop(heap))
-            if not due:
-                continue
-            t0, ok = time.perf_counter(), True
-            try:
-                objects.FleetHeartbeatPrototype.beat(ctxt, [d[1] for d in due])
-            except Exception as e:
-                ok = False
-                print("coalesced beat failed: %r" % e, file=sys.stderr)
-            end = time.time()
-            recorder.calls.append((now, time.perf_counter() - t0, len(due)))
-            for when, sid, host in due:
-                recorder.beats.append((when, end - when, ok, host))
-                heapq.heappush(heap, (when + interval, sid, host))
-
-    def stop() -> None:
-        stopped.set()
-        thread.join(30)
-
-    thread = threading.Thread(target=loop, daemon=True)
-    thread.start()
-    return stop
+    return TimedToozDriver(conf, group_prefix=group_prefix)
 
 
 def worker(args: argparse.Namespace) -> int:
@@ -196,8 +130,6 @@ def worker(args: argparse.Namespace) -> int:
     novalet_conf.parse_args(["--config-file", args.config], default_config_files=[])
     conf.set_override("indirection", "rpc", "objects")
     objects.register_all()
-    if args.mode != "threads":
-        register_prototype()
     indirection.configure(conf, binary=BINARY)
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # tooz: a socket each
@@ -214,20 +146,28 @@ def worker(args: argparse.Namespace) -> int:
     print("created", flush=True)
     if not sys.stdin.readline():
         os._exit(1)  # the run was interrupted
-    if args.mode == "coalesce":
-        stop = coalescer(ctxt, refs, conf.report_interval, args.tick, recorder, rnd)
-    else:
-        api = servicegroup.API(conf, driver=timed_driver(
-            conf.servicegroup_driver, conf, recorder, args.group_prefix, args.mode == "light"))
-        def join_all() -> None:
-            for ref in refs:
-                api.join(ref.host, TOPIC, types.SimpleNamespace(service_ref=ref, binary=BINARY),
-                         initial_delay=rnd.uniform(0, conf.report_interval))
+    def new_api() -> Any:
+        return servicegroup.API(conf, driver=timed_driver(
+            conf.servicegroup_driver, conf, recorder, args.group_prefix,
+            batched=args.mode != "save"))
 
-        joining = threading.Thread(target=join_all, daemon=True)
-        joining.start()
-        joining.join(args.join_timeout)  # the ones not joined by then run but are down
-        stop = api.stop
+    apis = [new_api()]
+
+    def join_all() -> None:
+        for ref in refs:
+            if args.mode == "separate" and apis[-1].driver.joined():
+                apis.append(new_api())
+            apis[-1].join(ref.host, TOPIC, types.SimpleNamespace(service_ref=ref, binary=BINARY),
+                          initial_delay=rnd.uniform(0, conf.report_interval))
+
+    joining = threading.Thread(target=join_all, daemon=True)
+    joining.start()
+    joining.join(args.join_timeout)  # the ones not joined by then run but are down
+
+    def stop() -> None:
+        for api in apis:
+            api.stop()
+
     print("joined %d threads" % threading.active_count(), flush=True)
     window = sys.stdin.readline().split()
     if window:
@@ -274,8 +214,7 @@ def start_worker(args: argparse.Namespace, ctx: dict[str, Any], prefix: str, ind
         return subprocess.Popen(
             [sys.executable, os.path.abspath(__file__), "--worker", "--config", ctx["config"],
              "--prefix", prefix, "--index", str(index), "--count", str(count), "--group-prefix",
-             ctx["group_prefix"], "--mode", args.mode, "--tick", str(args.tick),
-             "--join-timeout", str(args.join_timeout)],
+             ctx["group_prefix"], "--mode", args.mode, "--join-timeout", str(args.join_timeout)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
             start_new_session=True)
 
@@ -365,7 +304,7 @@ def step(args: argparse.Namespace, n: int, ctx: dict[str, Any]) -> dict[str, Any
     cores = {name: (cpu1[name] - cpu0[name]) / (t1 - t0) for name in cpu0}
     cores["others"] = cores["machine"] - sum(v for k, v in cores.items() if k != "machine")
     latencies = sorted(x for r in results for x in r["latencies"])
-    row = {"driver": args.driver + ("" if args.mode == "threads" else "+%s PROTO" % args.mode),
+    row = {"driver": args.driver + ("" if args.driver == "tooz" else " " + args.mode),
            "n": n, "rate": len(latencies) / (t1 - t0), "p50": percentile(latencies, 0.5) * 1000,
            "p99": percentile(latencies, 0.99) * 1000, "down": len(down),
            "failed": sum(r["failed"] for r in results), "gap": max(r["max_gap"] for r in results),
@@ -388,7 +327,7 @@ def step(args: argparse.Namespace, n: int, ctx: dict[str, Any]) -> dict[str, Any
     calls = [c for r in results for c in r["calls"]]
     if calls:
         lat = sorted(c[0] for c in calls)
-        print("    PROTOTYPE coalesced calls: %d, mean batch %.1f, call p50 %.1f ms, p99 %.1f ms"
+        print("    heartbeat calls: %d, mean beats per call %.1f, call p50 %.1f ms, p99 %.1f ms"
               % (len(calls), sum(c[1] for c in calls) / len(calls),
                  percentile(lat, 0.5) * 1000, percentile(lat, 0.99) * 1000))
     return row
@@ -423,15 +362,8 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack,
     result = processes.run_command("novalet-manage", "--config-file", config, "db", "sync")
     if result.returncode != 0:
         raise RuntimeError("db sync failed: %s" % result.stderr)
-    binary, bin_dir = "novalet-conductor", processes.BIN_DIR
-    if args.mode != "threads":  # the same conductor, plus the prototype object
-        binary, bin_dir = "novalet-conductor-prototype", tmp
-        with open(os.path.join(tmp, binary), "w") as f:
-            f.write('#!/bin/sh\nexec "%s" "%s" --prototype-conductor "$@"\n'
-                    % (sys.executable, os.path.abspath(__file__)))
-        os.chmod(os.path.join(tmp, binary), 0o755)
-    conductor = processes.ServiceProcess(binary, config, os.path.join(tmp, "conductor.log"),
-                                         bin_dir=bin_dir)
+    conductor = processes.ServiceProcess("novalet-conductor", config,
+                                         os.path.join(tmp, "conductor.log"))
     stack.callback(conductor.stop)
     conductor.wait_for_log(r"novalet-conductor started on fleet-conductor")
     conf = novalet_conf.CONF  # the observer reads the database itself
@@ -448,7 +380,7 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack,
            "lost": lambda: conductor.log().count("is unreachable")}
     print("fleet: driver %s, mode %s%s, report_interval %ds, service_down_time %ds, %d "
           "load-generator processes, %ds per N, %d CPUs, load %.2f%s" % (
-              args.driver, args.mode, "" if args.mode == "threads" else " (PROTOTYPE)",
+              args.driver, args.mode if args.driver == "db" else "-", "",
               conf.report_interval, conf.service_down_time, args.workers, args.duration,
               os.cpu_count() or 0, os.getloadavg()[0],
               "".join(", " + o for o in args.set)), flush=True)
@@ -489,10 +421,6 @@ def table(rows: list[dict[str, Any]]) -> None:
 
 
 def main() -> int:
-    if sys.argv[1:2] == ["--prototype-conductor"]:
-        from novalet.cmd import conductor
-        register_prototype()
-        return conductor.main(sys.argv[2:])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add = parser.add_argument
     add("--driver", choices=["db", "tooz"], default="db")
@@ -501,9 +429,9 @@ def main() -> int:
     add("--duration", type=float, default=60.0, help="measured seconds per N (default 60)")
     add("--workers", type=int, default=4, help="load-generator processes (default 4)")
     add("--observe-every", type=float, default=5.0, help="seconds between two get_all()")
-    add("--mode", choices=["threads", "light", "coalesce"], default="threads",
-        help="threads: the servicegroup drivers as they are; light, coalesce: PROTOTYPES")
-    add("--tick", type=float, default=0.25, help="coalesce: seconds between two calls")
+    add("--mode", choices=["batched", "separate", "save"], default="batched",
+        help="db: computes of a process share calls (batched, the default), each "
+             "sends its own (separate), or each saves its Service (save)")
     add("--join-timeout", type=float, default=180.0,
         help="seconds a load generator may spend joining; the rest count as down")
     add("--retries", type=int, default=2, help="repeats of a step the broker left in")
@@ -519,8 +447,6 @@ def main() -> int:
     args = parser.parse_args()
     if args.worker:
         return worker(args)
-    if args.mode == "coalesce" and args.driver != "db":
-        parser.error("--mode %s prototypes the db driver only" % args.mode)
     if args.py_spy:
         os.makedirs(args.py_spy, exist_ok=True)
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # clean up as on Ctrl-C
