@@ -184,22 +184,40 @@ def _update(context: Any, model: type[models.Base], row_id: int,
             exists: Callable[[], Exception], **sql_values: Any) -> Any:
     """UPDATE only ``values`` (plus ``updated_at``) of one live row."""
     now = timeutils.utcnow()
-    # A Core UPDATE of the table: the ORM's bulk-update machinery costs
-    # several times the statement itself, and nothing here needs it.
-    table: sa.Table = model.__table__  # type: ignore[assignment]
-    # Database-computed values go first: MySQL evaluates SET left to right
-    # and would otherwise see the new values of the other columns.
-    assignments = [*sql_values.items(), *values.items(), ("updated_at", now)]
-    stmt = (sa.update(table)
-            .where(table.c.id == row_id, table.c.deleted == 0)
-            .ordered_values(*assignments))
+    if sql_values:
+        table: sa.Table = model.__table__  # type: ignore[assignment]
+        # Database-computed values go first: MySQL evaluates SET left to
+        # right and would otherwise see the new values of the other columns.
+        assignments = [*sql_values.items(), *values.items(), ("updated_at", now)]
+        stmt = (sa.update(table)
+                .where(table.c.id == row_id, table.c.deleted == 0)
+                .ordered_values(*assignments))
+        params: dict[str, Any] = {}
+    else:
+        stmt = _update_statement(model.__tablename__, tuple(values))
+        params = {"p_" + name: value for name, value in values.items()}
+        params.update(p_updated_at=now, row_id=row_id)
     try:
-        result = context.session.execute(stmt)
+        result = context.session.execute(stmt, params)
     except db_exc.DBDuplicateEntry:
         raise exists()
     if result.rowcount == 0:
         raise not_found()
     return now
+
+
+@functools.lru_cache(maxsize=512)
+def _update_statement(table_name: str, names: tuple[str, ...]) -> Any:
+    """``UPDATE <table> SET <names>, updated_at WHERE id = :row_id AND
+    deleted = 0``, values as bound parameters ``p_<name>``: built once per
+    set of columns (a Core statement, not the ORM's bulk-update path, which
+    costs several times the statement itself)."""
+    table = models.Base.metadata.tables[table_name]
+    columns = [table.c[name] for name in (*names, "updated_at")]
+    return (sa.update(table)
+            .where(table.c.id == sa.bindparam("row_id"), table.c.deleted == 0)
+            .ordered_values(*[(c, sa.bindparam("p_" + c.name, type_=c.type))
+                              for c in columns]))
 
 
 def _soft_delete(context: Any, model: type[models.Base], row_id: int,
