@@ -53,9 +53,20 @@ class Echo:
     def echo(self, ctxt: dict[str, Any], payload: Any) -> Any:
         return payload
 
+    def echo_update(self, ctxt: dict[str, Any], payload: Any, node_id: int,
+                    value: int) -> None:
+        """The database write of ``save()`` alone: novalet.db's
+        ``compute_node_update`` (oslo.db writer transaction, one UPDATE)."""
+        from novalet import context
+        from novalet.db import api as db_api
+        db_api.compute_node_update(context.get_admin_context(), node_id,
+                                   {"memory_mb_used": value})
 
-def run_echo_server(url: str, topic: str) -> int:
+
+def run_echo_server(url: str, topic: str, db_url: str) -> int:
+    from novalet import conf as novalet_conf
     cfg.CONF([], project="novalet-bench-echo", default_config_files=[])
+    novalet_conf.CONF.set_override("connection", db_url, "database")
     transport = messaging.get_rpc_transport(cfg.CONF, url=url)
     server = messaging.get_rpc_server(
         transport, messaging.Target(exchange=ECHO_EXCHANGE, topic=topic, server="echo"),
@@ -221,9 +232,9 @@ def _stop_on_exit(proc: subprocess.Popen[Any], stack: contextlib.ExitStack,
     stack.callback(stop)
 
 
-def start_echo_server(url: str, topic: str, stack: contextlib.ExitStack) -> int:
+def start_echo_server(url: str, topic: str, db_url: str, stack: contextlib.ExitStack) -> int:
     proc = subprocess.Popen(
-        [sys.executable, os.path.abspath(__file__), "--echo-server", url, topic],
+        [sys.executable, os.path.abspath(__file__), "--echo-server", url, topic, db_url],
         stdout=subprocess.PIPE, text=True, start_new_session=True)
     _stop_on_exit(proc, stack)
     assert proc.stdout is not None
@@ -275,7 +286,7 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
     stack.callback(conductor.stop)
     conductor.wait_for_log(r"novalet-conductor started on bench-conductor")
     echo_topic = "echo-bench-%s" % os.urandom(4).hex()
-    echo_pid = start_echo_server(vhost.url, echo_topic, stack)
+    echo_pid = start_echo_server(vhost.url, echo_topic, database.url, stack)
 
     # This process plays the compute: its objects go to the conductor.
     novalet_conf.parse_args(["--config-file", config], default_config_files=[])
@@ -311,13 +322,18 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
     cases = [c for c in (
         Case("raw", lambda: raw_client.call({}, "echo", payload=primitive)),
         Case("no-DB", lambda: probe.touch(next(counter))),
+        Case("raw+DB", lambda: raw_client.call({}, "echo_update", payload=primitive,
+                                               node_id=node.id, value=next(counter))),
         Case("save()", save),
-    ) if c.name == "raw" or c.name in args.cases]
+    ) if c.name == "raw" or c.name in args.cases
+        or (c.name == "raw+DB" and "save()" in args.cases)]
     print(environment())
     print("payload: a ComputeNode primitive, %d bytes of JSON (raw: the same plain dict, "
           "empty context; novalet adds its context, %d bytes)" % (
               len(json.dumps(primitive)), len(json.dumps(ctxt.to_dict()))))
     print("no-DB:  %s" % NO_DB_CALL)
+    print("raw+DB: raw call whose echo server also runs save()'s database write alone "
+          "(novalet.db compute_node_update: oslo.db writer transaction, one UPDATE)")
     print("save(): ComputeNode.save() of memory_mb_used, [objects] indirection=rpc -> "
           "novalet-conductor -> PostgreSQL")
     for case in cases:
@@ -341,6 +357,12 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
     print("%d round(s) of sequential calls from one caller, after %d warm-up calls each"
           % (args.rounds, args.warmup))
     report(cases)
+    by_name = {c.name: c for c in cases}
+    if "raw+DB" in by_name and "save()" in by_name:
+        print("save() / raw+DB: %.2fx (the same database write, with and without novalet's "
+              "objects, serializer and dispatcher); raw+DB / raw: %.2fx" % (
+                  by_name["save()"].rate / by_name["raw+DB"].rate,
+                  by_name["raw+DB"].rate / by_name["raw"].rate))
     if any(max(c.round_rates) > 1.5 * min(c.round_rates) for c in cases):
         print("WARNING: a case's rate varied over 1.5x between rounds (a busy machine?): "
               "treat PASS/MISS as unreliable; the CPU figures are steadier")
@@ -371,7 +393,7 @@ def main() -> int:
     parser.add_argument("--py-spy", metavar="DIR",
                         help="record py-spy stacks (GIL holders) of this process and its "
                              "children during the measured rounds into DIR/all.txt")
-    parser.add_argument("--echo-server", nargs=2, metavar=("URL", "TOPIC"),
+    parser.add_argument("--echo-server", nargs=3, metavar=("URL", "TOPIC", "DB"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.echo_server:
