@@ -127,6 +127,7 @@ class Batcher:
         self._sending = threading.Lock()   # held while a batch is out
         self._timer: Any = None
         self._save_until = 0.0  # monotonic: the conductor refused batches
+        self._refused = False  # the last batch was refused (logged once)
 
     @property
     def interval(self) -> float:
@@ -204,11 +205,15 @@ class Batcher:
                     ctxt, [ref.id for ref in refs]))
         except exception.DispatchRefused as e:
             # An older conductor: one save per service until it is upgraded.
+            # (Logged by class: an error from the wire carries the remote
+            # traceback in its text.)
             retry = max(float(self.conf.upgrade_levels.refresh_interval),
                         self.interval)
-            LOG.info("The conductor does not take batched heartbeats (%s); "
-                     "sending one Service.save() per service, trying again "
-                     "in %ds", e, retry)
+            log = LOG.debug if self._refused else LOG.info
+            log("The conductor does not take batched heartbeats (%s); sending "
+                "one Service.save() per service, trying again in %ds",
+                type(e).__name__.removesuffix("_Remote"), retry)
+            self._refused = True
             self._save_until = time.monotonic() + retry
             for reporter in reporters:
                 reporter.run_once()
@@ -222,6 +227,9 @@ class Batcher:
                           "(%s, ...); the next ones are still scheduled",
                           len(reporters), reporters[0].name)
             return
+        if self._refused:
+            self._refused = False
+            LOG.info("The conductor takes batched heartbeats again")
         for reporter, ref in zip(reporters, refs, strict=True):
             if ref.id in missing:
                 try:
