@@ -83,9 +83,10 @@ def test_db_heartbeat_keeps_a_service_up_until_it_leaves(path, fast):
             lambda: (r := db_row(path.database, svc))[0] >= first_count + 3 and r,
             what="three more heartbeats")
         assert seen > first_seen
-        # The reporter keeps the count of the object it was given true;
-        # nothing is re-read (last_seen_up lives in the database only).
-        assert svc.report_count >= count
+        # The reporter keeps the count of the object it was given true, once
+        # the call that wrote the row has answered; nothing is re-read
+        # (last_seen_up lives in the database only).
+        wait_for(lambda: svc.report_count >= count, what="the local count")
         assert not svc.obj_what_changed()
         fresh = objects.Service.get_by_id(ctxt, svc.id)
         assert sg.is_up(fresh)
