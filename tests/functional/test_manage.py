@@ -7,53 +7,28 @@ from __future__ import annotations
 
 import datetime
 import json
-import logging
-import sys
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from novalet import conf as novalet_conf
 from novalet import context, objects
 from novalet.cmd import manage, manage_service, status
 from novalet.db import migration
 from novalet.objects import service as service_module
-from tests import processes
+from tests import commands, processes
 
 UTC = datetime.UTC
 
 
 @pytest.fixture(autouse=True)
 def _command_state() -> Iterator[None]:
-    """main() sets up logging (root handlers, levels, excepthook) and leaves
-    CONF unparsed: put all of it back as the session had it."""
-    root = logging.getLogger()
-    handlers, level, hook = list(root.handlers), root.level, sys.excepthook
-    levels = {name: lg.level for name, lg in logging.root.manager.loggerDict.items()
-              if isinstance(lg, logging.Logger)}
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    sys.excepthook = hook
-    for name, lg in logging.root.manager.loggerDict.items():
-        if isinstance(lg, logging.Logger):
-            lg.setLevel(levels.get(name, logging.NOTSET))
-    novalet_conf.parse_args([], default_config_files=[])
+    with commands.restored_command_state():
+        yield
 
 
-class Manage:
+class Manage(commands.InProcessCommand):
     """``novalet-manage ARGS`` in this process: (exit code, stdout, stderr)."""
-
-    def __init__(self, capsys: pytest.CaptureFixture[str], config: str) -> None:
-        self.capsys = capsys
-        self.config = config
-
-    def __call__(self, *argv: str) -> tuple[int, str, str]:
-        self.capsys.readouterr()
-        code = manage.main(["--config-file", self.config, *argv])
-        out, err = self.capsys.readouterr()
-        return code, out, err
 
     def json(self, *argv: str) -> Any:
         code, out, err = self(*argv, "--format", "json")
@@ -73,7 +48,7 @@ class Manage:
 @pytest.fixture
 def run(capsys: pytest.CaptureFixture[str], tmp_path: Any) -> Manage:
     config = processes.write_config(str(tmp_path / "empty.conf"), {"DEFAULT": {}})
-    return Manage(capsys, config)
+    return Manage(manage.main, capsys, config)
 
 
 def _service(ctxt: Any, host: str, binary: str, *, beat: bool) -> Any:

@@ -5,8 +5,6 @@ and a bad command line (exit 2, one line on stderr)."""
 from __future__ import annotations
 
 import json
-import logging
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,7 +16,7 @@ from novalet.cmd import status
 from novalet.db import api as db_api
 from novalet.db import migration
 from novalet.objects import service as service_module
-from tests import processes
+from tests import commands, processes
 
 SCHEMA = "Database schema"
 VERSIONS = "Service versions"
@@ -33,34 +31,12 @@ def _release(version: int) -> str:
 
 @pytest.fixture(autouse=True)
 def _command_state() -> Iterator[None]:
-    """main() sets up logging (root handlers, levels, excepthook) and leaves
-    CONF unparsed: put all of it back as the session had it."""
-    root = logging.getLogger()
-    handlers, level, hook = list(root.handlers), root.level, sys.excepthook
-    levels = {name: lg.level for name, lg in logging.root.manager.loggerDict.items()
-              if isinstance(lg, logging.Logger)}
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    sys.excepthook = hook
-    for name, lg in logging.root.manager.loggerDict.items():
-        if isinstance(lg, logging.Logger):
-            lg.setLevel(levels.get(name, logging.NOTSET))
-    novalet_conf.parse_args([], default_config_files=[])
+    with commands.restored_command_state():
+        yield
 
 
-class Status:
+class Status(commands.InProcessCommand):
     """``novalet-status ARGS`` in this process."""
-
-    def __init__(self, capsys: pytest.CaptureFixture[str], config: str) -> None:
-        self.capsys = capsys
-        self.config = config
-
-    def __call__(self, *argv: str) -> tuple[int, str, str]:
-        self.capsys.readouterr()
-        code = status.main(["--config-file", self.config, *argv])
-        out, err = self.capsys.readouterr()
-        return code, out, err
 
     def check(self) -> tuple[int, dict[str, tuple[int, str]]]:
         """``upgrade check --json``: exit code, ``{check: (result, details)}``."""
@@ -77,7 +53,7 @@ class Status:
 @pytest.fixture
 def run(capsys: pytest.CaptureFixture[str], tmp_path: Any) -> Status:
     config = processes.write_config(str(tmp_path / "empty.conf"), {"DEFAULT": {}})
-    return Status(capsys, config)
+    return Status(status.main, capsys, config)
 
 
 def _compute(ctxt: Any, host: str, *, version: int | None = None,
