@@ -143,6 +143,7 @@ def _info(cls: Any) -> _ClassInfo:
         type.__setattr__(cls, "_novalet_info", info)
     return info  # type: ignore[no-any-return]
 
+
 class NovaletObjectRegistry(ovo_base.VersionedObjectRegistry):
     """Registering a class makes ``novalet.objects.<Name>`` its newest version."""
 

@@ -126,8 +126,9 @@ class Batcher:
         self._lock = threading.Lock()      # the schedule and members
         self._sending = threading.Lock()   # held while a batch is out
         self._timer: Any = None
-        self._save_until = 0.0  # monotonic: the conductor refused batches
-        self._refused = False  # the last batch was refused (logged once)
+        # Monotonic time until which beats go out as saves: set when the
+        # conductor refuses a batch, back to 0 when one is taken again.
+        self._save_until = 0.0
 
     @property
     def interval(self) -> float:
@@ -209,11 +210,10 @@ class Batcher:
             # traceback in its text.)
             retry = max(float(self.conf.upgrade_levels.refresh_interval),
                         self.interval)
-            log = LOG.debug if self._refused else LOG.info
+            log = LOG.debug if self._save_until else LOG.info
             log("The conductor does not take batched heartbeats (%s); sending "
                 "one Service.save() per service, trying again in %ds",
                 type(e).__name__.removesuffix("_Remote"), retry)
-            self._refused = True
             self._save_until = time.monotonic() + retry
             for reporter in reporters:
                 reporter.run_once()
@@ -227,8 +227,8 @@ class Batcher:
                           "(%s, ...); the next ones are still scheduled",
                           len(reporters), reporters[0].name)
             return
-        if self._refused:
-            self._refused = False
+        if self._save_until:
+            self._save_until = 0.0
             LOG.info("The conductor takes batched heartbeats again")
         for reporter, ref in zip(reporters, refs, strict=True):
             if ref.id in missing:
