@@ -135,6 +135,8 @@ class RequestContextSerializer(messaging.Serializer):
         return self._base.serialize_entity(ctxt, entity)
 
     def deserialize_entity(self, ctxt: Any, entity: Any) -> Any:
+        if self._base.is_plain(entity):
+            return entity
         try:
             if self._objects_local:
                 # The conductor itself: an object too new is refused here,
@@ -194,6 +196,7 @@ class Client:
         self._client = self._make_client(version_cap)
 
     def _make_client(self, version_cap: str | None) -> Any:
+        self._prepared: dict[tuple[Any, ...], Any] = {}
         return messaging.get_rpc_client(
             get_transport(), self._target, version_cap=version_cap,
             serializer=RequestContextSerializer(), timeout=self.timeout)
@@ -236,6 +239,16 @@ class Client:
 
     def _prepare(self, version: str | None, server: str | None,
                  timeout: float | None) -> Any:
+        key = (version, server, timeout)
+        prepared = self._prepared.get(key)
+        if prepared is None:
+            if len(self._prepared) >= 64:  # a few (version, server, timeout)
+                self._prepared.clear()      # in use; never grows unbounded
+            prepared = self._prepared[key] = self._new_context(*key)
+        return prepared
+
+    def _new_context(self, version: str | None, server: str | None,
+                     timeout: float | None) -> Any:
         kwargs: dict[str, Any] = {}
         if version is not None:
             kwargs["version"] = version

@@ -35,7 +35,14 @@ def _refuse_name(objname: str, method: Any) -> None:
         raise exception.MethodNotRemotable(objname=objname, method=method)
 
 
+#: (class, name) of the instance methods found remotable (only those: a
+#: caller sending made-up names cannot grow it).
+_remotable_found: set[tuple[type, str]] = set()
+
+
 def _remotable_instance_method(objinst: Any, method: Any) -> Any:
+    if type(method) is str and (type(objinst), method) in _remotable_found:
+        return getattr(objinst, method)
     objname = objinst.obj_name()
     _refuse_name(objname, method)
     static = inspect.getattr_static(type(objinst), method, None)
@@ -43,6 +50,7 @@ def _remotable_instance_method(objinst: Any, method: Any) -> Any:
         raise exception.MethodNotRemotable(objname=objname, method=method)
     if not getattr(static, "remotable", False):
         raise exception.MethodNotRemotable(objname=objname, method=method)
+    _remotable_found.add((type(objinst), method))
     return getattr(objinst, method)
 
 
@@ -91,8 +99,8 @@ def _check_args(args: Any, kwargs: Any) -> tuple[tuple[Any, ...], dict[str, Any]
 
 
 #: Values compared as they are; anything else (dicts, lists, nested
-#: objects, addresses) is compared as its primitive, which is plain data,
-#: so a change made in place is seen too.
+#: objects, addresses) is compared as a copy of its plain content or as
+#: its primitive, so a change made in place is seen too.
 _PLAIN_TYPES = frozenset({str, int, float, bool, type(None), datetime.datetime})
 
 
@@ -100,10 +108,28 @@ def _snapshot(objinst: Any) -> dict[str, Any]:
     """What each set field holds, in a form a later state compares to."""
     stored = objinst.__dict__
     return {name: (value if type(value) in _PLAIN_TYPES
-                   else field.to_primitive(objinst, name, value))
+                   else _state(objinst, name, field, value))
             for name, field, attr in objects_base.field_attrs(type(objinst))
             if attr in stored
             for value in (stored[attr],)}
+
+
+def _state(objinst: Any, name: str, field: Any, value: Any) -> Any:
+    if isinstance(value, objects_base.NovaletObject):
+        return _object_state(value)
+    if isinstance(value, dict) and all(type(v) in _PLAIN_TYPES
+                                       for v in value.values()):
+        return dict(value)
+    if isinstance(value, list) and all(isinstance(v, objects_base.NovaletObject)
+                                       for v in value):
+        return [_object_state(v) for v in value]
+    return field.to_primitive(objinst, name, value)
+
+
+def _object_state(value: Any) -> tuple[Any, ...]:
+    """A nested object: its class, version, pending changes and fields."""
+    return (type(value), value.VERSION, frozenset(value._changed_fields),
+            _snapshot(value))
 
 
 def _field_updates(objinst: Any, before: dict[str, Any],

@@ -8,10 +8,8 @@ database code.
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import threading
-from collections.abc import Iterator
 from typing import cast
 
 from novalet import exception
@@ -36,15 +34,27 @@ def access_blocked() -> bool:
     return _blocked_for is not None
 
 
-@contextlib.contextmanager
-def conductor_access() -> Iterator[None]:
-    """This thread is dispatching for a conductor: it may use the database
-    even in a blocked process (the ``inprocess`` indirection)."""
-    _local.depth = getattr(_local, "depth", 0) + 1
-    try:
-        yield
-    finally:
+class _ConductorAccess:
+    """Re-entrant; the depth is per thread. A class, not a generator: the
+    conductor enters it for every argument of every call."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        _local.depth = getattr(_local, "depth", 0) + 1
+
+    def __exit__(self, *exc_info: object) -> None:
         _local.depth -= 1
+
+
+_CONDUCTOR_ACCESS = _ConductorAccess()
+
+
+def conductor_access() -> _ConductorAccess:
+    """``with conductor_access():`` this thread is dispatching for a
+    conductor: it may use the database even in a blocked process (the
+    ``inprocess`` indirection)."""
+    return _CONDUCTOR_ACCESS
 
 
 def check_access(function: str) -> None:

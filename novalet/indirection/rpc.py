@@ -11,11 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from oslo_config import cfg
-from oslo_versionedobjects import base as ovo_base
 
 from novalet import rpc, version_caps
 from novalet.conductor import rpcapi
 from novalet.indirection import base
+from novalet.objects import base as objects_base
 from novalet.objects import service as service_obj
 
 CONDUCTOR = "novalet-conductor"
@@ -47,7 +47,7 @@ class RPCIndirectionAPI(base.IndirectionAPI):
                 manifest: dict[str, str] | None = None) -> tuple[dict[str, str], bool]:
         caps = self.caps.object_versions(context)
         if manifest is None:
-            manifest = ovo_base.obj_tree_get_versions(objname)
+            manifest = objects_base.version_tree(objname)
         return version_caps.cap_manifest(manifest, caps), caps is not None
 
     def object_action(self, context: Any, objinst: Any, objmethod: str,

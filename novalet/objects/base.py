@@ -14,11 +14,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import functools
 import threading
-from collections.abc import Callable, Iterator, MutableMapping, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from typing import Any, TypeVar
 
 from oslo_utils import uuidutils, versionutils
@@ -65,26 +64,45 @@ def get_indirection_api() -> Any:
     return _indirection_api
 
 
-@contextlib.contextmanager
-def run_locally() -> Iterator[None]:
-    """Within this block, this thread runs remotable methods itself and may
-    use the database (it is dispatching for a conductor)."""
-    _local.depth = getattr(_local, "depth", 0) + 1
-    try:
-        with db.conductor_access():
-            yield
-    finally:
+class _RunLocally:
+    """Re-entrant; the depth is per thread (a class: entered for every
+    argument the conductor receives)."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        _local.depth = getattr(_local, "depth", 0) + 1
+        db.conductor_access().__enter__()
+
+    def __exit__(self, *exc_info: object) -> None:
+        db.conductor_access().__exit__(*exc_info)
         _local.depth -= 1
 
 
+_RUN_LOCALLY = _RunLocally()
+
+
+def run_locally() -> _RunLocally:
+    """``with run_locally():`` this thread runs remotable methods itself and
+    may use the database (it is dispatching for a conductor)."""
+    return _RUN_LOCALLY
+
+
 # -- registry and base classes -----------------------------------------------
+
+def _plain_field(field: Any) -> bool:
+    """The field's own from_primitive and coerce are oslo.versionedobjects'
+    base ones: all the work is its type's, and None is simply None when
+    the field is nullable."""
+    return (type(field).coerce is ovo_fields.Field.coerce
+            and type(field).from_primitive is ovo_fields.Field.from_primitive)
+
 
 def _identity_type(field: Any) -> type | None:
     """``int`` for a plain ``IntegerField`` and so on: a value of exactly
     that type is what the field's from_primitive and coerce would return.
     None for every other field (their checks always run)."""
-    if (type(field).coerce is not ovo_fields.Field.coerce
-            or type(field).from_primitive is not ovo_fields.Field.from_primitive):
+    if not _plain_field(field):
         return None
     return _IDENTITY_TYPES.get(type(field._type))
 
@@ -92,6 +110,60 @@ def _identity_type(field: Any) -> type | None:
 _IDENTITY_TYPES: dict[type, type] = {
     ovo_fields.Integer: int, ovo_fields.Float: float, ovo_fields.String: str,
     ovo_fields.Boolean: bool, fields.StrictBoolean: bool}
+
+#: Field types whose values are never objects (containers included:
+#: objects inside them are not tracked for changes, as in
+#: oslo.versionedobjects).
+_VALUE_TYPES = (
+    ovo_fields.Integer, ovo_fields.Float, ovo_fields.String, ovo_fields.Boolean,
+    ovo_fields.DateTime, ovo_fields.IPAddress, ovo_fields.UUID,
+    ovo_fields.CompoundFieldType, fields.StrictBoolean, fields.StrictUUID)
+
+#: A fast loader's answer "not this value: take the field's own path".
+_SLOW: Any = object()
+
+
+def _load_datetime(obj: Any, value: Any) -> Any:
+    # Only the form oslo.versionedobjects writes (isotime: whole seconds,
+    # UTC as "Z"); its parser returns the same aware datetime.
+    if type(value) is str and len(value) == 20 and value[19] == "Z":
+        try:
+            return datetime.datetime.fromisoformat(value)
+        except ValueError:
+            pass
+    return _SLOW
+
+
+def _object_loader(obj_name: str) -> Callable[[Any, Any], Any]:
+    def load(obj: Any, value: Any) -> Any:
+        # A primitive of exactly the object the field holds: its class by
+        # name and version, as oslo.versionedobjects' Object field does
+        # (which then checks the name the primitive already gave).
+        if type(value) is not dict or value.get(_NAME_KEY) != obj_name \
+                or value.get(_NAMESPACE_KEY) != NovaletObject.OBJ_PROJECT_NAMESPACE:
+            return _SLOW
+        version = value.get(_VERSION_KEY)
+        if type(version) is not str:
+            return _SLOW
+        objclass = NovaletObject.obj_class_from_name(obj_name, version)
+        if not issubclass(objclass, NovaletObject):
+            return _SLOW
+        return objclass._obj_from_primitive(obj._context, version, value)
+    return load
+
+
+def _fast_loader(field: Any) -> Callable[[Any, Any], Any] | None:
+    """A loader for the common primitive forms of ``field``'s values that
+    returns what from_primitive then coerce would, or ``_SLOW``."""
+    if not _plain_field(field):
+        return None
+    kind = type(field._type)
+    if kind is ovo_fields.DateTime and field._type.tzinfo_aware:
+        return _load_datetime
+    if kind is ovo_fields.Object and not field._type._subclasses:
+        return _object_loader(field._type._obj_name)
+    return None
+
 
 #: Bumped by every registration: cached version trees are recomputed.
 _registry_generation = 0
@@ -106,9 +178,18 @@ class _ClassInfo:
         self.attrs = tuple((name, field, "_obj_" + name)
                            for name, field in cls.fields.items())
         # For reading primitives: the Python type a field's value may have
-        # for which from_primitive and coerce both return it unchanged.
-        self.load = tuple((name, field, attr, _identity_type(field))
+        # for which from_primitive and coerce both return it unchanged,
+        # whether None is just None, and a fast loader for other values.
+        self.load = tuple((name, field, attr, _identity_type(field),
+                           field.nullable and _plain_field(field),
+                           _fast_loader(field))
                           for name, field, attr in self.attrs)
+        # For writing them: the same types go out as they are.
+        self.dump = tuple((name, field, attr, identity_type, _plain_field(field))
+                          for name, field, attr, identity_type, _n, _f in self.load)
+        # Fields whose value may itself be an object (its changes count).
+        self.object_attrs = tuple((name, attr) for name, field, attr in self.attrs
+                                  if not isinstance(field._type, _VALUE_TYPES))
         ns = cls.OBJ_SERIAL_NAMESPACE
         self.key_name, self.key_namespace, self.key_version, self.key_data, \
             self.key_changes = ("%s.%s" % (ns, k) for k in (
@@ -122,6 +203,13 @@ class _ClassInfo:
             self.tree = ovo_base.obj_tree_get_versions(cls.obj_name())
             self.tree_generation = _registry_generation
         return self.tree
+
+
+def version_tree(objname: str) -> dict[str, str]:
+    """``obj_tree_get_versions(objname)``, computed once per registry change
+    (a new dict each call: callers may change it)."""
+    cls = ovo_base.VersionedObjectRegistry.obj_classes()[objname][0]
+    return dict(_info(cls).version_tree(cls))
 
 
 def manifest_is_current(cls: Any, manifest: dict[str, str]) -> bool:
@@ -198,16 +286,21 @@ class NovaletObject(ovo_base.VersionedObject):
                 reason="%s primitive needs a data dict and a changes list"
                 % cls.obj_name())
         self = cls()
-        self._context = context
-        self.VERSION = objver
         stored = self.__dict__
-        for name, field, attr, identity_type in info.load:
+        stored["_context"] = context
+        stored["VERSION"] = objver
+        for name, field, attr, identity_type, none_is_none, fast in info.load:
             if name not in objdata:
                 continue
             value = objdata[name]
-            if type(value) is identity_type:
+            if type(value) is identity_type or (value is None and none_is_none):
                 stored[attr] = value
                 continue
+            if fast is not None:
+                loaded = fast(self, value)
+                if loaded is not _SLOW:
+                    stored[attr] = loaded
+                    continue
             try:
                 stored[attr] = field.coerce(
                     self, name, field.from_primitive(self, name, value))
@@ -217,7 +310,7 @@ class NovaletObject(ovo_base.VersionedObject):
                 raise exception.ObjectFieldInvalid(
                     objname=cls.obj_name(), field=name, value=value, reason=e)
         try:
-            self._changed_fields = {x for x in changes if x in info.fields}
+            stored["_changed_fields"] = {x for x in changes if x in info.fields}
         except TypeError as e:
             raise exception.MalformedRequest(
                 reason="%s primitive: changes: %s" % (cls.obj_name(), e))
@@ -245,8 +338,11 @@ class NovaletObject(ovo_base.VersionedObject):
         if version_manifest and not manifest_is_current(cls, version_manifest):
             return super().obj_to_primitive(target_version, version_manifest)
         stored = self.__dict__
-        data = {name: field.to_primitive(self, name, stored[attr])
-                for name, field, attr in info.attrs if attr in stored}
+        data = {name: (value if type(value) is plain_type or value is None and none_is_none
+                       else field.to_primitive(self, name, value))
+                for name, field, attr, plain_type, none_is_none in info.dump
+                if attr in stored
+                for value in (stored[attr],)}
         primitive = {info.key_name: self.obj_name(),
                      info.key_namespace: cls.OBJ_PROJECT_NAMESPACE,
                      info.key_version: cls.VERSION,
@@ -261,7 +357,7 @@ class NovaletObject(ovo_base.VersionedObject):
         info = _info(type(self))
         changes = {name for name in self._changed_fields if name in info.fields}
         stored = self.__dict__
-        for name, _field, attr in info.attrs:
+        for name, attr in info.object_attrs:
             value = stored.get(attr)
             if (isinstance(value, ovo_base.VersionedObject)
                     and value.obj_what_changed()):
@@ -279,6 +375,10 @@ class NovaletObject(ovo_base.VersionedObject):
     def obj_newest_version(cls) -> str:
         return cls.obj_class_from_name(cls.obj_name(), cls.VERSION).VERSION
 
+
+_NAME_KEY, _NAMESPACE_KEY, _VERSION_KEY = (
+    "%s.%s" % (NovaletObject.OBJ_SERIAL_NAMESPACE, key)
+    for key in ("name", "namespace", "version"))
 
 #: Set by the database layer (soft delete, timestamps), never written from
 #: an object's changes.
@@ -385,6 +485,8 @@ def skip_if_unchanged(fn: F) -> F:
 
 # -- serializer ---------------------------------------------------------------
 
+_SCALAR_TYPES = frozenset({str, int, float, bool, type(None)})
+
 class NovaletObjectSerializer(ovo_base.VersionedObjectSerializer):
     """Objects to primitives and back; errors become ``novalet.exception``.
 
@@ -395,11 +497,43 @@ class NovaletObjectSerializer(ovo_base.VersionedObjectSerializer):
 
     OBJ_BASE_CLASS = NovaletObject
 
+    @staticmethod
+    def is_plain(entity: Any, depth: int = 3) -> bool:
+        """``entity`` is a scalar, or dicts, lists and tuples of scalars
+        nested at most ``depth`` deep, with no object primitive among them:
+        (de)serializing it returns it unchanged."""
+        kind = type(entity)
+        if kind in _SCALAR_TYPES:
+            return True
+        if depth == 0:
+            return False
+        if kind is dict:
+            if _NAME_KEY in entity:
+                return False
+            values = entity.values()
+        elif kind is list or kind is tuple:
+            values = entity
+        else:
+            return False
+        is_plain = NovaletObjectSerializer.is_plain
+        return all(type(v) in _SCALAR_TYPES or is_plain(v, depth - 1)
+                   for v in values)
+
+    def serialize_entity(self, context: Any, entity: Any) -> Any:
+        if self.is_plain(entity):
+            return entity
+        return super().serialize_entity(context, entity)
+
+    def deserialize_entity(self, context: Any, entity: Any) -> Any:
+        if self.is_plain(entity):
+            return entity
+        return super().deserialize_entity(context, entity)
+
     def _process_object(self, context: Any, objprim: Any) -> Any:
         if not isinstance(objprim, dict):
             raise exception.MalformedRequest(
                 reason="object primitive is a %s" % type(objprim).__name__)
-        name = objprim.get("novalet_object.name")
+        name = objprim.get(_NAME_KEY)
         if name not in ovo_base.VersionedObjectRegistry.obj_classes():
             # Checked first: oslo.versionedobjects logs an unknown name as
             # an error, but it is the sender's mistake, not ours.
