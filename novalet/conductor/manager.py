@@ -98,20 +98,21 @@ def _check_args(args: Any, kwargs: Any) -> tuple[tuple[Any, ...], dict[str, Any]
     return tuple(args), kwargs
 
 
-#: Values compared as they are; anything else (dicts, lists, nested
-#: objects, addresses) is compared as a copy of its plain content or as
-#: its primitive, so a change made in place is seen too.
+#: Values that are copied as they are when a nested value is compared.
 _PLAIN_TYPES = frozenset({str, int, float, bool, type(None), datetime.datetime})
 
+_MISSING: Any = object()
 
-def _snapshot(objinst: Any) -> dict[str, Any]:
-    """What each set field holds, in a form a later state compares to."""
+
+def _snapshot(objinst: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What the object holds, to compare a later state with: its attributes
+    (a shallow copy) and a copy of the content of each field whose value
+    can change in place (dicts, lists, nested objects, addresses)."""
     stored = objinst.__dict__
-    return {name: (value if type(value) in _PLAIN_TYPES
-                   else _state(objinst, name, field, value))
-            for name, field, attr in objects_base.field_attrs(type(objinst))
-            if attr in stored
-            for value in (stored[attr],)}
+    return dict(stored), {
+        attr: _state(objinst, name, field, stored[attr])
+        for name, field, attr in objects_base.mutable_field_attrs(type(objinst))
+        if attr in stored}
 
 
 def _state(objinst: Any, name: str, field: Any, value: Any) -> Any:
@@ -132,7 +133,26 @@ def _object_state(value: Any) -> tuple[Any, ...]:
             _snapshot(value))
 
 
-def _field_updates(objinst: Any, before: dict[str, Any],
+def _changed(objinst: Any, before: tuple[dict[str, Any], dict[str, Any]]) -> list[str]:
+    """The set fields whose value differs from the ``_snapshot`` ``before``:
+    assigned a different value, or changed in place."""
+    values, states = before
+    stored = objinst.__dict__
+    changed = []
+    for name, field, attr in objects_base.field_attrs(type(objinst)):
+        new = stored.get(attr, _MISSING)
+        if new is _MISSING:
+            continue
+        old = values.get(attr, _MISSING)
+        if old is not new:
+            if type(old) is not type(new) or old != new:
+                changed.append(name)
+        elif attr in states and states[attr] != _state(objinst, name, field, new):
+            changed.append(name)
+    return changed
+
+
+def _field_updates(objinst: Any, before: tuple[dict[str, Any], dict[str, Any]],
                    object_versions: dict[str, str] | None) -> dict[str, Any]:
     """The fields the method changed, as primitives at the caller's version.
 
@@ -141,9 +161,7 @@ def _field_updates(objinst: Any, before: dict[str, Any],
     know never go back, nested objects go back at ``object_versions`` (RPC
     1.1) or at what the object's own version implies.
     """
-    after = _snapshot(objinst)
-    changed = [name for name, value in after.items()
-               if name not in before or before[name] != value]
+    changed = _changed(objinst, before)
     what_changed = objinst.obj_what_changed()
     if not changed and not what_changed:
         return {"obj_what_changed": []}
@@ -153,7 +171,7 @@ def _field_updates(objinst: Any, before: dict[str, Any],
         data = {name: fields[name].to_primitive(objinst, name,
                                                 getattr(objinst, name))
                 for name in changed}
-        present = after
+        present = {name for name in what_changed if objinst.obj_attr_is_set(name)}
     else:
         primitive = objinst.obj_to_primitive(version_manifest=object_versions)
         data = present = primitive["%s.data" % objinst.OBJ_SERIAL_NAMESPACE]

@@ -71,6 +71,9 @@ def configure(conf: cfg.ConfigOpts) -> None:
         connection_recycle_time=conf.database.connection_recycle_time,
         connection_debug=conf.database.connection_debug,
         mysql_sql_mode=conf.database.mysql_sql_mode,
+        # oslo.db's sleep(0) at every checkin lets eventlet switch green
+        # threads; novalet runs native threads, which need no such yield.
+        thread_checkin=False,
     )
     manager.append_on_engine_create(_on_engine_create)
     with _lock:
@@ -142,13 +145,16 @@ def get_engine() -> sa.engine.Engine:
     return _get_manager().writer.get_engine()  # type: ignore[no-any-return]
 
 
-def _transaction(mode: str) -> Callable[[F], F]:
+def _transaction(mode: str, connection: bool = False) -> Callable[[F], F]:
     def decorator(fn: F) -> F:
         @functools.wraps(fn)
         def wrapper(context: Any, *args: Any, **kwargs: Any) -> Any:
             db_switch.check_access(fn.__name__)
             try:
-                with getattr(_get_manager(), mode).using(context):
+                factory = getattr(_get_manager(), mode)
+                if connection:
+                    factory = factory.connection
+                with factory.using(context):
                     return fn(context, *args, **kwargs)
             except db_exc.DBConnectionError as e:
                 raise exception.DatabaseUnavailable(
@@ -159,6 +165,9 @@ def _transaction(mode: str) -> Callable[[F], F]:
 
 reader = _transaction("reader")
 writer = _transaction("writer")
+#: A writer whose body runs Core statements only: ``context.connection``,
+#: no ORM session (inside a session transaction, it joins that one).
+writer_connection = _transaction("writer", connection=True)
 
 
 def _live(model: type[models.Base]) -> Any:
@@ -179,10 +188,11 @@ def _create(context: Any, model: type[models.Base], values: dict[str, Any],
     return row
 
 
-def _update(context: Any, model: type[models.Base], row_id: int,
+def _update(executor: Any, model: type[models.Base], row_id: int,
             values: dict[str, Any], not_found: Callable[[], Exception],
             exists: Callable[[], Exception], **sql_values: Any) -> Any:
-    """UPDATE only ``values`` (plus ``updated_at``) of one live row."""
+    """UPDATE only ``values`` (plus ``updated_at``) of one live row, through
+    ``executor`` (the context's session or connection)."""
     now = timeutils.utcnow()
     if sql_values:
         table: sa.Table = model.__table__  # type: ignore[assignment]
@@ -198,7 +208,7 @@ def _update(context: Any, model: type[models.Base], row_id: int,
         params = {"p_" + name: value for name, value in values.items()}
         params.update(p_updated_at=now, row_id=row_id)
     try:
-        result = context.session.execute(stmt, params)
+        result = executor.execute(stmt, params)
     except db_exc.DBDuplicateEntry:
         raise exists()
     if result.rowcount == 0:
@@ -305,7 +315,7 @@ def service_update(context: Any, service_id: int,
         sql_values["last_seen_up"] = sa.case(
             (models.Service.report_count < values["report_count"], utcnow()),
             else_=models.Service.last_seen_up)
-    _update(context, models.Service, service_id, values,
+    _update(context.session, models.Service, service_id, values,
             lambda: exception.ServiceNotFound(service=service_id),
             _service_exists(values), **sql_values)
     return service_get(context, service_id)
@@ -386,11 +396,11 @@ def compute_node_get_all(context: Any, host: str | None = None,
     return context.session.execute(query).scalars().all()  # type: ignore[no-any-return]
 
 
-@writer
+@writer_connection
 def compute_node_update(context: Any, node_id: int,
                         values: dict[str, Any]) -> Any:
     """Write ``values`` only; returns the new ``updated_at``."""
-    return _update(context, models.ComputeNode, node_id, values,
+    return _update(context.connection, models.ComputeNode, node_id, values,
                    lambda: exception.ComputeHostNotFound(node=node_id),
                    _node_exists(values))
 
@@ -427,10 +437,10 @@ def instance_get_all(context: Any, host: str | None = None,
     return context.session.execute(query).scalars().all()  # type: ignore[no-any-return]
 
 
-@writer
+@writer_connection
 def instance_update(context: Any, instance_id: int,
                     values: dict[str, Any]) -> Any:
-    return _update(context, models.Instance, instance_id, values,
+    return _update(context.connection, models.Instance, instance_id, values,
                    lambda: exception.InstanceNotFound(instance=instance_id),
                    lambda: exception.InstanceExists(uuid=values.get("uuid")))
 
@@ -469,10 +479,10 @@ def migration_get_in_progress_by_host_and_node(
     return context.session.execute(query).scalars().all()  # type: ignore[no-any-return]
 
 
-@writer
+@writer_connection
 def migration_update(context: Any, migration_id: int,
                      values: dict[str, Any]) -> Any:
-    return _update(context, models.Migration, migration_id, values,
+    return _update(context.connection, models.Migration, migration_id, values,
                    lambda: exception.MigrationNotFound(migration=migration_id),
                    lambda: exception.Conflict(reason="duplicate migration"))
 

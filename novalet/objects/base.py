@@ -114,10 +114,12 @@ _IDENTITY_TYPES: dict[type, type] = {
 #: Field types whose values are never objects (containers included:
 #: objects inside them are not tracked for changes, as in
 #: oslo.versionedobjects).
-_VALUE_TYPES = (
+_VALUE_TYPES: tuple[type, ...]
+#: Field types whose values cannot change in place.
+_IMMUTABLE_TYPES = (
     ovo_fields.Integer, ovo_fields.Float, ovo_fields.String, ovo_fields.Boolean,
-    ovo_fields.DateTime, ovo_fields.IPAddress, ovo_fields.UUID,
-    ovo_fields.CompoundFieldType, fields.StrictBoolean, fields.StrictUUID)
+    ovo_fields.DateTime, ovo_fields.UUID, fields.StrictBoolean, fields.StrictUUID)
+_VALUE_TYPES = (*_IMMUTABLE_TYPES, ovo_fields.IPAddress, ovo_fields.CompoundFieldType)
 
 #: A fast loader's answer "not this value: take the field's own path".
 _SLOW: Any = object()
@@ -187,6 +189,10 @@ class _ClassInfo:
         # For writing them: the same types go out as they are.
         self.dump = tuple((name, field, attr, identity_type, _plain_field(field))
                           for name, field, attr, identity_type, _n, _f in self.load)
+        # Fields whose value may change in place (dicts, lists, objects...).
+        self.mutable_attrs = tuple(
+            (name, field, attr) for name, field, attr in self.attrs
+            if not isinstance(field._type, _IMMUTABLE_TYPES))
         # Fields whose value may itself be an object (its changes count).
         self.object_attrs = tuple((name, attr) for name, field, attr in self.attrs
                                   if not isinstance(field._type, _VALUE_TYPES))
@@ -222,6 +228,11 @@ def manifest_is_current(cls: Any, manifest: dict[str, str]) -> bool:
 def field_attrs(cls: Any) -> tuple[tuple[str, Any, str], ...]:
     """``(name, field, storage attribute)`` of each field of ``cls``."""
     return _info(cls).attrs
+
+
+def mutable_field_attrs(cls: Any) -> tuple[tuple[str, Any, str], ...]:
+    """``field_attrs`` of the fields whose value may change in place."""
+    return _info(cls).mutable_attrs
 
 
 def _info(cls: Any) -> _ClassInfo:
