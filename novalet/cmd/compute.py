@@ -62,6 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         CONF, host=CONF.host, binary=BINARY, topic=CONF.compute.topic,
         manager=manager, rpc_version=compute_manager.RPC_API_VERSION,
         default_indirection="rpc", servicegroup_api=servicegroup.API(CONF))
+    common.freeze_startup_heap()
     launcher = oslo_service.launch(CONF, server, workers=1,
                                    restart_method="mutate")
     return int(launcher.wait() or 0)

@@ -45,6 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rpc_version=conductor_manager.RPC_API_VERSION,
         default_indirection="direct", objects_local=True,
         servicegroup_api=servicegroup.API(CONF))
+    common.freeze_startup_heap()
     launcher = oslo_service.launch(CONF, server,
                                    workers=CONF.conductor.workers,
                                    restart_method="mutate")
