@@ -22,3 +22,4 @@ def test_db_sync_is_idempotent(database):
     migration.db_sync()
     migration.db_sync()
     assert migration.db_version() == migration.head_revision()
+

@@ -54,6 +54,8 @@ def _primitive(node, **changes):
     ("obj_db_changes", exception.MethodNotRemotable),
     ("no_such_method", exception.MethodNotRemotable),
     ("get_by_id", exception.MethodNotRemotable),  # a class method, as instance
+    (["save"], exception.MethodNotRemotable),  # not a name at all
+    (None, exception.MethodNotRemotable),
 ])
 def test_object_action_refuses_non_remotable(remote, method, error):
     ctxt = context.get_admin_context()

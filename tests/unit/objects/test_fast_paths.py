@@ -80,6 +80,77 @@ def test_from_primitive_matches_the_library():
             "metrics", "pci_device_pools")
 
 
+def _load_one(loader, field, value):
+    """What loading ``field`` = ``value`` gives: the value, or "refused"
+    (novalet names the field in an ObjectFieldInvalid; the library's
+    message differs)."""
+    primitive = _full_node().obj_to_primitive()
+    primitive["novalet_object.data"][field] = value
+    try:
+        return getattr(loader(primitive), field)
+    except (ValueError, TypeError):
+        return "refused"
+
+
+def test_none_loads_as_the_library_loads_it():
+    for field in sorted(objects.ComputeNode.fields):
+        ours = _load_one(objects.ComputeNode.obj_from_primitive, field, None)
+        theirs = _load_one(
+            lambda p: _library_from_primitive(objects.ComputeNode, p), field, None)
+        assert ours == theirs, field
+
+
+@pytest.mark.parametrize("value", [
+    "2026-01-02T03:04:05Z",            # what the library writes (fast path)
+    "2026-01-02T03:04:05.250000Z",     # other ISO 8601 forms: the field's path
+    "2026-01-02T03:04:05+02:00",
+    "2026-01-02 03:04:05",
+    "2026-13-02T03:04:05Z",            # twenty characters, not a date
+    "yesterday",
+])
+def test_datetimes_load_as_the_library_loads_them(value):
+    ours = _load_one(objects.ComputeNode.obj_from_primitive, "created_at", value)
+    theirs = _load_one(
+        lambda p: _library_from_primitive(objects.ComputeNode, p), "created_at", value)
+    assert ours == theirs
+    if isinstance(ours, datetime.datetime):
+        assert ours.utcoffset() == theirs.utcoffset()
+
+
+def test_nested_objects_load_as_the_library_loads_them():
+    node = _full_node()
+    primitive = node.obj_to_primitive()
+    ours = objects.ComputeNode.obj_from_primitive(primitive)
+    assert type(ours.metrics) is objects.MonitorMetricList
+    assert ours.metrics[0].value == 12
+    assert ours.metrics[0]._context is ours._context
+    assert ours.metrics.obj_to_primitive() == node.metrics.obj_to_primitive()
+    # A primitive of another object in the field is refused, as before.
+    data = primitive["novalet_object.data"]
+    data["metrics"] = node.pci_device_pools.obj_to_primitive()
+    with pytest.raises(exception.ObjectFieldInvalid, match="metrics"):
+        objects.ComputeNode.obj_from_primitive(primitive)
+
+
+@pytest.mark.parametrize("entity, plain", [
+    (None, True), (3, True), ("x", True), ([1, "a", None], True),
+    ({"a": 1, "b": [1, {"c": 2.5}]}, True), ((1, 2), True),
+    ({"a": {"b": {"c": {"d": 1}}}}, False),  # deeper than it looks
+    ({1, 2}, False),                          # a set becomes a list
+    ({"novalet_object.name": "X"}, False),    # an object primitive
+    ([{"novalet_object.name": "X"}], False),
+    (datetime.datetime(2026, 1, 1), False),
+])
+def test_plain_entities_cross_the_serializer_unchanged(entity, plain):
+    serializer = base.NovaletObjectSerializer()
+    assert serializer.is_plain(entity) is plain
+    if plain:
+        assert serializer.serialize_entity(None, entity) is entity
+        assert serializer.deserialize_entity(None, entity) is entity
+        library = ovo_base.VersionedObjectSerializer()
+        assert library.serialize_entity(None, entity) == entity
+
+
 @pytest.mark.parametrize("field, value", [
     ("vcpus", "many"), ("vcpus", -1), ("id", "seven"), ("deleted", "yes"),
     ("uuid", "not-a-uuid"), ("hypervisor_type", ["x"]), ("stats", 3),
@@ -121,8 +192,14 @@ def in_place_class():
                 self.metrics.objects.append(objects.MonitorMetric(
                     name="x", value=1, source="s",
                     timestamp=datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)))
+            elif what == "nested-field":
+                self.metrics[0].value = 2  # a nested object's setter
             elif what == "same":
                 self.name = self.name  # assigned, but equal
+            elif what == "equal-copy":
+                self.stats = dict(self.stats)  # a new, equal value
+            elif what == "new":
+                self.name = "other"
             return what
 
     base.NovaletObjectRegistry.register(InPlaceProbe)
@@ -132,12 +209,16 @@ def in_place_class():
 
 
 @pytest.mark.parametrize("what, sent_back", [
-    ("dict", {"stats"}), ("nested", {"metrics"}), ("same", set()),
+    ("dict", {"stats"}), ("nested", {"metrics"}), ("nested-field", {"metrics"}),
+    ("same", set()), ("equal-copy", set()), ("new", {"name"}),
 ])
 def test_conductor_sees_changes_made_in_place(in_place_class, what, sent_back):
     ctxt = context.get_admin_context()
+    metric = objects.MonitorMetric(
+        name="cpu", value=1, source="s",
+        timestamp=datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC))
     obj = in_place_class(ctxt, stats={"a": "b"}, name="n",
-                         metrics=objects.MonitorMetricList(objects=[]))
+                         metrics=objects.MonitorMetricList(objects=[metric]))
     obj.obj_reset_changes(recursive=True)
     manager = conductor_manager.ConductorManager(host="unit")
     manifest = ovo_base.obj_tree_get_versions(obj.obj_name())

@@ -1,0 +1,40 @@
+"""novalet.db.api's transaction modes, on every backend."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from novalet import context, exception
+from novalet.db import api as db_api
+
+
+def _node_values(**extra):
+    return dict(host="h1", hypervisor_hostname="n1", vcpus=1, memory_mb=1,
+                local_gb=1, vcpus_used=0, memory_mb_used=0, local_gb_used=0,
+                hypervisor_type="fake", hypervisor_version=1,
+                cpu_info="{}", uuid="6f1d2c1e-8d2a-4a59-9a3e-2b0b1c3d4e5f",
+                **extra)
+
+
+def test_a_connection_writer_commits_alone_and_joins_an_outer_transaction(database):
+    """``compute_node_update`` runs on a connection, not an ORM session: on
+    its own it commits; inside a caller's writer transaction it is part of
+    it (rolled back with it)."""
+    ctxt = context.get_admin_context()
+    node_id = db_api.compute_node_create(ctxt, _node_values()).id
+    db_api.compute_node_update(ctxt, node_id, {"memory_mb_used": 7})
+    assert database.query("SELECT memory_mb_used FROM compute_nodes")[0][0] == 7
+
+    class Abort(Exception):
+        pass
+
+    with pytest.raises(Abort):
+        with db_api._get_manager().writer.using(ctxt):
+            db_api.compute_node_update(ctxt, node_id, {"memory_mb_used": 8})
+            assert ctxt.session.execute(sa.text(
+                "SELECT memory_mb_used FROM compute_nodes")).scalar() == 8
+            raise Abort()
+    assert database.query("SELECT memory_mb_used FROM compute_nodes")[0][0] == 7
+    with pytest.raises(exception.ComputeHostNotFound):
+        db_api.compute_node_update(ctxt, node_id + 1, {"memory_mb_used": 9})
