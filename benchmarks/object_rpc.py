@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import itertools
 import json
 import os
@@ -73,6 +74,9 @@ def run_echo_server(url: str, topic: str, db_url: str) -> int:
         [Echo()])
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    from novalet.db import api as db_api  # noqa: F401  (imported before the freeze)
+    gc.collect()
+    gc.freeze()  # as novalet-conductor does before it serves (fair baseline)
     server.start()
     print("echo server ready", flush=True)
     stop.wait()
@@ -102,6 +106,18 @@ def register_probe() -> Any:
             """Set one field; the conductor sends back just that change."""
             self.memory_mb_used = memory_mb_used
 
+    @base.NovaletObjectRegistry.register
+    class BenchProbeSmall(base.NovaletObject):
+        """The same method on a one-field object: the fixed cost of a
+        remotable call, apart from the object's size."""
+        VERSION = "1.0"
+        fields = {"memory_mb_used": objects.ComputeNode.fields["memory_mb_used"]}
+
+        @base.remotable
+        def touch(self, memory_mb_used: int) -> None:
+            self.memory_mb_used = memory_mb_used
+
+    BenchProbe.small = BenchProbeSmall
     return BenchProbe
 
 
@@ -314,6 +330,8 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
             setattr(probe, name, getattr(node, name))
     probe.obj_reset_changes(recursive=True)
     counter = itertools.count(1)
+    small = probe_class.small(ctxt, memory_mb_used=0)
+    small.obj_reset_changes()
 
     def save() -> None:
         node.memory_mb_used = next(counter)
@@ -322,16 +340,20 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
     cases = [c for c in (
         Case("raw", lambda: raw_client.call({}, "echo", payload=primitive)),
         Case("no-DB", lambda: probe.touch(next(counter))),
+        Case("no-DB/1", lambda: small.touch(next(counter))),
         Case("raw+DB", lambda: raw_client.call({}, "echo_update", payload=primitive,
                                                node_id=node.id, value=next(counter))),
         Case("save()", save),
     ) if c.name == "raw" or c.name in args.cases
-        or (c.name == "raw+DB" and "save()" in args.cases)]
+        or (c.name == "raw+DB" and "save()" in args.cases)
+        or (c.name == "no-DB/1" and "no-DB" in args.cases)]
     print(environment())
     print("payload: a ComputeNode primitive, %d bytes of JSON (raw: the same plain dict, "
           "empty context; novalet adds its context, %d bytes)" % (
               len(json.dumps(primitive)), len(json.dumps(ctxt.to_dict()))))
     print("no-DB:  %s" % NO_DB_CALL)
+    print("no-DB/1: the same method on a one-field object (reference: the fixed cost "
+          "of a remotable call)")
     print("raw+DB: raw call whose echo server also runs save()'s database write alone "
           "(novalet.db compute_node_update: oslo.db writer transaction, one UPDATE)")
     print("save(): ComputeNode.save() of memory_mb_used, [objects] indirection=rpc -> "
