@@ -147,11 +147,31 @@ def _object_loader(obj_name: str) -> Callable[[Any, Any], Any]:
         version = value.get(_VERSION_KEY)
         if type(version) is not str:
             return _SLOW
-        objclass = NovaletObject.obj_class_from_name(obj_name, version)
+        objclass = class_for(obj_name, version)
         if not issubclass(objclass, NovaletObject):
             return _SLOW
         return objclass._obj_from_primitive(obj._context, version, value)
     return load
+
+
+_classes: dict[tuple[str, str], type] = {}
+_classes_generation = -1
+
+
+def class_for(objname: str, objver: str) -> Any:
+    """``obj_class_from_name(objname, objver)``, remembered until the next
+    registration (the library searches the registry on every call)."""
+    global _classes_generation
+    if _classes_generation != _registry_generation:
+        _classes.clear()
+        _classes_generation = _registry_generation
+    key = (objname, objver)
+    objclass = _classes.get(key)
+    if objclass is None:
+        objclass = NovaletObject.obj_class_from_name(objname, objver)
+        if len(_classes) < 512:  # only what was found; never unbounded
+            _classes[key] = objclass
+    return objclass
 
 
 def _fast_loader(field: Any) -> Callable[[Any, Any], Any] | None:
@@ -189,6 +209,10 @@ class _ClassInfo:
         # For writing them: the same types go out as they are.
         self.dump = tuple((name, field, attr, identity_type, _plain_field(field))
                           for name, field, attr, identity_type, _n, _f in self.load)
+        # Built without calling __init__ when it is the library's own.
+        self.is_list = issubclass(cls, ovo_base.ObjectListBase)
+        self.bare_init = cls.__init__ in (ovo_base.VersionedObject.__init__,
+                                          ovo_base.ObjectListBase.__init__)
         # Fields whose value may change in place (dicts, lists, objects...).
         self.mutable_attrs = tuple(
             (name, field, attr) for name, field, attr in self.attrs
@@ -284,6 +308,21 @@ class NovaletObject(ovo_base.VersionedObject):
                 objname=self.obj_name(), field=name, value=value, reason=e)
 
     @classmethod
+    def obj_from_primitive(cls, primitive: dict[str, Any],
+                           context: Any = None) -> Any:
+        # As oslo.versionedobjects', with the class lookup remembered.
+        objns = primitive[_NAMESPACE_KEY]
+        objname = primitive[_NAME_KEY]
+        objver = primitive[_VERSION_KEY]
+        if objns != cls.OBJ_PROJECT_NAMESPACE:
+            raise ovo_exc.UnsupportedObjectError(objtype="%s.%s" % (objns, objname))
+        if type(objver) is not str:
+            raise exception.MalformedRequest(
+                reason="%s primitive: version %r is not a string" % (objname, objver))
+        return class_for(objname, objver)._obj_from_primitive(context, objver,
+                                                              primitive)
+
+    @classmethod
     def _obj_from_primitive(cls, context: Any, objver: str,
                             primitive: dict[str, Any]) -> Any:
         # As oslo.versionedobjects' (each field's from_primitive, then the
@@ -296,7 +335,13 @@ class NovaletObject(ovo_base.VersionedObject):
             raise exception.MalformedRequest(
                 reason="%s primitive needs a data dict and a changes list"
                 % cls.obj_name())
-        self = cls()
+        if info.bare_init:
+            # What VersionedObject.__init__ does; ObjectListBase's also sets
+            # an empty list, made below if the primitive holds none.
+            self = cls.__new__(cls)
+            self.__dict__["_changed_fields"] = set()
+        else:
+            self = cls()
         stored = self.__dict__
         stored["_context"] = context
         stored["VERSION"] = objver
@@ -320,6 +365,8 @@ class NovaletObject(ovo_base.VersionedObject):
             except (AttributeError, KeyError, TypeError, ValueError) as e:
                 raise exception.ObjectFieldInvalid(
                     objname=cls.obj_name(), field=name, value=value, reason=e)
+        if info.bare_init and info.is_list and "_obj_objects" not in stored:
+            self.objects = []
         try:
             stored["_changed_fields"] = {x for x in changes if x in info.fields}
         except TypeError as e:
@@ -545,6 +592,9 @@ class NovaletObjectSerializer(ovo_base.VersionedObjectSerializer):
             raise exception.MalformedRequest(
                 reason="object primitive is a %s" % type(objprim).__name__)
         name = objprim.get(_NAME_KEY)
+        if type(name) is not str:
+            raise exception.MalformedRequest(
+                reason="object primitive without a name string: %r" % (name,))
         if name not in ovo_base.VersionedObjectRegistry.obj_classes():
             # Checked first: oslo.versionedobjects logs an unknown name as
             # an error, but it is the sender's mistake, not ours.

@@ -226,3 +226,50 @@ def test_conductor_sees_changes_made_in_place(in_place_class, what, sent_back):
                                             object_versions=manifest)
     assert result == what
     assert set(updates) - {"obj_what_changed"} == sent_back
+
+
+@pytest.mark.parametrize("with_objects", [True, False])
+def test_lists_load_as_the_library_loads_them(with_objects):
+    metrics = _full_node().metrics
+    primitive = metrics.obj_to_primitive()
+    if not with_objects:
+        del primitive["novalet_object.data"]["objects"]
+    ours = objects.MonitorMetricList.obj_from_primitive(primitive)
+    theirs = _library_from_primitive(objects.MonitorMetricList, primitive)
+    assert ours.obj_to_primitive() == theirs.obj_to_primitive()
+    assert ours.obj_what_changed() == theirs.obj_what_changed()
+    assert len(ours) == (1 if with_objects else 0)
+    ours.objects.append(metrics[0])  # still a list that checks its elements
+    with pytest.raises(ValueError):
+        ours.objects.append("not an object")
+
+
+@pytest.mark.parametrize("key, value, error", [
+    ("novalet_object.version", 1.0, exception.MalformedRequest),
+    ("novalet_object.version", "9.0", exception.UnsupportedObjectVersion),
+    ("novalet_object.name", ["ComputeNode"], exception.MalformedRequest),
+    ("novalet_object.name", "NoSuchThing", exception.UnknownObject),
+    ("novalet_object.namespace", "nova", exception.UnknownObject),
+])
+def test_bad_envelopes_are_refused_with_typed_errors(key, value, error):
+    primitive = _full_node().obj_to_primitive()
+    primitive[key] = value
+    with pytest.raises(error):
+        base.NovaletObjectSerializer().deserialize_entity(
+            context.get_admin_context(), primitive)
+
+
+def test_a_new_registration_is_seen_by_the_class_lookup(in_place_class):
+    primitive = in_place_class(context.get_admin_context(), name="n").obj_to_primitive()
+    assert type(base.NovaletObject.obj_from_primitive(primitive)) is in_place_class
+
+    class InPlaceProbeV2(in_place_class):
+        VERSION = "1.1"
+
+        @classmethod
+        def obj_name(cls):
+            return "InPlaceProbe"
+
+    base.NovaletObjectRegistry.register(InPlaceProbeV2)
+    primitive["novalet_object.version"] = "1.1"
+    assert type(base.NovaletObject.obj_from_primitive(primitive)) is InPlaceProbeV2
