@@ -17,6 +17,7 @@ Start sequence (``Service.start``), in this order:
 
 from __future__ import annotations
 
+import gc
 import random
 import threading
 from typing import Any
@@ -42,8 +43,12 @@ class Service(oslo_service.Service):
                  servicegroup_api: Any = None,
                  periodic_enable: bool = True,
                  objects_local: bool = False,
-                 periodic_fuzzy_delay: int | None = None) -> None:
+                 periodic_fuzzy_delay: int | None = None,
+                 freeze_heap: bool = False) -> None:
         super().__init__()
+        #: Once started, exempt what start-up made from garbage collection
+        #: (the service's own process only: not where tests start many).
+        self.freeze_heap = freeze_heap
         self.conf = conf
         self.host = host
         self.binary = binary
@@ -97,6 +102,9 @@ class Service(oslo_service.Service):
                 initial_delay=delay,
                 periodic_interval_max=self.conf.periodic_interval_max)
         self.started = True
+        if self.freeze_heap:
+            gc.collect()
+            gc.freeze()
         LOG.info("%s started on %s (topic %s, record %s)", self.binary,
                  self.host, self.topic, self.service_ref.uuid)
 

@@ -61,7 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     server = service.Service(
         CONF, host=CONF.host, binary=BINARY, topic=CONF.compute.topic,
         manager=manager, rpc_version=compute_manager.RPC_API_VERSION,
-        default_indirection="rpc", servicegroup_api=servicegroup.API(CONF))
+        default_indirection="rpc", servicegroup_api=servicegroup.API(CONF),
+        freeze_heap=True)
     common.freeze_startup_heap()
     launcher = oslo_service.launch(CONF, server, workers=1,
                                    restart_method="mutate")

@@ -44,7 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         manager=conductor_manager.ConductorManager(CONF),
         rpc_version=conductor_manager.RPC_API_VERSION,
         default_indirection="direct", objects_local=True,
-        servicegroup_api=servicegroup.API(CONF))
+        servicegroup_api=servicegroup.API(CONF),
+        freeze_heap=True)
     common.freeze_startup_heap()
     launcher = oslo_service.launch(CONF, server,
                                    workers=CONF.conductor.workers,
