@@ -205,7 +205,7 @@ class Case:
 def report(cases: list[Case]) -> None:
     baseline = cases[0]
     print("%-7s %6s %8s %7s %7s %6s  %s" % (
-        "case", "calls", "calls/s", "p50 ms", "p99 ms", "ratio", "calls/s per round"))
+        "case", "calls", "calls/s", "p50 ms", "p99 ms", "ratio", "round calls/s"))
     for case in cases:
         ratio = case.rate / baseline.rate
         target = TARGETS.get(case.name)
@@ -214,7 +214,7 @@ def report(cases: list[Case]) -> None:
         print("%-7s %6d %8.0f %7.2f %7.2f %5.2fx  %-16s%s" % (
             case.name, len(case.latencies), case.rate, case.percentile_ms(0.5),
             case.percentile_ms(0.99), ratio,
-            " ".join("%.0f" % r for r in case.round_rates), verdict))
+            "%.0f-%.0f" % (min(case.round_rates), max(case.round_rates)), verdict))
     print("CPU ms per call, by process (an idle process's own use included):")
     for case in cases:
         per_call = {k: v * 1000 / len(case.latencies) for k, v in case.cpu.items()}
@@ -405,8 +405,9 @@ def main() -> int:
                         help="calls per case over all rounds (default 3000)")
     parser.add_argument("--seconds", type=float, default=60.0,
                         help="time cap per case over all rounds (default 60)")
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="interleaved rounds of all cases (default 3)")
+    parser.add_argument("--rounds", type=int, default=10,
+                        help="interleaved rounds of all cases (default 10: a busy "
+                             "spell on the machine falls on every case alike)")
     parser.add_argument("--warmup", type=int, default=200,
                         help="warm-up calls per case (default 200)")
     parser.add_argument("--cases", type=lambda v: v.split(","), default=list(TARGETS),
