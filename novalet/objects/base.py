@@ -174,16 +174,33 @@ def class_for(objname: str, objver: str) -> Any:
     return objclass
 
 
-def _fast_loader(field: Any) -> Callable[[Any, Any], Any] | None:
+def _coerce_loader(coerce: Callable[[Any, str, Any], Any],
+                   name: str) -> Callable[[Any, Any], Any]:
+    def load(obj: Any, value: Any) -> Any:
+        return _SLOW if value is None else coerce(obj, name, value)
+    return load
+
+
+def _fast_loader(field: Any, name: str) -> Callable[[Any, Any], Any] | None:
     """A loader for the common primitive forms of ``field``'s values that
-    returns what from_primitive then coerce would, or ``_SLOW``."""
+    returns what from_primitive then coerce would, or ``_SLOW``; it may
+    raise what they raise."""
     if not _plain_field(field):
         return None
-    kind = type(field._type)
-    if kind is ovo_fields.DateTime and field._type.tzinfo_aware:
+    field_type = field._type
+    kind = type(field_type)
+    if kind is ovo_fields.DateTime and field_type.tzinfo_aware:
         return _load_datetime
-    if kind is ovo_fields.Object and not field._type._subclasses:
-        return _object_loader(field._type._obj_name)
+    if kind is ovo_fields.Object and not field_type._subclasses:
+        return _object_loader(field_type._obj_name)
+    if kind.from_primitive is ovo_fields.FieldType.from_primitive:
+        # from_primitive returns the value as it is: only the type's coerce
+        # does anything (a hostname, a UUID, a string, an enum...).
+        return _coerce_loader(field_type.coerce, name)
+    if kind.from_primitive is ovo_fields.IPAddress.from_primitive:
+        # from_primitive is coerce, then the setter coerces again: once
+        # gives the same address.
+        return _coerce_loader(field_type.coerce, name)
     return None
 
 
@@ -204,11 +221,16 @@ class _ClassInfo:
         # whether None is just None, and a fast loader for other values.
         self.load = tuple((name, field, attr, _identity_type(field),
                            field.nullable and _plain_field(field),
-                           _fast_loader(field))
+                           _fast_loader(field, name))
                           for name, field, attr in self.attrs)
-        # For writing them: the same types go out as they are.
-        self.dump = tuple((name, field, attr, identity_type, _plain_field(field))
-                          for name, field, attr, identity_type, _n, _f in self.load)
+        # For writing them: whether to_primitive returns every value as it
+        # is (the type's is the library's base one), or at least None.
+        self.dump = tuple(
+            (name, field, attr,
+             _plain_field(field)
+             and type(field._type).to_primitive is ovo_fields.FieldType.to_primitive,
+             _plain_field(field))
+            for name, field, attr in self.attrs)
         # Built without calling __init__ when it is the library's own.
         self.is_list = issubclass(cls, ovo_base.ObjectListBase)
         self.bare_init = cls.__init__ in (ovo_base.VersionedObject.__init__,
@@ -352,12 +374,12 @@ class NovaletObject(ovo_base.VersionedObject):
             if type(value) is identity_type or (value is None and none_is_none):
                 stored[attr] = value
                 continue
-            if fast is not None:
-                loaded = fast(self, value)
-                if loaded is not _SLOW:
-                    stored[attr] = loaded
-                    continue
             try:
+                if fast is not None:
+                    loaded = fast(self, value)
+                    if loaded is not _SLOW:
+                        stored[attr] = loaded
+                        continue
                 stored[attr] = field.coerce(
                     self, name, field.from_primitive(self, name, value))
             except (exception.NovaletException, exception.ObjectFieldInvalid):
@@ -396,9 +418,9 @@ class NovaletObject(ovo_base.VersionedObject):
         if version_manifest and not manifest_is_current(cls, version_manifest):
             return super().obj_to_primitive(target_version, version_manifest)
         stored = self.__dict__
-        data = {name: (value if type(value) is plain_type or value is None and none_is_none
+        data = {name: (value if as_is or value is None and none_is_none
                        else field.to_primitive(self, name, value))
-                for name, field, attr, plain_type, none_is_none in info.dump
+                for name, field, attr, as_is, none_is_none in info.dump
                 if attr in stored
                 for value in (stored[attr],)}
         primitive = {info.key_name: self.obj_name(),
