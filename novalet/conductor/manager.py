@@ -138,17 +138,21 @@ def _changed(objinst: Any, before: tuple[dict[str, Any], dict[str, Any]]) -> lis
     assigned a different value, or changed in place."""
     values, states = before
     stored = objinst.__dict__
+    by_attr = objects_base.fields_by_attr(type(objinst))
     changed = []
-    for name, field, attr in objects_base.field_attrs(type(objinst)):
-        new = stored.get(attr, _MISSING)
-        if new is _MISSING:
-            continue
+    for attr, new in stored.items():
         old = values.get(attr, _MISSING)
-        if old is not new:
-            if type(old) is not type(new) or old != new:
+        if old is new:
+            continue
+        entry = by_attr.get(attr)
+        if entry is not None and (type(old) is not type(new) or old != new):
+            changed.append(entry[0])
+    for attr, state in states.items():
+        new = stored.get(attr, _MISSING)
+        if new is values[attr]:  # the same value: was it changed in place?
+            name, field = by_attr[attr]
+            if state != _state(objinst, name, field, new):
                 changed.append(name)
-        elif attr in states and states[attr] != _state(objinst, name, field, new):
-            changed.append(name)
     return changed
 
 

@@ -117,7 +117,8 @@ _IDENTITY_TYPES: dict[type, type] = {
 _VALUE_TYPES: tuple[type, ...]
 #: Field types whose values cannot change in place.
 _IMMUTABLE_TYPES = (
-    ovo_fields.Integer, ovo_fields.Float, ovo_fields.String, ovo_fields.Boolean,
+    ovo_fields.Integer, ovo_fields.NonNegativeInteger, ovo_fields.Float,
+    ovo_fields.NonNegativeFloat, ovo_fields.String, ovo_fields.Boolean,
     ovo_fields.DateTime, ovo_fields.UUID, fields.StrictBoolean, fields.StrictUUID)
 _VALUE_TYPES = (*_IMMUTABLE_TYPES, ovo_fields.IPAddress, ovo_fields.CompoundFieldType)
 
@@ -235,6 +236,7 @@ class _ClassInfo:
         self.is_list = issubclass(cls, ovo_base.ObjectListBase)
         self.bare_init = cls.__init__ in (ovo_base.VersionedObject.__init__,
                                           ovo_base.ObjectListBase.__init__)
+        self.by_attr = {attr: (name, field) for name, field, attr in self.attrs}
         # Fields whose value may change in place (dicts, lists, objects...).
         self.mutable_attrs = tuple(
             (name, field, attr) for name, field, attr in self.attrs
@@ -274,6 +276,11 @@ def manifest_is_current(cls: Any, manifest: dict[str, str]) -> bool:
 def field_attrs(cls: Any) -> tuple[tuple[str, Any, str], ...]:
     """``(name, field, storage attribute)`` of each field of ``cls``."""
     return _info(cls).attrs
+
+
+def fields_by_attr(cls: Any) -> dict[str, tuple[str, Any]]:
+    """``{storage attribute: (name, field)}`` of ``cls``."""
+    return _info(cls).by_attr
 
 
 def mutable_field_attrs(cls: Any) -> tuple[tuple[str, Any, str], ...]:

@@ -273,3 +273,10 @@ def test_a_new_registration_is_seen_by_the_class_lookup(in_place_class):
     base.NovaletObjectRegistry.register(InPlaceProbeV2)
     primitive["novalet_object.version"] = "1.1"
     assert type(base.NovaletObject.obj_from_primitive(primitive)) is InPlaceProbeV2
+
+
+def test_only_fields_that_can_change_in_place_are_copied_for_the_diff():
+    node = objects.ComputeNode
+    assert {name for name, _f, _a in base.mutable_field_attrs(node)} == {
+        "host_ip", "stats", "metrics", "pci_device_pools"}
+    assert base.mutable_field_attrs(objects.Service) == ()
