@@ -14,6 +14,7 @@ The cap comes from ``[upgrade_levels] conductor`` (see
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from oslo_config import cfg
@@ -39,7 +40,7 @@ class ConductorAPI:
 
     def object_action(self, context: Any, objinst: Any, objmethod: str,
                       args: Any, kwargs: Any,
-                      object_versions: dict[str, str] | None = None) -> Any:
+                      object_versions: Mapping[str, str] | None = None) -> Any:
         if object_versions is not None and self.client.can_send_version("1.1"):
             return self.client.call(context, "object_action", version="1.1",
                                     objinst=objinst, objmethod=objmethod,

@@ -8,6 +8,7 @@ object version, a manifest entry or an RPC form it does not know.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from oslo_config import cfg
@@ -44,11 +45,17 @@ class RPCIndirectionAPI(base.IndirectionAPI):
             {"Service": oldest["objects"]["Service"]}, [CONDUCTOR], {}) or 0)
 
     def _capped(self, context: Any, objname: str,
-                manifest: dict[str, str] | None = None) -> tuple[dict[str, str], bool]:
+                manifest: Mapping[str, str] | None = None,
+                ) -> tuple[Mapping[str, str], bool]:
+        """The manifest to send (``objname``'s version tree by default),
+        lowered to the caps, and whether there are caps. Uncapped, it is
+        the manifest itself: read-only."""
         caps = self.caps.object_versions(context)
         if manifest is None:
             manifest = objects_base.version_tree(objname)
-        return version_caps.cap_manifest(manifest, caps), caps is not None
+        if caps is None:
+            return manifest, False
+        return version_caps.cap_manifest(dict(manifest), caps), True
 
     def object_action(self, context: Any, objinst: Any, objmethod: str,
                       args: Any, kwargs: Any) -> tuple[dict[str, Any], Any]:

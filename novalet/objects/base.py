@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime
 import functools
 import threading
-from collections.abc import Callable, MutableMapping, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from typing import Any, TypeVar
 
 from oslo_utils import uuidutils, versionutils
@@ -259,11 +259,23 @@ class _ClassInfo:
         return self.tree
 
 
-def version_tree(objname: str) -> dict[str, str]:
-    """``obj_tree_get_versions(objname)``, computed once per registry change
-    (a new dict each call: callers may change it)."""
-    cls = ovo_base.VersionedObjectRegistry.obj_classes()[objname][0]
-    return dict(_info(cls).version_tree(cls))
+_trees: dict[str, dict[str, str]] = {}
+_trees_generation = -1
+
+
+def version_tree(objname: str) -> Mapping[str, str]:
+    """``obj_tree_get_versions(objname)`` (of the newest registered class),
+    computed once per registry change: the same mapping each call, which
+    callers must not change."""
+    global _trees_generation
+    if _trees_generation != _registry_generation:
+        _trees.clear()
+        _trees_generation = _registry_generation
+    tree = _trees.get(objname)
+    if tree is None:
+        cls = ovo_base.VersionedObjectRegistry.obj_classes()[objname][0]
+        tree = _trees[objname] = _info(cls).version_tree(cls)
+    return tree
 
 
 def manifest_is_current(cls: Any, manifest: dict[str, str]) -> bool:

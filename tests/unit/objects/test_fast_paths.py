@@ -259,7 +259,7 @@ def test_bad_envelopes_are_refused_with_typed_errors(key, value, error):
             context.get_admin_context(), primitive)
 
 
-def test_a_new_registration_is_seen_by_the_class_lookup(in_place_class):
+def test_a_new_registration_is_seen_by_the_cached_lookups(in_place_class):
     primitive = in_place_class(context.get_admin_context(), name="n").obj_to_primitive()
     assert type(base.NovaletObject.obj_from_primitive(primitive)) is in_place_class
 
@@ -270,7 +270,9 @@ def test_a_new_registration_is_seen_by_the_class_lookup(in_place_class):
         def obj_name(cls):
             return "InPlaceProbe"
 
+    assert base.version_tree("InPlaceProbe")["InPlaceProbe"] == "1.0"
     base.NovaletObjectRegistry.register(InPlaceProbeV2)
+    assert base.version_tree("InPlaceProbe")["InPlaceProbe"] == "1.1"
     primitive["novalet_object.version"] = "1.1"
     assert type(base.NovaletObject.obj_from_primitive(primitive)) is InPlaceProbeV2
 
