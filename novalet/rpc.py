@@ -183,6 +183,43 @@ def errors_as_on_the_wire() -> Iterator[None]:
         raise wire_common.deserialize_remote_exception(data, ALLOWED_EXMODS)
 
 
+class _Prepared:
+    """One oslo.messaging client (one version cap) and what was prepared
+    from it: replaced as a whole when the cap changes, so a call never
+    mixes the old cap's answers with the new client."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.contexts: dict[tuple[Any, ...], Any] = {}
+        self.sendable: dict[str, bool] = {}
+
+    def context(self, version: str | None, server: str | None,
+                timeout: float | None) -> Any:
+        key = (version, server, timeout)
+        prepared = self.contexts.get(key)
+        if prepared is None:
+            if len(self.contexts) >= 64:  # a few (version, server, timeout)
+                self.contexts.clear()     # are in use; never unbounded
+            kwargs: dict[str, Any] = {}
+            if version is not None:
+                kwargs["version"] = version
+            if server is not None:
+                kwargs["server"] = server
+            if timeout is not None:
+                kwargs["timeout"] = timeout
+            prepared = self.contexts[key] = (
+                self.client.prepare(**kwargs) if kwargs else self.client)
+        return prepared
+
+    def can_send_version(self, version: str) -> bool:
+        # oslo.messaging prepares a new call context to answer.
+        sendable = self.sendable.get(version)
+        if sendable is None:
+            sendable = self.sendable[version] = bool(
+                self.client.can_send_version(version))
+        return sendable
+
+
 class Client:
     """An RPC client for one topic; oslo.messaging errors leave as novalet ones."""
 
@@ -193,32 +230,31 @@ class Client:
         self.timeout = timeout
         self._target = messaging.Target(topic=topic, version=version,
                                         server=server)
-        self._client = self._make_client(version_cap)
+        self._prepared = self._make(version_cap)
 
-    def _make_client(self, version_cap: str | None) -> Any:
-        self._prepared: dict[tuple[Any, ...], Any] = {}
-        return messaging.get_rpc_client(
+    def _make(self, version_cap: str | None) -> _Prepared:
+        return _Prepared(messaging.get_rpc_client(
             get_transport(), self._target, version_cap=version_cap,
-            serializer=RequestContextSerializer(), timeout=self.timeout)
+            serializer=RequestContextSerializer(), timeout=self.timeout))
 
     @property
     def version_cap(self) -> str | None:
-        return self._client.version_cap  # type: ignore[no-any-return]
+        return self._prepared.client.version_cap  # type: ignore[no-any-return]
 
     def set_version_cap(self, version_cap: str | None) -> None:
         """Change the cap (rolling upgrades: the peers' versions changed)."""
         if version_cap != self.version_cap:
-            self._client = self._make_client(version_cap)
+            self._prepared = self._make(version_cap)
 
     def can_send_version(self, version: str) -> bool:
-        return self._client.can_send_version(version)  # type: ignore[no-any-return]
+        return self._prepared.can_send_version(version)
 
     def call(self, ctxt: Any, method: str, *, version: str | None = None,
              server: str | None = None, timeout: float | None = None,
              **kwargs: Any) -> Any:
         if timeout is None:
             timeout = getattr(_local, "timeout", None)
-        cctxt = self._prepare(version, server, timeout)
+        cctxt = self._prepared.context(version, server, timeout)
         try:
             return cctxt.call(ctxt, method, **kwargs)
         except messaging.MessagingTimeout:
@@ -230,33 +266,12 @@ class Client:
 
     def cast(self, ctxt: Any, method: str, *, version: str | None = None,
              server: str | None = None, **kwargs: Any) -> None:
-        cctxt = self._prepare(version, server, None)
+        cctxt = self._prepared.context(version, server, None)
         try:
             cctxt.cast(ctxt, method, **kwargs)
         except messaging.MessageDeliveryFailure as e:
             raise exception.RPCUnavailable(topic=self.topic, method=method,
                                            reason=e)
-
-    def _prepare(self, version: str | None, server: str | None,
-                 timeout: float | None) -> Any:
-        key = (version, server, timeout)
-        prepared = self._prepared.get(key)
-        if prepared is None:
-            if len(self._prepared) >= 64:  # a few (version, server, timeout)
-                self._prepared.clear()      # in use; never grows unbounded
-            prepared = self._prepared[key] = self._new_context(*key)
-        return prepared
-
-    def _new_context(self, version: str | None, server: str | None,
-                     timeout: float | None) -> Any:
-        kwargs: dict[str, Any] = {}
-        if version is not None:
-            kwargs["version"] = version
-        if server is not None:
-            kwargs["server"] = server
-        if timeout is not None:
-            kwargs["timeout"] = timeout
-        return self._client.prepare(**kwargs) if kwargs else self._client
 
 
 F = TypeVar("F", bound=Callable[..., Any])
