@@ -111,15 +111,14 @@ _IDENTITY_TYPES: dict[type, type] = {
     ovo_fields.Integer: int, ovo_fields.Float: float, ovo_fields.String: str,
     ovo_fields.Boolean: bool, fields.StrictBoolean: bool}
 
-#: Field types whose values are never objects (containers included:
-#: objects inside them are not tracked for changes, as in
-#: oslo.versionedobjects).
-_VALUE_TYPES: tuple[type, ...]
 #: Field types whose values cannot change in place.
-_IMMUTABLE_TYPES = (
+_IMMUTABLE_TYPES: tuple[type, ...] = (
     ovo_fields.Integer, ovo_fields.NonNegativeInteger, ovo_fields.Float,
     ovo_fields.NonNegativeFloat, ovo_fields.String, ovo_fields.Boolean,
     ovo_fields.DateTime, ovo_fields.UUID, fields.StrictBoolean, fields.StrictUUID)
+#: Field types whose values are never objects (containers included:
+#: objects inside them are not tracked for changes, as in
+#: oslo.versionedobjects).
 _VALUE_TYPES = (*_IMMUTABLE_TYPES, ovo_fields.IPAddress, ovo_fields.CompoundFieldType)
 
 #: A fast loader's answer "not this value: take the field's own path".

@@ -105,6 +105,8 @@ def test_none_loads_as_the_library_loads_it():
     "2026-01-02T03:04:05.250000Z",     # other ISO 8601 forms: the field's path
     "2026-01-02T03:04:05+02:00",
     "2026-01-02 03:04:05",
+    "2026-01-02 03:04:05Z",            # twenty characters, another separator
+    "2026-01-02T03:04:60Z",
     "2026-13-02T03:04:05Z",            # twenty characters, not a date
     "yesterday",
 ])
