@@ -154,26 +154,6 @@ def _object_loader(obj_name: str) -> Callable[[Any, Any], Any]:
     return load
 
 
-_classes: dict[tuple[str, str], type] = {}
-_classes_generation = -1
-
-
-def class_for(objname: str, objver: str) -> Any:
-    """``obj_class_from_name(objname, objver)``, remembered until the next
-    registration (the library searches the registry on every call)."""
-    global _classes_generation
-    if _classes_generation != _registry_generation:
-        _classes.clear()
-        _classes_generation = _registry_generation
-    key = (objname, objver)
-    objclass = _classes.get(key)
-    if objclass is None:
-        objclass = NovaletObject.obj_class_from_name(objname, objver)
-        if len(_classes) < 512:  # only what was found; never unbounded
-            _classes[key] = objclass
-    return objclass
-
-
 def _coerce_loader(coerce: Callable[[Any, str, Any], Any],
                    name: str) -> Callable[[Any, Any], Any]:
     def load(obj: Any, value: Any) -> Any:
@@ -204,7 +184,7 @@ def _fast_loader(field: Any, name: str) -> Callable[[Any, Any], Any] | None:
     return None
 
 
-#: Bumped by every registration: cached version trees are recomputed.
+#: Bumped by every registration: the _RegistryCache dicts start over.
 _registry_generation = 0
 
 
@@ -247,40 +227,52 @@ class _ClassInfo:
         self.key_name, self.key_namespace, self.key_version, self.key_data, \
             self.key_changes = ("%s.%s" % (ns, k) for k in (
                 "name", "namespace", "version", "data", "changes"))
-        self.tree: dict[str, str] | None = None
-        self.tree_generation = -1
-
-    def version_tree(self, cls: Any) -> dict[str, str]:
-        """``obj_tree_get_versions`` of the class (newest registered)."""
-        if self.tree is None or self.tree_generation != _registry_generation:
-            self.tree = ovo_base.obj_tree_get_versions(cls.obj_name())
-            self.tree_generation = _registry_generation
-        return self.tree
 
 
-_trees: dict[str, dict[str, str]] = {}
-_trees_generation = -1
+class _RegistryCache(dict[Any, Any]):
+    """A dict emptied whenever an object class is registered."""
+
+    generation = -1
+
+    def current(self) -> _RegistryCache:
+        if self.generation != _registry_generation:
+            self.clear()
+            self.generation = _registry_generation
+        return self
+
+
+_trees = _RegistryCache()
+_classes = _RegistryCache()
 
 
 def version_tree(objname: str) -> Mapping[str, str]:
     """``obj_tree_get_versions(objname)`` (of the newest registered class),
     computed once per registry change: the same mapping each call, which
     callers must not change."""
-    global _trees_generation
-    if _trees_generation != _registry_generation:
-        _trees.clear()
-        _trees_generation = _registry_generation
-    tree = _trees.get(objname)
+    trees = _trees.current()
+    tree = trees.get(objname)
     if tree is None:
-        cls = ovo_base.VersionedObjectRegistry.obj_classes()[objname][0]
-        tree = _trees[objname] = _info(cls).version_tree(cls)
-    return tree
+        tree = trees[objname] = ovo_base.obj_tree_get_versions(objname)
+    return tree  # type: ignore[no-any-return]
 
 
-def manifest_is_current(cls: Any, manifest: dict[str, str]) -> bool:
+def class_for(objname: str, objver: str) -> Any:
+    """``obj_class_from_name(objname, objver)``, remembered until the next
+    registration (the library searches the registry on every call)."""
+    classes = _classes.current()
+    key = (objname, objver)
+    objclass = classes.get(key)
+    if objclass is None:
+        objclass = NovaletObject.obj_class_from_name(objname, objver)
+        if len(classes) < 512:  # only what was found; never unbounded
+            classes[key] = objclass
+    return objclass
+
+
+def manifest_is_current(cls: Any, manifest: Mapping[str, str]) -> bool:
     """``manifest`` names ``cls`` and every object it may hold at the
     versions this process has: nothing sent to its owner needs a backport."""
-    tree = _info(cls).version_tree(cls)
+    tree = version_tree(cls.obj_name())
     return all(manifest.get(name) == version for name, version in tree.items())
 
 
