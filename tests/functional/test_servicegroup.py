@@ -243,20 +243,27 @@ def _counting_batches(monkeypatch):
     return calls
 
 
+def _join_and_beat(database, services, beats, initial_delay=0.0):
+    """Join ``services`` to one servicegroup API, wait until each has
+    ``beats`` heartbeats in ``database``, stop it; returns the API."""
+    sg = API(CONF, initial_delay=initial_delay)
+    for svc in services:
+        sg.join(svc.host, "compute", holder(svc))
+    try:
+        wait_for(lambda: all(db_row(database, s)[0] >= beats for s in services),
+                 what="%d beats each" % beats)
+    finally:
+        sg.stop()
+    return sg
+
+
 def test_beats_of_one_process_share_calls(path, fast, monkeypatch):
     calls = _counting_batches(monkeypatch)
     ctxt = context.get_admin_context()
     services = [create_service(ctxt, host="batch-%d" % i) for i in range(3)]
     # Joined within milliseconds, first beats due 0.5 s later: the same tick
     # takes all three, whenever the timer thread first runs.
-    sg = API(CONF, initial_delay=0.5)
-    for svc in services:
-        sg.join(svc.host, "compute", holder(svc))
-    try:
-        wait_for(lambda: all(db_row(path.database, s)[0] >= 3 for s in services),
-                 what="three beats each")
-    finally:
-        sg.stop()
+    sg = _join_and_beat(path.database, services, 3, initial_delay=0.5)
     ids = sorted(s.id for s in services)
     # Joined together, due together: one call carries all three.
     assert sorted(calls[0]) == ids
@@ -299,14 +306,7 @@ def test_conductor_without_batches_gets_one_save_per_service(
     monkeypatch.setattr(objects.ServiceList, "report_heartbeats", refuse)
     ctxt = context.get_admin_context()
     services = [create_service(ctxt, host="old-%d" % i) for i in range(2)]
-    sg = API(CONF, initial_delay=0)
-    for svc in services:
-        sg.join(svc.host, "compute", holder(svc))
-    try:
-        wait_for(lambda: all(db_row(sqlite_db, s)[0] >= 3 for s in services),
-                 what="beats through save()")
-    finally:
-        sg.stop()
+    sg = _join_and_beat(sqlite_db, services, 3)
     refused = logged(caplog, "does not take batched heartbeats")
     assert len(refused) == 1 and "Traceback" not in refused[0].getMessage()
     assert all(up for s, up in sg.get_all(ctxt) if s.host.startswith("old-"))
