@@ -21,6 +21,7 @@ from oslo_versionedobjects import exception as ovo_exc
 from novalet import exception, rpc
 from novalet import manager as base_manager
 from novalet.objects import base as objects_base
+from novalet.objects import codec
 
 LOG = logging.getLogger(__name__)
 
@@ -111,7 +112,7 @@ def _snapshot(objinst: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     stored = objinst.__dict__
     return dict(stored), {
         attr: _state(objinst, name, field, stored[attr])
-        for name, field, attr in objects_base.mutable_field_attrs(type(objinst))
+        for name, field, attr in codec.mutable_field_attrs(type(objinst))
         if attr in stored}
 
 
@@ -138,7 +139,7 @@ def _changed(objinst: Any, before: tuple[dict[str, Any], dict[str, Any]]) -> lis
     assigned a different value, or changed in place."""
     values, states = before
     stored = objinst.__dict__
-    by_attr = objects_base.fields_by_attr(type(objinst))
+    by_attr = codec.fields_by_attr(type(objinst))
     changed = []
     for attr, new in stored.items():
         old = values.get(attr, _MISSING)
@@ -190,7 +191,7 @@ def _caller_is_current(objinst: Any, object_versions: dict[str, str] | None) -> 
     if objinst.VERSION != type(objinst).VERSION:
         return False
     return (object_versions is None
-            or objects_base.manifest_is_current(type(objinst), object_versions))
+            or codec.manifest_is_current(type(objinst), object_versions))
 
 
 class ConductorManager(base_manager.Manager):

@@ -16,7 +16,7 @@ from oslo_config import cfg
 from novalet import rpc, version_caps
 from novalet.conductor import rpcapi
 from novalet.indirection import base
-from novalet.objects import base as objects_base
+from novalet.objects import codec
 from novalet.objects import service as service_obj
 
 CONDUCTOR = "novalet-conductor"
@@ -52,7 +52,7 @@ class RPCIndirectionAPI(base.IndirectionAPI):
         the manifest itself: read-only."""
         caps = self.caps.object_versions(context)
         if manifest is None:
-            manifest = objects_base.version_tree(objname)
+            manifest = codec.version_tree(objname)
         if caps is None:
             return manifest, False
         return version_caps.cap_manifest(dict(manifest), caps), True

@@ -17,16 +17,15 @@ from __future__ import annotations
 import datetime
 import functools
 import threading
-from collections.abc import Callable, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from typing import Any, TypeVar
 
 from oslo_utils import uuidutils, versionutils
 from oslo_versionedobjects import base as ovo_base
 from oslo_versionedobjects import exception as ovo_exc
-from oslo_versionedobjects import fields as ovo_fields
 
 from novalet import db, exception
-from novalet.objects import fields
+from novalet.objects import codec, fields
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -90,214 +89,6 @@ def run_locally() -> _RunLocally:
 
 # -- registry and base classes -----------------------------------------------
 
-def _plain_field(field: Any) -> bool:
-    """The field's own from_primitive and coerce are oslo.versionedobjects'
-    base ones: all the work is its type's, and None is simply None when
-    the field is nullable."""
-    return (type(field).coerce is ovo_fields.Field.coerce
-            and type(field).from_primitive is ovo_fields.Field.from_primitive)
-
-
-def _identity_type(field: Any) -> type | None:
-    """``int`` for a plain ``IntegerField`` and so on: a value of exactly
-    that type is what the field's from_primitive and coerce would return.
-    None for every other field (their checks always run)."""
-    if not _plain_field(field):
-        return None
-    return _IDENTITY_TYPES.get(type(field._type))
-
-
-_IDENTITY_TYPES: dict[type, type] = {
-    ovo_fields.Integer: int, ovo_fields.Float: float, ovo_fields.String: str,
-    ovo_fields.Boolean: bool, fields.StrictBoolean: bool}
-
-#: Field types whose values cannot change in place.
-_IMMUTABLE_TYPES: tuple[type, ...] = (
-    ovo_fields.Integer, ovo_fields.NonNegativeInteger, ovo_fields.Float,
-    ovo_fields.NonNegativeFloat, ovo_fields.String, ovo_fields.Boolean,
-    ovo_fields.DateTime, ovo_fields.UUID, fields.StrictBoolean, fields.StrictUUID)
-#: Field types whose values are never objects (containers included:
-#: objects inside them are not tracked for changes, as in
-#: oslo.versionedobjects).
-_VALUE_TYPES = (*_IMMUTABLE_TYPES, ovo_fields.IPAddress, ovo_fields.CompoundFieldType)
-
-#: A fast loader's answer "not this value: take the field's own path".
-_SLOW: Any = object()
-
-
-def _load_datetime(obj: Any, value: Any) -> Any:
-    # Only the form oslo.versionedobjects writes (isotime: whole seconds,
-    # UTC as "Z"); its parser returns the same aware datetime.
-    if type(value) is str and len(value) == 20 and value[19] == "Z":
-        try:
-            return datetime.datetime.fromisoformat(value)
-        except ValueError:
-            pass
-    return _SLOW
-
-
-def _object_loader(obj_name: str) -> Callable[[Any, Any], Any]:
-    def load(obj: Any, value: Any) -> Any:
-        # A primitive of exactly the object the field holds: its class by
-        # name and version, as oslo.versionedobjects' Object field does
-        # (which then checks the name the primitive already gave).
-        if type(value) is not dict or value.get(_NAME_KEY) != obj_name \
-                or value.get(_NAMESPACE_KEY) != NovaletObject.OBJ_PROJECT_NAMESPACE:
-            return _SLOW
-        version = value.get(_VERSION_KEY)
-        if type(version) is not str:
-            return _SLOW
-        objclass = class_for(obj_name, version)
-        if not issubclass(objclass, NovaletObject):
-            return _SLOW
-        return objclass._obj_from_primitive(obj._context, version, value)
-    return load
-
-
-def _coerce_loader(coerce: Callable[[Any, str, Any], Any],
-                   name: str) -> Callable[[Any, Any], Any]:
-    def load(obj: Any, value: Any) -> Any:
-        return _SLOW if value is None else coerce(obj, name, value)
-    return load
-
-
-def _fast_loader(field: Any, name: str) -> Callable[[Any, Any], Any] | None:
-    """A loader for the common primitive forms of ``field``'s values that
-    returns what from_primitive then coerce would, or ``_SLOW``; it may
-    raise what they raise."""
-    if not _plain_field(field):
-        return None
-    field_type = field._type
-    kind = type(field_type)
-    if kind is ovo_fields.DateTime and field_type.tzinfo_aware:
-        return _load_datetime
-    if kind is ovo_fields.Object and not field_type._subclasses:
-        return _object_loader(field_type._obj_name)
-    if kind.from_primitive is ovo_fields.FieldType.from_primitive:
-        # from_primitive returns the value as it is: only the type's coerce
-        # does anything (a hostname, a UUID, a string, an enum...).
-        return _coerce_loader(field_type.coerce, name)
-    if kind.from_primitive is ovo_fields.IPAddress.from_primitive:
-        # from_primitive is coerce, then the setter coerces again: once
-        # gives the same address.
-        return _coerce_loader(field_type.coerce, name)
-    return None
-
-
-#: Bumped by every registration: the _RegistryCache dicts start over.
-_registry_generation = 0
-
-
-class _ClassInfo:
-    """What the hot paths need of an object class, computed once per class:
-    ``(name, field, storage attribute)`` triples and the primitive keys."""
-
-    def __init__(self, cls: Any) -> None:
-        self.fields = cls.fields
-        self.attrs = tuple((name, field, "_obj_" + name)
-                           for name, field in cls.fields.items())
-        # For reading primitives: the Python type a field's value may have
-        # for which from_primitive and coerce both return it unchanged,
-        # whether None is just None, and a fast loader for other values.
-        self.load = tuple((name, field, attr, _identity_type(field),
-                           field.nullable and _plain_field(field),
-                           _fast_loader(field, name))
-                          for name, field, attr in self.attrs)
-        # For writing them: whether to_primitive returns every value as it
-        # is (the type's is the library's base one), or at least None.
-        self.dump = tuple(
-            (name, field, attr,
-             _plain_field(field)
-             and type(field._type).to_primitive is ovo_fields.FieldType.to_primitive,
-             _plain_field(field))
-            for name, field, attr in self.attrs)
-        # Built without calling __init__ when it is the library's own.
-        self.is_list = issubclass(cls, ovo_base.ObjectListBase)
-        self.bare_init = cls.__init__ in (ovo_base.VersionedObject.__init__,
-                                          ovo_base.ObjectListBase.__init__)
-        self.by_attr = {attr: (name, field) for name, field, attr in self.attrs}
-        # Fields whose value may change in place (dicts, lists, objects...).
-        self.mutable_attrs = tuple(
-            (name, field, attr) for name, field, attr in self.attrs
-            if not isinstance(field._type, _IMMUTABLE_TYPES))
-        # Fields whose value may itself be an object (its changes count).
-        self.object_attrs = tuple((name, attr) for name, field, attr in self.attrs
-                                  if not isinstance(field._type, _VALUE_TYPES))
-        ns = cls.OBJ_SERIAL_NAMESPACE
-        self.key_name, self.key_namespace, self.key_version, self.key_data, \
-            self.key_changes = ("%s.%s" % (ns, k) for k in (
-                "name", "namespace", "version", "data", "changes"))
-
-
-class _RegistryCache(dict[Any, Any]):
-    """A dict emptied whenever an object class is registered."""
-
-    generation = -1
-
-    def current(self) -> _RegistryCache:
-        if self.generation != _registry_generation:
-            self.clear()
-            self.generation = _registry_generation
-        return self
-
-
-_trees = _RegistryCache()
-_classes = _RegistryCache()
-
-
-def version_tree(objname: str) -> Mapping[str, str]:
-    """``obj_tree_get_versions(objname)`` (of the newest registered class),
-    computed once per registry change: the same mapping each call, which
-    callers must not change."""
-    trees = _trees.current()
-    tree = trees.get(objname)
-    if tree is None:
-        tree = trees[objname] = ovo_base.obj_tree_get_versions(objname)
-    return tree  # type: ignore[no-any-return]
-
-
-def class_for(objname: str, objver: str) -> Any:
-    """``obj_class_from_name(objname, objver)``, remembered until the next
-    registration (the library searches the registry on every call)."""
-    classes = _classes.current()
-    key = (objname, objver)
-    objclass = classes.get(key)
-    if objclass is None:
-        objclass = NovaletObject.obj_class_from_name(objname, objver)
-        if len(classes) < 512:  # only what was found; never unbounded
-            classes[key] = objclass
-    return objclass
-
-
-def manifest_is_current(cls: Any, manifest: Mapping[str, str]) -> bool:
-    """``manifest`` names ``cls`` and every object it may hold at the
-    versions this process has: nothing sent to its owner needs a backport."""
-    tree = version_tree(cls.obj_name())
-    return all(manifest.get(name) == version for name, version in tree.items())
-
-
-def field_attrs(cls: Any) -> tuple[tuple[str, Any, str], ...]:
-    """``(name, field, storage attribute)`` of each field of ``cls``."""
-    return _info(cls).attrs
-
-
-def fields_by_attr(cls: Any) -> dict[str, tuple[str, Any]]:
-    """``{storage attribute: (name, field)}`` of ``cls``."""
-    return _info(cls).by_attr
-
-
-def mutable_field_attrs(cls: Any) -> tuple[tuple[str, Any, str], ...]:
-    """``field_attrs`` of the fields whose value may change in place."""
-    return _info(cls).mutable_attrs
-
-
-def _info(cls: Any) -> _ClassInfo:
-    info = cls.__dict__.get("_novalet_info")
-    if info is None or info.fields is not cls.fields:
-        info = _ClassInfo(cls)
-        type.__setattr__(cls, "_novalet_info", info)
-    return info  # type: ignore[no-any-return]
-
 
 class NovaletObjectRegistry(ovo_base.VersionedObjectRegistry):
     """Registering a class makes ``novalet.objects.<Name>`` its newest version."""
@@ -305,8 +96,7 @@ class NovaletObjectRegistry(ovo_base.VersionedObjectRegistry):
     def registration_hook(self, cls: type, index: int) -> None:
         from novalet import objects
 
-        global _registry_generation
-        _registry_generation += 1
+        codec.registry_changed()
         version = versionutils.convert_version_to_tuple(cls.VERSION)  # type: ignore[attr-defined]
         current = getattr(objects, cls.obj_name(), None)  # type: ignore[attr-defined]
         if current is None or version >= versionutils.convert_version_to_tuple(
@@ -343,16 +133,17 @@ class NovaletObject(ovo_base.VersionedObject):
     def obj_from_primitive(cls, primitive: dict[str, Any],
                            context: Any = None) -> Any:
         # As oslo.versionedobjects', with the class lookup remembered.
-        objns = primitive[_NAMESPACE_KEY]
-        objname = primitive[_NAME_KEY]
-        objver = primitive[_VERSION_KEY]
+        info = codec.info(cls)
+        objns = primitive[info.key_namespace]
+        objname = primitive[info.key_name]
+        objver = primitive[info.key_version]
         if objns != cls.OBJ_PROJECT_NAMESPACE:
             raise ovo_exc.UnsupportedObjectError(objtype="%s.%s" % (objns, objname))
         if type(objver) is not str:
             raise exception.MalformedRequest(
                 reason="%s primitive: version %r is not a string" % (objname, objver))
-        return class_for(objname, objver)._obj_from_primitive(context, objver,
-                                                              primitive)
+        return codec.class_for(objname, objver)._obj_from_primitive(
+            context, objver, primitive)
 
     @classmethod
     def _obj_from_primitive(cls, context: Any, objver: str,
@@ -360,7 +151,7 @@ class NovaletObject(ovo_base.VersionedObject):
         # As oslo.versionedobjects' (each field's from_primitive, then the
         # same coerce its property setter runs), storing straight into the
         # attributes; a field that cannot be read is named in the error.
-        info = _info(cls)
+        info = codec.info(cls)
         objdata = primitive.get(info.key_data)
         changes = primitive.get(info.key_changes, [])
         if not isinstance(objdata, dict) or not isinstance(changes, list):
@@ -387,7 +178,7 @@ class NovaletObject(ovo_base.VersionedObject):
             try:
                 if fast is not None:
                     loaded = fast(self, value)
-                    if loaded is not _SLOW:
+                    if loaded is not codec.SLOW:
                         stored[attr] = loaded
                         continue
                 stored[attr] = field.coerce(
@@ -422,10 +213,10 @@ class NovaletObject(ovo_base.VersionedObject):
                                                 version_manifest)
             finally:
                 self.VERSION = own
-        info = _info(cls)
+        info = codec.info(cls)
         if target_version is not None and target_version != cls.VERSION:
             return super().obj_to_primitive(target_version, version_manifest)
-        if version_manifest and not manifest_is_current(cls, version_manifest):
+        if version_manifest and not codec.manifest_is_current(cls, version_manifest):
             return super().obj_to_primitive(target_version, version_manifest)
         stored = self.__dict__
         data = {name: (value if as_is or value is None and none_is_none
@@ -444,7 +235,7 @@ class NovaletObject(ovo_base.VersionedObject):
 
     def obj_what_changed(self) -> set[str]:
         # oslo.versionedobjects' answer, reading the attributes directly.
-        info = _info(type(self))
+        info = codec.info(type(self))
         changes = {name for name in self._changed_fields if name in info.fields}
         stored = self.__dict__
         for name, attr in info.object_attrs:
@@ -466,9 +257,8 @@ class NovaletObject(ovo_base.VersionedObject):
         return cls.obj_class_from_name(cls.obj_name(), cls.VERSION).VERSION
 
 
-_NAME_KEY, _NAMESPACE_KEY, _VERSION_KEY = (
-    "%s.%s" % (NovaletObject.OBJ_SERIAL_NAMESPACE, key)
-    for key in ("name", "namespace", "version"))
+#: The serializer's mark of an object primitive.
+_NAME_KEY = "%s.name" % NovaletObject.OBJ_SERIAL_NAMESPACE
 
 #: Set by the database layer (soft delete, timestamps), never written from
 #: an object's changes.

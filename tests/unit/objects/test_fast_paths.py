@@ -11,7 +11,7 @@ from oslo_versionedobjects import base as ovo_base
 
 from novalet import context, exception, objects
 from novalet.conductor import manager as conductor_manager
-from novalet.objects import base
+from novalet.objects import base, codec
 
 
 def _full_node():
@@ -272,15 +272,15 @@ def test_a_new_registration_is_seen_by_the_cached_lookups(in_place_class):
         def obj_name(cls):
             return "InPlaceProbe"
 
-    assert base.version_tree("InPlaceProbe")["InPlaceProbe"] == "1.0"
+    assert codec.version_tree("InPlaceProbe")["InPlaceProbe"] == "1.0"
     base.NovaletObjectRegistry.register(InPlaceProbeV2)
-    assert base.version_tree("InPlaceProbe")["InPlaceProbe"] == "1.1"
+    assert codec.version_tree("InPlaceProbe")["InPlaceProbe"] == "1.1"
     primitive["novalet_object.version"] = "1.1"
     assert type(base.NovaletObject.obj_from_primitive(primitive)) is InPlaceProbeV2
 
 
 def test_only_fields_that_can_change_in_place_are_copied_for_the_diff():
     node = objects.ComputeNode
-    assert {name for name, _f, _a in base.mutable_field_attrs(node)} == {
+    assert {name for name, _f, _a in codec.mutable_field_attrs(node)} == {
         "host_ip", "stats", "metrics", "pci_device_pools"}
-    assert base.mutable_field_attrs(objects.Service) == ()
+    assert codec.mutable_field_attrs(objects.Service) == ()
