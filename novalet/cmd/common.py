@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import os
 import sys
 from collections.abc import Sequence
@@ -106,16 +105,6 @@ def check_service_versions(ctxt: Any) -> None:
             raise exception.ServiceTooOld(
                 binary=svc.binary, host=svc.host, version=svc.version,
                 minimum=service_obj.OLDEST_SUPPORTED_SERVICE_VERSION)
-
-
-def freeze_startup_heap() -> None:
-    """Exempt what start-up made (modules, configuration, SQLAlchemy
-    metadata...) from garbage collection: it lives as long as the process,
-    yet every full collection would scan it again, tens of milliseconds in
-    the middle of some RPC call. Called just before the launcher starts the
-    service (and forks its workers, which then share those pages)."""
-    gc.collect()
-    gc.freeze()
 
 
 def fail(binary: str, error: Exception) -> int:

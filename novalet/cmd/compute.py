@@ -63,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         manager=manager, rpc_version=compute_manager.RPC_API_VERSION,
         default_indirection="rpc", servicegroup_api=servicegroup.API(CONF),
         freeze_heap=True)
-    common.freeze_startup_heap()
+    service.freeze_heap()
     launcher = oslo_service.launch(CONF, server, workers=1,
                                    restart_method="mutate")
     return int(launcher.wait() or 0)

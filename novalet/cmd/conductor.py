@@ -46,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         default_indirection="direct", objects_local=True,
         servicegroup_api=servicegroup.API(CONF),
         freeze_heap=True)
-    common.freeze_startup_heap()
+    service.freeze_heap()
     launcher = oslo_service.launch(CONF, server,
                                    workers=CONF.conductor.workers,
                                    restart_method="mutate")
