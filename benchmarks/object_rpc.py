@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import gc
 import itertools
 import json
 import os
@@ -74,9 +73,9 @@ def run_echo_server(url: str, topic: str, db_url: str) -> int:
         [Echo()])
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    from novalet import service
     from novalet.db import api as db_api  # noqa: F401  (imported before the freeze)
-    gc.collect()
-    gc.freeze()  # as novalet-conductor does before it serves (fair baseline)
+    service.freeze_heap()  # as novalet-conductor does before it serves (fair baseline)
     server.start()
     print("echo server ready", flush=True)
     stop.wait()
@@ -107,15 +106,10 @@ def register_probe() -> Any:
             self.memory_mb_used = memory_mb_used
 
     @base.NovaletObjectRegistry.register
-    class BenchProbeSmall(base.NovaletObject):
+    class BenchProbeSmall(BenchProbe):
         """The same method on a one-field object: the fixed cost of a
         remotable call, apart from the object's size."""
-        VERSION = "1.0"
         fields = {"memory_mb_used": objects.ComputeNode.fields["memory_mb_used"]}
-
-        @base.remotable
-        def touch(self, memory_mb_used: int) -> None:
-            self.memory_mb_used = memory_mb_used
 
     BenchProbe.small = BenchProbeSmall
     return BenchProbe
