@@ -254,10 +254,10 @@ def start_echo_server(url: str, topic: str, db_url: str, stack: contextlib.ExitS
 
 
 def start_py_spy(pid: int, out: str, stack: contextlib.ExitStack) -> None:
-    """Sample ``pid`` and its children while they hold the GIL (raw stacks)."""
+    """Sample ``pid`` while it holds the GIL (raw stacks into ``out``)."""
     spy = os.path.join(os.path.dirname(sys.executable), "py-spy")
     proc = subprocess.Popen(
-        [spy, "record", "--pid", str(pid), "--subprocesses", "--nonblocking", "--gil",
+        [spy, "record", "--pid", str(pid), "--nonblocking", "--gil",
          "--format", "raw", "--rate", "250", "--output", out],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _stop_on_exit(proc, stack, signal.SIGINT)  # py-spy writes its file on SIGINT
@@ -365,7 +365,10 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
             "AND pid <> pg_backend_pid()", n=database.name)]}
     if args.py_spy:
         os.makedirs(args.py_spy, exist_ok=True)
-        start_py_spy(os.getpid(), os.path.join(args.py_spy, "all.txt"), stack)
+        for group in ("client", "echo", "conductor"):  # one recorder per process:
+            for pid in groups[group]:  # py-spy's --subprocesses missed the children
+                start_py_spy(pid, os.path.join(args.py_spy, "%s-%d.txt" % (group, pid)),
+                             stack)
         time.sleep(1)
     for _ in range(args.rounds):
         for case in cases:
@@ -408,8 +411,9 @@ def main() -> int:
                         help="novalet cases to run, of %s; raw always runs"
                         % ",".join(TARGETS))
     parser.add_argument("--py-spy", metavar="DIR",
-                        help="record py-spy stacks (GIL holders) of this process and its "
-                             "children during the measured rounds into DIR/all.txt")
+                        help="record py-spy stacks (GIL holders) of the client, echo "
+                             "server and conductor processes during the measured rounds "
+                             "into DIR/<group>-<pid>.txt")
     parser.add_argument("--echo-server", nargs=3, metavar=("URL", "TOPIC", "DB"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
