@@ -15,6 +15,16 @@ class RequestContext(oslo_context.RequestContext):
     def to_dict(self) -> dict[str, Any]:
         return super().to_dict()
 
+    def to_wire(self) -> dict[str, Any]:
+        """``to_dict()`` less the entries ``from_dict()`` restores by itself
+        (a value equal to what it gives a missing key, and ``user_identity``'s
+        default, which ``to_dict()`` derives): what goes on the RPC wire.
+        ``from_dict(ctxt.to_wire()).to_dict() == ctxt.to_dict()``."""
+        defaults = _wire_defaults()
+        return {key: value for key, value in self.to_dict().items()
+                if not (key in defaults and type(value) is type(defaults[key])
+                        and value == defaults[key])}
+
     @classmethod
     def from_dict(cls, values: dict[str, Any], **kwargs: Any) -> RequestContext:
         return super().from_dict(values, **kwargs)  # type: ignore[return-value]
@@ -25,6 +35,20 @@ class RequestContext(oslo_context.RequestContext):
         if "admin" not in ctxt.roles:
             ctxt.roles.append("admin")
         return ctxt
+
+
+_WIRE_DEFAULTS: dict[str, Any] | None = None
+
+
+def _wire_defaults() -> dict[str, Any]:
+    """What ``from_dict({})`` fills in, key by key (not ``request_id``:
+    a missing one is made up anew)."""
+    global _WIRE_DEFAULTS
+    if _WIRE_DEFAULTS is None:
+        defaults = RequestContext.from_dict({}, overwrite=False).to_dict()
+        defaults.pop("request_id")
+        _WIRE_DEFAULTS = defaults
+    return _WIRE_DEFAULTS
 
 
 def get_admin_context() -> RequestContext:

@@ -150,6 +150,8 @@ class RequestContextSerializer(messaging.Serializer):
             raise messaging.ExpectedException()
 
     def serialize_context(self, ctxt: Any) -> dict[str, Any]:
+        if isinstance(ctxt, novalet_context.RequestContext):
+            return ctxt.to_wire()
         return ctxt.to_dict()  # type: ignore[no-any-return]
 
     def deserialize_context(self, ctxt: dict[str, Any]) -> Any:
