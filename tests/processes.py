@@ -28,6 +28,10 @@ def run_command(binary: str, *args: str, timeout: float = 120) -> subprocess.Com
                           capture_output=True, text=True, timeout=timeout)
 
 
+#: The start of an oslo.log record: its timestamp.
+_LOG_RECORD = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
+
+
 class ServiceProcess:
     """A novalet service process whose output goes to a log file."""
 
@@ -83,7 +87,9 @@ class ServiceProcess:
         self._log.close()
 
     def errors(self) -> list[str]:
-        """Log lines at ERROR or CRITICAL, and tracebacks."""
+        """Log records at ERROR or CRITICAL, and tracebacks (not other text
+        that says ERROR, e.g. a Guru Meditation report's config dump)."""
         return [line for line in self.log().splitlines()
-                if " ERROR " in line or " CRITICAL " in line
+                if (_LOG_RECORD.match(line)
+                    and (" ERROR " in line or " CRITICAL " in line))
                 or line.startswith("Traceback")]

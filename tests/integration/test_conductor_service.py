@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 
@@ -147,6 +148,45 @@ def test_several_workers_serve(tmp_path, rabbit_vhost, postgresql_db, conf):
         # Both workers share one service record.
         assert len(objects.ServiceList.get_all(
             ctxt, binary="novalet-conductor")) == 1
+    finally:
+        assert proc.stop() == 0
+    assert not proc.errors(), proc.errors()
+
+
+def test_sigusr2_prints_a_report_and_sighup_reloads(tmp_path, rabbit_vhost,
+                                                    postgresql_db, conf):
+    config, topic = _config(tmp_path, rabbit_vhost.url, postgresql_db.url)
+    proc = processes.ServiceProcess("novalet-conductor", config,
+                                    str(tmp_path / "conductor.log"))
+    try:
+        proc.wait_for_log("novalet-conductor started")
+        proc.signal(signal.SIGUSR2)
+        proc.wait_for_log(r"Guru Meditation")
+        with open(config) as f:
+            text = f.read()
+        with open(config, "w") as f:  # a mutable option changes
+            f.write(text.replace("[DEFAULT]\n", "[DEFAULT]\nreport_interval = 3\n", 1))
+        proc.signal(signal.SIGHUP)
+        # The launcher re-reads its files and starts its worker anew, which
+        # beats at the new interval: 3 beats in 15 s (at 10 s: 20 s or more).
+        proc.wait_for_log(r"Option DEFAULT\.report_interval changed from "
+                          r"\[[^\]]*\] to \[3\]")
+        deadline = time.monotonic() + 60
+        while proc.log().count("novalet-conductor started on cond-test") < 2:
+            assert time.monotonic() < deadline, proc.log()[-4000:]
+            time.sleep(0.2)
+        _use(conf, topic, rabbit_vhost.url, postgresql_db.url)
+        ctxt = context.get_admin_context()  # it serves, and beats faster
+
+        def beats():
+            return objects.Service.get_by_host_and_binary(
+                ctxt, "cond-test", "novalet-conductor").report_count
+
+        first = beats()
+        deadline = time.monotonic() + 15
+        while beats() < first + 3:
+            assert time.monotonic() < deadline, "fewer than 3 beats in 15 s"
+            time.sleep(0.5)
     finally:
         assert proc.stop() == 0
     assert not proc.errors(), proc.errors()
