@@ -51,13 +51,16 @@ class ServiceProcess:
         with open(self.log_path) as f:
             return f.read()
 
-    def wait_for_log(self, pattern: str, timeout: float = 60) -> re.Match[str]:
+    def wait_for_log(self, pattern: str, timeout: float = 60,
+                     count: int = 1) -> re.Match[str]:
+        """Wait until the log holds ``count`` matches of ``pattern`` (e.g.
+        one start line per worker); returns the ``count``-th."""
         deadline = time.monotonic() + timeout
         regex = re.compile(pattern)
         while time.monotonic() < deadline:
-            match = regex.search(self.log())
-            if match:
-                return match
+            for seen, match in enumerate(regex.finditer(self.log()), 1):
+                if seen == count:
+                    return match
             if self.proc.poll() is not None:
                 raise AssertionError("%s exited (%s) before logging %r:\n%s" % (
                     self.binary, self.proc.returncode, pattern, self.log()[-4000:]))

@@ -29,6 +29,15 @@ def _config(tmp_path, transport_url, connection, **conductor):
     }), values["topic"]
 
 
+def _start(tmp_path, rabbit_vhost, database, **conductor):
+    """A ``novalet-conductor`` process on ``rabbit_vhost`` and ``database``;
+    returns it (not waited for), its config file and its topic."""
+    config, topic = _config(tmp_path, rabbit_vhost.url, database.url, **conductor)
+    proc = processes.ServiceProcess("novalet-conductor", config,
+                                    str(tmp_path / "conductor.log"))
+    return proc, config, topic
+
+
 def _run_to_exit(config, timeout=60):
     return processes.run_command("novalet-conductor", "--config-file", config,
                                  timeout=timeout)
@@ -82,9 +91,7 @@ def _use(conf, topic, transport_url, connection):
 
 def test_sigterm_lets_in_flight_calls_finish(tmp_path, rabbit_vhost,
                                              postgresql_db, conf):
-    config, topic = _config(tmp_path, rabbit_vhost.url, postgresql_db.url)
-    proc = processes.ServiceProcess("novalet-conductor", config,
-                                    str(tmp_path / "conductor.log"))
+    proc, _, topic = _start(tmp_path, rabbit_vhost, postgresql_db)
     try:
         proc.wait_for_log("novalet-conductor started")
         log = proc.log()
@@ -131,15 +138,9 @@ def test_sigterm_lets_in_flight_calls_finish(tmp_path, rabbit_vhost,
 
 
 def test_several_workers_serve(tmp_path, rabbit_vhost, postgresql_db, conf):
-    config, topic = _config(tmp_path, rabbit_vhost.url, postgresql_db.url,
-                            workers=2)
-    proc = processes.ServiceProcess("novalet-conductor", config,
-                                    str(tmp_path / "conductor.log"))
+    proc, _, topic = _start(tmp_path, rabbit_vhost, postgresql_db, workers=2)
     try:
-        deadline = time.monotonic() + 60
-        while proc.log().count("novalet-conductor started") < 2:
-            assert time.monotonic() < deadline, proc.log()
-            time.sleep(0.2)
+        proc.wait_for_log("novalet-conductor started", count=2)
         _use(conf, topic, rabbit_vhost.url, postgresql_db.url)
         ctxt = context.get_admin_context()
         for i in range(20):
@@ -155,9 +156,7 @@ def test_several_workers_serve(tmp_path, rabbit_vhost, postgresql_db, conf):
 
 def test_sigusr2_prints_a_report_and_sighup_reloads(tmp_path, rabbit_vhost,
                                                     postgresql_db, conf):
-    config, topic = _config(tmp_path, rabbit_vhost.url, postgresql_db.url)
-    proc = processes.ServiceProcess("novalet-conductor", config,
-                                    str(tmp_path / "conductor.log"))
+    proc, config, topic = _start(tmp_path, rabbit_vhost, postgresql_db)
     try:
         proc.wait_for_log("novalet-conductor started")
         proc.signal(signal.SIGUSR2)
@@ -171,10 +170,7 @@ def test_sigusr2_prints_a_report_and_sighup_reloads(tmp_path, rabbit_vhost,
         # beats at the new interval: 3 beats in 15 s (at 10 s: 20 s or more).
         proc.wait_for_log(r"Option DEFAULT\.report_interval changed from "
                           r"\[[^\]]*\] to \[3\]")
-        deadline = time.monotonic() + 60
-        while proc.log().count("novalet-conductor started on cond-test") < 2:
-            assert time.monotonic() < deadline, proc.log()[-4000:]
-            time.sleep(0.2)
+        proc.wait_for_log("novalet-conductor started on cond-test", count=2)
         _use(conf, topic, rabbit_vhost.url, postgresql_db.url)
         ctxt = context.get_admin_context()  # it serves, and beats faster
 
