@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from oslo_context import context as oslo_context
@@ -37,18 +38,13 @@ class RequestContext(oslo_context.RequestContext):
         return ctxt
 
 
-_WIRE_DEFAULTS: dict[str, Any] | None = None
-
-
+@functools.cache
 def _wire_defaults() -> dict[str, Any]:
     """What ``from_dict({})`` fills in, key by key (not ``request_id``:
     a missing one is made up anew)."""
-    global _WIRE_DEFAULTS
-    if _WIRE_DEFAULTS is None:
-        defaults = RequestContext.from_dict({}, overwrite=False).to_dict()
-        defaults.pop("request_id")
-        _WIRE_DEFAULTS = defaults
-    return _WIRE_DEFAULTS
+    defaults = RequestContext.from_dict({}, overwrite=False).to_dict()
+    defaults.pop("request_id")
+    return defaults
 
 
 def get_admin_context() -> RequestContext:
