@@ -342,9 +342,10 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
         or (c.name == "raw+DB" and "save()" in args.cases)
         or (c.name == "no-DB/1" and "no-DB" in args.cases)]
     print(environment())
+    wire_context = rpc.RequestContextSerializer().serialize_context(ctxt)
     print("payload: a ComputeNode primitive, %d bytes of JSON (raw: the same plain dict, "
           "empty context; novalet adds its context, %d bytes)" % (
-              len(json.dumps(primitive)), len(json.dumps(ctxt.to_dict()))))
+              len(json.dumps(primitive)), len(json.dumps(wire_context))))
     print("no-DB:  %s" % NO_DB_CALL)
     print("no-DB/1: the same method on a one-field object (reference: the fixed cost "
           "of a remotable call)")
