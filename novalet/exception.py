@@ -15,7 +15,7 @@ carries a message template filled from keyword arguments::
      |        ConfigurationError
      +-- DispatchRefused            (the conductor would not run a call)
      |    +-- UnknownObject, UnsupportedObjectVersion, MethodNotRemotable,
-     |        MalformedRequest
+     |        MalformedRequest, UnsupportedRPCVersion
      +-- DBNotAllowed               (a process without database access used it)
      +-- DatabaseUnavailable
      +-- RPCUnavailable
@@ -166,6 +166,12 @@ class MethodNotRemotable(DispatchRefused):
 class MalformedRequest(DispatchRefused):
     """The RPC message could not be turned into objects."""
     msg_fmt = "Malformed request: %(reason)s"
+
+
+class UnsupportedRPCVersion(DispatchRefused):
+    """The peer's RPC API is older than the version sent (a pin above it)."""
+    msg_fmt = ("%(topic)s does not serve RPC version %(version)s of "
+               "%(method)s: it runs an older release (check [upgrade_levels])")
 
 
 class DBNotAllowed(NovaletException):

@@ -265,6 +265,14 @@ class Client:
         except messaging.MessageDeliveryFailure as e:
             raise exception.RPCUnavailable(topic=self.topic, method=method,
                                            reason=e)
+        except messaging.RemoteError as e:
+            if e.exc_type == "UnsupportedVersion":
+                # The server's dispatcher refused the version before any
+                # endpoint saw the call: nothing ran.
+                raise exception.UnsupportedRPCVersion(
+                    topic=self.topic, method=method,
+                    version=version or self._target.version)
+            raise
 
     def cast(self, ctxt: Any, method: str, *, version: str | None = None,
              server: str | None = None, **kwargs: Any) -> None:

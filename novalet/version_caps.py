@@ -47,26 +47,47 @@ def cap_manifest(manifest: dict[str, str],
     return capped
 
 
+def services_at(services: Any, version: int) -> list[str]:
+    """The hosts of ``services`` (Service objects) counted at ``version`` by
+    ``auto``, each with its last heartbeat: what holds the caps down."""
+    return ["%s (last heartbeat %s)" % (
+                s.host, s.last_seen_up.isoformat() if s.last_seen_up else "never")
+            for s in services if s.version == version and not s.forced_down]
+
+
 class VersionCaps:
     """The caps for talking to ``binary``, resolved from ``setting()``.
 
     ``minimum_version(ctxt)`` returns the lowest live service version of
-    the binary (it is asked only for ``auto``); ``rpc_key`` names the RPC
-    API in the history (``conductor_rpc`` or ``compute_rpc``).
+    the binary (it is asked only for ``auto``); ``holders(ctxt, version)``,
+    when given, names the services at that version (asked only when they
+    hold the caps below this release, for the log line); ``rpc_key`` names
+    the RPC API in the history (``conductor_rpc`` or ``compute_rpc``).
+
+    No lock is held while the peers are asked: one caller refreshes, the
+    others keep the previous caps meanwhile. Before the first answer there
+    are no previous caps: callers wait for it up to ``wait_bound()``
+    seconds, then speak the oldest supported release.
     """
 
     def __init__(self, binary: str, setting: Callable[[], str | None],
                  rpc_key: str, minimum_version: Callable[[Any], int],
                  on_change: Callable[[str | None], None] | None = None,
                  refresh_interval: Callable[[], float] = lambda: CACHE_SECONDS,
+                 holders: Callable[[Any, int], list[str]] | None = None,
+                 wait_bound: Callable[[], float] = lambda: CACHE_SECONDS,
                  ) -> None:
         self.binary = binary
         self._setting = setting
         self._rpc_key = rpc_key
         self._minimum_version = minimum_version
+        self._holders = holders
         self._on_change = on_change
         self._refresh_interval = refresh_interval
+        self._wait_bound = wait_bound
         self._lock = threading.Lock()
+        self._resolved = threading.Event()
+        self._refreshing = False
         self._expires = 0.0
         self._rpc_cap: str | None = None
         self._objects: dict[str, str] | None = None
@@ -91,16 +112,45 @@ class VersionCaps:
         with self._lock:
             if time.monotonic() < self._expires:
                 return
+            refresh = not self._refreshing
+            self._refreshing = True
+        if not refresh:
+            # Another caller is asking the peers: keep the caps we have.
+            if not self._resolved.is_set() and not self._resolved.wait(
+                    self._wait_bound()):
+                self._fall_back_to_oldest()
+            return
+        try:
             rpc_cap, objects, described, ttl = self._resolve(ctxt)
+        finally:
+            with self._lock:
+                self._refreshing = False
+        self._set(rpc_cap, objects, described, ttl)
+
+    def _fall_back_to_oldest(self) -> None:
+        rpc_cap, objects = self._entry_caps(
+            service_obj.OLDEST_SUPPORTED_SERVICE_VERSION)
+        LOG.warning("Version caps for %s are still being resolved after %.0f s; "
+                    "speaking release %s meanwhile", self.binary,
+                    self._wait_bound(), self._release_of(objects or {}))
+        with self._lock:
+            if not self._resolved.is_set():
+                self._rpc_cap, self._objects = rpc_cap, objects
+
+    def _set(self, rpc_cap: str | None, objects: dict[str, str] | None,
+             described: str, ttl: float) -> None:
+        with self._lock:
             self._expires = time.monotonic() + ttl
             changed = (rpc_cap, objects) != (self._rpc_cap, self._objects)
+            log = changed or described != self._described
             self._rpc_cap, self._objects = rpc_cap, objects
-            if changed or described != self._described:
-                LOG.info("Version cap for %s: RPC %s, objects %s (%s)",
-                         self.binary, rpc_cap or "newest",
-                         "newest" if objects is None else "of release %s"
-                         % self._release_of(objects), described)
             self._described = described
+            self._resolved.set()
+        if log:
+            LOG.info("Version cap for %s: RPC %s, objects %s (%s)",
+                     self.binary, rpc_cap or "newest",
+                     "newest" if objects is None else "of release %s"
+                     % self._release_of(objects), described)
         if changed and self._on_change is not None:
             self._on_change(rpc_cap)
 
@@ -117,6 +167,16 @@ class VersionCaps:
         entry = service_obj.SERVICE_VERSION_HISTORY[version]
         return entry[self._rpc_key], dict(entry["objects"])
 
+    def _held_by(self, ctxt: Any, version: int) -> str:
+        """``" by HOST, ..."``: the services at ``version`` (for the log)."""
+        if self._holders is None:
+            return ""
+        try:
+            names = self._holders(ctxt, version)
+        except exception.NovaletException as e:
+            return " (its services could not be listed: %s)" % e
+        return " (held by %s)" % ", ".join(names) if names else ""
+
     def _resolve(self, ctxt: Any) -> tuple[str | None, dict[str, str] | None, str, float]:
         setting = self._setting() or "auto"
         history = service_obj.SERVICE_VERSION_HISTORY
@@ -132,8 +192,10 @@ class VersionCaps:
                 return None, None, "auto: no %s registered" % self.binary, 5.0
             minimum = max(minimum, service_obj.OLDEST_SUPPORTED_SERVICE_VERSION)
             rpc_cap, objects = self._entry_caps(minimum)
-            return (rpc_cap, objects, "auto: oldest %s has service version %d"
-                    % (self.binary, minimum), float(self._refresh_interval()))
+            held = (self._held_by(ctxt, minimum)
+                    if minimum < service_obj.SERVICE_VERSION else "")
+            return (rpc_cap, objects, "auto: oldest %s has service version %d%s"
+                    % (self.binary, minimum, held), float(self._refresh_interval()))
         if setting in service_obj.RELEASES:
             rpc_cap, objects = self._entry_caps(service_obj.RELEASES[setting])
             return rpc_cap, objects, "pinned to release %s" % setting, 3600.0

@@ -34,7 +34,10 @@ class ComputeAPI:
             COMPUTE, lambda: conf.upgrade_levels.compute, "compute_rpc",
             lambda ctxt: objects.Service.get_minimum_version(ctxt, COMPUTE),
             on_change=self.client.set_version_cap,
-            refresh_interval=lambda: conf.upgrade_levels.refresh_interval)
+            refresh_interval=lambda: conf.upgrade_levels.refresh_interval,
+            holders=lambda ctxt, version: version_caps.services_at(
+                objects.ServiceList.get_by_binary(ctxt, COMPUTE), version),
+            wait_bound=lambda: conf.rpc_response_timeout + 5)
 
     def _send(self, ctxt: Any, obj: Any) -> Any:
         """``obj`` at the versions the oldest compute reads."""

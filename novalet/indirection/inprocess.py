@@ -14,7 +14,7 @@ from oslo_config import cfg
 
 from novalet import exception, rpc
 from novalet.conductor import manager
-from novalet.indirection import base
+from novalet.indirection import base, negotiation
 from novalet.objects import base as objects_base
 
 
@@ -26,6 +26,8 @@ class InProcessIndirectionAPI(base.IndirectionAPI):
         super().__init__(conf)
         self.manager = manager.ConductorManager(conf)
         self._serializer = rpc.RequestContextSerializer()
+        self.caps = negotiation.conductor_caps(conf, self._class_action)
+        self.negotiator = negotiation.Negotiator(self.caps)
 
     def _call(self, context: Any, method: str, **kwargs: Any) -> Any:
         ser = self._serializer
@@ -48,15 +50,26 @@ class InProcessIndirectionAPI(base.IndirectionAPI):
 
     def object_action(self, context: Any, objinst: Any, objmethod: str,
                       args: Any, kwargs: Any) -> tuple[dict[str, Any], Any]:
+        return self.negotiator.object_action(
+            context, objinst, objmethod, args, kwargs, self._object_action)
+
+    def _object_action(self, context: Any, objinst: Any, objmethod: str,
+                       args: Any, kwargs: Any, manifest: Any) -> Any:
         updates, result = self._call(context, "object_action", objinst=objinst,
                                      objmethod=objmethod, args=args,
-                                     kwargs=kwargs)
+                                     kwargs=kwargs, object_versions=manifest)
         return updates, result
 
     def object_class_action_versions(self, context: Any, objname: str,
                                      objmethod: str,
                                      object_versions: dict[str, str],
                                      args: Any, kwargs: Any) -> Any:
+        return self.negotiator.object_class_action(
+            context, objname, objmethod, object_versions, args, kwargs,
+            self._class_action)
+
+    def _class_action(self, context: Any, objname: str, objmethod: str,
+                      object_versions: Any, args: Any, kwargs: Any) -> Any:
         return self._call(context, "object_class_action_versions",
                           objname=objname, objmethod=objmethod,
                           object_versions=object_versions, args=args,
@@ -66,3 +79,7 @@ class InProcessIndirectionAPI(base.IndirectionAPI):
                                  object_versions: dict[str, str]) -> Any:
         return self._call(context, "object_backport_versions",
                           objinst=objinst, object_versions=object_versions)
+
+    def invalidate_caps(self) -> None:
+        """Re-read the conductors' versions at the next call (SIGHUP)."""
+        self.caps.invalidate()

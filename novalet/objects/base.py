@@ -252,6 +252,23 @@ class NovaletObject(ovo_base.VersionedObject):
                                  % (self.obj_name(), attrname))
         return hasattr(self, "_obj_" + attrname)
 
+    def obj_make_current(self) -> None:
+        """Bring this object, read at an older version, to its class's
+        version in place, nested objects too; pending changes stay. (Its
+        fields already hold the newest form: a class reads older primitives
+        into its own fields. Only the label changes, so whatever is sent
+        next goes at the newest version the caps allow.)"""
+        stored = self.__dict__
+        stored.pop("VERSION", None)
+        for _name, _field, attr in codec.mutable_field_attrs(type(self)):
+            value = stored.get(attr)
+            if isinstance(value, NovaletObject):
+                value.obj_make_current()
+            elif type(value) is list or type(value) is dict:
+                for item in (value.values() if type(value) is dict else value):
+                    if isinstance(item, NovaletObject):
+                        item.obj_make_current()
+
     @classmethod
     def obj_newest_version(cls) -> str:
         return cls.obj_class_from_name(cls.obj_name(), cls.VERSION).VERSION
