@@ -199,9 +199,12 @@ class VersionCaps:
         if setting in service_obj.RELEASES:
             rpc_cap, objects = self._entry_caps(service_obj.RELEASES[setting])
             return rpc_cap, objects, "pinned to release %s" % setting, 3600.0
-        candidates = [v for v, e in history.items()
-                      if versionutils.is_compatible(e[self._rpc_key], setting)
-                      or e[self._rpc_key] == setting]
+        try:
+            candidates = [v for v, e in history.items()
+                          if versionutils.is_compatible(e[self._rpc_key], setting)
+                          or e[self._rpc_key] == setting]
+        except ValueError:  # not a version at all
+            candidates = []
         if not candidates:
             raise exception.ConfigurationError(
                 reason="[upgrade_levels] %s=%r is not 'auto', a release (%s) "

@@ -128,6 +128,52 @@ class UpgradeChecks(upgradecheck.UpgradeCommands):
                       "(release %s) or newer." % (len(services), oldest, release))
 
     @_guarded
+    def check_services_holding_caps(self) -> Result:
+        """Warning for services of an older release that are down: ``auto``
+        still counts them, so every caller keeps speaking their release."""
+        from novalet.objects import service as service_module
+        from novalet.servicegroup import api as servicegroup_api
+
+        skipped = self._schema_not_current()
+        if skipped is not None:
+            return skipped
+        current = service_module.SERVICE_VERSION
+        ctxt = novalet_context.get_admin_context()
+        services = [s for s in objects.ServiceList.get_all(ctxt)
+                    if s.version < current and not s.forced_down]
+        # The driver alone: servicegroup.API would also "fix" a too short
+        # service_down_time in the configuration the timing check reads.
+        driver = servicegroup_api.load_driver(self.conf.servicegroup_driver,
+                                              self.conf)
+        try:
+            older = list(zip(services, driver.are_up(ctxt, services), strict=True))
+        finally:
+            driver.stop()
+        down = [s for s, up in older if not up]
+        if down:
+            releases = sorted({str(service_module.SERVICE_VERSION_HISTORY.get(
+                s.version, {}).get("release", s.version)) for s in down})
+            commands = ["novalet-manage service delete %s %s" % (s.host, s.binary)
+                        for s in down]
+            return Result(Code.WARNING, "%d service(s) of an older release are "
+                          "down, and [upgrade_levels] auto still counts them: "
+                          "callers keep speaking release %s. %s. Delete the "
+                          "record of each one that will not come back: %s."
+                          % (len(down), ", ".join(releases), _listing(
+                              ["%s/%s (version %d, down)" % (s.host, s.binary,
+                                                             s.version)
+                               for s in down]),
+                             _listing(commands)))
+        if older:
+            return Result(Code.SUCCESS, "%d running service(s) are of an older "
+                          "release; the version caps follow them until they are "
+                          "upgraded: %s." % (len(older), _listing(
+                              ["%s/%s (version %d)" % (s.host, s.binary, s.version)
+                               for s, _up in older])))
+        return Result(Code.SUCCESS, "No service of an older release holds the "
+                      "version caps down.")
+
+    @_guarded
     def check_heartbeat_timing(self) -> Result:
         """Failure when ``service_down_time`` does not exceed
         ``report_interval``; Warning when it is under twice that."""
@@ -173,6 +219,7 @@ class UpgradeChecks(upgradecheck.UpgradeCommands):
     _upgrade_checks = (
         ("Database schema", check_schema),
         ("Service versions", check_service_versions),
+        ("Services holding the version caps", check_services_holding_caps),
         ("Heartbeat timing", check_heartbeat_timing),
         ("Compute nodes without a service", check_orphan_compute_nodes),
     )

@@ -20,6 +20,7 @@ from tests import commands, processes
 
 SCHEMA = "Database schema"
 VERSIONS = "Service versions"
+CAPS = "Services holding the version caps"
 TIMING = "Heartbeat timing"
 NODES = "Compute nodes without a service"
 SUCCESS, WARNING, FAILURE = 0, 1, 2
@@ -45,7 +46,7 @@ class Status(commands.InProcessCommand):
         report = json.loads(out)
         assert report["name"] == "novalet upgrade check results"
         results = {c["check"]: (c["result"], c["details"]) for c in report["checks"]}
-        assert list(results) == [SCHEMA, VERSIONS, TIMING, NODES]
+        assert list(results) == [SCHEMA, VERSIONS, CAPS, TIMING, NODES]
         assert code == max(result for result, _details in results.values())
         return code, results
 
@@ -99,9 +100,9 @@ def test_table_output(run: Status, healthy: Any) -> None:
     code, out, err = run("upgrade", "check")
     assert code == 0 and err == ""
     assert "novalet upgrade check results" in out
-    for name in (SCHEMA, VERSIONS, TIMING, NODES):
+    for name in (SCHEMA, VERSIONS, CAPS, TIMING, NODES):
         assert "Check: %s" % name in out
-    assert out.count("Result: Success") == 4
+    assert out.count("Result: Success") == 5
 
 
 # -- database schema -------------------------------------------------------------
@@ -191,6 +192,52 @@ def test_no_records(run: Status, database: Any) -> None:
     assert results[NODES] == (SUCCESS, "No compute nodes are registered.")
 
 
+# -- services holding the version caps down ---------------------------------------
+
+def _beat(service: Any) -> None:
+    service.report_count += 1
+    service.save()  # last_seen_up: now, by the database clock
+
+
+def test_nothing_older_holds_the_caps(run: Status, healthy: Any) -> None:
+    assert run.check()[1][CAPS] == (SUCCESS, "No service of an older release "
+                                    "holds the version caps down.")
+
+
+def test_a_down_service_of_an_older_release_is_named_with_its_delete(
+        run: Status, healthy: Any) -> None:
+    old = service_module.SERVICE_VERSION - 1
+    _compute(healthy, "gone1", version=old, nodes=())  # never beat: down
+    _beat(_compute(healthy, "live1", version=old, nodes=()))
+    code, results = run.check()
+    assert code == WARNING
+    assert results[CAPS] == (WARNING, "1 service(s) of an older release are down, "
+                             "and [upgrade_levels] auto still counts them: callers "
+                             "keep speaking release %s. gone1/novalet-compute "
+                             "(version %d, down). Delete the record of each one "
+                             "that will not come back: novalet-manage service "
+                             "delete gone1 novalet-compute." % (_release(old), old))
+
+
+def test_running_services_of_an_older_release_are_an_upgrade_in_progress(
+        run: Status, healthy: Any) -> None:
+    old = service_module.SERVICE_VERSION - 1
+    _beat(_compute(healthy, "live1", version=old, nodes=()))
+    code, results = run.check()
+    assert code == SUCCESS
+    assert results[CAPS] == (SUCCESS, "1 running service(s) are of an older "
+                             "release; the version caps follow them until they "
+                             "are upgraded: live1/novalet-compute (version %d)." % old)
+
+
+def test_forced_down_services_do_not_hold_the_caps(run: Status, healthy: Any) -> None:
+    service = _compute(healthy, "gone1", version=service_module.SERVICE_VERSION - 1,
+                       nodes=())
+    service.forced_down = True
+    service.save()
+    assert run.check()[1][CAPS][0] == SUCCESS
+
+
 # -- heartbeat timing --------------------------------------------------------------
 
 @pytest.mark.parametrize("report_interval, service_down_time, expected, fragment", [
@@ -273,7 +320,7 @@ def test_command_exit_codes(tmp_path: Any, sqlite_db: Any) -> None:
     result = processes.run_command("novalet-status", "--config-file", good,
                                    "upgrade", "check", "--json")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert [c["result"] for c in json.loads(result.stdout)["checks"]] == [0, 0, 0, 0]
+    assert [c["result"] for c in json.loads(result.stdout)["checks"]] == [0, 0, 0, 0, 0]
 
     bad = processes.write_config(str(tmp_path / "bad.conf"), {
         "DEFAULT": {"report_interval": 30, "service_down_time": 45},

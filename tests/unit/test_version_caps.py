@@ -1,0 +1,154 @@
+"""VersionCaps: what ``auto`` and pins resolve to, and that asking the
+peers never holds the lock other callers need."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import pytest
+
+from novalet import exception, version_caps
+from novalet.objects import service as service_obj
+
+RELEASE_1 = service_obj.SERVICE_VERSION_HISTORY[1]
+
+
+class Peers:
+    """The answers of ``minimum_version``: a version, or an error; a call
+    can be held until the test lets it go."""
+
+    def __init__(self, version: int) -> None:
+        self.version = version
+        self.error: Exception | None = None
+        self.hold: threading.Event | None = None
+        self.entered = threading.Event()
+        self.calls = 0
+
+    def __call__(self, ctxt: Any) -> int:
+        self.calls += 1
+        self.entered.set()
+        if self.hold is not None:
+            assert self.hold.wait(30), "the test never released the call"
+        if self.error is not None:
+            raise self.error
+        return self.version
+
+
+def caps_for(peers: Peers, setting: str | None = "auto", **kwargs: Any,
+             ) -> version_caps.VersionCaps:
+    return version_caps.VersionCaps("novalet-conductor", lambda: setting,
+                                    "conductor_rpc", peers, **kwargs)
+
+
+def test_auto_follows_the_oldest_service() -> None:
+    peers = Peers(1)
+    caps = caps_for(peers)
+    assert caps.rpc_cap(None) == RELEASE_1["conductor_rpc"]
+    assert caps.object_versions(None) == RELEASE_1["objects"]
+    peers.version = service_obj.SERVICE_VERSION
+    caps.invalidate()
+    assert caps.rpc_cap(None) is None and caps.object_versions(None) is None
+
+
+def test_unreachable_peers_mean_the_oldest_supported_release() -> None:
+    peers = Peers(service_obj.SERVICE_VERSION)
+    peers.error = exception.RPCTimeout(topic="conductor", method="m", timeout=1)
+    caps = caps_for(peers)
+    assert caps.object_versions(None) == service_obj.SERVICE_VERSION_HISTORY[
+        service_obj.OLDEST_SUPPORTED_SERVICE_VERSION]["objects"]
+
+
+def test_a_refresh_in_flight_does_not_block_other_callers() -> None:
+    peers = Peers(1)
+    caps = caps_for(peers)
+    assert caps.object_versions(None) == RELEASE_1["objects"]
+    # The caps expire; one caller asks the peers, who take their time.
+    caps.invalidate()
+    peers.version = service_obj.SERVICE_VERSION
+    peers.hold, peers.entered = threading.Event(), threading.Event()
+    refresher = threading.Thread(target=caps.object_versions, args=(None,))
+    refresher.start()
+    assert peers.entered.wait(10)
+    # Meanwhile every other caller gets the previous caps at once.
+    for _ in range(3):
+        assert caps.object_versions(None) == RELEASE_1["objects"]
+    assert peers.calls == 2 and refresher.is_alive()
+    peers.hold.set()
+    refresher.join(10)
+    assert caps.object_versions(None) is None
+
+
+def test_before_the_first_answer_callers_wait_for_it() -> None:
+    peers = Peers(1)
+    peers.hold = threading.Event()
+    caps = caps_for(peers)
+    first = threading.Thread(target=caps.object_versions, args=(None,))
+    first.start()
+    assert peers.entered.wait(10)
+    answers: list[Any] = []
+    second = threading.Thread(target=lambda: answers.append(caps.object_versions(None)))
+    second.start()
+    second.join(0.2)
+    assert second.is_alive() and not answers  # waiting, not guessing
+    peers.hold.set()
+    first.join(10)
+    second.join(10)
+    assert answers == [RELEASE_1["objects"]] and peers.calls == 1
+
+
+def test_a_first_answer_that_never_comes_falls_back_to_the_oldest_release(
+        caplog: pytest.LogCaptureFixture) -> None:
+    peers = Peers(service_obj.SERVICE_VERSION)
+    peers.hold = threading.Event()
+    caps = caps_for(peers, wait_bound=lambda: 0.1)
+    first = threading.Thread(target=caps.object_versions, args=(None,))
+    first.start()
+    assert peers.entered.wait(10)
+    with caplog.at_level(logging.WARNING):
+        assert caps.object_versions(None) == service_obj.SERVICE_VERSION_HISTORY[
+            service_obj.OLDEST_SUPPORTED_SERVICE_VERSION]["objects"]
+    assert "still being resolved" in caplog.text
+    peers.hold.set()
+    first.join(10)
+    assert caps.object_versions(None) is None  # the real answer wins
+
+
+def test_the_log_names_the_services_holding_the_caps_down(
+        caplog: pytest.LogCaptureFixture) -> None:
+    asked = []
+
+    def holders(ctxt: Any, version: int) -> list[str]:
+        asked.append(version)
+        return ["old-conductor (last heartbeat never)"]
+
+    caps = caps_for(Peers(1), holders=holders)
+    with caplog.at_level(logging.INFO):
+        caps.object_versions(None)
+    assert asked == [1]
+    assert ("oldest novalet-conductor has service version 1 (held by "
+            "old-conductor (last heartbeat never))") in caplog.text
+
+
+def test_holders_are_not_asked_when_nothing_holds_the_caps_down() -> None:
+    caps = caps_for(Peers(service_obj.SERVICE_VERSION),
+                    holders=lambda ctxt, version: pytest.fail("asked"))
+    assert caps.object_versions(None) is None
+
+
+def test_services_at_skips_forced_down_and_other_versions() -> None:
+    services = [service_obj.Service(host="a", version=1, forced_down=False,
+                                    last_seen_up=None),
+                service_obj.Service(host="b", version=1, forced_down=True,
+                                    last_seen_up=None),
+                service_obj.Service(host="c", version=2, forced_down=False,
+                                    last_seen_up=None)]
+    assert version_caps.services_at(services, 1) == ["a (last heartbeat never)"]
+
+
+def test_pins() -> None:
+    assert caps_for(Peers(1), "1").object_versions(None) == RELEASE_1["objects"]
+    assert caps_for(Peers(1), "1.0").rpc_cap(None) == "1.0"
+    with pytest.raises(exception.ConfigurationError):
+        caps_for(Peers(1), "banana").rpc_cap(None)
