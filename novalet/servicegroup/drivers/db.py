@@ -198,6 +198,14 @@ class Batcher:
             for reporter in reporters:
                 reporter.run_once()
             return
+        # A record with changes not yet written (fields an older conductor
+        # could not take, say) beats with a save, which carries them.
+        pending = [r for r in reporters if r.service.service_ref.obj_what_changed()]
+        for reporter in pending:
+            reporter.run_once()
+        reporters = [r for r in reporters if r not in pending]
+        if not reporters:
+            return
         refs = [r.service.service_ref for r in reporters]
         try:
             ctxt = refs[0].obj_context or novalet_context.get_admin_context()

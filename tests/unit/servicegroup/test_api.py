@@ -198,7 +198,12 @@ class FakeServiceRef:
             self.saved.append(self.report_count)
 
     def obj_reset_changes(self, fields=None):
-        pass
+        self.pending = set()
+
+    pending: set[str] = set()
+
+    def obj_what_changed(self):
+        return set(self.pending)
 
 
 @pytest.fixture(autouse=True)
@@ -291,6 +296,24 @@ def test_reporters_are_per_host_and_topic_and_leave_stops_one(conf):
     finally:
         driver.stop()
     assert driver.joined() == []
+
+
+def test_a_record_with_unsent_changes_beats_with_a_save(conf, fake_batches):
+    """Changes an older conductor could not take stay on the record; the
+    batch leaves that record out and its beat is a save, which carries them."""
+    conf.set_override("report_interval", 1)
+    driver = DbDriver(conf, initial_delay=0)
+    plain, pending = FakeServiceRef(), FakeServiceRef()
+    pending.pending = {"started_at"}
+    driver.join("a", "compute", FakeService(plain))
+    driver.join("b", "compute", FakeService(pending))
+    try:
+        wait_for(lambda: pending.saved and plain.saved)
+    finally:
+        driver.stop()
+    assert pending.saved[0] == 1  # its own save of report_count + 1
+    assert all(pending.id not in call for call in fake_batches)
+    assert any(plain.id in call for call in fake_batches)
 
 
 def test_first_beat_waits_for_the_initial_delay(conf):
