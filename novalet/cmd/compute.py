@@ -59,32 +59,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         _check_service_versions(CONF)
         manager = compute_manager.ComputeManager(CONF, CONF.host)
         sg = servicegroup.API(CONF)
-        _serve_metrics(CONF, manager, sg)
+        endpoint = _metrics_endpoint(CONF, manager, sg)
     except (exception.NovaletException, OSError) as e:
         return common.fail(BINARY, e)
-    server = service.Service(
+    server: Any = service.Service(
         CONF, host=CONF.host, binary=BINARY, topic=CONF.compute.topic,
         manager=manager, rpc_version=compute_manager.RPC_API_VERSION,
         default_indirection="rpc", servicegroup_api=sg,
         freeze_heap=True)
+    if endpoint is not None:  # served by the worker process, from its memory
+        server = metrics.WithEndpoint(server, endpoint)
     service.freeze_heap()
     launcher = oslo_service.launch(CONF, server, workers=1,
                                    restart_method="mutate")
-    code = launcher.wait()
-    metrics.cleanup()
-    return int(code or 0)
+    return int(launcher.wait() or 0)
 
 
-def _serve_metrics(conf: Any, manager: compute_manager.ComputeManager,
-                   sg: servicegroup.API) -> None:
-    """The endpoint of this compute: heartbeats, audits, claims, its
-    nodes; healthy while the broker answers and its heartbeat works."""
+def _metrics_endpoint(conf: Any, manager: compute_manager.ComputeManager,
+                      sg: servicegroup.API) -> metrics.Endpoint | None:
+    """The (bound, not yet served) endpoint of this compute: heartbeats,
+    audits, claims, its nodes; healthy while the broker answers and its
+    heartbeat works. None when ``[metrics] bind_port`` is unset."""
     from novalet.metrics import compute, health
 
     metrics.setup(conf)
-    metrics.serve(conf, checks=[health.broker_check(conf),
-                                health.heartbeat_check(conf, sg)],
-                  collectors=[compute.ComputeNodeCollector(lambda: [manager])])
+    return metrics.serve(
+        conf, checks=[health.broker_check(conf), health.heartbeat_check(conf, sg)],
+        collectors=[compute.ComputeNodeCollector(lambda: [manager])], start=False)
 
 
 if __name__ == "__main__":

@@ -24,9 +24,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     CONF = novalet_conf.CONF
     common.setup(argv, prog=BINARY)
     common.setup_guru_meditation(BINARY)
-    # Before any worker exists: with workers > 1, every worker's metrics go
-    # to this run's directory and this process serves them all.
-    metrics.setup(CONF, workers=CONF.conductor.workers)
+    # Before any worker exists (the launcher forks even one): every worker's
+    # metrics go to this run's directory and this process serves them all.
+    metrics.setup(CONF, multiprocess=True)
     if CONF.objects.indirection not in (None, "direct"):
         LOG.warning("[objects] indirection=%s ignored: the conductor always "
                     "runs remotable methods itself (direct)",

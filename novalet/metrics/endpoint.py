@@ -1,13 +1,19 @@
 """The HTTP endpoint of a service: ``GET /metrics`` and ``GET /healthz``.
 
-Off unless ``[metrics] bind_port`` is set. ``setup()`` turns the metrics on
-in this process; with several workers (``novalet-conductor``, ``[conductor]
-workers > 1``) it first creates a directory of its own for this run and puts
-prometheus_client in multiprocess mode there: every worker forked afterwards
-writes its values to files in it, and the parent process alone serves the
-endpoint, summing every worker's files (``MultiProcessCollector``). The
-parent removes the directory when it exits. In-flight gauges of a worker
-that died are dropped at the next scrape; its counters stay in the sums.
+Off unless ``[metrics] bind_port`` is set. oslo.service's launcher runs a
+service in a forked worker process (cotyledon), even for one worker, so
+there are two ways to serve:
+
+* ``novalet-conductor`` (``setup(conf, multiprocess=True)``): a directory
+  of this run's own puts prometheus_client in multiprocess mode; every
+  worker forked afterwards writes its values to files in it, and the parent
+  process alone serves the endpoint, summing every worker's files
+  (``MultiProcessCollector``), plus the fleet, read by the parent. The
+  parent removes the directory when it exits. In-flight gauges of a worker
+  that died are dropped at the next scrape; its counters stay in the sums.
+* ``novalet-compute`` (one worker): the parent binds the port (a port in
+  use fails the start with one line), the worker serves it from its own
+  memory (``Endpoint.start()`` in the worker, through ``WithEndpoint``).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from typing import Any
 from wsgiref import simple_server
 
 from oslo_log import log as logging
+from oslo_service import service as oslo_service
 
 from novalet.metrics import health as health_mod
 from novalet.metrics import registry
@@ -42,15 +49,16 @@ def enabled(conf: Any) -> bool:
     return conf.metrics.bind_port is not None
 
 
-def setup(conf: Any, *, workers: int = 1) -> registry.Metrics | None:
+def setup(conf: Any, *, multiprocess: bool = False) -> registry.Metrics | None:
     """Turn this process's metrics on if ``[metrics] bind_port`` is set
-    (before any worker is forked); returns them, or None when off."""
+    (before any worker is forked); returns them, or None when off.
+    ``multiprocess``: for workers whose values this process serves."""
     global _multiprocess_dir, _dir_owner
     if not enabled(conf):
         return None
     with _state_lock:
         directory = None
-        if workers > 1 and registry.current is None:
+        if multiprocess and registry.current is None:
             if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
                 LOG.info("Ignoring PROMETHEUS_MULTIPROC_DIR=%s: this run "
                          "uses a directory of its own",
@@ -58,6 +66,7 @@ def setup(conf: Any, *, workers: int = 1) -> registry.Metrics | None:
             directory = tempfile.mkdtemp(prefix="novalet-metrics-")
             _multiprocess_dir, _dir_owner = directory, os.getpid()
             atexit.register(cleanup)
+            LOG.info("Collecting the workers' metrics in %s", directory)
     return registry.enable(directory)
 
 
@@ -190,18 +199,24 @@ class Endpoint:
         return self
 
     def stop(self) -> None:
+        """Stop serving (if this process serves it) and close the socket."""
         with _state_lock:
-            if self not in _endpoints:
-                return
-            _endpoints.remove(self)
-        self._server.shutdown()
+            started = self in _endpoints
+            if started:
+                _endpoints.remove(self)
+        if started:
+            self._server.shutdown()
+            if self._thread is not None:
+                self._thread.join(10)
         self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(10)
+
+    @property
+    def serving(self) -> bool:
+        return self._thread is not None
 
     def close_in_child(self) -> None:
-        """In a forked worker: drop the inherited listening socket (the
-        serving thread exists in the parent only)."""
+        """In a forked worker: drop the inherited listening socket of an
+        endpoint the parent serves (its thread exists in the parent only)."""
         self._server.socket.close()
 
 
@@ -218,17 +233,44 @@ class _Forward:
 def _after_fork_in_child() -> None:
     for endpoint in list(_endpoints):
         endpoint.close_in_child()
-    _endpoints.clear()
+    _endpoints.clear()  # an endpoint bound but not started stays, to serve here
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def serve(conf: Any, *, checks: Iterable[health_mod.Check] = (),
-          collectors: Iterable[Any] = ()) -> Endpoint | None:
-    """Start the endpoint on ``[metrics] bind_host:bind_port`` (metrics
-    must be ``setup()``); None when metrics are off."""
+          collectors: Iterable[Any] = (), start: bool = True) -> Endpoint | None:
+    """Bind the endpoint on ``[metrics] bind_host:bind_port`` and start
+    serving it unless ``start`` is false (metrics must be ``setup()``);
+    None when metrics are off. Raises ``OSError`` if it cannot bind."""
     if not enabled(conf) or registry.current is None:
         return None
-    return Endpoint(conf.metrics.bind_host, conf.metrics.bind_port,
-                    health_mod.Health(list(checks)), collectors).start()
+    endpoint = Endpoint(conf.metrics.bind_host, conf.metrics.bind_port,
+                        health_mod.Health(list(checks)), collectors)
+    return endpoint.start() if start else endpoint
+
+
+class WithEndpoint(oslo_service.ServiceBase):
+    """``service`` whose worker process serves ``endpoint`` while it runs
+    (the launcher forks the worker after the endpoint was bound)."""
+
+    def __init__(self, service: Any, endpoint: Endpoint) -> None:
+        self.service = service
+        self.endpoint = endpoint
+
+    def start(self) -> None:
+        self.endpoint.start()
+        self.service.start()
+
+    def stop(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            self.service.stop(*args, **kwargs)
+        finally:
+            self.endpoint.stop()
+
+    def wait(self) -> None:
+        self.service.wait()
+
+    def reset(self) -> None:
+        self.service.reset()
