@@ -115,10 +115,15 @@ class FleetCollector:
                             getattr(e, "message", e))
 
     def collect(self) -> Iterator[Any]:
+        self.refresh()
+        yield from self.families(self._data, self._read_at, self.failures)
+
+    @staticmethod
+    def families(data: dict[str, Any] | None, read_at: float,
+                 failures: int) -> list[Any]:
+        """The metric families of ``data`` (as ``_read`` returns it)."""
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-        self.refresh()
-        data = self._data
         services = GaugeMetricFamily(
             "novalet_services", "Services by binary and state (up, down, "
             "disabled, forced_down; exclusive, in reverse order of "
@@ -140,12 +145,12 @@ class FleetCollector:
                 minimum.add_metric([binary], version)
             for binary, (rpc_cap, release) in sorted(data["caps"].items()):
                 caps.add_metric([binary, rpc_cap, release], 1)
-        read_at = GaugeMetricFamily(
+        read = GaugeMetricFamily(
             "novalet_fleet_read_timestamp_seconds",
             "When the fleet data above was read (Unix time; 0: never).",
-            value=self._read_at)
-        failures = CounterMetricFamily(
+            value=read_at)
+        failed = CounterMetricFamily(
             "novalet_fleet_read_failures",
             "Reads of the fleet that failed (the last good data is kept).",
-            value=self.failures)
-        yield from (services, minimum, caps, read_at, failures)
+            value=failures)
+        return [services, minimum, caps, read, failed]
