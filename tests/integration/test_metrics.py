@@ -351,3 +351,35 @@ def test_workers_share_one_endpoint(cluster, rabbit_vhost, postgresql_db):
     assert cond.stop() == 0
     assert not os.path.exists(directory)
     assert not re.search(r"Traceback", cond.log())
+
+
+def test_allinone_turns_metrics_on_and_prints_the_url(tmp_path):
+    config = processes.write_config(str(tmp_path / "aio.conf"), {
+        "DEFAULT": {"state_path": str(tmp_path / "state")}})
+    proc = subprocess.Popen(
+        [os.path.join(processes.BIN_DIR, "novalet-allinone"), "--config-file", config,
+         "--computes", "2", "--nodes", "1", "--instances", "2", "--duration", "60"],
+        stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        line = ""
+        for _ in range(5):
+            line = proc.stdout.readline()
+            if "metrics on" in line:
+                break
+        url = re.search(r"metrics on (http://127\.0\.0\.1:\d+)/metrics", line).group(1)
+        samples = wait_for(
+            lambda: (s := scrape(url)) and value(s, "novalet_services",
+                                                  binary="novalet-compute",
+                                                  state="up") == 2 and s,
+            60, "both computes up in the fleet metrics")
+        assert get(url + "/healthz") == (200, "ok\n")
+        assert value(samples, "novalet_node_vcpus", node="compute-1-node-1") > 0
+        assert value(samples, CALLS, object="Instance", method="create",
+                     outcome="ok") == 2
+        assert value(samples, "novalet_claims_total", node="compute-1-node-1",
+                     outcome="ok") + value(samples, "novalet_claims_total",
+                                           node="compute-2-node-1", outcome="ok") == 2
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)
+        proc.stdout.close()
