@@ -7,7 +7,13 @@ a warm-up, cases interleaved in rounds; also prints each process's CPU time per
 call (/proc), steadier than rates on a shared machine. Exits 0 either way.
 
     python benchmarks/object_rpc.py [--calls N] [--seconds S] [--rounds R]
-        [--cases no-DB,save()] [--py-spy DIR]
+        [--cases no-DB,save()] [--py-spy DIR] [--metrics]
+
+``--metrics``: a second ``novalet-conductor`` with ``[metrics]`` on (its
+workers' values in prometheus_client's multiprocess files, the endpoint
+served by its parent and scraped once a second during the run, as Prometheus
+would), and the novalet cases again against it (``no-DB+m``, ``save()+m``),
+interleaved with the ones against the conductor without metrics.
 """
 
 from __future__ import annotations
@@ -253,6 +259,23 @@ def start_echo_server(url: str, topic: str, db_url: str, stack: contextlib.ExitS
     return proc.pid
 
 
+def start_scraper(url: str, stack: contextlib.ExitStack) -> None:
+    """Scrape ``url`` once a second while the run lasts (as Prometheus would)."""
+    import urllib.request
+
+    stop = threading.Event()
+
+    def scrape() -> None:
+        while not stop.wait(1.0):
+            with contextlib.suppress(OSError):
+                urllib.request.urlopen(url, timeout=5).read()
+
+    thread = threading.Thread(target=scrape, daemon=True)
+    thread.start()
+    stack.callback(thread.join, 10)
+    stack.callback(stop.set)
+
+
 def start_py_spy(pid: int, out: str, stack: contextlib.ExitStack) -> None:
     """Sample ``pid`` while it holds the GIL (raw stacks into ``out``)."""
     spy = os.path.join(os.path.dirname(sys.executable), "py-spy")
@@ -295,6 +318,22 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
                                          os.path.join(tmp, "conductor.log"), bin_dir=tmp)
     stack.callback(conductor.stop)
     conductor.wait_for_log(r"novalet-conductor started on bench-conductor")
+    metered_topic = None
+    if args.metrics:
+        metered_topic = "conductor-bench-m-%s" % os.urandom(4).hex()
+        metered = processes.ServiceProcess(
+            "novalet-conductor", processes.write_config(
+                os.path.join(tmp, "metered.conf"), {
+                    "DEFAULT": {"transport_url": vhost.url, "host": "bench-conductor-m",
+                                "rpc_response_timeout": 30},
+                    "database": {"connection": database.url},
+                    "conductor": {"workers": 1, "topic": metered_topic},
+                    "metrics": {"bind_port": 0}}),
+            os.path.join(tmp, "metered.log"), bin_dir=tmp)
+        stack.callback(metered.stop)
+        metrics_url = metered.wait_for_log(r"Metrics on (http://\S+)/metrics").group(1)
+        metered.wait_for_log(r"novalet-conductor started on bench-conductor-m")
+        start_scraper(metrics_url + "/metrics", stack)
     echo_topic = "echo-bench-%s" % os.urandom(4).hex()
     echo_pid = start_echo_server(vhost.url, echo_topic, database.url, stack)
 
@@ -305,6 +344,21 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
     indirection.configure(novalet_conf.CONF)
     stack.callback(rpc.cleanup)
     stack.callback(indirection.reset)
+    from novalet.objects import base as objects_base
+
+    plain_api = objects_base.get_indirection_api()
+    metered_api = None
+    if metered_topic is not None:
+        novalet_conf.CONF.set_override("topic", metered_topic, "conductor")
+        metered_api = indirection.load("rpc", novalet_conf.CONF)
+        novalet_conf.CONF.clear_override("topic", "conductor")
+
+    def through(api: Any, call: Callable[[], Any]) -> Callable[[], Any]:
+        """``call`` with the objects' calls going through ``api``."""
+        def run_through() -> Any:
+            objects_base.set_indirection_api(api)
+            return call()
+        return run_through
     ctxt = context.get_admin_context()
     node = objects.ComputeNode(
         ctxt, host="bench-host", hypervisor_hostname="bench-node", vcpus=16,
@@ -331,16 +385,23 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
         node.memory_mb_used = next(counter)
         node.save()
 
+    def touch() -> None:
+        probe.touch(next(counter))
+
     cases = [c for c in (
         Case("raw", lambda: raw_client.call({}, "echo", payload=primitive)),
-        Case("no-DB", lambda: probe.touch(next(counter))),
-        Case("no-DB/1", lambda: small.touch(next(counter))),
+        Case("no-DB", through(plain_api, touch)),
+        Case("no-DB/1", through(plain_api, lambda: small.touch(next(counter)))),
         Case("raw+DB", lambda: raw_client.call({}, "echo_update", payload=primitive,
                                                node_id=node.id, value=next(counter))),
-        Case("save()", save),
+        Case("save()", through(plain_api, save)),
     ) if c.name == "raw" or c.name in args.cases
         or (c.name == "raw+DB" and "save()" in args.cases)
         or (c.name == "no-DB/1" and "no-DB" in args.cases)]
+    if metered_api is not None:  # the same calls, to the conductor with metrics
+        cases += [Case(name + "+m", through(metered_api, call))
+                  for name, call in (("no-DB", touch), ("save()", save))
+                  if name in args.cases]
     print(environment())
     wire_context = rpc.RequestContextSerializer().serialize_context(ctxt)
     print("payload: a ComputeNode primitive, %d bytes of JSON (raw: the same plain dict, "
@@ -358,7 +419,8 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
         case.reset()
     groups = {
         "client": [os.getpid()], "echo": process_tree(echo_pid),
-        "conductor": process_tree(conductor.proc.pid),
+        "conductor": process_tree(conductor.proc.pid) + (
+            process_tree(metered.proc.pid) if metered_topic else []),
         "rabbitmq": [int(pid) for pid in subprocess.run(
             ["pgrep", "-x", "beam.smp"], capture_output=True, text=True).stdout.split()],
         "postgres": [row[0] for row in database.query(
@@ -378,6 +440,17 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
           % (args.rounds, args.warmup))
     report(cases)
     by_name = {c.name: c for c in cases}
+    for name in ("no-DB", "save()"):
+        if name in by_name and name + "+m" in by_name:
+            plain, metered_case = by_name[name], by_name[name + "+m"]
+            print("%s with metrics / without: %.3fx (ratio to raw %.2f -> %.2f); "
+                  "conductor CPU ms per call %.3f -> %.3f" % (
+                      name, metered_case.rate / plain.rate,
+                      plain.rate / by_name["raw"].rate,
+                      metered_case.rate / by_name["raw"].rate,
+                      plain.cpu.get("conductor", 0) * 1000 / len(plain.latencies),
+                      metered_case.cpu.get("conductor", 0) * 1000
+                      / len(metered_case.latencies)))
     if "raw+DB" in by_name and "save()" in by_name:
         print("save() / raw+DB: %.2fx (the same database write, with and without novalet's "
               "objects, serializer and dispatcher); raw+DB / raw: %.2fx" % (
@@ -415,6 +488,9 @@ def main() -> int:
                         help="record py-spy stacks (GIL holders) of the client, echo "
                              "server and conductor processes during the measured rounds "
                              "into DIR/<group>-<pid>.txt")
+    parser.add_argument("--metrics", action="store_true",
+                        help="also run the novalet cases against a conductor with "
+                             "[metrics] on (cases no-DB+m, save()+m), interleaved")
     parser.add_argument("--echo-server", nargs=3, metavar=("URL", "TOPIC", "DB"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()

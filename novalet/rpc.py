@@ -24,6 +24,7 @@ from oslo_serialization import jsonutils
 
 from novalet import context as novalet_context
 from novalet import exception
+from novalet.metrics import conductor as conductor_metrics
 from novalet.objects import base as objects_base
 
 ALLOWED_EXMODS = [exception.__name__]
@@ -145,6 +146,9 @@ class RequestContextSerializer(messaging.Serializer):
                     return self._base.deserialize_entity(ctxt, entity)
             return self._base.deserialize_entity(ctxt, entity)
         except exception.NovaletException:
+            if self._objects_local:  # the conductor refuses the call
+                conductor_metrics.refused_before_dispatch(
+                    entity, objects_base.NovaletObject.OBJ_SERIAL_NAMESPACE)
             if not self._expected_errors:
                 raise
             raise messaging.ExpectedException()

@@ -29,6 +29,7 @@ from novalet.compute import rpcapi as compute_rpcapi
 from novalet.conductor import manager as conductor_manager
 from novalet.db import api as db_api
 from novalet.db import migration
+from novalet.metrics import endpoint as metrics_endpoint
 from novalet.virt import fake
 
 LOG = logging.getLogger(__name__)
@@ -93,6 +94,22 @@ class Cluster:
             svc.start()
             self.services.append(svc)
 
+    def serve_metrics(self) -> Any:
+        """The metrics endpoint of the whole cluster (conductor calls,
+        every compute's nodes, the fleet); None if ``[metrics] bind_port``
+        is unset."""
+        from novalet.metrics import compute, fleet, health
+
+        conf = self.conf
+        metrics_endpoint.setup(conf)
+        return metrics_endpoint.serve(
+            conf, checks=[health.broker_check(conf), health.database_check(conf),
+                          health.heartbeat_check(conf, self.sg)],
+            collectors=[fleet.FleetCollector(conf, self.sg),
+                        compute.ComputeNodeCollector(lambda: [
+                            s.manager for s in self.services
+                            if s.binary == "novalet-compute"])])
+
     def boot(self, count: int) -> None:
         ctxt = context.get_admin_context()
         api = compute_rpcapi.ComputeAPI(self.conf)
@@ -140,6 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     CONF.set_default("periodic_fuzzy_delay", 0)
     # Logs go to a file: the terminal shows the status view.
     CONF.set_default("log_file", "$state_path/novalet-allinone.log")
+    # Metrics on, on a free loopback port ([metrics] bind_port chooses one).
+    CONF.set_default("bind_port", 0, "metrics")
     common.setup(rest, prog=BINARY)
     if args.transport_url:
         CONF.set_override("transport_url", args.transport_url)
@@ -165,11 +184,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGINT, lambda *a: stop.set())
     signal.signal(signal.SIGTERM, lambda *a: stop.set())
     cluster = Cluster(CONF, args)
+    endpoint = cluster.serve_metrics()
     print("novalet-allinone: starting %d compute(s) x %d node(s) on %s, %s "
           "(log: %s)" % (args.computes, args.nodes,
                          rpc.masked_transport_url(CONF),
                          db_api.masked_url(CONF.database.connection),
                          CONF.log_file or "stderr"), flush=True)
+    if endpoint is not None:
+        print("novalet-allinone: metrics on %s/metrics, health on %s/healthz"
+              % (endpoint.url, endpoint.url), flush=True)
     try:
         cluster.start()
         cluster.boot(args.instances)
@@ -188,6 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             stop.wait(1.0)
     finally:
         cluster.stop()
+        metrics_endpoint.cleanup()
         indirection.reset()
         rpc.cleanup()
         print("novalet-allinone: stopped", flush=True)

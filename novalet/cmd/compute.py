@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from oslo_log import log as logging
 from oslo_service import service as oslo_service
@@ -13,6 +14,7 @@ from novalet import conf as novalet_conf
 from novalet import context, exception, indirection, rpc, service, servicegroup
 from novalet.cmd import common
 from novalet.compute import manager as compute_manager
+from novalet.metrics import endpoint as metrics
 
 LOG = logging.getLogger(__name__)
 BINARY = "novalet-compute"
@@ -56,17 +58,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         rpc.check_broker(CONF, CONF.startup_timeout)
         _check_service_versions(CONF)
         manager = compute_manager.ComputeManager(CONF, CONF.host)
-    except exception.NovaletException as e:
+        sg = servicegroup.API(CONF)
+        endpoint = _metrics_endpoint(CONF, manager, sg)
+    except (exception.NovaletException, OSError) as e:
         return common.fail(BINARY, e)
-    server = service.Service(
+    server: Any = service.Service(
         CONF, host=CONF.host, binary=BINARY, topic=CONF.compute.topic,
         manager=manager, rpc_version=compute_manager.RPC_API_VERSION,
-        default_indirection="rpc", servicegroup_api=servicegroup.API(CONF),
+        default_indirection="rpc", servicegroup_api=sg,
         freeze_heap=True)
+    if endpoint is not None:  # served by the worker process, from its memory
+        server = metrics.WithEndpoint(server, endpoint)
     service.freeze_heap()
     launcher = oslo_service.launch(CONF, server, workers=1,
                                    restart_method="mutate")
     return int(launcher.wait() or 0)
+
+
+def _metrics_endpoint(conf: Any, manager: compute_manager.ComputeManager,
+                      sg: servicegroup.API) -> metrics.Endpoint | None:
+    """The (bound, not yet served) endpoint of this compute: heartbeats,
+    audits, claims, its nodes; healthy while the broker answers and its
+    heartbeat works. None when ``[metrics] bind_port`` is unset."""
+    from novalet.metrics import compute, health
+
+    metrics.setup(conf)
+    return metrics.serve(
+        conf, checks=[health.broker_check(conf), health.heartbeat_check(conf, sg)],
+        collectors=[compute.ComputeNodeCollector(lambda: [manager])], start=False)
 
 
 if __name__ == "__main__":

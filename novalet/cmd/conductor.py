@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from oslo_log import log as logging
 from oslo_service import service as oslo_service
@@ -13,6 +14,7 @@ from novalet import context, exception, rpc, service, servicegroup
 from novalet.cmd import common
 from novalet.conductor import manager as conductor_manager
 from novalet.db import api as db_api
+from novalet.metrics import endpoint as metrics
 
 LOG = logging.getLogger(__name__)
 BINARY = "novalet-conductor"
@@ -22,6 +24,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     CONF = novalet_conf.CONF
     common.setup(argv, prog=BINARY)
     common.setup_guru_meditation(BINARY)
+    # Before any worker exists (the launcher forks even one): every worker's
+    # metrics go to this run's directory and this process serves them all.
+    metrics.setup(CONF, multiprocess=True)
     if CONF.objects.indirection not in (None, "direct"):
         LOG.warning("[objects] indirection=%s ignored: the conductor always "
                     "runs remotable methods itself (direct)",
@@ -39,19 +44,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     except exception.NovaletException as e:
         return common.fail(BINARY, e)
     db_api.dispose()  # workers open their own connections after the fork
+    sg = servicegroup.API(CONF)
     server = service.Service(
         CONF, host=CONF.host, binary=BINARY, topic=CONF.conductor.topic,
         manager=conductor_manager.ConductorManager(CONF),
         rpc_version=conductor_manager.RPC_API_VERSION,
         default_indirection="direct", objects_local=True,
-        servicegroup_api=servicegroup.API(CONF),
+        servicegroup_api=sg,
         freeze_heap=True)
+    try:
+        _serve_metrics(CONF, sg)
+    except (exception.NovaletException, OSError) as e:
+        return common.fail(BINARY, e)
     service.freeze_heap()
     launcher = oslo_service.launch(CONF, server,
                                    workers=CONF.conductor.workers,
                                    restart_method="mutate")
     code = launcher.wait()
+    metrics.cleanup()
     return int(code or 0)
+
+
+def _serve_metrics(conf: Any, sg: servicegroup.API) -> None:
+    """The endpoint of this conductor (all its workers): its calls, the
+    fleet; healthy while the broker and the database answer."""
+    from novalet.metrics import fleet, health
+
+    metrics.serve(conf, checks=[health.broker_check(conf),
+                                health.database_check(conf)],
+                  collectors=[fleet.FleetCollector(conf, sg)])
 
 
 if __name__ == "__main__":

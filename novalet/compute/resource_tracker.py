@@ -18,6 +18,7 @@ from oslo_log import log as logging
 
 from novalet import exception, objects
 from novalet.compute.claims import Claim, Usage, check_fits
+from novalet.metrics import compute as metrics
 from novalet.objects import fields
 from novalet.virt import driver as virt_driver
 
@@ -78,6 +79,7 @@ class ResourceTracker:
 
     # -- the audit -------------------------------------------------------
 
+    @metrics.audit
     def update_available_resource(self, ctxt: Any) -> None:
         """Read the node from the driver and make its record agree.
 
@@ -204,6 +206,7 @@ class ResourceTracker:
 
     # -- claims ----------------------------------------------------------
 
+    @metrics.claim
     def instance_claim(self, ctxt: Any, instance: Any) -> Claim:
         """Reserve ``instance``'s resources on this node and place it here.
 

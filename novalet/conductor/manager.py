@@ -20,6 +20,7 @@ from oslo_versionedobjects import exception as ovo_exc
 
 from novalet import exception, rpc
 from novalet import manager as base_manager
+from novalet.metrics import conductor as metrics
 from novalet.objects import base as objects_base
 from novalet.objects import codec
 
@@ -206,6 +207,7 @@ class ConductorManager(base_manager.Manager):
         super().__init__(conf, host or conf.host)
 
     @rpc.expose
+    @metrics.observe
     def object_action(self, context: Any, objinst: Any, objmethod: Any,
                       args: Any, kwargs: Any,
                       object_versions: Any = None) -> tuple[dict[str, Any], Any]:
@@ -232,6 +234,7 @@ class ConductorManager(base_manager.Manager):
         return updates, result
 
     @rpc.expose
+    @metrics.observe
     def object_class_action_versions(self, context: Any, objname: Any,
                                      objmethod: Any, object_versions: Any,
                                      args: Any, kwargs: Any) -> Any:
@@ -252,6 +255,7 @@ class ConductorManager(base_manager.Manager):
         return result
 
     @rpc.expose
+    @metrics.observe
     def object_backport_versions(self, context: Any, objinst: Any,
                                  object_versions: Any) -> Any:
         """Return ``objinst`` as a primitive at the caller's versions."""

@@ -23,6 +23,7 @@ from novalet.conf import (
     default,
     fake,
     libvirt,
+    metrics,
     objects,
     servicegroup,
     upgrade_levels,
@@ -31,7 +32,7 @@ from novalet.conf import (
 CONF = cfg.CONF
 
 _MODULES = (default, database, objects, conductor, compute, fake, libvirt,
-            servicegroup, upgrade_levels)
+            servicegroup, upgrade_levels, metrics)
 
 DEFAULT_TRANSPORT_URL = "fake://"
 

@@ -27,6 +27,7 @@ from novalet import db as db_switch
 from novalet import exception
 from novalet.db import models
 from novalet.db.sqlfuncs import utcnow
+from novalet.metrics import database as db_metrics
 
 LOG = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ _connection: str | None = None
 
 
 def _on_engine_create(engine: sa.engine.Engine) -> None:
+    db_metrics.watch(engine)
     if engine.dialect.name != "sqlite":
         return
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -19,6 +20,7 @@ from oslo_log import log as logging
 from oslo_service import loopingcall
 
 from novalet import exception
+from novalet.metrics import heartbeat as metrics
 
 LOG = logging.getLogger(__name__)
 
@@ -46,6 +48,8 @@ class Reporter:
         self._close = close
         self._lost_errors = lost_errors
         self.lost = False
+        #: Monotonic time of the last beat that worked (None: none yet).
+        self.last_worked: float | None = None
         self._timer: Any = None
 
     def __repr__(self) -> str:
@@ -54,7 +58,8 @@ class Reporter:
     def run_once(self) -> bool:
         """One heartbeat, errors handled as the class says; True if it worked."""
         try:
-            self._beat()
+            with metrics.timer():
+                self._beat()
         except Exception as e:
             return self.failed(e)
         return self.worked()
@@ -62,6 +67,7 @@ class Reporter:
     def failed(self, error: Exception) -> bool:
         """Log a failed beat as the class says (also for beats sent by
         someone else on this reporter's behalf); returns False."""
+        metrics.counted(False)
         if isinstance(error, self._lost_errors):
             if not self.lost:
                 self.lost = True
@@ -76,6 +82,8 @@ class Reporter:
     def worked(self) -> bool:
         """Note a beat that worked ("recovered" once after an outage);
         returns True."""
+        self.last_worked = time.monotonic()
+        metrics.counted(True)
         if self.lost:
             self.lost = False
             LOG.info("Heartbeat of %s: %s recovered", self.name, self.what)

@@ -39,6 +39,7 @@ from oslo_service import loopingcall
 
 from novalet import context as novalet_context
 from novalet import exception, objects, rpc
+from novalet.metrics import heartbeat as metrics
 from novalet.servicegroup.drivers import base
 
 LOG = logging.getLogger(__name__)
@@ -209,7 +210,7 @@ class Batcher:
         refs = [r.service.service_ref for r in reporters]
         try:
             ctxt = refs[0].obj_context or novalet_context.get_admin_context()
-            with rpc.call_timeout(reporters[0].timeout):
+            with rpc.call_timeout(reporters[0].timeout), metrics.timer():
                 missing = set(objects.ServiceList.report_heartbeats(
                     ctxt, [ref.id for ref in refs]))
         except exception.DispatchRefused as e:

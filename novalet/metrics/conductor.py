@@ -1,0 +1,151 @@
+"""The conductor's call metrics: one decorator on each object endpoint.
+
+Labels stay bounded whatever a caller sends: ``object`` is a registered
+object's name and ``method`` one of that object's remotable methods, or
+``unknown`` (``registry.UNKNOWN``); ``outcome`` is ``ok``, ``refused`` (a
+``DispatchRefused``: not remotable, unknown object or version, malformed) or
+``error`` (the method raised); ``error`` is a ``novalet.exception`` class
+name or ``other``.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from oslo_versionedobjects import base as ovo_base
+
+from novalet import exception
+from novalet.metrics import registry
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+UNKNOWN = registry.UNKNOWN
+
+#: The ``method`` label of ``object_backport_versions`` (the ``obj_``
+#: prefix is the framework's, never a remotable method's name).
+BACKPORT = "obj_backport"
+
+_ERROR_NAMES = frozenset(
+    name for name, value in vars(exception).items()
+    if isinstance(value, type) and issubclass(value, exception.NovaletException))
+
+_lock = threading.Lock()
+#: objname -> (number of registered classes seen, remotable method names).
+_remotable: dict[str, tuple[int, frozenset[str]]] = {}
+
+
+def _remotable_names(objname: str, classes: list[type]) -> frozenset[str]:
+    cached = _remotable.get(objname)
+    if cached is not None and cached[0] == len(classes):
+        return cached[1]
+    names = set()
+    for cls in classes:
+        for name in dir(cls):
+            static = inspect.getattr_static(cls, name, None)
+            if isinstance(static, (classmethod, staticmethod)):
+                static = static.__func__
+            if getattr(static, "remotable", False):
+                names.add(name)
+    found = frozenset(names)
+    with _lock:
+        _remotable[objname] = (len(classes), found)
+    return found
+
+
+def object_label(objname: Any) -> str:
+    """``objname`` if it names a registered object, else ``unknown``."""
+    if type(objname) is str and objname in ovo_base.VersionedObjectRegistry.obj_classes():
+        return objname
+    return UNKNOWN
+
+
+def method_label(objlabel: str, method: Any) -> str:
+    """``method`` if it is a remotable method of the object ``objlabel``
+    (as ``object_label`` gave it), else ``unknown``."""
+    if objlabel == UNKNOWN or type(method) is not str:
+        return UNKNOWN
+    classes = ovo_base.VersionedObjectRegistry.obj_classes().get(objlabel, [])
+    return method if method in _remotable_names(objlabel, classes) else UNKNOWN
+
+
+def error_label(error: BaseException) -> str:
+    name = type(error).__name__
+    return name if name in _ERROR_NAMES else "other"
+
+
+def _instance_labels(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, str]:
+    objinst = kwargs.get("objinst", args[0] if args else None)
+    objmethod = kwargs.get("objmethod", args[1] if len(args) > 1 else None)
+    objlabel = object_label(objinst.obj_name() if isinstance(
+        objinst, ovo_base.VersionedObject) else None)
+    return objlabel, method_label(objlabel, objmethod)
+
+
+def _class_labels(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, str]:
+    objlabel = object_label(kwargs.get("objname", args[0] if args else None))
+    objmethod = kwargs.get("objmethod", args[1] if len(args) > 1 else None)
+    return objlabel, method_label(objlabel, objmethod)
+
+
+def _backport_labels(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, str]:
+    objinst = kwargs.get("objinst", args[0] if args else None)
+    if isinstance(objinst, ovo_base.VersionedObject):
+        return object_label(objinst.obj_name()), BACKPORT
+    return UNKNOWN, BACKPORT
+
+
+_LABELS = {"object_action": _instance_labels,
+           "object_class_action_versions": _class_labels,
+           "object_backport_versions": _backport_labels}
+
+
+def observe(endpoint: F) -> F:
+    """Count and time every call of the conductor endpoint ``endpoint``
+    (``object_action``, ``object_class_action_versions`` or
+    ``object_backport_versions``, called as ``(self, context, ...)``); the
+    method runs unchanged when metrics are off."""
+    labels = _LABELS[endpoint.__name__]
+
+    @functools.wraps(endpoint)
+    def wrapper(self: Any, context: Any, *args: Any, **kwargs: Any) -> Any:
+        m = registry.current
+        if m is None:
+            return endpoint(self, context, *args, **kwargs)
+        start = time.perf_counter()
+        m.conductor_in_flight.inc()
+        outcome = "ok"
+        try:
+            return endpoint(self, context, *args, **kwargs)
+        except exception.DispatchRefused:
+            outcome = "refused"
+            raise
+        except Exception as e:
+            outcome = "error"
+            objlabel, method = labels(args, kwargs)
+            m.child(m.conductor_call_errors, objlabel, method,
+                    error_label(e)).inc()
+            raise
+        finally:
+            m.conductor_in_flight.dec()
+            objlabel, method = labels(args, kwargs)
+            m.child(m.conductor_call_duration, objlabel, method).observe(
+                time.perf_counter() - start)
+            m.child(m.conductor_calls, objlabel, method, outcome).inc()
+
+    return wrapper  # type: ignore[return-value]
+
+
+def refused_before_dispatch(entity: Any, namespace: str) -> None:
+    """An argument the conductor could not rebuild (unknown object or
+    version, malformed primitive): the call is refused before any endpoint
+    runs. ``namespace`` is the objects' serial namespace (``novalet_object``)."""
+    m = registry.current
+    if m is None:
+        return
+    name = entity.get(namespace + ".name") if isinstance(entity, dict) else None
+    m.child(m.conductor_calls, object_label(name), UNKNOWN, "refused").inc()
