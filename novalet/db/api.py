@@ -164,6 +164,12 @@ def _transaction(mode: str, connection: bool = False) -> Callable[[F], F]:
             except db_exc.DBConnectionError as e:
                 raise exception.DatabaseUnavailable(
                     url=masked_connection(), reason=e.inner_exception or e)
+            except sa.exc.OperationalError as e:
+                # oslo.db does not recognise every driver's wording of a
+                # refused connection (libpq 15 with several hosts: "connection
+                # to server at ... failed"): still the database, not a bug.
+                raise exception.DatabaseUnavailable(
+                    url=masked_connection(), reason=str(e.orig).strip() or e)
         return wrapper  # type: ignore[return-value]
     return decorator
 

@@ -234,8 +234,9 @@ class RabbitCluster:
                 result.stderr.strip() or result.stdout.strip()))
         return result
 
-    def running_members(self, via: RabbitNode) -> list[str]:
-        out = self.ctl(via, "cluster_status", "--formatter", "json").stdout
+    def running_members(self, via: RabbitNode, timeout: float = 60) -> list[str]:
+        out = self.ctl(via, "cluster_status", "--formatter", "json",
+                       timeout=timeout).stdout
         return list(json.loads(out).get("running_nodes", []))
 
     def any_running(self) -> RabbitNode:
@@ -272,7 +273,9 @@ class RabbitCluster:
         want = sorted(n.name for n in self.nodes)
         while time.monotonic() < deadline:
             try:
-                if all(sorted(self.running_members(n)) == want
+                # Every node's own view: a paused (minority) node answers
+                # late or not at all, hence the short timeout.
+                if all(sorted(self.running_members(n, timeout=15)) == want
                        for n in self.nodes):
                     return
             except (ClusterError, ValueError):

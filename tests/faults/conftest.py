@@ -215,11 +215,11 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     terminalreporter.section("fault figures")
     for row in FIGURES:
         terminalreporter.write_line(
-            "%-28s back after end %5.1fs (after start %5.1fs)  "
-            "acknowledged lost %d  %s" % (
-                row["fault"], row["back_after_end_s"],
-                row["back_after_start_s"], row["acknowledged_lost"],
+            "%-30s fault %5.1fs  back %4.1fs after it  longest beat gap "
+            "%5.1fs  acknowledged lost %d  %s" % (
+                row["fault"], row["fault_s"], row["back_after_end_s"],
+                row["longest_beat_gap_s"], row["acknowledged_lost"],
                 " ".join("%s=%s" % (k, v) for k, v in sorted(row.items())
-                         if k not in ("fault", "back_after_end_s",
-                                      "back_after_start_s",
+                         if k not in ("fault", "fault_s", "back_after_end_s",
+                                      "longest_beat_gap_s",
                                       "acknowledged_lost"))))

@@ -5,6 +5,7 @@ load stops and every invariant is checked (``run_fault``)."""
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -91,6 +92,45 @@ def wait_heartbeats(stack: world.Stack, since: float, timeout: float) -> float:
                          "fault's end" % (missing, timeout))
 
 
+class HeartbeatWatch:
+    """Polls every compute's ``report_count`` from the fault's start; the
+    longest time any compute went without a heartbeat landing."""
+
+    def __init__(self, stack: world.Stack) -> None:
+        self.stack = stack
+        self.last: dict[str, tuple[int, float]] = {}
+        self.longest = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name="heartbeat-watch")
+
+    def start(self) -> None:
+        now = time.monotonic()
+        self.last = {h: (c, now) for h, c in self.stack.compute_counts().items()}
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            try:
+                counts = self.stack.compute_counts()
+            except Exception:  # the database itself may be down
+                continue
+            now = time.monotonic()
+            for host, count in counts.items():
+                seen, since = self.last.get(host, (count, now))
+                if count != seen:
+                    self.longest = max(self.longest, now - since)
+                    self.last[host] = (count, now)
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join(10)
+        now = time.monotonic()
+        for _count, since in self.last.values():
+            self.longest = max(self.longest, now - since)
+        return self.longest
+
+
 def check_computes(stack: world.Stack, ctxt: Any) -> list[str]:
     """No live compute is down; a call reaches every compute and its
     resource tracker claims (so no lock is stuck)."""
@@ -136,8 +176,10 @@ def run_fault(stack: world.Stack, conf: Any, name: str,
     tag = "%s-%d" % (name, time.monotonic_ns())
     load = load_mod.Load(ctxt, service, node, tag)
     load.start()
+    watch = HeartbeatWatch(stack)
     try:
         time.sleep(1.5)
+        watch.start()
         started = time.monotonic()
         state = inject()
         time.sleep(duration)
@@ -146,6 +188,7 @@ def run_fault(stack: world.Stack, conf: Any, name: str,
         back = wait_heartbeats(stack, ended, timeout=60)
         time.sleep(1.5)
     finally:
+        gap = watch.stop()
         load.stop()
     if any(op.outcome in ("unknown", "failed") for op in load.recorder.ops):
         time.sleep(world.RPC_TIMEOUT + 1)  # answers lost may still land
@@ -155,7 +198,8 @@ def run_fault(stack: world.Stack, conf: Any, name: str,
     problems += check_computes(stack, ctxt)
     figures = dict(verdict.figures, fault=name,
                    back_after_end_s=round(back, 1),
-                   back_after_start_s=round(back + ended - started, 1))
+                   fault_s=round(ended - started, 1),
+                   longest_beat_gap_s=round(gap, 1))
     world.FIGURES.append(figures)
     print("FAULT %s %s" % (name, figures))
     limit = 2 * world.REPORT_INTERVAL

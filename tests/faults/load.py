@@ -85,7 +85,7 @@ class Load:
     """The three workers; ``stop()`` returns once every call has ended."""
 
     def __init__(self, ctxt: Any, service: Any, node: Any, tag: str,
-                 pause: float = 0.05) -> None:
+                 pause: float = 0.1) -> None:
         self.ctxt = ctxt
         self.service = service
         self.node = node

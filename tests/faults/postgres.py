@@ -159,15 +159,39 @@ class PrivatePostgres:
         procs.stop_group(self.proc, timeout=timeout)
         self.start(timeout)
 
+    def _children(self) -> list[int]:
+        """The postmaster's children (backends and helpers): each calls
+        setsid(), so they are not in the postmaster's process group."""
+        assert self.proc is not None
+        found = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open("/proc/%s/stat" % entry) as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            if ppid == self.proc.pid:
+                found.append(int(entry))
+        return found
+
+    def _signal_all(self, signum: int) -> None:
+        assert self.proc is not None
+        procs.signal_group(self.proc, signum)  # first: no new children
+        for pid in self._children():
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
+
     def freeze(self) -> None:
         """SIGSTOP the postmaster and every backend."""
-        assert self.proc is not None
-        procs.signal_group(self.proc, signal.SIGSTOP)
+        self._signal_all(signal.SIGSTOP)
         self.frozen = True
 
     def thaw(self) -> None:
-        assert self.proc is not None
-        procs.signal_group(self.proc, signal.SIGCONT)
+        self._signal_all(signal.SIGCONT)
         self.frozen = False
 
     def log_tail(self, chars: int = 3000) -> str:
@@ -180,5 +204,12 @@ class PrivatePostgres:
 
     def close(self) -> None:
         if self.proc is not None:
+            children = self._children()
             procs.kill_group(self.proc)
+            for pid in children:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                    os.kill(pid, signal.SIGCONT)
+                except ProcessLookupError:
+                    pass
         shutil.rmtree(self.dir, ignore_errors=True)

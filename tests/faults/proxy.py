@@ -60,7 +60,7 @@ class TcpProxy:
                 if not ready:
                     continue
                 client, _ = self._listener.accept()
-            except OSError:
+            except (OSError, ValueError):
                 return
             try:
                 upstream = socket.create_connection(self.target, timeout=5)
@@ -100,7 +100,7 @@ class TcpProxy:
                         pending.append((time.monotonic() + self.delay, data))
                     else:
                         dst.sendall(data)
-        except OSError:
+        except (OSError, ValueError):  # ValueError: the other side closed it
             pass
         finally:
             for s in (src, dst):
