@@ -267,7 +267,7 @@ class RabbitCluster:
         """All nodes in one oslo.messaging URL."""
         return "rabbit://%s/" % ",".join(n.url for n in self.nodes)
 
-    def wait_healthy(self, timeout: float = 120) -> None:
+    def wait_healthy(self, timeout: float = 240) -> None:
         """Every node runs and sees every other node."""
         deadline = time.monotonic() + timeout
         want = sorted(n.name for n in self.nodes)

@@ -12,11 +12,12 @@ import pytest
 from tests.faults import conftest as world
 from tests.faults.harness import run_fault
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(480)]
 
-#: A call ends within its timeout, plus the time to notice a dead connection
-#: (2 x the AMQP heartbeat) and a second of slack: it never hangs.
-CALL_LIMIT = world.RPC_TIMEOUT + 2 * world.HEARTBEAT_THRESHOLD + 1
+#: No call hangs: each ends within twice its timeout plus the time to notice
+#: a dead connection (2 x the AMQP heartbeat), however long the fault lasts
+#: (sending and waiting for the reply are each bounded by the timeout).
+CALL_LIMIT = 2 * world.RPC_TIMEOUT + 2 * world.HEARTBEAT_THRESHOLD
 
 
 def test_kill_leader_of_conductor_queue(stack, conf):
