@@ -16,7 +16,9 @@ exits 0 either way.
 from __future__ import annotations
 
 import argparse
+import glob
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -200,6 +202,9 @@ def main() -> int:
         for setup in setups:
             setup.close()
         pg.close()
+        shutil.rmtree(base, ignore_errors=True)
+        for name in glob.glob("/dev/shm/*quorum-3-nodes*_qmanager"):
+            os.remove(name)  # oslo.messaging's queue manager counters
     return 0
 
 
