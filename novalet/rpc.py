@@ -189,6 +189,38 @@ def errors_as_on_the_wire() -> Iterator[None]:
         raise wire_common.deserialize_remote_exception(data, ALLOWED_EXMODS)
 
 
+def send_retries(conf: Any, timeout: float) -> int | None:
+    """How many reconnect attempts a call may make to *send* within
+    ``timeout`` seconds (oslo.messaging's ``retry``; None: no limit).
+
+    oslo.messaging bounds only the wait for the reply by the timeout; with
+    every broker node down, sending retries forever (``retry=None``) and the
+    call hangs. The rabbit driver sleeps ``kombu_reconnect_delay`` plus
+    ``rabbit_retry_interval`` (growing by ``rabbit_retry_backoff`` up to
+    ``rabbit_interval_max``) between attempts: this counts the attempts whose
+    sleeps fit in ``timeout``, at least one.
+    """
+    try:
+        if messaging.TransportURL.parse(
+                conf, conf.transport_url).transport != "rabbit":
+            return None
+        rabbit = conf.oslo_messaging_rabbit
+        delay = float(rabbit.kombu_reconnect_delay)
+        interval = float(rabbit.rabbit_retry_interval)
+        step = float(rabbit.rabbit_retry_backoff)
+        longest = float(rabbit.rabbit_interval_max)
+    except (cfg.NoSuchOptError, cfg.NoSuchGroupError,
+            messaging.InvalidTransportURL):
+        return None
+    attempts, slept = 0, 0.0
+    while attempts < 1000:
+        slept += delay + min(interval + attempts * step, longest)
+        if slept > timeout:
+            break
+        attempts += 1
+    return max(1, attempts)
+
+
 class _Prepared:
     """One oslo.messaging client (one version cap) and what was prepared
     from it: replaced as a whole when the cap changes, so a call never
@@ -196,6 +228,7 @@ class _Prepared:
 
     def __init__(self, client: Any) -> None:
         self.client = client
+        self.conf = client.transport.conf
         self.contexts: dict[tuple[Any, ...], Any] = {}
         self.sendable: dict[str, bool] = {}
 
@@ -213,6 +246,11 @@ class _Prepared:
                 kwargs["server"] = server
             if timeout is not None:
                 kwargs["timeout"] = timeout
+            retry = send_retries(
+                self.conf, timeout or self.client.timeout
+                or self.conf.rpc_response_timeout)
+            if retry is not None:
+                kwargs["retry"] = retry
             prepared = self.contexts[key] = (
                 self.client.prepare(**kwargs) if kwargs else self.client)
         return prepared

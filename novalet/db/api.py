@@ -8,6 +8,7 @@ reader or writer transaction. Database errors leave as typed
 
 from __future__ import annotations
 
+import datetime
 import functools
 import os
 import threading
@@ -154,6 +155,10 @@ def _transaction(mode: str, connection: bool = False) -> Callable[[F], F]:
             db_switch.check_access(fn.__name__)
             try:
                 factory = getattr(_get_manager(), mode)
+                if kwargs.pop("replica", False) and mode == "reader":
+                    # oslo.db's async reader: [database] slave_connection if
+                    # set (inside a transaction, that transaction's engine).
+                    factory = factory.async_
                 if connection:
                     factory = factory.connection
                 with factory.using(context):
@@ -161,10 +166,20 @@ def _transaction(mode: str, connection: bool = False) -> Callable[[F], F]:
             except db_exc.DBConnectionError as e:
                 raise exception.DatabaseUnavailable(
                     url=masked_connection(), reason=e.inner_exception or e)
+            except sa.exc.OperationalError as e:
+                # oslo.db does not recognise every driver's wording of a
+                # refused connection (libpq 15 with several hosts: "connection
+                # to server at ... failed"): still the database, not a bug.
+                raise exception.DatabaseUnavailable(
+                    url=masked_connection(), reason=str(e.orig).strip() or e)
         return wrapper  # type: ignore[return-value]
     return decorator
 
 
+#: A read-only transaction on the primary (``connection``). Functions that
+#: take ``replica`` read from ``[database] slave_connection`` when called
+#: with ``replica=True`` and a replica is configured: for listings that may
+#: lag the primary a little, never for a read that feeds a write.
 reader = _transaction("reader")
 writer = _transaction("writer")
 #: A writer whose body runs Core statements only: ``context.connection``,
@@ -188,6 +203,57 @@ def _create(context: Any, model: type[models.Base], values: dict[str, Any],
     except db_exc.DBDuplicateEntry:
         raise exists()
     return row
+
+
+#: Columns a resent create may differ in (set where the create ran).
+_CREATE_STAMPS = frozenset({"created_at", "updated_at"})
+
+
+def _comparable(value: Any) -> Any:
+    if isinstance(value, datetime.datetime) and value.tzinfo is not None:
+        return value.astimezone(datetime.UTC).replace(tzinfo=None)
+    if isinstance(value, float):
+        return round(value, 5)
+    return value
+
+
+@writer
+def _created_before(context: Any, model: type[models.Base],
+                    values: dict[str, Any]) -> Any:
+    """The live row a create of ``values`` already made (same uuid, same
+    values), or None. On the writer: a replica may not have it yet."""
+    uuid = values.get("uuid")
+    if not uuid:
+        return None
+    row = context.session.execute(
+        _live(model).where(model.uuid == uuid)).scalars().first()  # type: ignore[attr-defined]
+    if row is None:
+        return None
+    for name, value in values.items():
+        if name not in _CREATE_STAMPS and (
+                _comparable(getattr(row, name)) != _comparable(value)):
+            return None
+    return row
+
+
+def _idempotent_create(model: type[models.Base]) -> Callable[[F], F]:
+    """A create whose uuid already names a live row holding the same values
+    returns that row: it is the same create, sent again after its reply was
+    lost. Any other duplicate raises as before."""
+    def decorator(fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(context: Any, values: dict[str, Any]) -> Any:
+            try:
+                return fn(context, values)
+            except exception.Conflict:
+                row = _created_before(context, model, values)
+                if row is None:
+                    raise
+                LOG.info("%s %s was created before: the same create again",
+                         model.__name__, values.get("uuid"))
+                return row
+        return wrapper  # type: ignore[return-value]
+    return decorator
 
 
 def _update(executor: Any, model: type[models.Base], row_id: int,
@@ -262,6 +328,7 @@ def _service_exists(values: dict[str, Any]) -> Callable[[], Exception]:
                                                  binary=values.get("binary"))
 
 
+@_idempotent_create(models.Service)
 @writer
 def service_create(context: Any, values: dict[str, Any]) -> models.Service:
     return _create(context, models.Service, values, _service_exists(values))  # type: ignore[no-any-return]
@@ -290,7 +357,8 @@ def service_get_by_host_and_binary(context: Any, host: str,
 
 @reader
 def service_get_all(context: Any, binary: str | None = None,
-                    host: str | None = None) -> Sequence[models.Service]:
+                    host: str | None = None,
+        replica: bool = False) -> Sequence[models.Service]:
     query = _live(models.Service).order_by(models.Service.id)
     if binary is not None:
         query = query.where(models.Service.binary == binary)
@@ -364,6 +432,7 @@ def _node_exists(values: dict[str, Any]) -> Callable[[], Exception]:
         host=values.get("host"), node=values.get("hypervisor_hostname"))
 
 
+@_idempotent_create(models.ComputeNode)
 @writer
 def compute_node_create(context: Any,
                         values: dict[str, Any]) -> models.ComputeNode:
@@ -389,7 +458,8 @@ def compute_node_get_by_host_and_nodename(
 
 @reader
 def compute_node_get_all(context: Any, host: str | None = None,
-                         nodename: str | None = None) -> Sequence[models.ComputeNode]:
+                         nodename: str | None = None,
+        replica: bool = False) -> Sequence[models.ComputeNode]:
     query = _live(models.ComputeNode).order_by(models.ComputeNode.id)
     if host is not None:
         query = query.where(models.ComputeNode.host == host)
@@ -415,6 +485,7 @@ def compute_node_destroy(context: Any, node_id: int) -> None:
 
 # -- instances --------------------------------------------------------------
 
+@_idempotent_create(models.Instance)
 @writer
 def instance_create(context: Any, values: dict[str, Any]) -> models.Instance:
     return _create(context, models.Instance, values,  # type: ignore[no-any-return]
@@ -430,7 +501,8 @@ def instance_get_by_uuid(context: Any, uuid: str) -> models.Instance:
 
 @reader
 def instance_get_all(context: Any, host: str | None = None,
-                     node: str | None = None) -> Sequence[models.Instance]:
+                     node: str | None = None,
+        replica: bool = False) -> Sequence[models.Instance]:
     query = _live(models.Instance).order_by(models.Instance.id)
     if host is not None:
         query = query.where(models.Instance.host == host)
@@ -455,6 +527,7 @@ def instance_destroy(context: Any, instance_id: int) -> None:
 
 # -- migrations -------------------------------------------------------------
 
+@_idempotent_create(models.Migration)
 @writer
 def migration_create(context: Any, values: dict[str, Any]) -> models.Migration:
     return _create(context, models.Migration, values,  # type: ignore[no-any-return]

@@ -9,7 +9,7 @@ from oslo_utils import versionutils
 
 from novalet import objects
 from novalet.db import api as db_api
-from novalet.objects import base, fields
+from novalet.objects import base, fields, retry
 
 if TYPE_CHECKING:
     from novalet.objects.monitor_metric import MonitorMetricList
@@ -135,6 +135,7 @@ class ComputeNode(base.NovaletPersistentObject, base.NovaletObject):
                                                            nodename)
         return cls.obj_from_db(context, row)  # type: ignore[no-any-return]
 
+    @retry.caller_assigns_uuid
     @base.remotable
     def create(self) -> None:
         """Insert this node; raises ``ComputeHostExists`` on a live duplicate."""
@@ -166,7 +167,7 @@ class ComputeNodeList(base.ovo_base.ObjectListBase, base.NovaletObject):
     @base.remotable
     def get_all(cls, context: Any) -> ComputeNodeList:
         """Every live compute node."""
-        rows = db_api.compute_node_get_all(context)
+        rows = db_api.compute_node_get_all(context, replica=True)
         return base.obj_make_list(context, cls(context), rows)  # type: ignore[call-overload, no-any-return]
 
     @classmethod

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from novalet.db import api as db_api
-from novalet.objects import base, fields
+from novalet.objects import base, fields, retry
 
 
 @base.NovaletObjectRegistry.register
@@ -46,6 +46,7 @@ class Instance(base.NovaletPersistentObject, base.NovaletObject):
         """The live instance ``uuid``; raises ``InstanceNotFound``."""
         return cls.obj_from_db(context, db_api.instance_get_by_uuid(context, uuid))  # type: ignore[no-any-return]
 
+    @retry.caller_assigns_uuid
     @base.remotable
     def create(self) -> None:
         """Insert this instance; raises ``InstanceExists``."""
@@ -89,5 +90,5 @@ class InstanceList(base.ovo_base.ObjectListBase, base.NovaletObject):
     @base.remotable
     def get_all(cls, context: Any) -> InstanceList:
         """Every live instance."""
-        rows = db_api.instance_get_all(context)
+        rows = db_api.instance_get_all(context, replica=True)
         return base.obj_make_list(context, cls(context), rows)  # type: ignore[call-overload, no-any-return]

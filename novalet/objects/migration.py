@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from novalet.db import api as db_api
-from novalet.objects import base, fields
+from novalet.objects import base, fields, retry
 
 
 @base.NovaletObjectRegistry.register
@@ -46,6 +46,7 @@ class Migration(base.NovaletPersistentObject, base.NovaletObject):
         """The live migration with this id; raises ``MigrationNotFound``."""
         return cls.obj_from_db(context, db_api.migration_get(context, migration_id))  # type: ignore[no-any-return]
 
+    @retry.caller_assigns_uuid
     @base.remotable
     def create(self) -> None:
         """Insert this migration."""

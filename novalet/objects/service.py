@@ -8,7 +8,7 @@ from oslo_utils import uuidutils, versionutils
 
 from novalet import exception
 from novalet.db import api as db_api
-from novalet.objects import base, fields
+from novalet.objects import base, fields, retry
 
 #: The version of this code as a service. Bump it with every change to the
 #: RPC APIs or objects a service sends; ``SERVICE_VERSION_HISTORY`` says what
@@ -124,6 +124,7 @@ class Service(base.NovaletPersistentObject, base.NovaletObject):
         against which ``last_seen_up`` is compared."""
         return db_api.db_utcnow(context).replace(tzinfo=None).isoformat()
 
+    @retry.caller_assigns_uuid
     @base.remotable
     def create(self) -> None:
         """Insert this service; raises ``ServiceBinaryExists`` if a live one
@@ -169,7 +170,9 @@ class ServiceList(base.ovo_base.ObjectListBase, base.NovaletObject):
     def get_all(cls, context: Any, binary: str | None = None,
                 host: str | None = None) -> ServiceList:
         """Every live service, optionally of one binary and/or host."""
-        rows = db_api.service_get_all(context, binary=binary, host=host)
+        # A fleet listing may come from a replica; one host's, the primary.
+        rows = db_api.service_get_all(context, binary=binary, host=host,
+                                      replica=host is None)
         return base.obj_make_list(context, cls(context), rows)  # type: ignore[call-overload, no-any-return]
 
     @classmethod
@@ -188,5 +191,5 @@ class ServiceList(base.ovo_base.ObjectListBase, base.NovaletObject):
     @base.remotable
     def get_by_binary(cls, context: Any, binary: str) -> ServiceList:
         """Every live service of ``binary``."""
-        rows = db_api.service_get_all(context, binary=binary)
+        rows = db_api.service_get_all(context, binary=binary, replica=True)
         return base.obj_make_list(context, cls(context), rows)  # type: ignore[call-overload, no-any-return]

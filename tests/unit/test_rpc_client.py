@@ -32,3 +32,30 @@ def test_prepared_contexts_are_kept_until_the_cap_changes(fake_transport):
     assert capped is not first
     with pytest.raises(messaging.RPCVersionCapError):
         capped.call(context.get_admin_context(), "anything")
+
+
+def test_sending_retries_only_as_long_as_the_call_may_wait(conf):
+    """oslo.messaging retries a send forever (the call hangs with every
+    broker node down); novalet allows the reconnects whose sleeps fit in the
+    call's timeout."""
+    conf("transport_url", "rabbit://guest:guest@127.0.0.1:1/")
+    rpc.init(novalet_conf.CONF)  # the rabbit driver registers its options
+    try:
+        for name, value in (("kombu_reconnect_delay", 0.5),
+                            ("rabbit_retry_interval", 1),
+                            ("rabbit_retry_backoff", 1),
+                            ("rabbit_interval_max", 2)):
+            conf(name, value, "oslo_messaging_rabbit")
+        # Sleeps 1.5, 2.5, 2.5, ...: three fit in 7 s, one in 2 s.
+        assert rpc.send_retries(novalet_conf.CONF, 7) == 3
+        assert rpc.send_retries(novalet_conf.CONF, 2) == 1
+        assert rpc.send_retries(novalet_conf.CONF, 0.1) == 1
+        client = rpc.Client("novalet-unit", "1.0", timeout=7)
+        assert client._prepared.context(None, None, None).retry == 3
+        assert client._prepared.context(None, None, 2.0).retry == 1
+    finally:
+        rpc.cleanup()
+
+
+def test_no_retry_bound_on_other_drivers(fake_transport):
+    assert rpc.send_retries(novalet_conf.CONF, 5) is None
