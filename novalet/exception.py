@@ -141,6 +141,11 @@ class ConfigurationError(Invalid):
     msg_fmt = "Configuration error: %(reason)s"
 
 
+class AppLoadError(ConfigurationError):
+    """An app (``novalet.apps`` entry point) cannot be loaded."""
+    msg_fmt = "App %(app)s cannot be loaded: %(reason)s"
+
+
 class DispatchRefused(NovaletException):
     """The conductor refused to run a requested method."""
     msg_fmt = "Refused to dispatch: %(reason)s"
@@ -150,6 +155,12 @@ class DispatchRefused(NovaletException):
 class UnknownObject(DispatchRefused):
     """No registered object has this name (or namespace)."""
     msg_fmt = "Unknown object %(objname)s: %(reason)s"
+
+
+class UnknownNamespace(UnknownObject):
+    """A primitive or call names an object namespace no loaded app owns."""
+    msg_fmt = ("Unknown object namespace %(namespace)s (object %(objname)s): "
+               "the loaded apps are %(loaded)s")
 
 
 class UnsupportedObjectVersion(DispatchRefused):

@@ -42,7 +42,10 @@ def setup(argv: Sequence[str] | None, *, prog: str) -> None:
             os.path.join(CONF.log_dir or "", CONF.log_file)))
         os.makedirs(directory, exist_ok=True)
     logging.setup(CONF, "novalet")
-    objects.register_all()
+    try:
+        objects.register_all()
+    except exception.AppLoadError as e:
+        raise SystemExit(fail(prog, e))
 
 
 class _VersionInfo:

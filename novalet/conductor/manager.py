@@ -15,7 +15,6 @@ import inspect
 from typing import Any
 
 from oslo_log import log as logging
-from oslo_versionedobjects import base as ovo_base
 from oslo_versionedobjects import exception as ovo_exc
 
 from novalet import exception, rpc
@@ -28,7 +27,7 @@ LOG = logging.getLogger(__name__)
 
 #: The conductor RPC API this code serves; its history is in
 #: ``novalet.conductor.rpcapi``.
-RPC_API_VERSION = "1.1"
+RPC_API_VERSION = "1.2"
 
 
 def _refuse_name(objname: str, method: Any) -> None:
@@ -67,11 +66,18 @@ def _remotable_class_method(objclass: Any, method: Any) -> Any:
     return getattr(objclass, method)
 
 
-def _object_class(objname: Any, object_versions: Any) -> Any:
-    if not isinstance(objname, str) or not isinstance(object_versions, dict):
+def _object_class(objname: Any, object_versions: Any,
+                  namespace: Any = codec.CORE) -> Any:
+    if (not isinstance(objname, str) or not isinstance(object_versions, dict)
+            or not isinstance(namespace, str)):
         raise exception.MalformedRequest(
-            reason="objname must be a string and object_versions a dict")
-    if objname not in ovo_base.VersionedObjectRegistry.obj_classes():
+            reason="objname and objnamespace must be strings and "
+                   "object_versions a dict")
+    if (namespace, objname) not in codec.registered_keys():
+        if namespace not in codec.namespaces():
+            raise exception.UnknownNamespace(
+                namespace=namespace, objname=objname,
+                loaded=", ".join(sorted(codec.namespaces())))
         raise exception.UnknownObject(objname=objname,
                                       reason="no such object is registered")
     version = object_versions.get(objname)
@@ -79,8 +85,7 @@ def _object_class(objname: Any, object_versions: Any) -> Any:
         raise exception.MalformedRequest(
             reason="object_versions does not name %s" % objname)
     try:
-        objclass = objects_base.NovaletObject.obj_class_from_name(objname,
-                                                                  version)
+        objclass = codec.class_for(objname, version, namespace)
     except ovo_exc.UnsupportedObjectError as e:
         raise exception.UnknownObject(objname=objname, reason=e)
     except ovo_exc.IncompatibleObjectVersion as e:
@@ -197,7 +202,7 @@ def _caller_is_current(objinst: Any, object_versions: dict[str, str] | None) -> 
 
 class ConductorManager(base_manager.Manager):
     """Endpoints ``object_action``, ``object_class_action_versions`` and
-    ``object_backport_versions`` (conductor RPC API 1.1)."""
+    ``object_backport_versions`` (conductor RPC API 1.2)."""
 
     target = rpc.endpoint_target(RPC_API_VERSION)
 
@@ -237,14 +242,16 @@ class ConductorManager(base_manager.Manager):
     @metrics.observe
     def object_class_action_versions(self, context: Any, objname: Any,
                                      objmethod: Any, object_versions: Any,
-                                     args: Any, kwargs: Any) -> Any:
-        """Run the remotable class method ``objname.objmethod``.
+                                     args: Any, kwargs: Any,
+                                     objnamespace: Any = codec.CORE) -> Any:
+        """Run the remotable class method ``objname.objmethod`` of the app
+        ``objnamespace`` (RPC 1.2; before, always the core's).
 
         An object result is returned as a primitive at the versions in
         ``object_versions`` (the caller's), so the caller can read it.
         """
         args, kwargs = _check_args(args, kwargs)
-        objclass = _object_class(objname, object_versions)
+        objclass = _object_class(objname, object_versions, objnamespace)
         with objects_base.run_locally():
             method = _remotable_class_method(objclass, objmethod)
             result = method(context, *args, **kwargs)

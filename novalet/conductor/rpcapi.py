@@ -7,6 +7,9 @@ API version history (the one place it is written down):
 * 1.1 - Release 2: ``object_action`` takes ``object_versions``, the caller's
   version manifest, so nested objects in the updates come back at versions
   the caller reads.
+* 1.2 - Release 3: ``object_class_action_versions`` takes ``objnamespace``,
+  the app whose class ``objname`` names (without it: the core's, so 1.0 and
+  1.1 callers are served as before). Core class calls keep the 1.0 form.
 
 The cap comes from ``[upgrade_levels] conductor`` (see
 ``novalet.version_caps``); every call picks the lowest version it needs.
@@ -19,10 +22,13 @@ from typing import Any
 
 from oslo_config import cfg
 
-from novalet import rpc
+from novalet import exception, rpc
+
+#: The core app's namespace (its class calls keep the 1.0 form).
+CORE = "novalet"
 
 #: The newest conductor RPC API version this client can send.
-RPC_API_VERSION = "1.1"
+RPC_API_VERSION = "1.2"
 
 
 class ConductorAPI:
@@ -52,7 +58,21 @@ class ConductorAPI:
 
     def object_class_action_versions(self, context: Any, objname: str,
                                      objmethod: str, object_versions: Any,
-                                     args: Any, kwargs: Any) -> Any:
+                                     args: Any, kwargs: Any,
+                                     objnamespace: str = CORE) -> Any:
+        if objnamespace != CORE:
+            if not self.client.can_send_version("1.2"):
+                # Only release 3 conductors serve other apps' class methods.
+                raise exception.UnsupportedRPCVersion(
+                    topic=self.client.topic, version="1.2",
+                    method="object_class_action_versions (%s.%s)"
+                    % (objnamespace, objname))
+            return self.client.call(context, "object_class_action_versions",
+                                    version="1.2", objname=objname,
+                                    objmethod=objmethod,
+                                    object_versions=object_versions,
+                                    args=args, kwargs=kwargs,
+                                    objnamespace=objnamespace)
         return self.client.call(context, "object_class_action_versions",
                                 version="1.0", objname=objname,
                                 objmethod=objmethod,

@@ -43,6 +43,10 @@ opts = [
     cfg.IntOpt("startup_timeout", default=60, min=0,
                help="Seconds a service keeps retrying the message broker and "
                     "the database at start before it exits with an error."),
+    cfg.ListOpt("apps", default=[], sample_default="<every installed app>",
+                help="The apps (entry point group novalet.apps) whose "
+                     "objects this service loads and serves, by name; empty: "
+                     "every installed app. The app novalet is always loaded."),
     cfg.IntOpt("periodic_interval_max", default=60, min=1,
                help="Longest sleep between two runs of the periodic task "
                     "loop."),

@@ -36,9 +36,11 @@ class IndirectionAPI(abc.ABC):
     def object_class_action_versions(self, context: Any, objname: str,
                                      objmethod: str,
                                      object_versions: dict[str, str],
-                                     args: Any, kwargs: Any) -> Any:
-        """Run class method ``objname.objmethod``; objects in the result come
-        back at ``object_versions``."""
+                                     args: Any, kwargs: Any,
+                                     objnamespace: str = "novalet") -> Any:
+        """Run class method ``objname.objmethod`` of the app
+        ``objnamespace``; objects in the result come back at
+        ``object_versions``."""
 
     @abc.abstractmethod
     def object_backport_versions(self, context: Any, objinst: Any,

@@ -31,9 +31,11 @@ class DirectIndirectionAPI(base.IndirectionAPI):
     def object_class_action_versions(self, context: Any, objname: str,
                                      objmethod: str,
                                      object_versions: dict[str, str],
-                                     args: Any, kwargs: Any) -> Any:
+                                     args: Any, kwargs: Any,
+                                     objnamespace: str = "novalet") -> Any:
         return self.manager.object_class_action_versions(
-            context, objname, objmethod, object_versions, args, kwargs)
+            context, objname, objmethod, object_versions, args, kwargs,
+            objnamespace=objnamespace)
 
     def object_backport_versions(self, context: Any, objinst: Any,
                                  object_versions: dict[str, str]) -> Any:

@@ -63,17 +63,20 @@ class InProcessIndirectionAPI(base.IndirectionAPI):
     def object_class_action_versions(self, context: Any, objname: str,
                                      objmethod: str,
                                      object_versions: dict[str, str],
-                                     args: Any, kwargs: Any) -> Any:
+                                     args: Any, kwargs: Any,
+                                     objnamespace: str = "novalet") -> Any:
         return self.negotiator.object_class_action(
             context, objname, objmethod, object_versions, args, kwargs,
+            namespace=objnamespace, call=
             self._class_action)
 
     def _class_action(self, context: Any, objname: str, objmethod: str,
-                      object_versions: Any, args: Any, kwargs: Any) -> Any:
+                      object_versions: Any, args: Any, kwargs: Any,
+                      **namespace: str) -> Any:
         return self._call(context, "object_class_action_versions",
                           objname=objname, objmethod=objmethod,
                           object_versions=object_versions, args=args,
-                          kwargs=kwargs)
+                          kwargs=kwargs, **namespace)
 
     def object_backport_versions(self, context: Any, objinst: Any,
                                  object_versions: dict[str, str]) -> Any:

@@ -87,13 +87,17 @@ class Negotiator:
 
     def manifest(self, context: Any, objname: str,
                  manifest: Mapping[str, str] | None = None,
+                 namespace: str = codec.CORE,
                  ) -> tuple[Mapping[str, str], bool]:
         """The manifest to send (``objname``'s version tree by default),
         lowered to the caps, and whether there are caps. Uncapped, it is
-        the manifest itself: read-only."""
-        caps = self.caps.object_versions(context)
+        the manifest itself: read-only. The caps are the core's releases:
+        other apps' objects go uncapped (no per-app history yet)."""
         if manifest is None:
-            manifest = codec.version_tree(objname)
+            manifest = codec.version_tree(objname, namespace)
+        if namespace != codec.CORE:
+            return manifest, False
+        caps = self.caps.object_versions(context)
         if caps is None:
             return manifest, False
         capped = version_caps.cap_manifest(dict(manifest), caps)
@@ -112,7 +116,8 @@ class Negotiator:
         ``(updates, result)`` at this process's versions."""
         objinst.obj_make_current()
         objname = objinst.obj_name()
-        manifest, capped = self.manifest(context, objname)
+        manifest, capped = self.manifest(context, objname,
+                                         namespace=objinst.OBJ_PROJECT_NAMESPACE)
         sent: Any = objinst
         dropped: set[str] = set()
         sent_version = objinst.VERSION
@@ -141,21 +146,31 @@ class Negotiator:
 
     def object_class_action(self, context: Any, objname: str, objmethod: str,
                             object_versions: Mapping[str, str], args: Any,
-                            kwargs: Any, call: ClassAction) -> Any:
+                            kwargs: Any, call: ClassAction,
+                            namespace: str = codec.CORE) -> Any:
         """``call(context, objname, objmethod, manifest, args, kwargs)`` at
-        the caps; the result at this process's versions."""
-        manifest, capped = self.manifest(context, objname, object_versions)
+        the caps (``objnamespace=`` added for an app's class); the result
+        at this process's versions."""
+        manifest, capped = self.manifest(context, objname, object_versions,
+                                         namespace)
         if capped:
             args = self._cap_arguments(context, args)
             kwargs = self._cap_arguments(context, kwargs)
-        result = call(context, objname, objmethod, manifest, args, kwargs)
+        if namespace != codec.CORE:
+            result = call(context, objname, objmethod, manifest, args, kwargs,
+                          objnamespace=namespace)
+        else:
+            result = call(context, objname, objmethod, manifest, args, kwargs)
         return make_current(result) if capped else result
 
     def _cap_arguments(self, context: Any, value: Any) -> Any:
         """Objects among the arguments as primitives at the caps."""
         if isinstance(value, objects_base.NovaletObject):
             value.obj_make_current()
-            manifest, _ = self.manifest(context, value.obj_name())
+            manifest, capped = self.manifest(
+                context, value.obj_name(), namespace=value.OBJ_PROJECT_NAMESPACE)
+            if not capped:
+                return value
             return value.obj_to_primitive(target_version=manifest[value.obj_name()],
                                           version_manifest=dict(manifest))
         if isinstance(value, (list, tuple)):
@@ -182,7 +197,8 @@ def updates_at_current(objinst: Any, sent_version: str,
                  info.key_namespace: info.namespace,
                  info.key_version: sent_version,
                  info.key_data: data}
-    loaded = codec.class_for(objinst.obj_name(), sent_version)._obj_from_primitive(
+    loaded = codec.class_for(objinst.obj_name(), sent_version,
+                             info.namespace)._obj_from_primitive(
         objinst._context, sent_version, primitive)
     loaded.obj_make_current()
     current: dict[str, Any] = {

@@ -43,9 +43,11 @@ class RPCIndirectionAPI(base.IndirectionAPI):
     def object_class_action_versions(self, context: Any, objname: str,
                                      objmethod: str,
                                      object_versions: dict[str, str],
-                                     args: Any, kwargs: Any) -> Any:
+                                     args: Any, kwargs: Any,
+                                     objnamespace: str = "novalet") -> Any:
         return self.negotiator.object_class_action(
             context, objname, objmethod, object_versions, args, kwargs,
+            namespace=objnamespace, call=
             self.conductor.object_class_action_versions)
 
     def object_backport_versions(self, context: Any, objinst: Any,

@@ -1,29 +1,30 @@
 """novalet's versioned objects.
 
-Nothing is registered on import: ``register_all()`` imports the object modules,
-whose classes register with ``NovaletObjectRegistry`` and appear here as
-``novalet.objects.Service`` and so on (the newest version of each).
+Nothing is registered on import: ``register_all()`` loads the apps
+(``novalet.app``: the core app ``novalet``, declared in ``novalet.novalet_app``,
+then every installed app or those ``[DEFAULT] apps`` names), whose object
+modules register their classes with ``NovaletObjectRegistry``. The core's
+appear here as ``novalet.objects.Service`` and so on (the newest version of
+each).
 """
 
 from __future__ import annotations
 
-import importlib
+from collections.abc import Sequence
 from typing import Any
 
-_MODULES = (
-    "novalet.objects.pci_device_pool",
-    "novalet.objects.monitor_metric",
-    "novalet.objects.service",
-    "novalet.objects.compute_node",
-    "novalet.objects.instance",
-    "novalet.objects.migration",
-)
 
+def register_all(apps: Sequence[str] | None = None) -> None:
+    """Load the apps ``apps`` names (default ``[DEFAULT] apps``; empty:
+    every installed app) and register their objects. Raises
+    ``AppLoadError`` naming an app that cannot be loaded."""
+    from novalet import app
 
-def register_all() -> None:
-    """Import and register every novalet object class."""
-    for module in _MODULES:
-        importlib.import_module(module)
+    if apps is None:
+        from novalet.conf import CONF
+
+        apps = CONF.apps
+    app.load(apps)
 
 
 def __getattr__(name: str) -> Any:

@@ -45,11 +45,51 @@ class _IndirectionSwitch:
     def __get__(self, obj: Any, objtype: Any = None) -> Any:
         if getattr(_local, "depth", 0):
             return None
-        return _indirection_api
+        api = _indirection_api
+        if api is None or objtype is None:
+            return api
+        namespace = objtype.OBJ_PROJECT_NAMESPACE
+        if namespace == codec.CORE:
+            return api
+        return _namespaced(api, namespace)
 
     def __set__(self, obj: Any, value: Any) -> None:
         raise AttributeError(
             "use novalet.objects.base.set_indirection_api() to change it")
+
+
+class _NamespacedAPI:
+    """The indirection API as a remotable class method of an app's object
+    sees it: oslo.versionedobjects names the class by name only, this adds
+    its namespace (and the version tree of that namespace's class)."""
+
+    def __init__(self, api: Any, namespace: str) -> None:
+        self.api = api
+        self.namespace = namespace
+
+    def object_class_action_versions(self, context: Any, objname: str,
+                                     objmethod: str, object_versions: Any,
+                                     args: Any, kwargs: Any) -> Any:
+        return self.api.object_class_action_versions(
+            context, objname, objmethod,
+            dict(codec.version_tree(objname, self.namespace)), args, kwargs,
+            objnamespace=self.namespace)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.api, name)
+
+
+_namespaced_apis: dict[tuple[int, str], _NamespacedAPI] = {}
+
+
+def _namespaced(api: Any, namespace: str) -> _NamespacedAPI:
+    key = (id(api), namespace)
+    wrapped = _namespaced_apis.get(key)
+    if wrapped is None or wrapped.api is not api:
+        if len(_namespaced_apis) > 64:
+            _namespaced_apis.clear()
+        wrapped = _namespaced_apis[key] = _NamespacedAPI(api, namespace)
+    return wrapped
 
 
 def set_indirection_api(api: Any) -> None:
@@ -91,12 +131,30 @@ def run_locally() -> _RunLocally:
 
 
 class NovaletObjectRegistry(ovo_base.VersionedObjectRegistry):
-    """Registering a class makes ``novalet.objects.<Name>`` its newest version."""
+    """novalet's registry, keyed by (namespace, name) (``codec``): two
+    apps' objects of one name coexist. A class also goes into
+    oslo.versionedobjects' registry (keyed by name) unless another
+    namespace's class holds the name there (a foreign library's, or the
+    other app's): the library's own tools then see it. Registering a core
+    class makes ``novalet.objects.<Name>`` its newest version."""
+
+    def _register_class(self, cls: type) -> None:
+        namespace = cls.OBJ_PROJECT_NAMESPACE  # type: ignore[attr-defined]
+        held = ovo_base.VersionedObjectRegistry.obj_classes().get(
+            cls.obj_name())  # type: ignore[attr-defined]
+        if namespace == codec.CORE or not held or all(
+                c.OBJ_PROJECT_NAMESPACE == namespace for c in held):
+            super()._register_class(cls)  # type: ignore[arg-type]
+        else:
+            # Fields become properties as the library's registration does.
+            ovo_base.VersionedObjectRegistry.register_if(False)(cls)  # type: ignore[type-var]
+        codec.add_class(cls)
 
     def registration_hook(self, cls: type, index: int) -> None:
         from novalet import objects
 
-        codec.registry_changed()
+        if cls.OBJ_PROJECT_NAMESPACE != codec.CORE:  # type: ignore[attr-defined]
+            return
         version = versionutils.convert_version_to_tuple(cls.VERSION)  # type: ignore[attr-defined]
         current = getattr(objects, cls.obj_name(), None)  # type: ignore[attr-defined]
         if current is None or version >= versionutils.convert_version_to_tuple(
@@ -134,15 +192,15 @@ class NovaletObject(ovo_base.VersionedObject):
                            context: Any = None) -> Any:
         # As oslo.versionedobjects', with the class lookup remembered.
         info = codec.info(cls)
+        # Any registered namespace: an app's object may nest another's.
         objns = primitive[info.key_namespace]
         objname = primitive[info.key_name]
         objver = primitive[info.key_version]
-        if objns != cls.OBJ_PROJECT_NAMESPACE:
-            raise ovo_exc.UnsupportedObjectError(objtype="%s.%s" % (objns, objname))
-        if type(objver) is not str:
+        if type(objver) is not str or type(objns) is not str:
             raise exception.MalformedRequest(
-                reason="%s primitive: version %r is not a string" % (objname, objver))
-        return codec.class_for(objname, objver)._obj_from_primitive(
+                reason="%s primitive: version %r and namespace %r must be "
+                       "strings" % (objname, objver, objns))
+        return codec.class_for(objname, objver, objns)._obj_from_primitive(
             context, objver, primitive)
 
     @classmethod
@@ -271,11 +329,17 @@ class NovaletObject(ovo_base.VersionedObject):
 
     @classmethod
     def obj_newest_version(cls) -> str:
-        return cls.obj_class_from_name(cls.obj_name(), cls.VERSION).VERSION
+        return codec.newest(cls.obj_name(), cls.OBJ_PROJECT_NAMESPACE).VERSION  # type: ignore[no-any-return]
+
+    @classmethod
+    def obj_class_from_name(cls, objname: str, objver: str) -> Any:
+        """As oslo.versionedobjects', within this class's namespace."""
+        return codec.class_for(objname, objver, cls.OBJ_PROJECT_NAMESPACE)
 
 
 #: The serializer's mark of an object primitive.
 _NAME_KEY = "%s.name" % NovaletObject.OBJ_SERIAL_NAMESPACE
+_NAMESPACE_KEY = "%s.namespace" % NovaletObject.OBJ_SERIAL_NAMESPACE
 
 #: Set by the database layer (soft delete, timestamps), never written from
 #: an object's changes.
@@ -426,6 +490,16 @@ class NovaletObjectSerializer(ovo_base.VersionedObjectSerializer):
             return entity
         return super().deserialize_entity(context, entity)
 
+    def _do_backport(self, context: Any, objprim: Any, objclass: Any) -> Any:
+        # As the library's, with the tree of the primitive's own namespace
+        # (the library looks the class up by name alone).
+        namespace = objprim.get(_NAMESPACE_KEY, codec.CORE)
+        tree = dict(codec.version_tree(objprim[_NAME_KEY], namespace))
+        api = self.OBJ_BASE_CLASS.indirection_api
+        if namespace != codec.CORE:
+            api = _namespaced(api, namespace)
+        return api.object_backport_versions(context, objprim, tree)
+
     def _process_object(self, context: Any, objprim: Any) -> Any:
         if not isinstance(objprim, dict):
             raise exception.MalformedRequest(
@@ -434,11 +508,21 @@ class NovaletObjectSerializer(ovo_base.VersionedObjectSerializer):
         if type(name) is not str:
             raise exception.MalformedRequest(
                 reason="object primitive without a name string: %r" % (name,))
-        if name not in ovo_base.VersionedObjectRegistry.obj_classes():
+        namespace = objprim.get(_NAMESPACE_KEY)
+        if type(namespace) is not str:
+            raise exception.MalformedRequest(
+                reason="%s primitive without a namespace string: %r"
+                % (name, namespace))
+        if (namespace, name) not in codec._by_key:
             # Checked first: oslo.versionedobjects logs an unknown name as
             # an error, but it is the sender's mistake, not ours.
-            raise exception.UnknownObject(objname=name,
-                                          reason="no such object is registered")
+            if namespace not in codec.namespaces():
+                raise exception.UnknownNamespace(
+                    namespace=namespace, objname=name,
+                    loaded=", ".join(sorted(codec.namespaces())))
+            raise exception.UnknownObject(
+                objname="%s.%s" % (namespace, name) if namespace != codec.CORE
+                else name, reason="no such object is registered")
         try:
             return super()._process_object(context, objprim)
         except ovo_exc.UnsupportedObjectError as e:

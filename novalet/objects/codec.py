@@ -15,7 +15,9 @@ import datetime
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from oslo_utils import versionutils
 from oslo_versionedobjects import base as ovo_base
+from oslo_versionedobjects import exception as ovo_exc
 from oslo_versionedobjects import fields as ovo_fields
 
 from novalet.objects import fields
@@ -81,7 +83,7 @@ def _object_loader(obj_name: str, info: ClassInfo) -> Callable[[Any, Any], Any]:
         version = value.get(key_version)
         if type(version) is not str:
             return SLOW
-        return class_for(obj_name, version)._obj_from_primitive(
+        return class_for(obj_name, version, namespace)._obj_from_primitive(
             obj._context, version, value)
     return load
 
@@ -185,26 +187,138 @@ class _RegistryCache(dict[Any, Any]):
 _trees = _RegistryCache()
 _classes = _RegistryCache()
 
+#: The core app's namespace (``novalet``).
+CORE = "novalet"
 
-def version_tree(objname: str) -> Mapping[str, str]:
-    """``obj_tree_get_versions(objname)`` (of the newest registered class),
-    computed once per registry change: the same mapping each call, which
-    callers must not change."""
+#: Every registered novalet object class: ``{(namespace, name): [class,
+#: ...]}``, newest version first (oslo.versionedobjects' own registry is
+#: keyed by name alone: two apps' classes of one name would mix there).
+_by_key: dict[tuple[str, str], list[Any]] = {}
+
+
+def add_class(cls: Any) -> None:
+    """Record ``cls`` under ``(its namespace, its name)``; a class of the
+    same version replaces the one registered before (as in the library)."""
+    key = (cls.OBJ_PROJECT_NAMESPACE, cls.obj_name())
+    registered = _by_key.setdefault(key, [])
+    version = versionutils.convert_version_to_tuple(cls.VERSION)
+    for i, other in enumerate(registered):
+        if other.VERSION == cls.VERSION:
+            registered[i] = cls
+            break
+        if version > versionutils.convert_version_to_tuple(other.VERSION):
+            registered.insert(i, cls)
+            break
+    else:
+        registered.append(cls)
+    registry_changed()
+
+
+def remove_class(cls: Any) -> None:
+    """Forget ``cls`` (tests that register throwaway classes)."""
+    key = (cls.OBJ_PROJECT_NAMESPACE, cls.obj_name())
+    registered = _by_key.get(key, [])
+    if cls in registered:
+        registered.remove(cls)
+    if not registered:
+        _by_key.pop(key, None)
+    registry_changed()
+
+
+def registered_keys() -> set[tuple[str, str]]:
+    return set(_by_key)
+
+
+def registered_classes() -> set[Any]:
+    return {cls for classes in _by_key.values() for cls in classes}
+
+
+def namespaces() -> set[str]:
+    """The namespaces that have registered objects."""
+    return {ns for ns, _ in _by_key}
+
+
+def classes(namespace: str) -> dict[str, list[Any]]:
+    """``{name: [class, ...]}`` of one namespace, newest first: the shape
+    of oslo.versionedobjects' ``obj_classes()`` (``ObjectVersionChecker``
+    takes it)."""
+    return {name: list(found) for (ns, name), found in sorted(_by_key.items())
+            if ns == namespace}
+
+
+def _found(objname: str, namespace: str) -> list[Any]:
+    found = _by_key.get((namespace, objname))
+    if found:
+        return found
+    if namespace not in namespaces():
+        from novalet import exception
+
+        raise exception.UnknownNamespace(
+            namespace=namespace, objname=objname,
+            loaded=", ".join(sorted(namespaces())) or "none")
+    raise ovo_exc.UnsupportedObjectError(objtype="%s.%s" % (namespace, objname))
+
+
+def newest(objname: str, namespace: str = CORE) -> Any:
+    """The newest registered class ``namespace.objname``."""
+    return _found(objname, namespace)[0]
+
+
+def _tree(objname: str, namespace: str, tree: dict[str, str]) -> None:
+    # obj_tree_get_versions, resolving each child in the parent's namespace
+    # (then the core's): a nested ObjectField names a class, not an app.
+    if objname in tree:
+        return
+    objclass = newest(objname, namespace)
+    tree[objname] = objclass.VERSION
+    for field in objclass.fields.values():
+        if isinstance(field, (ovo_fields.ObjectField,
+                              ovo_fields.ListOfObjectsField)):
+            child = field.objname
+            child_ns = namespace if (namespace, child) in _by_key else CORE
+            if (child_ns, child) not in _by_key:
+                raise ovo_exc.UnregisteredSubobject(
+                    child_objname=child, parent_objname=objname)
+            _tree(child, child_ns, tree)
+
+
+def version_tree(objname: str, namespace: str = CORE) -> Mapping[str, str]:
+    """``obj_tree_get_versions(objname)`` (of the newest registered class
+    of ``namespace``), computed once per registry change: the same mapping
+    each call, which callers must not change."""
     trees = _trees.current()
-    tree = trees.get(objname)
+    key = (namespace, objname)
+    tree = trees.get(key)
     if tree is None:
-        tree = trees[objname] = ovo_base.obj_tree_get_versions(objname)
+        built: dict[str, str] = {}
+        _tree(objname, namespace, built)
+        tree = trees[key] = built
     return tree  # type: ignore[no-any-return]
 
 
-def class_for(objname: str, objver: str) -> Any:
-    """``obj_class_from_name(objname, objver)``, remembered until the next
-    registration (the library searches the registry on every call)."""
+def class_for(objname: str, objver: str, namespace: str = CORE) -> Any:
+    """``obj_class_from_name(objname, objver)`` within ``namespace``: the
+    class of that version, else the newest compatible one; remembered until
+    the next registration (the library searches on every call). Raises as
+    the library does, and ``UnknownNamespace``."""
     classes = _classes.current()
-    key = (objname, objver)
+    key = (namespace, objname, objver)
     objclass = classes.get(key)
     if objclass is None:
-        objclass = ovo_base.VersionedObject.obj_class_from_name(objname, objver)
+        found = _found(objname, namespace)
+        compatible = None
+        for candidate in found:
+            if candidate.VERSION == objver:
+                objclass = candidate
+                break
+            if compatible is None and versionutils.is_compatible(
+                    objver, candidate.VERSION):
+                compatible = candidate
+        else:
+            objclass = compatible
+        if objclass is None:
+            raise ovo_exc.IncompatibleObjectVersion(
+                objname=objname, objver=objver, supported=found[0].VERSION)
         if len(classes) < 512:  # only what was found; never unbounded
             classes[key] = objclass
     return objclass
@@ -213,7 +327,7 @@ def class_for(objname: str, objver: str) -> Any:
 def manifest_is_current(cls: Any, manifest: Mapping[str, str]) -> bool:
     """``manifest`` names ``cls`` and every object it may hold at the
     versions this process has: nothing sent to its owner needs a backport."""
-    tree = version_tree(cls.obj_name())
+    tree = version_tree(cls.obj_name(), cls.OBJ_PROJECT_NAMESPACE)
     return all(manifest.get(name) == version for name, version in tree.items())
 
 

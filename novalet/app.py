@@ -1,0 +1,213 @@
+"""Apps: the projects whose objects, tables and releases novalet serves.
+
+An app is a ``novalet.app.App`` named by an entry point of the group
+``novalet.apps`` (``myapp = myapp.novalet_app:APP``); novalet's own objects
+are the app ``novalet``, declared the same way. ``load(names)`` reads the
+entry points with stevedore and imports each app's object modules; an app
+that cannot be imported, two apps with one name, or an app registering
+objects outside its own namespace raise ``AppLoadError`` naming the app.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from oslo_config import cfg
+from stevedore import extension
+
+from novalet import exception
+
+ENTRY_POINT_GROUP = "novalet.apps"
+CORE = "novalet"
+
+
+@dataclasses.dataclass(frozen=True)
+class App:
+    """One app.
+
+    ``name``: its objects' ``OBJ_PROJECT_NAMESPACE`` and its migration
+    lineage; ``object_modules``: imported (so registered) by the services
+    that load it; ``migrations``: its alembic script location
+    (``"package.module:directory"`` or a package path), None without tables;
+    ``releases``: its own history, ``{release: {object: version}}``;
+    ``opts``: its oslo.config options, ``{group: [opt, ...]}``.
+    """
+
+    name: str
+    object_modules: Sequence[str] = ()
+    migrations: str | None = None
+    releases: Mapping[str, Mapping[str, str]] = dataclasses.field(
+        default_factory=dict)
+    opts: Mapping[str, Sequence[cfg.Opt]] = dataclasses.field(
+        default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.isidentifier():
+            raise exception.AppLoadError(
+                app=self.name, reason="the name must be a Python identifier")
+        if isinstance(self.object_modules, str):
+            raise exception.AppLoadError(
+                app=self.name, reason="object_modules must be a list of "
+                                      "module names, not one string")
+
+    @property
+    def version_table(self) -> str:
+        """Its alembic version table (the core keeps alembic's default)."""
+        return "alembic_version" if self.name == CORE else (
+            "alembic_version_%s" % self.name)
+
+
+_lock = threading.Lock()
+#: The loaded apps by name, in load order (the core first).
+_loaded: dict[str, App] = {}
+
+
+def _check_unique_entry_points() -> None:
+    """Two distributions declaring one app name: the group lookup (hence
+    stevedore) would silently keep one of them, so look at each."""
+    from importlib import metadata
+
+    seen: dict[str, str] = {}
+    for dist in metadata.distributions():
+        for ep in dist.entry_points:
+            if ep.group != ENTRY_POINT_GROUP:
+                continue
+            source = "%s (%s, from %s)" % (ep.name, ep.value,
+                                           dist.metadata["Name"])
+            other = seen.setdefault(ep.name, source)
+            if other != source and other.split(" (")[1] != source.split(" (")[1]:
+                raise exception.AppLoadError(
+                    app=ep.name, reason="two apps have this name: %s and %s"
+                    % (other, source))
+
+
+def _discover() -> dict[str, App]:
+    """Every installed app by name; raises ``AppLoadError`` for an entry
+    point that fails to import or is not an App, and for two entry points
+    with one name."""
+    _check_unique_entry_points()
+    failures: list[tuple[str, BaseException]] = []
+
+    def on_failure(manager: Any, entrypoint: Any, error: BaseException) -> None:
+        failures.append((entrypoint.name, error))
+
+    manager: extension.ExtensionManager[Any] = extension.ExtensionManager(
+        ENTRY_POINT_GROUP, invoke_on_load=False,
+        on_load_failure_callback=on_failure)
+    if failures:
+        name, error = failures[0]
+        raise exception.AppLoadError(
+            app=name, reason="entry point %s does not import: %s: %s"
+            % (ENTRY_POINT_GROUP, type(error).__name__, error))
+    found: dict[str, App] = {}
+    sources: dict[str, str] = {}
+    for ext in manager:
+        app = ext.plugin
+        source = "%s (%s)" % (ext.name, ext.entry_point.value)
+        if not isinstance(app, App):
+            raise exception.AppLoadError(
+                app=ext.name, reason="entry point %s is a %s, not a "
+                "novalet.app.App" % (ext.entry_point.value, type(app).__name__))
+        for key in {ext.name, app.name}:
+            if key in sources and sources[key] != source:
+                raise exception.AppLoadError(
+                    app=key, reason="two apps have this name: %s and %s"
+                    % (sources[key], source))
+        if ext.name != app.name:
+            raise exception.AppLoadError(
+                app=app.name, reason="its entry point is named %r" % ext.name)
+        found[app.name] = app
+        sources[app.name] = source
+    return found
+
+
+def load(names: Iterable[str] | None = None) -> list[App]:
+    """Load the apps ``names`` (None or empty: every installed app; the core
+    always) and import their object modules. Idempotent."""
+    wanted = list(names or ())
+    with _lock:
+        installed = _discover()
+        if CORE not in installed:
+            raise exception.AppLoadError(
+                app=CORE, reason="no %s entry point named %s: is novalet "
+                "installed (pip install -e .)?" % (ENTRY_POINT_GROUP, CORE))
+        missing = [n for n in wanted if n not in installed]
+        if missing:
+            raise exception.AppLoadError(
+                app=missing[0], reason="[DEFAULT] apps names it but it is not "
+                "installed (installed: %s)" % ", ".join(sorted(installed)))
+        selected = [CORE] + sorted(n for n in (wanted or installed) if n != CORE)
+        for name in selected:
+            _import(installed[name])
+        return [_loaded[n] for n in selected]
+
+
+def register(app: App) -> None:
+    """Load ``app`` without an entry point (tests, embedding)."""
+    with _lock:
+        current = _loaded.get(app.name)
+        if current is not None and current is not app and current != app:
+            raise exception.AppLoadError(
+                app=app.name, reason="another app with this name is loaded")
+        _import(app)
+
+
+def _import(app: App) -> None:
+    from novalet.objects import codec
+
+    if app.name in _loaded:
+        return
+    before = codec.registered_classes()
+    for module in app.object_modules:
+        try:
+            importlib.import_module(module)
+        except Exception as e:
+            raise exception.AppLoadError(
+                app=app.name, reason="object module %s does not import: %s: %s"
+                % (module, type(e).__name__, e))
+    # An app registers in its own namespace only: it can neither shadow
+    # another app's object nor add to it.
+    foreign = sorted("%s.%s" % (cls.OBJ_PROJECT_NAMESPACE, cls.obj_name())
+                     for cls in codec.registered_classes() - before
+                     if cls.OBJ_PROJECT_NAMESPACE != app.name)
+    if foreign:
+        raise exception.AppLoadError(
+            app=app.name, reason="its modules register objects outside its "
+            "namespace: %s" % ", ".join(foreign))
+    for group, group_opts in app.opts.items():
+        cfg.CONF.register_opts(list(group_opts), group=group)
+    _loaded[app.name] = app
+
+
+def loaded() -> dict[str, App]:
+    """The loaded apps by name (a copy)."""
+    return dict(_loaded)
+
+
+def get(name: str) -> App:
+    """The loaded app ``name``; ``AppLoadError`` when it is not loaded."""
+    try:
+        return _loaded[name]
+    except KeyError:
+        raise exception.AppLoadError(
+            app=name, reason="not loaded (loaded: %s)" % ", ".join(_loaded))
+
+
+def unload(name: str) -> None:
+    """Forget a loaded app (tests); its classes stay registered."""
+    with _lock:
+        _loaded.pop(name, None)
+
+
+def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
+    """The options of every installed app but the core, for
+    ``oslo-config-generator`` (namespace ``novalet.apps``)."""
+    merged: dict[str, list[cfg.Opt]] = {}
+    for app in _discover().values():
+        for group, group_opts in app.opts.items():
+            merged.setdefault(group, []).extend(group_opts)
+    return sorted(merged.items())

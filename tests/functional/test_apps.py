@@ -1,0 +1,225 @@
+"""Apps (novalet.app): loaded by entry point, namespaced registry, served
+by the conductor; two apps with a same-named object side by side."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from oslo_versionedobjects import base as ovo_base
+
+from novalet import app, context, exception, indirection, objects, rpc
+from novalet import conf as novalet_conf
+from novalet.conductor import manager as conductor_manager
+from novalet.objects import base as objects_base
+from novalet.objects import codec
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _apps() -> tuple[object, object]:
+    # The os-vif style library registers its Widget first: it holds the name
+    # in oslo.versionedobjects' own registry.
+    import tests.apps.ovo_library  # noqa: F401
+
+    objects.register_all([])
+    for name in ("appa", "appb"):
+        app.register(app.App(name=name,
+                             object_modules=["tests.apps.%s_objects" % name]))
+    import tests.apps.appa_objects as appa
+    import tests.apps.appb_objects as appb
+    return appa, appb
+
+
+@pytest.fixture(params=["local", "inprocess", "fakerpc"])
+def served(request, conf, sqlite_db):
+    """The two test apps, run locally, through an in-process conductor, or
+    over oslo.messaging (fake:// transport) to a conductor thread."""
+    mods = _apps()
+    server = None
+    if request.param == "inprocess":
+        conf("indirection", "inprocess", "objects")
+        indirection.configure(novalet_conf.CONF)
+    elif request.param == "fakerpc":
+        conf("topic", "conductor-%s" % os.urandom(4).hex(), "conductor")
+        conf("transport_url", "fake://")
+        rpc.init(novalet_conf.CONF)
+        server = rpc.Server(novalet_conf.CONF.conductor.topic,
+                            [conductor_manager.ConductorManager(novalet_conf.CONF)],
+                            server="test-conductor", objects_local=True)
+        server.start()
+        conf("indirection", "rpc", "objects")
+        indirection.configure(novalet_conf.CONF)
+    try:
+        yield mods
+    finally:
+        indirection.reset()
+        if server is not None:
+            server.stop()
+            server.wait()
+
+
+def test_two_apps_same_object_name_work_together(served):
+    appa, appb = served
+    ctxt = context.get_admin_context()
+    a = appa.Widget.make(ctxt, "x", 3)
+    b = appb.Widget.make(ctxt, "x", 5)
+    assert type(a) is appa.Widget and type(b) is appb.Widget
+    assert (a.name, a.size, a.gear.teeth) == ("appa:x", 3, 6)
+    assert (b.name, b.size, b.gear.teeth) == ("appb:x", 5, 10)
+    assert type(a.gear) is appa.Gear and type(b.gear) is appb.Gear
+    assert a.grow(2) == "appa" and b.grow(1) == "appb"
+    assert (a.size, a.gear.teeth, b.size, b.gear.teeth) == (5, 7, 6, 11)
+    listed = appb.WidgetList.of(ctxt, [1, 2])
+    assert type(listed) is appb.WidgetList
+    assert [type(w) for w in listed] == [appb.Widget, appb.Widget]
+    assert [w.size for w in listed] == [1, 2]
+
+
+def test_registry_is_keyed_by_namespace():
+    appa, appb = _apps()
+    import tests.apps.ovo_library as lib
+
+    assert codec.class_for("Widget", "1.0", "appa") is appa.Widget
+    assert codec.class_for("Widget", "1.0", "appb") is appb.Widget
+    # The library's registry still answers for the library's own object.
+    assert ovo_base.VersionedObject.obj_class_from_name("Widget", "1.3") is lib.Widget
+    assert codec.version_tree("Widget", "appb") == {"Widget": "1.0", "Gear": "1.0"}
+    prim = appa.Widget(name="n", size=1, gear=None).obj_to_primitive()
+    assert prim["novalet_object.namespace"] == "appa"
+    back = objects_base.NovaletObjectSerializer().deserialize_entity(None, prim)
+    assert type(back) is appa.Widget
+
+
+def test_unknown_namespace_is_refused_with_a_typed_error():
+    appa, _ = _apps()
+    prim = appa.Widget(name="n", size=1, gear=None).obj_to_primitive()
+    prim["novalet_object.namespace"] = "os_vif"
+    ser = objects_base.NovaletObjectSerializer()
+    with pytest.raises(exception.UnknownNamespace, match="os_vif"):
+        ser.deserialize_entity(None, prim)
+    with pytest.raises(exception.UnknownNamespace):
+        objects_base.NovaletObject.obj_from_primitive(prim)
+    manager = conductor_manager.ConductorManager(novalet_conf.CONF)
+    with pytest.raises(exception.UnknownNamespace, match="nosuchapp"):
+        manager.object_class_action_versions(
+            context.get_admin_context(), "Widget", "make", {"Widget": "1.0"},
+            ["x", 1], {}, objnamespace="nosuchapp")
+
+
+def test_old_form_of_class_action_still_serves_the_core(sqlite_db):
+    """RPC 1.0/1.1 callers send no objnamespace: the core's class."""
+    _apps()
+    manager = conductor_manager.ConductorManager(novalet_conf.CONF)
+    with objects_base.run_locally():
+        result = manager.object_class_action_versions(
+            context.get_admin_context(), "ServiceList", "get_all",
+            {"ServiceList": "1.0", "Service": "1.0"}, [], {})
+    assert result["novalet_object.name"] == "ServiceList"
+
+
+def test_a_conductor_capped_below_1_2_refuses_app_class_methods(conf):
+    from novalet.conductor import rpcapi
+
+    _apps()
+    conf("transport_url", "fake://")
+    rpc.init(novalet_conf.CONF)
+    api = rpcapi.ConductorAPI(novalet_conf.CONF, version_cap="1.1")
+    with pytest.raises(exception.UnsupportedRPCVersion, match="appa.Widget"):
+        api.object_class_action_versions(context.get_admin_context(), "Widget",
+                                         "make", {"Widget": "1.0"}, [], {},
+                                         objnamespace="appa")
+
+
+def test_core_lookups_match_the_library():
+    """codec's namespaced lookups give what oslo.versionedobjects' own give
+    for every core class (the core holds its names in both registries)."""
+    objects.register_all([])
+    for name, classes in codec.classes("novalet").items():
+        assert codec.version_tree(name) == ovo_base.obj_tree_get_versions(name)
+        for cls in classes:
+            assert codec.class_for(name, cls.VERSION) is \
+                ovo_base.VersionedObject.obj_class_from_name(name, cls.VERSION)
+
+
+def test_an_app_cannot_register_in_another_namespace(tmp_path, monkeypatch):
+    (tmp_path / "shadowing_objects.py").write_text(
+        "from novalet.objects import base, fields\n"
+        "@base.NovaletObjectRegistry.register\n"
+        "class Shadow(base.NovaletObject):\n"
+        "    VERSION = '9.0'\n"
+        "    fields = {'x': fields.IntegerField()}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    objects.register_all([])
+    try:
+        with pytest.raises(exception.AppLoadError,
+                           match="shadowing.*novalet.Shadow"):
+            app.register(app.App(name="shadowing",
+                                 object_modules=["shadowing_objects"]))
+    finally:
+        import shadowing_objects
+        codec.remove_class(shadowing_objects.Shadow)
+        ovo_base.VersionedObjectRegistry.obj_classes().pop("Shadow", None)
+    assert "shadowing" not in app.loaded()
+
+
+def _install(tmp_path: Path, dist: str, entry_points: str,
+             modules: dict[str, str]) -> None:
+    info = tmp_path / ("%s-1.0.dist-info" % dist)
+    info.mkdir()
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: %s\nVersion: 1.0\n" % dist)
+    (info / "entry_points.txt").write_text("[novalet.apps]\n" + entry_points)
+    for name, text in modules.items():
+        (tmp_path / ("%s.py" % name)).write_text(text)
+
+
+def _run(binary: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), str(ROOT)]))
+    return subprocess.run([os.path.join(os.path.dirname(sys.executable), binary),
+                           "--config-file", str(tmp_path / "novalet.conf"), *args],
+                          capture_output=True, text=True, env=env, timeout=60,
+                          cwd=str(tmp_path))
+
+
+@pytest.mark.parametrize("binary", ["novalet-conductor", "novalet-compute"])
+def test_an_app_that_does_not_import_stops_the_service(tmp_path, binary):
+    _install(tmp_path, "brokenapp", "brokenapp = brokenapp_decl:APP\n",
+             {"brokenapp_decl": "import no_such_module_anywhere\n"})
+    (tmp_path / "novalet.conf").write_text("[DEFAULT]\n")
+    result = _run(binary, tmp_path)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("%s: cannot start: App brokenapp cannot be "
+                                "loaded" % binary), result.stderr
+    assert "no_such_module_anywhere" in lines[-1]
+
+
+def test_two_apps_with_one_name_stop_the_conductor(tmp_path):
+    decl = ("from novalet import app\n"
+            "APP = app.App(name='twin', object_modules=[])\n")
+    _install(tmp_path, "twin-one", "twin = twin_one:APP\n", {"twin_one": decl})
+    _install(tmp_path, "twin-two", "twin = twin_two:APP\n", {"twin_two": decl})
+    (tmp_path / "novalet.conf").write_text("[DEFAULT]\n")
+    result = _run("novalet-conductor", tmp_path)
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert "App twin cannot be loaded: two apps have this name" in last, result.stderr
+
+
+def test_apps_option_names_an_app_that_is_not_installed(tmp_path):
+    (tmp_path / "novalet.conf").write_text("[DEFAULT]\napps = missingapp\n")
+    result = _run("novalet-conductor", tmp_path)
+    assert result.returncode == 1
+    assert "App missingapp cannot be loaded" in result.stderr.strip().splitlines()[-1]
+
+
+def test_novalet_itself_is_an_app_loaded_by_entry_point():
+    objects.register_all([])
+    core = app.loaded()["novalet"]
+    assert "novalet.objects.service" in core.object_modules
+    assert core.releases["2"]["ComputeNode"] == "1.1"
+    assert codec.newest("Service") is objects.Service
