@@ -26,9 +26,10 @@ def _apps() -> tuple[object, object]:
     import tests.apps.ovo_library  # noqa: F401
 
     objects.register_all([])
-    for name in ("appa", "appb"):
-        app.register(app.App(name=name,
-                             object_modules=["tests.apps.%s_objects" % name]))
+    from tests.apps import declared
+
+    app.register(declared.APPA)
+    app.register(declared.APPB)
     import tests.apps.appa_objects as appa
     import tests.apps.appb_objects as appb
     return appa, appb
@@ -223,3 +224,51 @@ def test_novalet_itself_is_an_app_loaded_by_entry_point():
     assert "novalet.objects.service" in core.object_modules
     assert core.releases["2"]["ComputeNode"] == "1.1"
     assert codec.newest("Service") is objects.Service
+
+
+@pytest.mark.integration
+def test_a_separate_conductor_serves_installed_apps_over_rabbitmq(
+        tmp_path, conf, rabbit_vhost, _database_registry):
+    """Installing the apps (entry points) and starting novalet-conductor is
+    all it takes: this process, with no database access, calls both apps'
+    same-named objects through it over RabbitMQ into PostgreSQL."""
+    from tests import conftest as root_conftest
+    from tests import processes, services
+
+    try:
+        database = services.provision_database("postgresql", str(tmp_path))
+    except services.ServiceUnavailable as e:
+        root_conftest.service_unavailable(str(e))
+    _install(tmp_path, "test-apps",
+             "appa = tests.apps.declared:APPA\nappb = tests.apps.declared:APPB\n",
+             {})
+    topic = "conductor-%s" % os.urandom(4).hex()
+    config = processes.write_config(str(tmp_path / "novalet.conf"), {
+        "DEFAULT": {"transport_url": rabbit_vhost.url, "host": "apps-conductor"},
+        "database": {"connection": database.url},
+        "conductor": {"workers": 1, "topic": topic},
+    })
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), str(ROOT)]))
+    assert _run("novalet-manage", tmp_path, "db", "sync").returncode == 0
+    proc = processes.ServiceProcess("novalet-conductor", config,
+                                    str(tmp_path / "conductor.log"), env=env)
+    try:
+        proc.wait_for_log(r"novalet-conductor started on apps-conductor")
+        appa, appb = _apps()
+        conf("topic", topic, "conductor")
+        conf("transport_url", rabbit_vhost.url)
+        conf("indirection", "rpc", "objects")
+        indirection.configure(novalet_conf.CONF)
+        ctxt = context.get_admin_context()
+        a = appa.Widget.make(ctxt, "r", 2)
+        b = appb.Widget.make(ctxt, "r", 4)
+        assert (type(a), a.name, type(b), b.name) == (
+            appa.Widget, "appa:r", appb.Widget, "appb:r")
+        assert b.grow(3) == "appb" and (b.size, b.gear.teeth) == (7, 9)
+        assert [w.size for w in appa.WidgetList.of(ctxt, [3])] == [3]
+        assert objects.ServiceList.get_all(ctxt)  # the core, beside them
+        assert not proc.errors(), proc.errors()
+    finally:
+        indirection.reset()
+        proc.stop()
+        database.drop()

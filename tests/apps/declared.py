@@ -1,0 +1,6 @@
+"""The test apps' declarations (entry points of the process tests)."""
+
+from novalet import app
+
+APPA = app.App(name="appa", object_modules=["tests.apps.appa_objects"])
+APPB = app.App(name="appb", object_modules=["tests.apps.appb_objects"])
