@@ -85,17 +85,20 @@ def check_schema() -> None:
     """
     from novalet.db import migration
 
-    current, head = migration.db_version(), migration.head_revision()
-    if current == head:
-        return
-    if current is not None and not migration.is_known_revision(current):
-        LOG.warning("Database schema %s is newer than this release (%s); "
-                    "running on it, as expand-only migrations allow",
-                    current, head)
-        return
-    raise exception.ConfigurationError(
-        reason="database schema is at %s, this release needs %s: run "
-               "'novalet-manage db sync'" % (current or "nothing", head))
+    for app in migration.lineages():
+        what = "database schema" if app == migration.CORE else (
+            "app %s's schema" % app)
+        current, head = migration.db_version(app), migration.head_revision(app)
+        if current == head:
+            continue
+        if current is not None and not migration.is_known_revision(current, app):
+            LOG.warning("The %s (%s) is newer than this release (%s); running "
+                        "on it, as expand-only migrations allow",
+                        what, current, head)
+            continue
+        raise exception.ConfigurationError(
+            reason="%s is at %s, this release needs %s: run "
+                   "'novalet-manage db sync'" % (what, current or "nothing", head))
 
 
 def check_service_versions(ctxt: Any) -> None:

@@ -1,7 +1,7 @@
 """``novalet-manage``: database, service and hypervisor administration.
 
-    novalet-manage [--config-file F] db sync [--revision REV]
-    novalet-manage db version
+    novalet-manage [--config-file F] db sync [--revision REV] [--app NAME]
+    novalet-manage db version          (the core, then one line per app)
     novalet-manage service list [--binary B] [--host H]
     novalet-manage service disable HOST BINARY [--reason R]
     novalet-manage service enable HOST BINARY
@@ -34,10 +34,19 @@ BINARY = "novalet-manage"
 
 
 def _db_sync(args: Any) -> int:
+    from novalet import exception
     from novalet.db import migration
 
-    migration.db_sync(args.revision or "head")
-    print("Database is at %s" % migration.db_version())
+    if args.app and args.app not in migration.lineages():
+        raise exception.AppLoadError(
+            app=args.app, reason="no loaded app of this name has migrations "
+            "(lineages: %s)" % ", ".join(migration.lineages()))
+    migration.db_sync(args.revision or "head", app=args.app)
+    for name in [args.app] if args.app else migration.lineages():
+        if name == migration.CORE:
+            print("Database is at %s" % migration.db_version())
+        else:
+            print("App %s is at %s" % (name, migration.db_version(name)))
     return 0
 
 
@@ -45,6 +54,8 @@ def _db_version(args: Any) -> int:
     from novalet.db import migration
 
     print(migration.db_version() or "None (not synced)")
+    for name in migration.lineages()[1:]:
+        print("%s: %s" % (name, migration.db_version(name) or "None (not synced)"))
     return 0
 
 
@@ -64,6 +75,9 @@ def _add_commands(subparsers: Any) -> None:
     sync = db_sub.add_parser("sync", help="upgrade the schema to the newest")
     sync.add_argument("--revision", default=None,
                       help="alembic revision to upgrade to (default: head)")
+    sync.add_argument("--app", default=None,
+                      help="migrate only this app's lineage (default: the "
+                           "core, then every loaded app)")
     sync.set_defaults(func=_db_sync)
     version = db_sub.add_parser("version", help="print the schema revision")
     version.set_defaults(func=_db_version)

@@ -99,7 +99,11 @@ def parse(argv: Sequence[str] | None, prog: str) -> int | None:
         return EXIT_USAGE
     sys.stderr.write(captured.getvalue())
     logging.setup(novalet_conf.CONF, "novalet")
-    objects.register_all()
+    try:
+        objects.register_all()
+    except exception.AppLoadError as e:
+        error(prog, e.message)
+        return EXIT_FAILED
     return None
 
 

@@ -73,14 +73,30 @@ class UpgradeChecks(upgradecheck.UpgradeCommands):
         super().__init__()
         self.conf = conf
 
-    def _schema(self) -> tuple[str | None, str | None]:
+    def _schema(self, app: str | None = None) -> tuple[str | None, str | None]:
+        """The revision and head of ``app``'s lineage (None: the core's)."""
         from novalet.db import migration
 
-        return migration.db_version(), migration.head_revision()
+        if app is None:
+            return migration.db_version(), migration.head_revision()
+        return migration.db_version(app), migration.head_revision(app)
+
+    def _apps_behind(self) -> list[str]:
+        """The loaded apps (not the core) whose schema is not at their
+        newest revision, each as ``"NAME (at REV, needs HEAD)"``."""
+        from novalet.db import migration
+
+        behind = []
+        for app in migration.lineages()[1:]:
+            current, head = self._schema(app)
+            if current != head:
+                behind.append("%s (at %s, needs %s)" % (app, current or "nothing",
+                                                         head))
+        return behind
 
     def _schema_not_current(self) -> Result | None:
         current, head = self._schema()
-        if current == head:
+        if current == head and not self._apps_behind():
             return None
         return Result(Code.WARNING, "Not checked: the database schema is not "
                       "at the newest revision (see the schema check); run "
@@ -97,6 +113,10 @@ class UpgradeChecks(upgradecheck.UpgradeCommands):
             return Result(Code.FAILURE, "The database schema is at revision %s; "
                           "this release needs %s. Run 'novalet-manage db sync'."
                           % (current, head))
+        behind = self._apps_behind()
+        if behind:
+            return Result(Code.FAILURE, "App schemas behind: %s. Run "
+                          "'novalet-manage db sync'." % ", ".join(behind))
         return Result(Code.SUCCESS, "The database schema is at revision %s, "
                       "the newest this release knows." % head)
 

@@ -4,6 +4,9 @@
 agent) throws at start: from then on every call into ``novalet.db.api`` raises
 ``DBNotAllowed``. It lives here, not in ``api``, so throwing it imports no
 database code.
+
+``reader`` and ``writer`` (``novalet.db.facade``) are the transactions apps'
+remotable methods use; the switch covers them too.
 """
 
 from __future__ import annotations
@@ -72,3 +75,9 @@ def check_access(function: str) -> None:
         frame = frame.f_back  # type: ignore[assignment]
     raise exception.DBNotAllowed(binary=_blocked_for, function=function,
                                  caller=caller)
+
+
+from novalet.db.facade import reader, writer  # noqa: E402  (imports no database code)
+
+__all__ = ["access_blocked", "allow_access", "block_access", "check_access",
+           "conductor_access", "reader", "writer"]

@@ -8,12 +8,13 @@ reader or writer transaction. Database errors leave as typed
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import functools
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -148,12 +149,28 @@ def get_engine() -> sa.engine.Engine:
     return _get_manager().writer.get_engine()  # type: ignore[no-any-return]
 
 
+@contextlib.contextmanager
+def translate_errors() -> Iterator[None]:
+    """A database that cannot be reached raises ``DatabaseUnavailable``."""
+    try:
+        yield
+    except db_exc.DBConnectionError as e:
+        raise exception.DatabaseUnavailable(
+            url=masked_connection(), reason=e.inner_exception or e)
+    except sa.exc.OperationalError as e:
+        # oslo.db does not recognise every driver's wording of a
+        # refused connection (libpq 15 with several hosts: "connection
+        # to server at ... failed"): still the database, not a bug.
+        raise exception.DatabaseUnavailable(
+            url=masked_connection(), reason=str(e.orig).strip() or e)
+
+
 def _transaction(mode: str, connection: bool = False) -> Callable[[F], F]:
     def decorator(fn: F) -> F:
         @functools.wraps(fn)
         def wrapper(context: Any, *args: Any, **kwargs: Any) -> Any:
             db_switch.check_access(fn.__name__)
-            try:
+            with translate_errors():
                 factory = getattr(_get_manager(), mode)
                 if kwargs.pop("replica", False) and mode == "reader":
                     # oslo.db's async reader: [database] slave_connection if
@@ -163,15 +180,6 @@ def _transaction(mode: str, connection: bool = False) -> Callable[[F], F]:
                     factory = factory.connection
                 with factory.using(context):
                     return fn(context, *args, **kwargs)
-            except db_exc.DBConnectionError as e:
-                raise exception.DatabaseUnavailable(
-                    url=masked_connection(), reason=e.inner_exception or e)
-            except sa.exc.OperationalError as e:
-                # oslo.db does not recognise every driver's wording of a
-                # refused connection (libpq 15 with several hosts: "connection
-                # to server at ... failed"): still the database, not a bug.
-                raise exception.DatabaseUnavailable(
-                    url=masked_connection(), reason=str(e.orig).strip() or e)
         return wrapper  # type: ignore[return-value]
     return decorator
 

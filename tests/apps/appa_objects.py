@@ -5,9 +5,18 @@ from __future__ import annotations
 
 from typing import Any
 
+import sqlalchemy as sa
+
+from novalet import db
 from novalet.objects import base, fields
 
 NAMESPACE = "appa"
+
+#: appa's own table (tests/apps/appa_migrations creates it).
+WIDGETS = sa.Table("appa_widgets", sa.MetaData(),
+                   sa.Column("id", sa.Integer, primary_key=True),
+                   sa.Column("name", sa.String(255)),
+                   sa.Column("size", sa.Integer))
 
 
 @base.NovaletObjectRegistry.register
@@ -29,6 +38,23 @@ class Widget(base.NovaletObject):
     def make(cls, context: Any, name: str, size: int) -> Widget:
         return cls(context, name="%s:%s" % (NAMESPACE, name), size=size,
                    gear=Gear(teeth=size * 2))
+
+    @base.remotable
+    def store(self) -> int:
+        """A row in appa_widgets (``novalet.db.writer`` as a context
+        manager); returns its id."""
+        with db.writer.using(self._context) as session:
+            result = session.execute(sa.insert(WIDGETS).values(
+                name=self.name, size=self.size))
+            return int(result.inserted_primary_key[0])
+
+    @classmethod
+    @base.remotable
+    @db.reader
+    def stored_sizes(cls, context: Any) -> list[int]:
+        """The sizes stored (``novalet.db.reader`` as a decorator)."""
+        return [row.size for row in context.session.execute(
+            sa.select(WIDGETS.c.size).order_by(WIDGETS.c.id))]
 
     @base.remotable
     def grow(self, by: int) -> str:

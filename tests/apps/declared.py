@@ -2,5 +2,6 @@
 
 from novalet import app
 
-APPA = app.App(name="appa", object_modules=["tests.apps.appa_objects"])
+APPA = app.App(name="appa", object_modules=["tests.apps.appa_objects"],
+               migrations="tests.apps:appa_migrations")
 APPB = app.App(name="appb", object_modules=["tests.apps.appb_objects"])

@@ -20,6 +20,15 @@ from novalet.objects import codec
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.fixture(autouse=True)
+def _isolated():
+    from tests.apps import isolated_registry
+
+    with isolated_registry("tests.apps.appa_objects", "tests.apps.appb_objects",
+                           "tests.apps.ovo_library", "shadowing_objects"):
+        yield
+
+
 def _apps() -> tuple[object, object]:
     # The os-vif style library registers its Widget first: it holds the name
     # in oslo.versionedobjects' own registry.
@@ -35,11 +44,26 @@ def _apps() -> tuple[object, object]:
     return appa, appb
 
 
+@pytest.fixture
+def app_db(conf, tmp_path):
+    """A database of its own (the session's shared ones keep the core's
+    tables only), migrated for the core and appa."""
+    from novalet.db import api as db_api
+    from novalet.db import migration
+
+    conf("connection", "sqlite:///%s" % (tmp_path / "apps.db"), "database")
+    db_api.configure(novalet_conf.CONF)
+    mods = _apps()
+    migration.db_sync()
+    yield mods
+    db_api.dispose()
+
+
 @pytest.fixture(params=["local", "inprocess", "fakerpc"])
-def served(request, conf, sqlite_db):
+def served(request, conf, app_db):
     """The two test apps, run locally, through an in-process conductor, or
     over oslo.messaging (fake:// transport) to a conductor thread."""
-    mods = _apps()
+    mods = app_db
     server = None
     if request.param == "inprocess":
         conf("indirection", "inprocess", "objects")
@@ -74,6 +98,10 @@ def test_two_apps_same_object_name_work_together(served):
     assert type(a.gear) is appa.Gear and type(b.gear) is appb.Gear
     assert a.grow(2) == "appa" and b.grow(1) == "appb"
     assert (a.size, a.gear.teeth, b.size, b.gear.teeth) == (5, 7, 6, 11)
+    before = appa.Widget.stored_sizes(ctxt)  # the database is the session's
+    first = a.store()
+    assert appa.Widget.make(ctxt, "y", 9).store() == first + 1
+    assert appa.Widget.stored_sizes(ctxt) == before + [5, 9]
     listed = appb.WidgetList.of(ctxt, [1, 2])
     assert type(listed) is appb.WidgetList
     assert [type(w) for w in listed] == [appb.Widget, appb.Widget]
@@ -111,7 +139,7 @@ def test_unknown_namespace_is_refused_with_a_typed_error():
             ["x", 1], {}, objnamespace="nosuchapp")
 
 
-def test_old_form_of_class_action_still_serves_the_core(sqlite_db):
+def test_old_form_of_class_action_still_serves_the_core(app_db):
     """RPC 1.0/1.1 callers send no objnamespace: the core's class."""
     _apps()
     manager = conductor_manager.ConductorManager(novalet_conf.CONF)
@@ -155,15 +183,10 @@ def test_an_app_cannot_register_in_another_namespace(tmp_path, monkeypatch):
         "    fields = {'x': fields.IntegerField()}\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     objects.register_all([])
-    try:
-        with pytest.raises(exception.AppLoadError,
-                           match="shadowing.*novalet.Shadow"):
-            app.register(app.App(name="shadowing",
-                                 object_modules=["shadowing_objects"]))
-    finally:
-        import shadowing_objects
-        codec.remove_class(shadowing_objects.Shadow)
-        ovo_base.VersionedObjectRegistry.obj_classes().pop("Shadow", None)
+    with pytest.raises(exception.AppLoadError,
+                       match="shadowing.*novalet.Shadow"):
+        app.register(app.App(name="shadowing",
+                             object_modules=["shadowing_objects"]))
     assert "shadowing" not in app.loaded()
 
 
@@ -272,3 +295,78 @@ def test_a_separate_conductor_serves_installed_apps_over_rabbitmq(
         indirection.reset()
         proc.stop()
         database.drop()
+
+
+def test_the_no_db_guard_covers_apps_reader_and_writer(app_db):
+    from novalet import db
+
+    appa, _ = app_db
+    ctxt = context.get_admin_context()
+    widget = appa.Widget.make(ctxt, "g", 1)
+    before = appa.Widget.stored_sizes(ctxt)
+    db.block_access("test-agent")
+    try:
+        with pytest.raises(exception.DBNotAllowed, match="test-agent"):
+            widget.store()
+        with pytest.raises(exception.DBNotAllowed):
+            appa.Widget.stored_sizes(ctxt)
+        with pytest.raises(exception.DBNotAllowed):
+            with db.writer.using(ctxt):
+                pass
+        with db.conductor_access():  # a conductor dispatching in this process
+            widget.store()
+    finally:
+        db.allow_access()
+    assert appa.Widget.stored_sizes(ctxt) == before + [1]
+
+
+def _app_env(tmp_path: Path, apps: str = "") -> None:
+    _install(tmp_path, "test-apps",
+             "appa = tests.apps.declared:APPA\nappb = tests.apps.declared:APPB\n",
+             {})
+    (tmp_path / "novalet.conf").write_text(
+        "[DEFAULT]\napps = %s\n[database]\nconnection = sqlite:///%s\n"
+        % (apps, tmp_path / "n.db"))
+
+
+def test_manage_db_sync_and_version_cover_every_lineage(tmp_path):
+    from tests.apps import declared  # noqa: F401  (importable from ROOT)
+
+    _app_env(tmp_path)
+    result = _run("novalet-manage", tmp_path, "db", "version")
+    assert result.stdout.splitlines()[1:] == ["appa: None (not synced)"], result
+    result = _run("novalet-manage", tmp_path, "db", "sync", "--app", "appa")
+    assert (result.returncode, result.stdout) == (0, "App appa is at appa_0001\n")
+    result = _run("novalet-status", tmp_path, "upgrade", "check")
+    assert result.returncode == 2 and "never synced" in result.stdout
+    result = _run("novalet-manage", tmp_path, "db", "sync")
+    assert result.returncode == 0
+    assert result.stdout.splitlines() == [
+        "Database is at 0002_release_2", "App appa is at appa_0001"]
+    result = _run("novalet-manage", tmp_path, "db", "version")
+    assert result.stdout.splitlines() == ["0002_release_2", "appa: appa_0001"]
+    result = _run("novalet-manage", tmp_path, "db", "sync", "--app", "appb")
+    assert result.returncode == 2
+    assert "App appb cannot be loaded: no loaded app of this name has migrations" \
+        in result.stderr
+
+
+def test_conductor_and_status_check_every_app_schema(tmp_path):
+    _app_env(tmp_path)
+    assert _run("novalet-manage", tmp_path, "db", "sync", "--app",
+                "novalet").returncode == 0
+    result = _run("novalet-status", tmp_path, "upgrade", "check")
+    assert result.returncode == 2
+    assert "App schemas behind: appa (at nothing, needs appa_0001)" in \
+        " ".join(result.stdout.split())
+    result = _run("novalet-conductor", tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "novalet-conductor: cannot start: Configuration error: app appa's "
+        "schema is at nothing, this release needs appa_0001: run "
+        "'novalet-manage db sync'")
+    # [DEFAULT] apps restricts what is loaded, hence checked.
+    (tmp_path / "novalet.conf").write_text(
+        (tmp_path / "novalet.conf").read_text().replace("apps = ", "apps = appb"))
+    result = _run("novalet-manage", tmp_path, "db", "version")
+    assert result.stdout.splitlines() == ["0002_release_2"]

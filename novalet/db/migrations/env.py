@@ -19,6 +19,8 @@ def run_migrations_online():
 
 def _run(connection):
     context.configure(connection=connection, target_metadata=target_metadata,
+                      version_table=context.config.attributes.get(
+                          "version_table", "alembic_version"),
                       render_as_batch=connection.dialect.name == "sqlite")
     with context.begin_transaction():
         context.run_migrations()
