@@ -1,0 +1,68 @@
+"""Test helpers for app authors (the pytest plugin is ``novalet.testing.plugin``,
+registered through the ``pytest11`` entry point; its fixtures are opt-in,
+all named ``novalet_*``).
+
+* ``object_data(namespace)``: the fingerprint of every object of one
+  namespace (oslo.versionedobjects' ``ObjectVersionChecker``), to pin in a
+  test; ``check_object_data(namespace, expected)`` fails naming each object
+  whose fields or remotable methods changed without a version bump.
+* ``isolated_registry()``: what a block registers or loads is forgotten
+  after it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+
+from oslo_versionedobjects import base as ovo_base
+from oslo_versionedobjects import fixture as ovo_fixture
+
+from novalet import app
+from novalet.objects import codec
+
+
+def object_data(namespace: str) -> dict[str, str]:
+    """``{name: "version-fingerprint"}`` of every registered object of
+    ``namespace`` (newest version of each)."""
+    checker = ovo_fixture.ObjectVersionChecker(obj_classes=codec.classes(namespace))
+    return checker.get_hashes()  # type: ignore[no-any-return]
+
+
+def check_object_data(namespace: str, expected: Mapping[str, str]) -> None:
+    """Raise ``AssertionError`` unless ``namespace``'s objects have exactly
+    the fingerprints ``expected`` (an object changed: bump its version,
+    then its entry)."""
+    checker = ovo_fixture.ObjectVersionChecker(obj_classes=codec.classes(namespace))
+    wanted, actual = checker.test_hashes(dict(expected))
+    if wanted or actual:
+        lines = ["%s: expected %s, now %s" % (name, wanted.get(name, "(absent)"),
+                                              actual.get(name, "(absent)"))
+                 for name in sorted(set(wanted) | set(actual))]
+        raise AssertionError(
+            "objects of %s changed without a version bump (or the expected "
+            "data is stale):\n  %s" % (namespace, "\n  ".join(lines)))
+
+
+@contextlib.contextmanager
+def isolated_registry() -> Iterator[None]:
+    """Classes registered and apps loaded inside the block are forgotten
+    after it (novalet's registry, oslo.versionedobjects' registry, the
+    loaded apps); what was registered before stays as it was."""
+    by_key = {k: list(v) for k, v in codec._by_key.items()}
+    ovo = ovo_base.VersionedObjectRegistry.obj_classes()
+    ovo_saved = {k: list(v) for k, v in ovo.items()}
+    loaded = app._loaded.copy()
+    try:
+        yield
+    finally:
+        codec._by_key.clear()
+        codec._by_key.update(by_key)
+        ovo.clear()
+        ovo.update(ovo_saved)
+        app._loaded.clear()
+        app._loaded.update(loaded)
+        codec.registry_changed()
+
+
+__all__ = ["check_object_data", "isolated_registry", "object_data"]

@@ -1,0 +1,179 @@
+"""The ``novalet.testing`` pytest plugin (entry point ``pytest11``: novalet).
+
+Every fixture is opt-in and named ``novalet_*``:
+
+* ``novalet_apps``: the apps under test, names or ``App`` objects (default:
+  ini option ``novalet_apps``, else every installed app). Override it in a
+  conftest to choose.
+* ``novalet_registry``: those apps loaded; whatever the test registers or
+  loads beyond them is forgotten after it.
+* ``novalet_conf``: ``novalet_conf(name, value, group)`` overrides for one test.
+* ``novalet_db``: a fresh SQLite database (or ``NOVALET_TEST_DATABASE_URL``)
+  migrated for the core and every app under test.
+* ``novalet_path``: the test runs once per path: ``local`` (this process,
+  against the database), ``inprocess`` (an in-process conductor: every call
+  through the real serializer), ``rpc`` (a conductor behind oslo.messaging on
+  the broker at ``NOVALET_TEST_TRANSPORT_URL``, default RabbitMQ on
+  127.0.0.1:5672; skipped with its reason when unreachable). Its value is the
+  path's name.
+* ``novalet_no_db``: this process may not use the database (as a compute
+  agent): remotable methods must go through a conductor path.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from typing import Any
+from urllib import parse
+
+import pytest
+from oslo_config import cfg
+
+import novalet  # noqa: F401  (selects oslo.service's threading backend first)
+from novalet import app, db, indirection, rpc, testing
+from novalet import conf as _conf
+
+PATHS = ("local", "inprocess", "rpc")
+DEFAULT_TRANSPORT_URL = "rabbit://guest:guest@127.0.0.1:5672/"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addini("novalet_apps", type="args", default=[],
+                  help="novalet.testing: the apps under test (default: every "
+                       "installed app)")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "novalet_path" in metafunc.fixturenames:
+        metafunc.parametrize("novalet_path", PATHS, indirect=True)
+
+
+class ConfOverrides:
+    """``overrides(name, value, group)``; all cleared by ``clear()``."""
+
+    def __init__(self) -> None:
+        self.CONF = _conf.CONF
+        self._set: list[tuple[str, str | None]] = []
+
+    def __call__(self, name: str, value: Any, group: str | None = None) -> None:
+        self.CONF.set_override(name, value, group)
+        self._set.append((name, group))
+
+    def clear(self) -> None:
+        for name, group in reversed(self._set):
+            self.CONF.clear_override(name, group)
+        self._set.clear()
+
+
+@pytest.fixture(scope="session")
+def _novalet_parsed() -> None:
+    try:
+        getattr(_conf.CONF, "config_file")  # registered by the first parse
+    except cfg.NoSuchOptError:
+        _conf.parse_args([], default_config_files=[])
+
+
+@pytest.fixture
+def novalet_conf(_novalet_parsed: None) -> Iterator[ConfOverrides]:
+    overrides = ConfOverrides()
+    try:
+        yield overrides
+    finally:
+        indirection.reset()
+        rpc.cleanup()
+        from novalet.db import api as db_api
+
+        db_api.dispose()
+        overrides.clear()
+
+
+@pytest.fixture
+def novalet_apps(request: pytest.FixtureRequest) -> list[Any]:
+    return list(request.config.getini("novalet_apps"))
+
+
+@pytest.fixture
+def novalet_registry(novalet_apps: list[Any],
+                     _novalet_parsed: None) -> Iterator[list[app.App]]:
+    names = [a for a in novalet_apps if isinstance(a, str)]
+    app.load(None if not novalet_apps else names or [app.CORE])
+    for declared in novalet_apps:
+        if isinstance(declared, app.App):
+            app.register(declared)
+    wanted = {a.name if isinstance(a, app.App) else a for a in novalet_apps}
+    loaded = [a for n, a in app.loaded().items() if not wanted or n in wanted
+              or n == app.CORE]
+    with testing.isolated_registry():
+        yield loaded
+
+
+@pytest.fixture
+def novalet_db(novalet_conf: ConfOverrides, novalet_registry: list[app.App],
+               tmp_path: Any) -> Iterator[str]:
+    from novalet.db import api as db_api
+    from novalet.db import migration
+
+    url = os.environ.get("NOVALET_TEST_DATABASE_URL") or (
+        "sqlite:///%s" % (tmp_path / "novalet.db"))
+    novalet_conf("connection", url, "database")
+    db_api.configure(_conf.CONF)
+    for lineage in migration.lineages():
+        migration.db_sync(app=lineage)
+    yield url
+    db_api.dispose()
+
+
+def _broker_url() -> str:
+    url = os.environ.get("NOVALET_TEST_TRANSPORT_URL") or DEFAULT_TRANSPORT_URL
+    parsed = parse.urlsplit(url)
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1",
+                                       parsed.port or 5672), timeout=1):
+            pass
+    except OSError as e:
+        pytest.skip("novalet.testing: no broker at %s (%s); set "
+                    "NOVALET_TEST_TRANSPORT_URL" % (parsed.hostname, e))
+    return url
+
+
+@pytest.fixture
+def novalet_path(request: pytest.FixtureRequest, novalet_conf: ConfOverrides,
+                 novalet_db: str) -> Iterator[str]:
+    name = getattr(request, "param", "local")
+    if name == "local":
+        yield name
+        return
+    if name == "inprocess":
+        novalet_conf("indirection", "inprocess", "objects")
+        indirection.configure(_conf.CONF, binary="novalet.testing")
+        yield name
+        return
+    from novalet.conductor import manager as conductor_manager
+
+    novalet_conf("transport_url", _broker_url())
+    novalet_conf("topic", "novalet-testing-%s" % uuid.uuid4().hex, "conductor")
+    rpc.init(_conf.CONF)
+    server = rpc.Server(_conf.CONF.conductor.topic,
+                        [conductor_manager.ConductorManager(_conf.CONF)],
+                        server="novalet-testing-conductor", objects_local=True)
+    server.start()
+    try:
+        novalet_conf("indirection", "rpc", "objects")
+        indirection.configure(_conf.CONF, binary="novalet.testing")
+        yield name
+    finally:
+        indirection.reset()
+        server.stop()
+        server.wait()
+
+
+@pytest.fixture
+def novalet_no_db() -> Iterator[None]:
+    db.block_access("novalet.testing (novalet_no_db)")
+    try:
+        yield
+    finally:
+        db.allow_access()
