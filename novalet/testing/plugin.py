@@ -71,8 +71,10 @@ class ConfOverrides:
 @pytest.fixture(scope="session")
 def _novalet_parsed() -> None:
     try:
-        getattr(_conf.CONF, "config_file")  # registered by the first parse
+        parsed = _conf.CONF.config_file is not None  # registered by a parse
     except cfg.NoSuchOptError:
+        parsed = False
+    if not parsed:
         _conf.parse_args([], default_config_files=[])
 
 
