@@ -44,25 +44,37 @@ def check_object_data(namespace: str, expected: Mapping[str, str]) -> None:
             "data is stale):\n  %s" % (namespace, "\n  ".join(lines)))
 
 
-@contextlib.contextmanager
-def isolated_registry() -> Iterator[None]:
-    """Classes registered and apps loaded inside the block are forgotten
-    after it (novalet's registry, oslo.versionedobjects' registry, the
-    loaded apps); what was registered before stays as it was."""
-    by_key = {k: list(v) for k, v in codec._by_key.items()}
-    ovo = ovo_base.VersionedObjectRegistry.obj_classes()
-    ovo_saved = {k: list(v) for k, v in ovo.items()}
-    loaded = app._loaded.copy()
-    try:
-        yield
-    finally:
+class RegistryState:
+    """What is registered and loaded at one moment: novalet's registry,
+    oslo.versionedobjects' registry and the loaded apps. ``restore()`` puts
+    exactly that back (classes are kept, never imported again)."""
+
+    def __init__(self) -> None:
+        self.by_key = {k: list(v) for k, v in codec._by_key.items()}
+        self.ovo = {k: list(v) for k, v in
+                    ovo_base.VersionedObjectRegistry.obj_classes().items()}
+        self.loaded = app._loaded.copy()
+
+    def restore(self) -> None:
         codec._by_key.clear()
-        codec._by_key.update(by_key)
+        codec._by_key.update({k: list(v) for k, v in self.by_key.items()})
+        ovo = ovo_base.VersionedObjectRegistry.obj_classes()
         ovo.clear()
-        ovo.update(ovo_saved)
+        ovo.update({k: list(v) for k, v in self.ovo.items()})
         app._loaded.clear()
-        app._loaded.update(loaded)
+        app._loaded.update(self.loaded)
         codec.registry_changed()
 
 
-__all__ = ["check_object_data", "isolated_registry", "object_data"]
+@contextlib.contextmanager
+def isolated_registry() -> Iterator[None]:
+    """Classes registered and apps loaded inside the block are forgotten
+    after it; what was registered before stays as it was."""
+    state = RegistryState()
+    try:
+        yield
+    finally:
+        state.restore()
+
+
+__all__ = ["RegistryState", "check_object_data", "isolated_registry", "object_data"]

@@ -5,8 +5,8 @@ Every fixture is opt-in and named ``novalet_*``:
 * ``novalet_apps``: the apps under test, names or ``App`` objects (default:
   ini option ``novalet_apps``, else every installed app). Override it in a
   conftest to choose.
-* ``novalet_registry``: those apps loaded; whatever the test registers or
-  loads beyond them is forgotten after it.
+* ``novalet_registry``: those apps loaded for the test; after it, the
+  registry is as it was before (what the test registered is forgotten).
 * ``novalet_conf``: ``novalet_conf(name, value, group)`` overrides for one test.
 * ``novalet_db``: a fresh SQLite database (or ``NOVALET_TEST_DATABASE_URL``)
   migrated for the core and every app under test.
@@ -97,19 +97,32 @@ def novalet_apps(request: pytest.FixtureRequest) -> list[Any]:
     return list(request.config.getini("novalet_apps"))
 
 
+#: The registry with each set of apps under test loaded (a module is
+#: imported once: its classes are put back, not registered again).
+_with_apps: dict[tuple[Any, ...], testing.RegistryState] = {}
+
+
 @pytest.fixture
 def novalet_registry(novalet_apps: list[Any],
                      _novalet_parsed: None) -> Iterator[list[app.App]]:
-    names = [a for a in novalet_apps if isinstance(a, str)]
-    app.load(None if not novalet_apps else names or [app.CORE])
-    for declared in novalet_apps:
-        if isinstance(declared, app.App):
-            app.register(declared)
+    before = testing.RegistryState()
+    key = tuple(novalet_apps)
+    if key in _with_apps:
+        _with_apps[key].restore()
+    else:
+        names = [a for a in novalet_apps if isinstance(a, str)]
+        app.load(None if not novalet_apps else names or [app.CORE])
+        for declared in novalet_apps:
+            if isinstance(declared, app.App):
+                app.register(declared)
+        _with_apps[key] = testing.RegistryState()
     wanted = {a.name if isinstance(a, app.App) else a for a in novalet_apps}
     loaded = [a for n, a in app.loaded().items() if not wanted or n in wanted
               or n == app.CORE]
-    with testing.isolated_registry():
+    try:
         yield loaded
+    finally:
+        before.restore()
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ def _apps() -> tuple[object, object]:
     # in oslo.versionedobjects' own registry.
     import tests.apps.ovo_library  # noqa: F401
 
-    objects.register_all([])
+    objects.register_all(["novalet"])
     from tests.apps import declared
 
     app.register(declared.APPA)
@@ -166,7 +166,7 @@ def test_a_conductor_capped_below_1_2_refuses_app_class_methods(conf):
 def test_core_lookups_match_the_library():
     """codec's namespaced lookups give what oslo.versionedobjects' own give
     for every core class (the core holds its names in both registries)."""
-    objects.register_all([])
+    objects.register_all(["novalet"])
     for name, classes in codec.classes("novalet").items():
         assert codec.version_tree(name) == ovo_base.obj_tree_get_versions(name)
         for cls in classes:
@@ -182,7 +182,7 @@ def test_an_app_cannot_register_in_another_namespace(tmp_path, monkeypatch):
         "    VERSION = '9.0'\n"
         "    fields = {'x': fields.IntegerField()}\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    objects.register_all([])
+    objects.register_all(["novalet"])
     with pytest.raises(exception.AppLoadError,
                        match="shadowing.*novalet.Shadow"):
         app.register(app.App(name="shadowing",
@@ -242,7 +242,7 @@ def test_apps_option_names_an_app_that_is_not_installed(tmp_path):
 
 
 def test_novalet_itself_is_an_app_loaded_by_entry_point():
-    objects.register_all([])
+    objects.register_all(["novalet"])
     core = app.loaded()["novalet"]
     assert "novalet.objects.service" in core.object_modules
     assert core.releases["2"]["ComputeNode"] == "1.1"
@@ -320,7 +320,7 @@ def test_the_no_db_guard_covers_apps_reader_and_writer(app_db):
     assert appa.Widget.stored_sizes(ctxt) == before + [1]
 
 
-def _app_env(tmp_path: Path, apps: str = "") -> None:
+def _app_env(tmp_path: Path, apps: str = "appa,appb") -> None:
     _install(tmp_path, "test-apps",
              "appa = tests.apps.declared:APPA\nappb = tests.apps.declared:APPB\n",
              {})
@@ -367,6 +367,7 @@ def test_conductor_and_status_check_every_app_schema(tmp_path):
         "'novalet-manage db sync'")
     # [DEFAULT] apps restricts what is loaded, hence checked.
     (tmp_path / "novalet.conf").write_text(
-        (tmp_path / "novalet.conf").read_text().replace("apps = ", "apps = appb"))
+        (tmp_path / "novalet.conf").read_text().replace("apps = appa,appb",
+                                                        "apps = appb"))
     result = _run("novalet-manage", tmp_path, "db", "version")
     assert result.stdout.splitlines() == ["0002_release_2"]

@@ -1,0 +1,120 @@
+"""DHCP leases: a Lease (with its Subnet nested) and a LeaseList.
+
+Lease 1.1 adds ``client_id`` (DHCP option 61); a 1.0 peer gets it dropped.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from oslo_utils import versionutils
+
+from novalet import db, exception
+from novalet.objects import base, fields
+
+NAMESPACE = "leases"
+
+LEASES = sa.Table(
+    "leases", sa.MetaData(),
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("ip", sa.String(64)), sa.Column("mac", sa.String(32)),
+    sa.Column("hostname", sa.String(255)), sa.Column("client_id", sa.String(255)),
+    sa.Column("subnet_cidr", sa.String(64)), sa.Column("subnet_gateway", sa.String(64)),
+    sa.Column("expires_at", sa.Integer))
+
+
+@base.NovaletObjectRegistry.register
+class Subnet(base.NovaletObject):
+    # Version 1.0: initial version
+    OBJ_PROJECT_NAMESPACE = NAMESPACE
+    VERSION = "1.0"
+    fields = {"cidr": fields.IPNetworkField(), "gateway": fields.IPAddressField()}
+
+
+def _lease(context: Any, row: Any) -> Lease:
+    lease = Lease(context, id=row.id, ip=row.ip, mac=row.mac, hostname=row.hostname,
+                  client_id=row.client_id, expires_at=row.expires_at,
+                  subnet=Subnet(cidr=row.subnet_cidr, gateway=row.subnet_gateway))
+    lease.obj_reset_changes(recursive=True)
+    return lease
+
+
+@base.NovaletObjectRegistry.register
+class Lease(base.NovaletObject):
+    # Version 1.0: initial version (release 1)
+    # Version 1.1: client_id (release 2)
+    OBJ_PROJECT_NAMESPACE = NAMESPACE
+    VERSION = "1.1"
+    fields = {
+        "id": fields.IntegerField(read_only=True),
+        "ip": fields.IPAddressField(),
+        "mac": fields.MACAddressField(),
+        "hostname": fields.StringField(nullable=True),
+        "client_id": fields.StringField(nullable=True),
+        "subnet": fields.ObjectField("Subnet"),
+        "expires_at": fields.IntegerField(),
+    }
+    obj_relationships = {"subnet": [("1.0", "1.0")]}
+
+    def obj_make_compatible(self, primitive: dict[str, Any], target_version: str) -> None:
+        super().obj_make_compatible(primitive, target_version)
+        if versionutils.convert_version_to_tuple(target_version) < (1, 1):
+            primitive.pop("client_id", None)
+
+    @base.remotable
+    def create(self) -> None:
+        """Hand out this lease (its ip must be free)."""
+        values = {"ip": str(self.ip), "mac": self.mac, "hostname": self.hostname,
+                  "client_id": self.client_id if self.obj_attr_is_set("client_id") else None,
+                  "subnet_cidr": str(self.subnet.cidr),
+                  "subnet_gateway": str(self.subnet.gateway),
+                  "expires_at": self.expires_at}
+        with db.writer.using(self._context) as session:
+            taken = session.execute(sa.select(LEASES.c.id).where(
+                LEASES.c.ip == values["ip"])).first()
+            if taken is not None:
+                raise exception.Conflict(reason="%s is leased already" % self.ip)
+            result = session.execute(sa.insert(LEASES).values(**values))
+            self.id = int(result.inserted_primary_key[0])
+        self.obj_reset_changes(recursive=True)
+
+    @base.remotable
+    def renew(self, now: int, seconds: int) -> int:
+        """Extend the lease to ``now + seconds``; returns the new expiry."""
+        expires = now + seconds
+        with db.writer.using(self._context) as session:
+            session.execute(sa.update(LEASES).where(LEASES.c.id == self.id)
+                            .values(expires_at=expires))
+        self.expires_at = expires
+        self.obj_reset_changes(["expires_at"])
+        return expires
+
+    @classmethod
+    @base.remotable
+    @db.reader
+    def get_by_ip(cls, context: Any, ip: str) -> Lease:
+        row = context.session.execute(
+            sa.select(LEASES).where(LEASES.c.ip == str(ip))).first()
+        if row is None:
+            raise exception.NotFound(reason="no lease for %s" % ip)
+        return _lease(context, row)
+
+
+@base.NovaletObjectRegistry.register
+class LeaseList(base.ovo_base.ObjectListBase, base.NovaletObject):
+    # Version 1.0: Lease 1.0
+    # Version 1.1: Lease 1.1
+    OBJ_PROJECT_NAMESPACE = NAMESPACE
+    VERSION = "1.1"
+    fields = {"objects": fields.ListOfObjectsField("Lease")}
+    child_versions = {"1.0": "1.0", "1.1": "1.1"}
+
+    @classmethod
+    @base.remotable
+    @db.reader
+    def get_by_subnet(cls, context: Any, cidr: str) -> LeaseList:
+        rows = context.session.execute(
+            sa.select(LEASES).where(LEASES.c.subnet_cidr == str(cidr))
+            .order_by(LEASES.c.ip))
+        return cls(context, objects=[_lease(context, row) for row in rows])
