@@ -17,6 +17,14 @@ from novalet.db import migration
 from tests import services
 
 REQUIRE_SERVICES = os.environ.get("NOVALET_REQUIRE_SERVICES") == "1"
+
+# novalet's own tests load the core only, in this process and in the
+# services they start (set on import: test modules call register_all() as
+# they are collected): installed apps (the example's) have their own tests,
+# and the shared databases do not hold their tables. A test of apps in a
+# process removes OS_DEFAULT__APPS from that process's environment.
+novalet_conf.CONF.set_default("apps", ["novalet"])
+os.environ.setdefault("OS_DEFAULT__APPS", "novalet")
 DB_BACKENDS = ("sqlite", "postgresql", "mysql")
 
 
@@ -30,9 +38,6 @@ def service_unavailable(reason: str) -> None:
 @pytest.fixture(scope="session", autouse=True)
 def _novalet_session() -> None:
     novalet_conf.parse_args([], default_config_files=[])
-    # novalet's own tests load the core only: installed apps (the example's)
-    # have their own tests, whose tables the shared databases do not hold.
-    novalet_conf.CONF.set_default("apps", ["novalet"])
     objects.register_all()
 
 

@@ -73,7 +73,7 @@ def _object_class(objname: Any, object_versions: Any,
         raise exception.MalformedRequest(
             reason="objname and objnamespace must be strings and "
                    "object_versions a dict")
-    if (namespace, objname) not in codec.registered_keys():
+    if not codec.is_registered(objname, namespace):
         if namespace not in codec.namespaces():
             raise exception.UnknownNamespace(
                 namespace=namespace, objname=objname,

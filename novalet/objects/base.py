@@ -513,7 +513,7 @@ class NovaletObjectSerializer(ovo_base.VersionedObjectSerializer):
             raise exception.MalformedRequest(
                 reason="%s primitive without a namespace string: %r"
                 % (name, namespace))
-        if (namespace, name) not in codec._by_key:
+        if not codec.is_registered(name, namespace):
             # Checked first: oslo.versionedobjects logs an unknown name as
             # an error, but it is the sender's mistake, not ours.
             if namespace not in codec.namespaces():

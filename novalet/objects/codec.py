@@ -225,6 +225,10 @@ def remove_class(cls: Any) -> None:
     registry_changed()
 
 
+def is_registered(objname: str, namespace: str = CORE) -> bool:
+    return (namespace, objname) in _by_key
+
+
 def registered_keys() -> set[tuple[str, str]]:
     return set(_by_key)
 

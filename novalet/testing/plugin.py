@@ -99,14 +99,14 @@ def novalet_apps(request: pytest.FixtureRequest) -> list[Any]:
 
 #: The registry with each set of apps under test loaded (a module is
 #: imported once: its classes are put back, not registered again).
-_with_apps: dict[tuple[Any, ...], testing.RegistryState] = {}
+_with_apps: dict[tuple[str, ...], testing.RegistryState] = {}
 
 
 @pytest.fixture
 def novalet_registry(novalet_apps: list[Any],
                      _novalet_parsed: None) -> Iterator[list[app.App]]:
     before = testing.RegistryState()
-    key = tuple(novalet_apps)
+    key = tuple(a.name if isinstance(a, app.App) else a for a in novalet_apps)
     if key in _with_apps:
         _with_apps[key].restore()
     else:

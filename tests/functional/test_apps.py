@@ -201,8 +201,16 @@ def _install(tmp_path: Path, dist: str, entry_points: str,
         (tmp_path / ("%s.py" % name)).write_text(text)
 
 
-def _run(binary: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _env(tmp_path: Path) -> dict[str, str]:
+    """This test run's environment, the test apps installed, every installed
+    app loaded (tests/conftest.py restricts the others to the core)."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), str(ROOT)]))
+    env.pop("OS_DEFAULT__APPS", None)
+    return env
+
+
+def _run(binary: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = _env(tmp_path)
     return subprocess.run([os.path.join(os.path.dirname(sys.executable), binary),
                            "--config-file", str(tmp_path / "novalet.conf"), *args],
                           capture_output=True, text=True, env=env, timeout=60,
@@ -271,7 +279,7 @@ def test_a_separate_conductor_serves_installed_apps_over_rabbitmq(
         "database": {"connection": database.url},
         "conductor": {"workers": 1, "topic": topic},
     })
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), str(ROOT)]))
+    env = _env(tmp_path)
     assert _run("novalet-manage", tmp_path, "db", "sync").returncode == 0
     proc = processes.ServiceProcess("novalet-conductor", config,
                                     str(tmp_path / "conductor.log"), env=env)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 
 import pytest
 
@@ -13,6 +14,14 @@ from tests import conftest as root_conftest
 from tests import processes, services
 
 pytestmark = pytest.mark.integration
+
+#: Every installed app loaded (tests/conftest.py restricts the others).
+ENV = {k: v for k, v in os.environ.items() if k != "OS_DEFAULT__APPS"}
+
+
+def _run(binary: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([os.path.join(processes.BIN_DIR, binary), *args],
+                          capture_output=True, text=True, timeout=120, env=ENV)
 
 
 def test_leases_agent_through_the_conductor(tmp_path, rabbit_vhost):
@@ -29,12 +38,12 @@ def test_leases_agent_through_the_conductor(tmp_path, rabbit_vhost):
     })
     conductor = None
     try:
-        result = processes.run_command("novalet-manage", "--config-file", config,
+        result = _run("novalet-manage", "--config-file", config,
                                        "db", "sync")
         assert result.returncode == 0, result.stderr
         assert "App leases is at leases_0001" in result.stdout
         conductor = processes.ServiceProcess("novalet-conductor", config,
-                                             str(tmp_path / "conductor.log"))
+                                             str(tmp_path / "conductor.log"), env=ENV)
         conductor.wait_for_log(r"novalet-conductor started on leases-conductor")
         # The agent's config has no database at all.
         agent_config = processes.write_config(str(tmp_path / "agent.conf"), {
@@ -42,7 +51,7 @@ def test_leases_agent_through_the_conductor(tmp_path, rabbit_vhost):
             "conductor": {"topic": topic},
             "database": {"connection": "postgresql://nobody@127.0.0.1:1/none"},
         })
-        result = processes.run_command("leases-agent", "--config-file", agent_config,
+        result = _run("leases-agent", "--config-file", agent_config,
                                        "10.1.0.9", "52:54:00:aa:bb:cc",
                                        "10.1.0.0/24", "10.1.0.1")
         assert result.returncode == 0, result.stderr
@@ -51,7 +60,7 @@ def test_leases_agent_through_the_conductor(tmp_path, rabbit_vhost):
         assert held["client_id"] == "client-52:54:00:aa:bb:cc"
         assert held["expires_at"] > 3600
         # The same address again: the conductor refuses it, typed.
-        result = processes.run_command("leases-agent", "--config-file", agent_config,
+        result = _run("leases-agent", "--config-file", agent_config,
                                        "10.1.0.9", "52:54:00:aa:bb:dd",
                                        "10.1.0.0/24", "10.1.0.1")
         assert result.returncode != 0

@@ -207,6 +207,8 @@ def in_place_class():
     base.NovaletObjectRegistry.register(InPlaceProbe)
     yield InPlaceProbe
     ovo_base.VersionedObjectRegistry._registry._obj_classes.pop("InPlaceProbe")
+    for registered in codec.classes("novalet").get("InPlaceProbe", []):
+        codec.remove_class(registered)  # 1.0, and 1.1 when a test added it
     delattr(objects, "InPlaceProbe")
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from oslo_versionedobjects import fixture
 
-from novalet.objects import base
+from novalet.objects import codec
 
 object_data = {
     "ComputeNode": "1.1-997b789b3e67cc9385875369dc426a76",
@@ -32,8 +32,7 @@ object_data = {
 
 
 def test_versions_match_fingerprints():
-    checker = fixture.ObjectVersionChecker(
-        base.NovaletObjectRegistry.obj_classes())
+    checker = fixture.ObjectVersionChecker(codec.classes("novalet"))
     expected, actual = checker.test_hashes(object_data)
     assert expected == actual, (
         "Fields or remotable methods changed without a version bump: "
@@ -42,7 +41,7 @@ def test_versions_match_fingerprints():
 
 
 def test_every_registered_object_is_listed():
-    assert set(base.NovaletObjectRegistry.obj_classes()) == set(object_data)
+    assert set(codec.classes("novalet")) == set(object_data)
 
 
 def test_service_version_history_names_every_object_version():
