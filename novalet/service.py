@@ -185,8 +185,11 @@ class Service(oslo_service.Service):
         before the manager closes what it uses; bounded."""
         self._stopping = True
         timeout = self.conf.periodic_task_stop_timeout
-        if self._periodic_lock.acquire(timeout=timeout) if timeout > 0 \
-                else self._periodic_lock.acquire(blocking=False):
+        if timeout > 0:
+            idle = self._periodic_lock.acquire(timeout=timeout)
+        else:
+            idle = self._periodic_lock.acquire(blocking=False)
+        if idle:
             self._periodic_lock.release()
             return
         LOG.warning("%s on %s: a periodic task is still running after %ss; "
