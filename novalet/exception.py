@@ -9,7 +9,7 @@ carries a message template filled from keyword arguments::
      |        MigrationNotFound
      +-- Conflict
      |    +-- ServiceBinaryExists, ComputeHostExists, InstanceExists,
-     |        ServiceHasInstances
+     |        ServiceHasInstances, ServiceIsUp
      +-- Invalid
      |    +-- ObjectFieldInvalid, ObjectActionError, InvalidResourceView,
      |        ConfigurationError
@@ -18,8 +18,9 @@ carries a message template filled from keyword arguments::
      |        MalformedRequest
      +-- DBNotAllowed               (a process without database access used it)
      +-- DatabaseUnavailable
+     +-- SchemaNotCurrent           (the database is behind this release)
      +-- RPCUnavailable
-     |    +-- RPCTimeout
+     |    +-- RPCTimeout, BrokerUnavailable
      +-- ComputeResourcesUnavailable
      +-- ServiceTooOld
      +-- VirtDriverError
@@ -109,6 +110,16 @@ class InstanceExists(Conflict):
     msg_fmt = "Instance %(uuid)s exists."
 
 
+class ServiceIsUp(Conflict):
+    """A running service cannot be deleted without ``--force``."""
+    msg_fmt = ("Service %(host)s/%(binary)s is up (last heartbeat %(age)s): "
+               "stop %(binary)s on %(host)s first and wait until "
+               "'novalet-manage service list' shows it down (up to "
+               "service_down_time, %(down_time)ss), or pass --force to delete "
+               "it anyway (a running service registers again at its next "
+               "heartbeat).")
+
+
 class ServiceHasInstances(Conflict):
     """A compute service still hosts instances and cannot be deleted."""
     msg_fmt = ("Service %(host)s/%(binary)s still hosts %(count)d "
@@ -180,6 +191,12 @@ class DatabaseUnavailable(NovaletException):
     msg_fmt = "Database %(url)s unreachable: %(reason)s"
 
 
+class SchemaNotCurrent(NovaletException):
+    """The database schema is older than this release needs."""
+    msg_fmt = ("database schema is at %(current)s, this release needs "
+               "%(head)s: run 'novalet-manage db sync'")
+
+
 class RPCUnavailable(NovaletException):
     """A message could not be delivered (broker down, no server)."""
     msg_fmt = "RPC %(topic)s.%(method)s could not be delivered: %(reason)s"
@@ -188,6 +205,11 @@ class RPCUnavailable(NovaletException):
 class RPCTimeout(RPCUnavailable):
     """No answer within the call's timeout."""
     msg_fmt = "%(topic)s did not answer %(method)s within %(timeout)ss"
+
+
+class BrokerUnavailable(RPCUnavailable):
+    """The message broker of ``transport_url`` cannot be reached."""
+    msg_fmt = "Message broker %(url)s unreachable: %(reason)s"
 
 
 class ComputeResourcesUnavailable(NovaletException):

@@ -11,6 +11,7 @@ as the same class. A timeout or an undeliverable call leaves a client as
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import threading
 import time
@@ -19,12 +20,15 @@ from typing import Any, TypeVar
 
 import oslo_messaging as messaging
 from oslo_config import cfg
+from oslo_log import log as logging
 from oslo_messaging._drivers import common as wire_common
 from oslo_serialization import jsonutils
 
 from novalet import context as novalet_context
 from novalet import exception
 from novalet.objects import base as objects_base
+
+LOG = logging.getLogger(__name__)
 
 ALLOWED_EXMODS = [exception.__name__]
 
@@ -84,38 +88,68 @@ def masked_transport_url(conf: cfg.ConfigOpts) -> str:
     return "%s://%s/%s" % (url.transport, hosts, url.virtual_host or "")
 
 
-def check_broker(conf: cfg.ConfigOpts, timeout: float) -> None:
-    """Wait up to ``timeout`` seconds for the broker of ``transport_url``.
+#: Transports that run in this process: no broker to check.
+_IN_PROCESS_TRANSPORTS = ("fake",)
 
-    Raises ``RPCUnavailable`` with the masked URL and the last error. The
-    in-process ``fake://`` transport needs no broker.
+
+def check_broker(conf: cfg.ConfigOpts, timeout: float) -> None:
+    """Wait up to ``timeout`` seconds until ``transport_url``'s broker takes
+    a message; raises ``BrokerUnavailable`` (the masked URL, the last error
+    in one line, a hint when a TLS port is reached without ``ssl``).
+
+    It goes through oslo.messaging itself, so it reaches the broker exactly
+    as the service will: ``[oslo_messaging_rabbit]`` ``ssl``, ``ssl_ca_file``,
+    ``ssl_cert_file``, ``ssl_key_file``, heartbeats, the login method and
+    every host of the URL (the driver's failover order). A transport of its
+    own sends one ``cast`` to a topic nobody listens on (the broker drops
+    it), with the client's public ``retry`` bound instead of the driver's
+    retry-forever default; the transport is closed again. The in-process
+    ``fake://`` transport needs no broker.
     """
     url = messaging.TransportURL.parse(conf, conf.transport_url)
-    if url.transport in ("fake", None):
+    if url.transport in _IN_PROCESS_TRANSPORTS or url.transport is None:
         return
-    import kombu  # oslo.messaging's rabbit driver is built on kombu
-
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while True:
-        for host in url.hosts or [None]:
+    masked = masked_transport_url(conf)
+    transport = messaging.get_rpc_transport(conf)
+    try:
+        # One round tries every host once (the driver fails over in order).
+        client = messaging.get_rpc_client(
+            transport, messaging.Target(
+                topic="novalet-startup-check-%s" % os.urandom(6).hex()),
+            retry=max(0, len(url.hosts) - 1))
+        deadline = time.monotonic() + timeout
+        while True:
             try:
-                with kombu.Connection(
-                        hostname=getattr(host, "hostname", None) or "localhost",
-                        port=getattr(host, "port", None) or 5672,
-                        userid=getattr(host, "username", None) or "guest",
-                        password=getattr(host, "password", None) or "guest",
-                        virtual_host=url.virtual_host or "/",
-                        connect_timeout=min(5.0, max(timeout, 0.5))) as conn:
-                    conn.ensure_connection(max_retries=1)
+                client.cast({}, "novalet_startup_check")
                 return
-            except Exception as e:
+            except Exception as e:  # the driver's and kombu's own errors
                 last = e
-        if time.monotonic() >= deadline:
-            raise exception.RPCUnavailable(
-                topic=masked_transport_url(conf), method="connect",
-                reason=last)
-        time.sleep(1.0)
+                LOG.debug("Broker %s not reachable yet", masked, exc_info=True)
+            if time.monotonic() + 1.0 > deadline:
+                raise exception.BrokerUnavailable(
+                    url=masked, reason=_broker_reason(conf, url, last))
+            time.sleep(1.0)
+    finally:
+        transport.cleanup()
+
+
+def _broker_reason(conf: cfg.ConfigOpts, url: Any, error: Exception) -> str:
+    """The error's first line, and what to check for its usual causes."""
+    text = (str(error).strip() or type(error).__name__).splitlines()[0]
+    lowered = text.lower()
+    rabbit = getattr(conf, "oslo_messaging_rabbit", None)
+    if url.transport != "rabbit" or rabbit is None:
+        return text
+    if not rabbit.ssl and any(word in lowered for word in (
+            "socket closed", "connection reset", "eof", "timed out",
+            "closed the connection", "unexpectedly closed")):
+        return text + (" (if that port speaks TLS, as production brokers do "
+                       "on 5671, set [oslo_messaging_rabbit] ssl = true and "
+                       "ssl_ca_file)")
+    if rabbit.ssl and ("certificate" in lowered or "ssl" in lowered):
+        return text + (" (check [oslo_messaging_rabbit] ssl_ca_file, "
+                       "ssl_cert_file and ssl_key_file)")
+    return text
 
 
 class RequestContextSerializer(messaging.Serializer):

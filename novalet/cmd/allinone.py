@@ -23,7 +23,7 @@ from oslo_log import log as logging
 
 from novalet import conf as novalet_conf
 from novalet import context, exception, indirection, objects, rpc, service, servicegroup
-from novalet.cmd import common, status_view
+from novalet.cmd import common, exit_codes, status_view
 from novalet.compute import manager as compute_manager
 from novalet.compute import rpcapi as compute_rpcapi
 from novalet.conductor import manager as conductor_manager
@@ -37,7 +37,8 @@ BINARY = "novalet-allinone"
 
 def _parse(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     parser = argparse.ArgumentParser(
-        prog=BINARY, description="A whole novalet cluster in one process.")
+        prog=BINARY, description="A whole novalet cluster in one process.",
+        epilog=exit_codes.HELP)
     parser.add_argument("--computes", type=int, default=3,
                         help="compute agents to run (default 3)")
     parser.add_argument("--nodes", type=int, default=2,
@@ -186,6 +187,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "\n\nCtrl-C stops every service.\n")
             sys.stdout.flush()
             stop.wait(1.0)
+    except exception.NovaletException as e:
+        return common.fail(BINARY, e)
     finally:
         cluster.stop()
         indirection.reset()

@@ -50,6 +50,16 @@ class ComputeManager(base_manager.Manager):
                 self.conf, self.host, self.driver, nodename, service_id)
         return self.trackers[nodename]
 
+    def service_record_replaced(self, context: Any, service_ref: Any) -> None:
+        """This service registered again under a new record (the old one was
+        deleted while it ran, e.g. ``service delete --force``): every node
+        record follows the new ``service_id`` (recreated at the next audit
+        if the delete took it)."""
+        LOG.info("Service record of %s is now %s; linking its compute nodes "
+                 "to it", self.host, service_ref.id)
+        for tracker in list(self.trackers.values()):
+            tracker.relink(context, service_ref.id)
+
     # -- lifecycle -------------------------------------------------------
 
     def init_host(self) -> None:
