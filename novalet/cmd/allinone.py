@@ -160,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         db_api.check_connection(CONF, CONF.startup_timeout)
         migration.db_sync()
         rpc.check_broker(CONF, CONF.startup_timeout)
-    except exception.NovaletException as e:
+    except Exception as e:  # one line and its exit code, never a traceback
         return common.fail(BINARY, e)
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *a: stop.set())
@@ -187,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "\n\nCtrl-C stops every service.\n")
             sys.stdout.flush()
             stop.wait(1.0)
-    except exception.NovaletException as e:
+    except Exception as e:  # one line and its exit code, never a traceback
         return common.fail(BINARY, e)
     finally:
         cluster.stop()

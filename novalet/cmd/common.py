@@ -111,7 +111,11 @@ def fail(binary: str, error: Exception) -> int:
     (``novalet.cmd.exit_codes``: 3 for an unreachable database or broker,
     2 for a configuration that cannot work, else 1)."""
     message = getattr(error, "message", None) or str(error)
-    LOG.error("%s cannot start: %s", binary, message)
+    if isinstance(error, (exception.NovaletException, cfg.Error)):
+        LOG.error("%s cannot start: %s", binary, message)
+    else:
+        message = "%s: %s" % (type(error).__name__, message)
+        LOG.error("%s cannot start: %s", binary, message, exc_info=error)
     print("%s: cannot start: %s" % (binary, manage_cli.first_line(message)),
           file=sys.stderr)
     return exit_codes.for_error(error)

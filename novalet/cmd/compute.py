@@ -56,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rpc.check_broker(CONF, CONF.startup_timeout)
         _check_service_versions(CONF)
         manager = compute_manager.ComputeManager(CONF, CONF.host)
-    except exception.NovaletException as e:
+    except Exception as e:  # one line and its exit code, never a traceback
         return common.fail(BINARY, e)
     server = service.Service(
         CONF, host=CONF.host, binary=BINARY, topic=CONF.compute.topic,

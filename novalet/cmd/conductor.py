@@ -9,7 +9,7 @@ from oslo_log import log as logging
 from oslo_service import service as oslo_service
 
 from novalet import conf as novalet_conf
-from novalet import context, exception, rpc, service, servicegroup
+from novalet import context, rpc, service, servicegroup
 from novalet.cmd import common
 from novalet.conductor import manager as conductor_manager
 from novalet.db import api as db_api
@@ -36,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         common.check_schema()
         common.check_service_versions(context.get_admin_context())
         rpc.check_broker(CONF, CONF.startup_timeout)
-    except exception.NovaletException as e:
+    except Exception as e:  # one line and its exit code, never a traceback
         return common.fail(BINARY, e)
     db_api.dispose()  # workers open their own connections after the fork
     server = service.Service(

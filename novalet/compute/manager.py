@@ -88,6 +88,11 @@ class ComputeManager(base_manager.Manager):
         for nodename in nodenames:
             try:
                 self._tracker(nodename).update_available_resource(context)
+            except exception.ComputeHostNotFound:
+                # Deleted under us (e.g. service delete --force): the next
+                # audit creates it again, linked to the current record.
+                LOG.warning("The record of node %s was deleted while it runs; "
+                            "it is created again at the next audit", nodename)
             except _EXPECTED_AUDIT_ERRORS as e:
                 LOG.error("Resource audit of %s failed: %s", nodename,
                           getattr(e, "message", e))

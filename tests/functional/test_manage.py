@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from novalet import context, objects
+from novalet import context, exception, objects
 from novalet.cmd import manage, manage_service, status
 from novalet.db import migration
 from novalet.objects import service as service_module
@@ -257,6 +257,71 @@ def test_delete_other_service_table(run: Manage, cloud: dict[str, Any]) -> None:
     assert out.startswith("Deleted service %d (cmp2/novalet-compute) and 2 "
                           "compute node(s): node-" % cloud["services"]["cmp2"].id)
     assert len(objects.ComputeNodeList.get_all(cloud["ctxt"])) == 3
+
+
+def test_delete_refuses_a_service_that_is_up(run: Manage, cloud: dict[str, Any]) -> None:
+    ctxt = cloud["ctxt"]
+    ctl = cloud["services"]["ctl"]
+    line = run.fails("service", "delete", "ctl", "novalet-conductor")
+    assert line.startswith("novalet-manage: Service ctl/novalet-conductor is up "
+                           "(last heartbeat ")
+    assert "stop novalet-conductor on ctl first" in line and "--force" in line
+    assert _fetch(ctxt, "ctl", "novalet-conductor").id == ctl.id
+    # Forced down (fenced) is down: the delete goes through.
+    assert run("service", "force-down", "ctl", "novalet-conductor")[0] == 0
+    code, out, err = run("service", "delete", "ctl", "novalet-conductor")
+    assert code == 0 and out.startswith("Deleted service %d" % ctl.id), err
+
+
+def test_forced_delete_takes_the_nodes_in_one_transaction(
+        run: Manage, cloud: dict[str, Any]) -> None:
+    ctxt = cloud["ctxt"]
+    cmp1 = cloud["services"]["cmp1"]
+    for instance in objects.InstanceList.get_by_host(ctxt, "cmp1"):
+        instance.destroy()
+    # A node of another host linked to cmp1's record goes with it too.
+    linked = _node(ctxt, "elsewhere", "node-l", service_id=cmp1.id)
+    result = run.json("service", "delete", "cmp1", "novalet-compute", "--force")
+    assert result["deleted_service"]["id"] == cmp1.id
+    database = cloud["database"]
+    rows = database.query("SELECT id, deleted, deleted_at FROM compute_nodes "
+                          "WHERE host = 'cmp1' OR id = :i", i=linked.id)
+    assert len(rows) == 3 and all(r.deleted == r.id for r in rows)
+    live = database.query("SELECT COUNT(*) AS n FROM compute_nodes WHERE deleted = 0 "
+                          "AND service_id = :i", i=cmp1.id)
+    assert live[0].n == 0
+
+
+def test_service_delete_is_one_transaction(cloud: dict[str, Any],
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """If deleting the service row fails after its nodes were deleted, the
+    nodes come back with the rollback: never nodes gone and service live."""
+    from novalet.db import api as db_api
+
+    ctxt = cloud["ctxt"]
+    cmp2 = cloud["services"]["cmp2"]
+
+    def fail(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("the service row cannot be written")
+
+    monkeypatch.setattr(db_api, "_soft_delete", fail)
+    with pytest.raises(RuntimeError):
+        cmp2.destroy()
+    monkeypatch.undo()
+    assert len(objects.ComputeNodeList.get_by_host(ctxt, "cmp2")) == 2
+    cmp2.destroy()
+    assert len(objects.ComputeNodeList.get_by_host(ctxt, "cmp2")) == 0
+
+
+def test_delete_with_instances_deletes_nothing(cloud: dict[str, Any]) -> None:
+    """The instance check and the deletes run in one transaction: refused,
+    the service and its nodes are all still there."""
+    ctxt = cloud["ctxt"]
+    cmp1 = cloud["services"]["cmp1"]
+    with pytest.raises(exception.ServiceHasInstances):
+        cmp1.destroy()
+    assert _fetch(ctxt, "cmp1", "novalet-compute").id == cmp1.id
+    assert len(objects.ComputeNodeList.get_by_host(ctxt, "cmp1")) == 2
 
 
 # -- errors ------------------------------------------------------------------
