@@ -50,9 +50,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     common.setup_guru_meditation(BINARY)
     try:
         check_no_database_access(CONF)
-        LOG.info("%s starting on %s: transport %s, virt driver %s", BINARY,
-                 CONF.host, rpc.masked_transport_url(CONF),
-                 CONF.compute.virt_driver)
+        LOG.info("%s starting on %s: transport %s, virt driver %s, "
+                 "servicegroup driver %s", BINARY, CONF.host,
+                 rpc.masked_transport_url(CONF), CONF.compute.virt_driver,
+                 CONF.servicegroup_driver)
         rpc.check_broker(CONF, CONF.startup_timeout)
         _check_service_versions(CONF)
         manager = compute_manager.ComputeManager(CONF, CONF.host)

@@ -27,11 +27,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "runs remotable methods itself (direct)",
                     CONF.objects.indirection)
         CONF.set_override("indirection", "direct", "objects")
-    LOG.info("%s starting on %s: transport %s, database %s, %d worker(s)",
-             BINARY, CONF.host, rpc.masked_transport_url(CONF),
-             db_api.masked_url(CONF.database.connection),
-             CONF.conductor.workers)
     try:
+        LOG.info("%s starting on %s: transport %s, database %s, %d worker(s), "
+                 "servicegroup driver %s", BINARY, CONF.host,
+                 rpc.masked_transport_url(CONF),
+                 db_api.masked_url(CONF.database.connection),
+                 CONF.conductor.workers, CONF.servicegroup_driver)
         db_api.check_connection(CONF, CONF.startup_timeout)
         common.check_schema()
         common.check_service_versions(context.get_admin_context())
