@@ -12,7 +12,7 @@ carries a message template filled from keyword arguments::
      |        ServiceHasInstances, ServiceIsUp
      +-- Invalid
      |    +-- ObjectFieldInvalid, ObjectActionError, InvalidResourceView,
-     |        ConfigurationError
+     |        ConfigurationError, InvalidJSONValue
      +-- DispatchRefused            (the conductor would not run a call)
      |    +-- UnknownObject, UnsupportedObjectVersion, MethodNotRemotable,
      |        MalformedRequest
@@ -26,10 +26,21 @@ carries a message template filled from keyword arguments::
      +-- VirtDriverError
           +-- HypervisorUnavailable
 
-This module is the only one listed in ``novalet.rpc.ALLOWED_EXMODS``: an
-exception from it raised by the conductor is re-raised as the same class by
-the caller. Any other exception reaches the caller as oslo.messaging's generic
-``RemoteError``.
+What crosses RPC (a call to the conductor or to a compute, over any
+transport, and the in-process conductor alike):
+
+* an exception from this module raised by the server is re-raised in the
+  caller as its class (a subclass of it named ``<Class>_Remote``: ``except
+  ServiceNotFound`` catches it, ``.kwargs`` and the message come along); this
+  module is the only one in ``novalet.rpc.ALLOWED_EXMODS``;
+* anything else, Python's builtins (``TypeError``, ``ValueError``,
+  ``KeyError``, ...) included, arrives as ``oslo_messaging.RemoteError``:
+  ``exc_type`` is the original class name, ``value`` its message,
+  ``traceback`` the server's; the server logs it with its traceback (it is a
+  bug there, not an answer). oslo.messaging on its own re-raises builtins as
+  plain builtins, which a caller cannot tell from its own; novalet's servers
+  send them as ``RemoteError`` instead (``novalet.rpc.remote_form``).
+  Services of releases 1 and 2 still send builtins as themselves.
 """
 
 from __future__ import annotations
@@ -135,6 +146,11 @@ class Invalid(NovaletException):
 class ObjectFieldInvalid(Invalid, ValueError):
     """A field was given a value of the wrong type or range."""
     msg_fmt = "%(objname)s.%(field)s: invalid value %(value)r: %(reason)s"
+
+
+class InvalidJSONValue(Invalid):
+    """A JSON value (stored or received) is not what its field holds."""
+    msg_fmt = "Invalid JSON for %(what)s: %(reason)s"
 
 
 class ObjectActionError(Invalid):

@@ -86,6 +86,9 @@ def parse(argv: Sequence[str] | None, prog: str,
     reported as one line on stderr (argparse's usage text is dropped).
     """
     args = list(sys.argv[1:] if argv is None else argv)
+    # Log records go to stderr (not oslo.log's default, stdout): stdout is
+    # the command's output, e.g. --format json.
+    novalet_conf.CONF.set_default("use_stderr", True)
     captured = io.StringIO()
     try:
         with contextlib.redirect_stderr(captured):

@@ -173,11 +173,38 @@ class UpgradeChecks(upgradecheck.UpgradeCommands):
         return Result(Code.SUCCESS, "All %d compute node(s) belong to a live "
                       "%s service." % (len(nodes), COMPUTE_BINARY))
 
+    @_guarded
+    def check_stored_json(self) -> Result:
+        """Warning for rows whose stored JSON does not parse (they read as
+        empty values until written again)."""
+        from novalet.db import api as db_api
+
+        skipped = self._schema_not_current()
+        if skipped is not None:
+            return skipped
+        rows = db_api.compute_node_get_all(novalet_context.get_admin_context())
+        bad = []
+        for row in rows:
+            columns = objects.ComputeNode.obj_corrupt_columns(row)
+            if columns:
+                bad.append("compute_nodes id %d (%s/%s): %s" % (
+                    row.id, row.host, row.hypervisor_hostname, ", ".join(columns)))
+        if bad:
+            return Result(Code.WARNING, "%d row(s) hold stored JSON that does "
+                          "not parse: %s. They stay readable, those values "
+                          "reading as empty (each logged once as a warning); "
+                          "the compute writes them again at its next resource "
+                          "audit, or a save() of the object does." % (
+                              len(bad), _listing(bad)))
+        return Result(Code.SUCCESS, "Every stored JSON value of %d compute "
+                      "node(s) parses." % len(rows))
+
     _upgrade_checks = (
         ("Database schema", check_schema),
         ("Service versions", check_service_versions),
         ("Heartbeat timing", check_heartbeat_timing),
         ("Compute nodes without a service", check_orphan_compute_nodes),
+        ("Stored JSON values", check_stored_json),
     )
 
 
