@@ -106,6 +106,9 @@ class ComputeManager(base_manager.Manager):
         except _EXPECTED_AUDIT_ERRORS as e:
             LOG.error("Cannot list compute nodes of %s: %s", self.host, e)
             return
+        live = {record.id for record in records}
+        for tracker in list(self.trackers.values()):
+            tracker.forget_deleted_record(live)
         for record in records:
             if record.hypervisor_hostname in nodenames:
                 continue

@@ -92,6 +92,18 @@ class ResourceTracker:
                 LOG.warning("Node %s keeps its old service id until the next "
                             "audit: %s", self.nodename, e.message)
 
+    def forget_deleted_record(self, live_ids: set[int]) -> None:
+        """Drop the cached record if its id is not among ``live_ids`` (it was
+        deleted under us, e.g. by ``service delete --force``, and nothing was
+        saved since): the next audit creates it again."""
+        with self._locked():
+            node = self.compute_node
+            if node is None or node.id in live_ids:
+                return
+            LOG.warning("The record of node %s was deleted while it runs; it "
+                        "is created again at the next audit", self.nodename)
+            self.compute_node = None
+
     def used(self) -> Usage:
         return _total(self.tracked.values()) + self.migration_usage + \
             self.orphan_usage
