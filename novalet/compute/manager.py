@@ -50,6 +50,23 @@ class ComputeManager(base_manager.Manager):
                 self.conf, self.host, self.driver, nodename, service_id)
         return self.trackers[nodename]
 
+    def _follow_service_record(self, context: Any) -> None:
+        """Node records vanished: the service record may have gone with
+        them (``service delete --force``). Nodes created from now on link to
+        the live record of this host, or to none (``service_id`` NULL, never
+        a deleted id) until this service registers again."""
+        binary = getattr(self.service_ref, "binary", None) or "novalet-compute"
+        try:
+            service_id: int | None = objects.Service.get_by_host_and_binary(
+                context, self.host, binary).id
+        except exception.ServiceNotFound:
+            service_id = None
+        except _EXPECTED_AUDIT_ERRORS as e:
+            LOG.error("Cannot read the service record of %s: %s", self.host, e)
+            return
+        for tracker in list(self.trackers.values()):
+            tracker.service_id = service_id
+
     def service_record_replaced(self, context: Any, service_ref: Any) -> None:
         """This service registered again under a new record (the old one was
         deleted while it ran, e.g. ``service delete --force``): every node
@@ -107,8 +124,10 @@ class ComputeManager(base_manager.Manager):
             LOG.error("Cannot list compute nodes of %s: %s", self.host, e)
             return
         live = {record.id for record in records}
-        for tracker in list(self.trackers.values()):
-            tracker.forget_deleted_record(live)
+        dropped = [tracker.forget_deleted_record(live)
+                   for tracker in list(self.trackers.values())]
+        if any(dropped):
+            self._follow_service_record(context)
         for record in records:
             if record.hypervisor_hostname in nodenames:
                 continue

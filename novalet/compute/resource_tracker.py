@@ -92,17 +92,19 @@ class ResourceTracker:
                 LOG.warning("Node %s keeps its old service id until the next "
                             "audit: %s", self.nodename, e.message)
 
-    def forget_deleted_record(self, live_ids: set[int]) -> None:
+    def forget_deleted_record(self, live_ids: set[int]) -> bool:
         """Drop the cached record if its id is not among ``live_ids`` (it was
         deleted under us, e.g. by ``service delete --force``, and nothing was
-        saved since): the next audit creates it again."""
+        saved since): the next audit creates it again. Returns whether it
+        dropped it."""
         with self._locked():
             node = self.compute_node
             if node is None or node.id in live_ids:
-                return
+                return False
             LOG.warning("The record of node %s was deleted while it runs; it "
                         "is created again at the next audit", self.nodename)
             self.compute_node = None
+            return True
 
     def used(self) -> Usage:
         return _total(self.tracked.values()) + self.migration_usage + \

@@ -155,3 +155,20 @@ def test_nodes_deleted_with_the_service_come_back_linked(compute, caplog):
     nodes = objects.ComputeNodeList.get_by_host(ctxt, "c1")
     assert sorted(n.hypervisor_hostname for n in nodes) == ["c1-node-1", "c1-node-2"]
     assert [n.service_id for n in nodes] == [new.id, new.id]
+
+
+def test_nodes_never_point_at_a_deleted_record(compute):
+    """No re-registration (e.g. the tooz driver, which writes no record):
+    the nodes an audit creates again link to no record rather than to the
+    deleted one, and to the new one once the service registers again."""
+    ctxt = context.get_admin_context()
+    old = objects.Service.get_by_host_and_binary(ctxt, "c1", "novalet-compute")
+    old.destroy()
+    compute.manager.update_available_resource(ctxt)  # notices the deletion
+    compute.manager.update_available_resource(ctxt)  # creates them again
+    nodes = objects.ComputeNodeList.get_by_host(ctxt, "c1")
+    assert len(nodes) == 2 and [n.service_id for n in nodes] == [None, None]
+    _register_again(compute)
+    new = objects.Service.get_by_host_and_binary(ctxt, "c1", "novalet-compute")
+    nodes = objects.ComputeNodeList.get_by_host(ctxt, "c1")
+    assert [n.service_id for n in nodes] == [new.id, new.id]
