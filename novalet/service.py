@@ -162,6 +162,18 @@ class Service(oslo_service.Service):
         ref.save()
         return ref
 
+    def record_replaced(self, ref: Any) -> None:
+        """The servicegroup registered this running service again (its
+        record was deleted under it): ``ref`` is the new record. The manager
+        follows it (``service_record_replaced(context, ref)``: a compute
+        links its nodes to it)."""
+        self.service_ref = ref
+        if hasattr(self.manager, "service_ref"):
+            self.manager.service_ref = ref
+        follow = getattr(self.manager, "service_record_replaced", None)
+        if follow is not None:
+            follow(novalet_context.get_admin_context(), ref)
+
     def reset(self) -> None:
         """SIGHUP (oslo.service): re-read the peers' versions for the caps;
         mutable options were already reloaded by the launcher."""

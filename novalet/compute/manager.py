@@ -79,6 +79,33 @@ class ComputeManager(base_manager.Manager):
         if tracker is not None:
             tracker.retire()  # after a claim in progress on it
 
+    def _follow_service_record(self, context: Any) -> None:
+        """Node records vanished: the service record may have gone with
+        them (``service delete --force``). Nodes created from now on link to
+        the live record of this host, or to none (``service_id`` NULL, never
+        a deleted id) until this service registers again."""
+        binary = getattr(self.service_ref, "binary", None) or "novalet-compute"
+        try:
+            service_id: int | None = objects.Service.get_by_host_and_binary(
+                context, self.host, binary).id
+        except exception.ServiceNotFound:
+            service_id = None
+        except _EXPECTED_AUDIT_ERRORS as e:
+            LOG.error("Cannot read the service record of %s: %s", self.host, e)
+            return
+        for tracker in list(self.trackers.values()):
+            tracker.service_id = service_id
+
+    def service_record_replaced(self, context: Any, service_ref: Any) -> None:
+        """This service registered again under a new record (the old one was
+        deleted while it ran, e.g. ``service delete --force``): every node
+        record follows the new ``service_id`` (recreated at the next audit
+        if the delete took it)."""
+        LOG.info("Service record of %s is now %s; linking its compute nodes "
+                 "to it", self.host, service_ref.id)
+        for tracker in list(self.trackers.values()):
+            tracker.relink(context, service_ref.id)
+
     # -- lifecycle -------------------------------------------------------
 
     def init_host(self) -> None:
@@ -115,13 +142,18 @@ class ComputeManager(base_manager.Manager):
         for nodename in nodenames:
             try:
                 self._tracker(nodename).update_available_resource(context)
+            except exception.ComputeHostNotFound:
+                # Deleted under us (e.g. service delete --force): the next
+                # audit creates it again, linked to the current record.
+                LOG.warning("The record of node %s was deleted while it runs; "
+                            "it is created again at the next audit", nodename)
             except _EXPECTED_AUDIT_ERRORS as e:
                 LOG.error("Resource audit of %s failed: %s", nodename,
                           getattr(e, "message", e))
             except Exception:
                 LOG.exception("Resource audit of %s failed", nodename)
         if records is not None:
-            self._forget_vanished_nodes(records, set(nodenames))
+            self._forget_vanished_nodes(context, set(nodenames))
 
     def _keep_renamed_node(self, nodenames: list[str],
                            records: Any) -> list[str]:
@@ -142,7 +174,19 @@ class ComputeManager(base_manager.Manager):
                     old[0].uuid, old[0].hypervisor_hostname)
         return [old[0].hypervisor_hostname]
 
-    def _forget_vanished_nodes(self, records: Any, nodenames: set[str]) -> None:
+    def _forget_vanished_nodes(self, context: Any, nodenames: set[str]) -> None:
+        # Listed after the audits: a record deleted under a running compute
+        # shows up here (its tracker forgets it; the next audit recreates it).
+        try:
+            records = objects.ComputeNodeList.get_by_host(context, self.host)
+        except _EXPECTED_AUDIT_ERRORS as e:
+            LOG.error("Cannot list compute nodes of %s: %s", self.host, e)
+            return
+        live = {record.id for record in records}
+        with self._trackers_lock:
+            trackers = list(self.trackers.values())
+        if any([tracker.forget_deleted_record(live) for tracker in trackers]):
+            self._follow_service_record(context)
         for record in records:
             if record.hypervisor_hostname in nodenames:
                 continue

@@ -100,6 +100,40 @@ class ResourceTracker:
         with lockutils.lock(self._lock_name):
             yield
 
+    def relink(self, ctxt: Any, service_id: int) -> None:
+        """Point the node record at the service record ``service_id`` (the
+        service registered again); a record deleted with the old service is
+        recreated, linked, at the next audit. Raises nothing: what could not
+        be written now, the next audit writes."""
+        with self._locked():
+            self.service_id = service_id
+            node = self.compute_node
+            if node is None or self._stale:
+                return
+            _set(node, "service_id", service_id)
+            try:
+                node.save()
+            except exception.ComputeHostNotFound:
+                self.compute_node = None
+            except (exception.RPCUnavailable, exception.DatabaseUnavailable) as e:
+                self._stale = True
+                LOG.warning("Node %s keeps its old service id until the next "
+                            "audit: %s", self.nodename, e.message)
+
+    def forget_deleted_record(self, live_ids: set[int]) -> bool:
+        """Drop the cached record if its id is not among ``live_ids`` (it was
+        deleted under us, e.g. by ``service delete --force``, and nothing was
+        saved since): the next audit creates it again. Returns whether it
+        dropped it."""
+        with self._locked():
+            node = self.compute_node
+            if node is None or node.id in live_ids:
+                return False
+            LOG.warning("The record of node %s was deleted while it runs; it "
+                        "is created again at the next audit", self.nodename)
+            self.compute_node = None
+            return True
+
     def used(self) -> Usage:
         """What the guests take: instances, migrations, orphans (memory)."""
         return _total(self.tracked.values()) + \
@@ -240,6 +274,8 @@ class ResourceTracker:
                 node = objects.ComputeNode.get_by_host_and_nodename(
                     ctxt, self.host, self.nodename)
         self._set_ratios(node)
+        if self.service_id is not None:
+            _set(node, "service_id", self.service_id)
         self.compute_node = node
         self._stale = False
         return node

@@ -6,7 +6,8 @@ from typing import Any
 
 from oslo_serialization import jsonutils
 
-from novalet.objects import base, fields
+from novalet import exception
+from novalet.objects import base, fields, stored_json
 
 
 @base.NovaletObjectRegistry.register
@@ -55,10 +56,19 @@ class MonitorMetricList(base.ovo_base.ObjectListBase, base.NovaletObject):
 
     @classmethod
     def from_json(cls, text: str | None) -> MonitorMetricList:
-        """Read the stored (or release-1) form; anything that is not a JSON
-        list of metrics reads as no metrics."""
-        try:
-            values = jsonutils.loads(text) if text else []
-            return cls.from_dicts(values if isinstance(values, list) else [])
-        except (ValueError, TypeError, KeyError):
+        """Read the stored (or release-1) form; empty text is no metrics.
+        Raises ``InvalidJSONValue`` for anything but a JSON list of metrics
+        (as ``PciDevicePoolList.from_json`` does; a stored value is read
+        through ``novalet.objects.stored_json``)."""
+        if not text:
             return cls.from_dicts([])
+        values = stored_json.loads(text, cls.__name__)
+        if not isinstance(values, list):
+            raise exception.InvalidJSONValue(what=cls.__name__,
+                                             reason="not a JSON list")
+        try:
+            return cls.from_dicts(values)
+        except (ValueError, TypeError, KeyError, AttributeError) as e:
+            raise exception.InvalidJSONValue(
+                what=cls.__name__, reason="bad metric: %s: %s"
+                % (type(e).__name__, e))

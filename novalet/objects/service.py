@@ -157,7 +157,9 @@ class Service(base.NovaletPersistentObject, base.NovaletObject):
 
     @base.remotable
     def destroy(self) -> None:
-        """Soft-delete this service; raises ``ServiceNotFound``."""
+        """Soft-delete this service and, in the same transaction, the compute
+        nodes that belong to it (see ``novalet.db.api.service_destroy``);
+        raises ``ServiceNotFound``, ``ServiceHasInstances``."""
         db_api.service_destroy(self._context, self.id)
         self.deleted = True
         self.obj_reset_changes(["deleted"])

@@ -383,3 +383,57 @@ def test_a_renamed_libvirt_host_keeps_its_record(conf, sqlite_db, tmp_path,
         assert driver.get_available_nodes() == ["before-the-rename"]
     finally:
         driver.cleanup()
+
+
+def _register_again(compute):
+    """What the db servicegroup driver does when a beat finds the record
+    gone (``DbReporter.register_again``), on this compute."""
+    from novalet.servicegroup.drivers import db as db_driver
+
+    reporter = db_driver.DbReporter("c1", compute, timeout=10, batcher=None)
+    reporter.register_again()
+
+
+def test_nodes_follow_a_record_registered_again(compute, sqlite_db):
+    ctxt = context.get_admin_context()
+    old = objects.Service.get_by_host_and_binary(ctxt, "c1", "novalet-compute")
+    # Deleted as a release before 3 did: the nodes stay, pointing at it.
+    sqlite_db.query("UPDATE services SET deleted = id WHERE id = :i", i=old.id)
+    _register_again(compute)
+    new = objects.Service.get_by_host_and_binary(ctxt, "c1", "novalet-compute")
+    assert new.id != old.id
+    assert compute.service_ref.id == compute.manager.service_ref.id == new.id
+    nodes = objects.ComputeNodeList.get_by_host(ctxt, "c1")
+    assert [n.service_id for n in nodes] == [new.id, new.id]
+
+
+def test_nodes_deleted_with_the_service_come_back_linked(compute, caplog):
+    ctxt = context.get_admin_context()
+    old = objects.Service.get_by_host_and_binary(ctxt, "c1", "novalet-compute")
+    old.destroy()  # service delete --force: the nodes go with it
+    assert len(objects.ComputeNodeList.get_by_host(ctxt, "c1")) == 0
+    compute.manager.update_available_resource(ctxt)  # before the next beat
+    assert "created again at the next audit" in caplog.text
+    _register_again(compute)
+    new = objects.Service.get_by_host_and_binary(ctxt, "c1", "novalet-compute")
+    compute.manager.update_available_resource(ctxt)
+    nodes = objects.ComputeNodeList.get_by_host(ctxt, "c1")
+    assert sorted(n.hypervisor_hostname for n in nodes) == ["c1-node-1", "c1-node-2"]
+    assert [n.service_id for n in nodes] == [new.id, new.id]
+
+
+def test_nodes_never_point_at_a_deleted_record(compute):
+    """No re-registration (e.g. the tooz driver, which writes no record):
+    the nodes an audit creates again link to no record rather than to the
+    deleted one, and to the new one once the service registers again."""
+    ctxt = context.get_admin_context()
+    old = objects.Service.get_by_host_and_binary(ctxt, "c1", "novalet-compute")
+    old.destroy()
+    compute.manager.update_available_resource(ctxt)  # notices the deletion
+    compute.manager.update_available_resource(ctxt)  # creates them again
+    nodes = objects.ComputeNodeList.get_by_host(ctxt, "c1")
+    assert len(nodes) == 2 and [n.service_id for n in nodes] == [None, None]
+    _register_again(compute)
+    new = objects.Service.get_by_host_and_binary(ctxt, "c1", "novalet-compute")
+    nodes = objects.ComputeNodeList.get_by_host(ctxt, "c1")
+    assert [n.service_id for n in nodes] == [new.id, new.id]
