@@ -10,7 +10,8 @@ What "as written" means per block (and where it cannot be literal):
   first status view, then Ctrl-C); command 2 is the test suite itself, which
   cannot run inside itself: ``.ci/run`` must run it, and the test checks it
   does.
-* ``config``, ``config-tls``: parsed by oslo.config, every option read back
+* ``config``, ``config-tls``, ``config-metrics``, ``config-oslo-metrics``,
+  ``config-scale``: parsed by oslo.config, every option read back
   (a bad value or name fails). Their hosts are examples.
 * ``deploy``: every line runs, in order, in a directory holding the
   ``config`` block as ``novalet.conf`` with its example hosts replaced by this
@@ -46,8 +47,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 README = os.path.join(ROOT, "README.md")
 BLOCK = re.compile(r"^```(\w*)\n(.*?)^```$", re.S | re.M)
 MARKER = re.compile(r"<!-- readme-test: ([\w-]+) -->\n$")
-TESTED = {"two-commands", "config", "config-tls", "deploy", "python-api",
-          "exit-codes"}
+CONFIG_BLOCKS = ["config", "config-tls", "config-metrics", "config-oslo-metrics",
+                 "config-scale"]
+TESTED = {"two-commands", "deploy", "python-api", "exit-codes", *CONFIG_BLOCKS}
 
 
 def _blocks() -> list[tuple[str | None, str, str]]:
@@ -90,7 +92,7 @@ def test_every_runnable_block_is_tested() -> None:
 
 # -- configuration -----------------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["config", "config-tls"])
+@pytest.mark.parametrize("name", CONFIG_BLOCKS)
 def test_config_block_parses(name: str, tmp_path: Any) -> None:
     path = tmp_path / "novalet.conf"
     path.write_text(block(name))
@@ -112,10 +114,13 @@ def test_config_block_parses(name: str, tmp_path: Any) -> None:
     written = [line for line in block(name).splitlines()
                if "=" in line and not line.startswith("#")]
     assert len(read) == len(written), (read, written)
-    if name == "config":
-        assert read["compute virt_driver"] == "'libvirt'"
-    else:
-        assert read["oslo_messaging_rabbit ssl"] == "True"
+    spot = {"config": ("compute virt_driver", "'libvirt'"),
+            "config-tls": ("oslo_messaging_rabbit ssl", "True"),
+            "config-metrics": ("metrics bind_port", "9710"),
+            "config-oslo-metrics": ("oslo_messaging_metrics metrics_enabled", "True")}
+    if name in spot:
+        key, value = spot[name]
+        assert read[key] == value
 
 
 # -- the Python API ------------------------------------------------------------------
