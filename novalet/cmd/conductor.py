@@ -55,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         freeze_heap=True)
     try:
         _serve_metrics(CONF, sg)
-    except (exception.NovaletException, OSError) as e:
+    except Exception as e:  # e.g. the metrics port in use: one line, exit 1
         return common.fail(BINARY, e)
     service.freeze_heap()
     launcher = oslo_service.launch(CONF, server,
