@@ -6,7 +6,6 @@ from typing import Any
 
 from oslo_serialization import jsonutils
 
-from novalet import exception
 from novalet.objects import base, fields, stored_json
 
 
@@ -60,15 +59,4 @@ class MonitorMetricList(base.ovo_base.ObjectListBase, base.NovaletObject):
         Raises ``InvalidJSONValue`` for anything but a JSON list of metrics
         (as ``PciDevicePoolList.from_json`` does; a stored value is read
         through ``novalet.objects.stored_json``)."""
-        if not text:
-            return cls.from_dicts([])
-        values = stored_json.loads(text, cls.__name__)
-        if not isinstance(values, list):
-            raise exception.InvalidJSONValue(what=cls.__name__,
-                                             reason="not a JSON list")
-        try:
-            return cls.from_dicts(values)
-        except (ValueError, TypeError, KeyError, AttributeError) as e:
-            raise exception.InvalidJSONValue(
-                what=cls.__name__, reason="bad metric: %s: %s"
-                % (type(e).__name__, e))
+        return stored_json.list_object(cls, text, "metric")  # type: ignore[no-any-return]

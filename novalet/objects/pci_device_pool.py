@@ -6,7 +6,6 @@ from typing import Any
 
 from oslo_serialization import jsonutils
 
-from novalet import exception
 from novalet.objects import base, fields, stored_json
 
 
@@ -65,15 +64,4 @@ class PciDevicePoolList(base.ovo_base.ObjectListBase, base.NovaletObject):
         """Read the stored form; empty text is no pools. Raises
         ``InvalidJSONValue`` for anything but a JSON list of pools (as
         ``MonitorMetricList.from_json`` does)."""
-        if not text:
-            return cls.from_dicts([])
-        values = stored_json.loads(text, cls.__name__)
-        if not isinstance(values, list):
-            raise exception.InvalidJSONValue(what=cls.__name__,
-                                             reason="not a JSON list")
-        try:
-            return cls.from_dicts(values)
-        except (ValueError, TypeError, KeyError, AttributeError) as e:
-            raise exception.InvalidJSONValue(
-                what=cls.__name__, reason="bad pool: %s: %s"
-                % (type(e).__name__, e))
+        return stored_json.list_object(cls, text, "pool")  # type: ignore[no-any-return]

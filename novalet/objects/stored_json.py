@@ -45,6 +45,24 @@ def loads(text: Any, what: str) -> Any:
         raise exception.InvalidJSONValue(what=what, reason="not JSON: %s" % e)
 
 
+def list_object(list_class: Any, text: Any, item: str) -> Any:
+    """A list object (``list_class.from_dicts``) read from its stored JSON
+    list of dicts; empty text is an empty list. Raises ``InvalidJSONValue``
+    naming the class for anything else (``item`` names one entry)."""
+    if not text:
+        return list_class.from_dicts([])
+    values = loads(text, list_class.__name__)
+    if not isinstance(values, list):
+        raise exception.InvalidJSONValue(what=list_class.__name__,
+                                         reason="not a JSON list")
+    try:
+        return list_class.from_dicts(values)
+    except (ValueError, TypeError, KeyError, AttributeError) as e:
+        raise exception.InvalidJSONValue(
+            what=list_class.__name__, reason="bad %s: %s: %s"
+            % (item, type(e).__name__, e))
+
+
 def parse_dict_of_strings(text: Any) -> dict[str, str]:
     """A JSON object of scalar values, as strings (``ComputeNode.stats``)."""
     if not text:

@@ -5,26 +5,16 @@ with an old conductor, then the rest of the upgrade with no manual pin."""
 from __future__ import annotations
 
 import os
-import time
 
 import pytest
 
 from novalet.objects.service import SERVICE_VERSION as CURRENT
 from tests import processes
+from tests.processes import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 R1_NODE = "r1host-node-1"
-
-
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError("timed out waiting for " + what)
 
 
 class Deployment:

@@ -34,8 +34,8 @@ from novalet.db import api as db_api
 from novalet.db import migration
 from novalet.objects import base as objects_base
 from novalet.objects import service as service_obj
-from tests import matrix, processes, services
-from tests.conftest import CONDUCTOR_HOST, service_unavailable
+from tests import matrix, services
+from tests.conftest import CONDUCTOR_HOST, start_conductor, stop_conductor
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -52,32 +52,15 @@ def r1_conductor(tmp_path_factory: pytest.TempPathFactory, release1: Any,
     """Release 1's ``novalet-conductor`` on a database of its own, and the
     remotable methods release 1 has."""
     directory = tmp_path_factory.mktemp("matrix-r1")
-    try:
-        database = services.provision_database("postgresql", str(directory))
-    except services.ServiceUnavailable as e:
-        service_unavailable(str(e))
-    topic = "conductor-%s" % os.urandom(4).hex()
-    config = processes.write_config(str(directory / "novalet.conf"), {
-        "DEFAULT": {"transport_url": rabbit_vhost.url, "host": R1_HOST},
-        "database": {"connection": database.url},
-        "conductor": {"workers": 1, "topic": topic},
-    })
-    synced = processes.run_command("novalet-manage", "--config-file", config,
-                                   "db", "sync")
-    assert synced.returncode == 0, synced.stderr
     listed = subprocess.run(
         [sys.executable, "-c", _LIST_REMOTABLES], capture_output=True,
         text=True, env=release1.env, timeout=60, cwd=str(directory))
     assert listed.returncode == 0, listed.stderr
-    proc = processes.ServiceProcess(
-        "novalet-conductor", config, str(directory / "conductor.log"),
-        bin_dir=release1.bin, env=release1.env)
-    proc.wait_for_log(r"novalet-conductor started on " + R1_HOST, timeout=90)
-    yield {"database": database, "topic": topic, "process": proc,
-           "transport_url": rabbit_vhost.url, "host": R1_HOST,
-           "methods": set(json.loads(listed.stdout))}
-    proc.stop()
-    database.drop()
+    conductor = start_conductor(directory, rabbit_vhost.url, R1_HOST,
+                                bin_dir=release1.bin, env=release1.env)
+    conductor["methods"] = set(json.loads(listed.stdout))
+    yield conductor
+    stop_conductor(conductor)
 
 
 #: Run with release 1's code: its remotable methods, as "Object.method".

@@ -18,16 +18,7 @@ from novalet.compute import resource_tracker
 from novalet.compute import rpcapi as compute_rpcapi
 from novalet.conductor import manager as conductor_manager
 from novalet.virt import fake
-
-
-def wait_for(predicate, timeout, what):
-    """Poll ``predicate`` until true (bounded); fail naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for " + what)
+from tests.processes import wait_for
 
 
 class AuditedDriver(fake.FakeDriver):

@@ -14,6 +14,7 @@ from novalet import conf as novalet_conf
 from novalet import context, exception, indirection, objects
 from novalet.compute import rpcapi as compute_rpcapi
 from tests import processes
+from tests.processes import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -28,16 +29,6 @@ LIBVIRT_HOST = """\
   </domain>
 </node>
 """
-
-
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError("timed out waiting for " + what)
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ skips (fails under ``NOVALET_REQUIRE_SERVICES=1``)."""
 from __future__ import annotations
 
 import os
-import time
 
 import pytest
 
@@ -19,22 +18,13 @@ from novalet import context, exception, indirection, objects
 from novalet.compute import rpcapi as compute_rpcapi
 from tests import processes
 from tests.conftest import service_unavailable
+from tests.processes import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 URI = "qemu:///system"
 SHUTDOWN_TIMEOUT = 2
 GUEST_MB = 64
-
-
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError("timed out waiting for " + what)
 
 
 @pytest.fixture
