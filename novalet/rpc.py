@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
+import kombu.exceptions
 import oslo_messaging as messaging
 from oslo_config import cfg
 from oslo_log import log as logging
@@ -416,7 +417,10 @@ class Client:
         except messaging.MessagingTimeout:
             raise exception.RPCTimeout(topic=self.topic, method=method,
                                        timeout=timeout or self.timeout)
-        except messaging.MessageDeliveryFailure as e:
+        except (messaging.MessageDeliveryFailure,
+                kombu.exceptions.OperationalError) as e:
+            # (kombu's: a new pooled connection that could not be made within
+            # the call's bounded send retries, see send_retries)
             raise exception.RPCUnavailable(topic=self.topic, method=method,
                                            reason=e)
         except messaging.RemoteError as e:
@@ -433,7 +437,8 @@ class Client:
         cctxt = self._prepared.context(version, server, None)
         try:
             cctxt.cast(ctxt, method, **kwargs)
-        except messaging.MessageDeliveryFailure as e:
+        except (messaging.MessageDeliveryFailure,
+                kombu.exceptions.OperationalError) as e:
             raise exception.RPCUnavailable(topic=self.topic, method=method,
                                            reason=e)
 
