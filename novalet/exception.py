@@ -9,26 +9,38 @@ carries a message template filled from keyword arguments::
      |        MigrationNotFound
      +-- Conflict
      |    +-- ServiceBinaryExists, ComputeHostExists, InstanceExists,
-     |        ServiceHasInstances
+     |        ServiceHasInstances, ServiceIsUp
      +-- Invalid
      |    +-- ObjectFieldInvalid, ObjectActionError, InvalidResourceView,
-     |        ConfigurationError
+     |        ConfigurationError, InvalidJSONValue
      +-- DispatchRefused            (the conductor would not run a call)
      |    +-- UnknownObject, UnsupportedObjectVersion, MethodNotRemotable,
      |        MalformedRequest, UnsupportedRPCVersion
      +-- DBNotAllowed               (a process without database access used it)
      +-- DatabaseUnavailable
+     +-- SchemaNotCurrent           (the database is behind this release)
      +-- RPCUnavailable
-     |    +-- RPCTimeout
+     |    +-- RPCTimeout, BrokerUnavailable
      +-- ComputeResourcesUnavailable
      +-- ServiceTooOld
      +-- VirtDriverError
           +-- HypervisorUnavailable
 
-This module is the only one listed in ``novalet.rpc.ALLOWED_EXMODS``: an
-exception from it raised by the conductor is re-raised as the same class by
-the caller. Any other exception reaches the caller as oslo.messaging's generic
-``RemoteError``.
+What crosses RPC (a call to the conductor or to a compute, over any
+transport, and the in-process conductor alike):
+
+* an exception from this module raised by the server is re-raised in the
+  caller as its class (a subclass of it named ``<Class>_Remote``: ``except
+  ServiceNotFound`` catches it, ``.kwargs`` and the message come along); this
+  module is the only one in ``novalet.rpc.ALLOWED_EXMODS``;
+* anything else, Python's builtins (``TypeError``, ``ValueError``,
+  ``KeyError``, ...) included, arrives as ``oslo_messaging.RemoteError``:
+  ``exc_type`` is the original class name, ``value`` its message,
+  ``traceback`` the server's; the server logs it with its traceback (it is a
+  bug there, not an answer). oslo.messaging on its own re-raises builtins as
+  plain builtins, which a caller cannot tell from its own; novalet's servers
+  send them as ``RemoteError`` instead (``novalet.rpc.remote_form``).
+  Services of releases 1 and 2 still send builtins as themselves.
 """
 
 from __future__ import annotations
@@ -109,6 +121,16 @@ class InstanceExists(Conflict):
     msg_fmt = "Instance %(uuid)s exists."
 
 
+class ServiceIsUp(Conflict):
+    """A running service cannot be deleted without ``--force``."""
+    msg_fmt = ("Service %(host)s/%(binary)s is up (last heartbeat %(age)s): "
+               "stop %(binary)s on %(host)s first and wait until "
+               "'novalet-manage service list' shows it down (up to "
+               "service_down_time, %(down_time)ss), or pass --force to delete "
+               "it anyway (a running service registers again at its next "
+               "heartbeat).")
+
+
 class ServiceHasInstances(Conflict):
     """A compute service still hosts instances and cannot be deleted."""
     msg_fmt = ("Service %(host)s/%(binary)s still hosts %(count)d "
@@ -124,6 +146,11 @@ class Invalid(NovaletException):
 class ObjectFieldInvalid(Invalid, ValueError):
     """A field was given a value of the wrong type or range."""
     msg_fmt = "%(objname)s.%(field)s: invalid value %(value)r: %(reason)s"
+
+
+class InvalidJSONValue(Invalid):
+    """A JSON value (stored or received) is not what its field holds."""
+    msg_fmt = "Invalid JSON for %(what)s: %(reason)s"
 
 
 class ObjectActionError(Invalid):
@@ -197,6 +224,16 @@ class DatabaseUnavailable(NovaletException):
     msg_fmt = "Database %(url)s unreachable: %(reason)s"
 
 
+class SchemaNotCurrent(NovaletException):
+    """The database schema is older than this release needs."""
+    msg_fmt = ("%(what)s is at %(current)s, this release needs "
+               "%(head)s: run 'novalet-manage db sync'")
+
+    def __init__(self, message: str | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("what", "database schema")
+        super().__init__(message, **kwargs)
+
+
 class RPCUnavailable(NovaletException):
     """A message could not be delivered (broker down, no server)."""
     msg_fmt = "RPC %(topic)s.%(method)s could not be delivered: %(reason)s"
@@ -205,6 +242,11 @@ class RPCUnavailable(NovaletException):
 class RPCTimeout(RPCUnavailable):
     """No answer within the call's timeout."""
     msg_fmt = "%(topic)s did not answer %(method)s within %(timeout)ss"
+
+
+class BrokerUnavailable(RPCUnavailable):
+    """The message broker of ``transport_url`` cannot be reached."""
+    msg_fmt = "Message broker %(url)s unreachable: %(reason)s"
 
 
 class ComputeResourcesUnavailable(NovaletException):

@@ -4,21 +4,25 @@ It owns the transport (``[DEFAULT] transport_url``), the serializer that puts
 objects and the request context on the wire, RPC clients and servers on the
 threading executor, and the list of exception modules allowed to cross: an
 error from ``novalet.exception`` raised by a server is re-raised by the caller
-as the same class. A timeout or an undeliverable call leaves a client as
-``RPCTimeout`` / ``RPCUnavailable``.
+as the same class; anything else, Python's builtins included, arrives as
+``oslo_messaging.RemoteError`` (see ``novalet.exception``). A timeout or an
+undeliverable call leaves a client as ``RPCTimeout`` / ``RPCUnavailable``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
+import kombu.exceptions
 import oslo_messaging as messaging
 from oslo_config import cfg
+from oslo_log import log as logging
 from oslo_messaging._drivers import common as wire_common
 from oslo_serialization import jsonutils
 
@@ -27,10 +31,13 @@ from novalet import exception
 from novalet.metrics import conductor as conductor_metrics
 from novalet.objects import base as objects_base
 
+LOG = logging.getLogger(__name__)
+
 ALLOWED_EXMODS = [exception.__name__]
 
 _lock = threading.Lock()
 _transport: Any = None
+_transport_name: str | None = None
 _local = threading.local()
 
 
@@ -48,11 +55,13 @@ def call_timeout(seconds: float) -> Iterator[None]:
 
 def init(conf: cfg.ConfigOpts) -> None:
     """Create the process's transport from ``conf.transport_url``."""
-    global _transport
+    global _transport, _transport_name
     with _lock:
         if _transport is None:
             _transport = messaging.get_rpc_transport(
                 conf, allowed_remote_exmods=ALLOWED_EXMODS)
+            _transport_name = messaging.TransportURL.parse(
+                conf, conf.transport_url).transport
 
 
 def cleanup() -> None:
@@ -62,6 +71,11 @@ def cleanup() -> None:
         transport, _transport = _transport, None
     if transport is not None:
         transport.cleanup()
+
+
+def _in_process_transport() -> bool:
+    """Whether the process's transport runs in this process (``fake://``)."""
+    return _transport_name in _IN_PROCESS_TRANSPORTS
 
 
 def get_transport() -> Any:
@@ -85,38 +99,68 @@ def masked_transport_url(conf: cfg.ConfigOpts) -> str:
     return "%s://%s/%s" % (url.transport, hosts, url.virtual_host or "")
 
 
-def check_broker(conf: cfg.ConfigOpts, timeout: float) -> None:
-    """Wait up to ``timeout`` seconds for the broker of ``transport_url``.
+#: Transports that run in this process: no broker to check.
+_IN_PROCESS_TRANSPORTS = ("fake",)
 
-    Raises ``RPCUnavailable`` with the masked URL and the last error. The
-    in-process ``fake://`` transport needs no broker.
+
+def check_broker(conf: cfg.ConfigOpts, timeout: float) -> None:
+    """Wait up to ``timeout`` seconds until ``transport_url``'s broker takes
+    a message; raises ``BrokerUnavailable`` (the masked URL, the last error
+    in one line, a hint when a TLS port is reached without ``ssl``).
+
+    It goes through oslo.messaging itself, so it reaches the broker exactly
+    as the service will: ``[oslo_messaging_rabbit]`` ``ssl``, ``ssl_ca_file``,
+    ``ssl_cert_file``, ``ssl_key_file``, heartbeats, the login method and
+    every host of the URL (the driver's failover order). A transport of its
+    own sends one ``cast`` to a topic nobody listens on (the broker drops
+    it), with the client's public ``retry`` bound instead of the driver's
+    retry-forever default; the transport is closed again. The in-process
+    ``fake://`` transport needs no broker.
     """
     url = messaging.TransportURL.parse(conf, conf.transport_url)
-    if url.transport in ("fake", None):
+    if url.transport in _IN_PROCESS_TRANSPORTS or url.transport is None:
         return
-    import kombu  # oslo.messaging's rabbit driver is built on kombu
-
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while True:
-        for host in url.hosts or [None]:
+    masked = masked_transport_url(conf)
+    transport = messaging.get_rpc_transport(conf)
+    try:
+        # One round tries every host once (the driver fails over in order).
+        client = messaging.get_rpc_client(
+            transport, messaging.Target(
+                topic="novalet-startup-check-%s" % os.urandom(6).hex()),
+            retry=max(0, len(url.hosts) - 1))
+        deadline = time.monotonic() + timeout
+        while True:
             try:
-                with kombu.Connection(
-                        hostname=getattr(host, "hostname", None) or "localhost",
-                        port=getattr(host, "port", None) or 5672,
-                        userid=getattr(host, "username", None) or "guest",
-                        password=getattr(host, "password", None) or "guest",
-                        virtual_host=url.virtual_host or "/",
-                        connect_timeout=min(5.0, max(timeout, 0.5))) as conn:
-                    conn.ensure_connection(max_retries=1)
+                client.cast({}, "novalet_startup_check")
                 return
-            except Exception as e:
+            except Exception as e:  # the driver's and kombu's own errors
                 last = e
-        if time.monotonic() >= deadline:
-            raise exception.RPCUnavailable(
-                topic=masked_transport_url(conf), method="connect",
-                reason=last)
-        time.sleep(1.0)
+                LOG.debug("Broker %s not reachable yet", masked, exc_info=True)
+            if time.monotonic() + 1.0 > deadline:
+                raise exception.BrokerUnavailable(
+                    url=masked, reason=_broker_reason(conf, url, last))
+            time.sleep(1.0)
+    finally:
+        transport.cleanup()
+
+
+def _broker_reason(conf: cfg.ConfigOpts, url: Any, error: Exception) -> str:
+    """The error's first line, and what to check for its usual causes."""
+    text = (str(error).strip() or type(error).__name__).splitlines()[0]
+    lowered = text.lower()
+    rabbit = getattr(conf, "oslo_messaging_rabbit", None)
+    if url.transport != "rabbit" or rabbit is None:
+        return text
+    if not rabbit.ssl and any(word in lowered for word in (
+            "socket closed", "connection reset", "eof", "timed out",
+            "closed the connection", "unexpectedly closed")):
+        return text + (" (if that port speaks TLS, as production brokers do "
+                       "on 5671, set [oslo_messaging_rabbit] ssl = true and "
+                       "ssl_ca_file)")
+    if rabbit.ssl and ("certificate" in lowered or "ssl" in lowered):
+        return text + (" (check [oslo_messaging_rabbit] ssl_ca_file, "
+                       "ssl_cert_file and ssl_key_file)")
+    return text
 
 
 class RequestContextSerializer(messaging.Serializer):
@@ -145,13 +189,15 @@ class RequestContextSerializer(messaging.Serializer):
                 with objects_base.run_locally():
                     return self._base.deserialize_entity(ctxt, entity)
             return self._base.deserialize_entity(ctxt, entity)
-        except exception.NovaletException:
-            if self._objects_local:  # the conductor refuses the call
+        except Exception as e:
+            if self._objects_local and isinstance(e, exception.NovaletException):
+                # the conductor refuses the call
                 conductor_metrics.refused_before_dispatch(
                     entity, objects_base.NovaletObject.OBJ_SERIAL_NAMESPACE)
             if not self._expected_errors:
                 raise
-            raise messaging.ExpectedException()
+            with _server_errors(_in_process_transport()):
+                raise
 
     def serialize_context(self, ctxt: Any) -> dict[str, Any]:
         if isinstance(ctxt, novalet_context.RequestContext):
@@ -164,29 +210,96 @@ class RequestContextSerializer(messaging.Serializer):
         return novalet_context.RequestContext.from_dict(ctxt)
 
 
+#: Stand-ins for builtin exception classes, by name (see ``remote_form``).
+_BUILTIN_STAND_INS: dict[str, type[Exception]] = {}
+
+
+def remote_form(error: BaseException) -> BaseException:
+    """What a server sends back for ``error``: itself, unless it is one of
+    Python's builtin exceptions (``TypeError``, ``KeyError``, ...).
+
+    oslo.messaging re-raises a builtin as that builtin in the caller (with
+    the remote traceback pasted into its message), where it cannot be told
+    from the caller's own ``TypeError``. novalet sends it instead as an
+    exception of the same name from this module, which no caller allows: it
+    arrives as ``RemoteError`` (``exc_type`` the builtin's name, ``value``
+    its message), like every other error that is not novalet's.
+    """
+    if type(error).__module__ != "builtins" or not isinstance(error, Exception):
+        return error
+    name = type(error).__name__
+    stand_in = _BUILTIN_STAND_INS.get(name)
+    if stand_in is None:
+        stand_in = _BUILTIN_STAND_INS[name] = type(
+            name, (Exception,), {"__module__": __name__,
+                                 "__doc__": "A remote %s." % name})
+    return stand_in(str(error))
+
+
 def wire_roundtrip(value: Any) -> Any:
     """What ``value`` (already serialized) looks like after the wire."""
     return jsonutils.loads(jsonutils.dumps(value))
 
 
+def _exc_info(error: BaseException, cause: BaseException) -> Any:
+    """``sys.exc_info()`` of ``error`` raised from ``cause``."""
+    try:
+        if error is cause:
+            raise error
+        raise error from cause
+    except BaseException:
+        return sys.exc_info()
+
+
+def _as_received(exc_info: Any) -> BaseException:
+    """What a caller receives for the server's ``exc_info`` over a real
+    transport: oslo.messaging's own remote-exception (de)serialization (two
+    functions of a private module of oslo.messaging, the ones its drivers
+    use; tests/functional/test_rpc_errors.py compares this with RabbitMQ)."""
+    data = wire_common.serialize_remote_exception(exc_info)
+    return wire_common.deserialize_remote_exception(data, ALLOWED_EXMODS)  # type: ignore[no-any-return]
+
+
 @contextlib.contextmanager
 def errors_as_on_the_wire() -> Iterator[None]:
-    """Re-raise an error the way an RPC caller would receive it.
-
-    The in-process conductor uses this: an error goes through oslo.messaging's
-    own remote-exception (de)serialization, so a ``novalet.exception`` comes
-    back as its class and anything else as ``RemoteError``, exactly as from
-    ``novalet-conductor``. (Those two functions live in a private module of
-    oslo.messaging; they are what its drivers use.)
-    """
+    """Re-raise an error the way an RPC caller would receive it: a
+    ``novalet.exception`` as its class, anything else (builtins too:
+    ``remote_form``) as ``RemoteError``, exactly as from
+    ``novalet-conductor``. The in-process conductor uses this."""
     try:
         yield
+    except messaging.ExpectedException as e:
+        raise _as_received(e.exc_info)
     except Exception as e:
-        if isinstance(e, messaging.ExpectedException):
-            data = wire_common.serialize_remote_exception(e.exc_info)
-        else:
-            data = wire_common.serialize_remote_exception(sys.exc_info())
-        raise wire_common.deserialize_remote_exception(data, ALLOWED_EXMODS)
+        raise _as_received(_exc_info(remote_form(e), e))
+
+
+@contextlib.contextmanager
+def _server_errors(in_process: bool) -> Iterator[None]:
+    """How an error of a server's endpoint (or of rebuilding its arguments)
+    leaves for oslo.messaging: a novalet error as expected (sent back, no
+    traceback logged), anything else in its ``remote_form`` (logged with
+    its traceback by oslo.messaging). ``in_process`` (``fake://``, whose
+    driver hands the caller the server's exception object as it is): the
+    error is turned into what a real transport would deliver first."""
+    try:
+        yield
+    except messaging.ExpectedException:
+        raise
+    except exception.NovaletException as e:
+        if not in_process:
+            raise messaging.ExpectedException()
+        try:
+            raise _as_received(sys.exc_info())
+        except Exception:
+            raise messaging.ExpectedException() from e
+    except Exception as e:
+        sent = remote_form(e)
+        if in_process:
+            raise _as_received(_exc_info(sent, e)) from e
+        if sent is e:
+            raise
+        raise sent from e
 
 
 def send_retries(conf: Any, timeout: float) -> int | None:
@@ -304,7 +417,10 @@ class Client:
         except messaging.MessagingTimeout:
             raise exception.RPCTimeout(topic=self.topic, method=method,
                                        timeout=timeout or self.timeout)
-        except messaging.MessageDeliveryFailure as e:
+        except (messaging.MessageDeliveryFailure,
+                kombu.exceptions.OperationalError) as e:
+            # (kombu's: a new pooled connection that could not be made within
+            # the call's bounded send retries, see send_retries)
             raise exception.RPCUnavailable(topic=self.topic, method=method,
                                            reason=e)
         except messaging.RemoteError as e:
@@ -321,7 +437,8 @@ class Client:
         cctxt = self._prepared.context(version, server, None)
         try:
             cctxt.cast(ctxt, method, **kwargs)
-        except messaging.MessageDeliveryFailure as e:
+        except (messaging.MessageDeliveryFailure,
+                kombu.exceptions.OperationalError) as e:
             raise exception.RPCUnavailable(topic=self.topic, method=method,
                                            reason=e)
 
@@ -340,39 +457,36 @@ def expose(fn: F) -> F:
 
 
 class _ExpectedErrors:
-    """Endpoint proxy: exposes the ``@expose`` methods only; errors of the
-    listed types go back to the caller without a traceback in the server's
-    log (they are the caller's fault or an answer, not a server bug).
-    Anything else is logged once, by oslo.messaging, with its traceback."""
+    """Endpoint proxy: exposes the ``@expose`` methods only; their errors
+    leave as ``_server_errors`` says: novalet errors go back to the caller
+    without a traceback in the server's log (they are the caller's fault or
+    an answer, not a server bug); anything else is logged once, by
+    oslo.messaging, with its traceback, and reaches the caller as
+    ``RemoteError``."""
 
-    def __init__(self, endpoint: Any, expected: tuple[type[BaseException], ...]) -> None:
+    def __init__(self, endpoint: Any) -> None:
         self._endpoint = endpoint
-        self._expected = expected
         self.target = getattr(endpoint, "target", None)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_") or name.startswith("oslo_"):
             raise AttributeError(name)
         attr = getattr(self._endpoint, name, None)
+        in_process = _in_process_transport()
         if not getattr(attr, "novalet_rpc_exposed", False):
             endpoint = type(self._endpoint).__name__
 
             def refuse(*args: Any, **kwargs: Any) -> Any:
-                try:
+                with _server_errors(in_process):
                     raise exception.MethodNotRemotable(objname=endpoint,
                                                        method=name)
-                except exception.MethodNotRemotable:
-                    raise messaging.ExpectedException()
 
             return refuse
         assert attr is not None  # not exposed: refused above
-        expected = self._expected
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            try:
+            with _server_errors(in_process):
                 return attr(*args, **kwargs)
-            except expected:
-                raise messaging.ExpectedException()
 
         return call
 
@@ -390,8 +504,7 @@ class Server:
                  server: str, version: str = "1.0",
                  objects_local: bool = False) -> None:
         target = messaging.Target(topic=topic, server=server, version=version)
-        wrapped = [_ExpectedErrors(e, (exception.NovaletException,))
-                   for e in endpoints]
+        wrapped = [_ExpectedErrors(e) for e in endpoints]
         self._server = messaging.get_rpc_server(
             get_transport(), target, wrapped,
             serializer=RequestContextSerializer(expected_errors=True,

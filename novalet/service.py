@@ -12,7 +12,9 @@ Start sequence (``Service.start``), in this order:
 7. servicegroup ``join`` (the heartbeat starts);
 8. the periodic tasks, after a random delay in ``[0, periodic_fuzzy_delay]``.
 
-``stop()`` stops timers, the heartbeat and the RPC server, keeps the record.
+``stop()`` stops timers, waits (up to ``periodic_task_stop_timeout``) for a
+periodic task that is running, stops the heartbeat and the RPC server, then
+``manager.cleanup_host()``; it keeps the record.
 """
 
 from __future__ import annotations
@@ -79,6 +81,9 @@ class Service(oslo_service.Service):
         self._periodic: Any = None
         self.started = False
         self._stopped = threading.Event()
+        #: Held while periodic tasks run; none starts once _stopping is set.
+        self._periodic_lock = threading.Lock()
+        self._stopping = False
 
     def __repr__(self) -> str:
         return "<Service %s on %s (topic %s)>" % (self.binary, self.host,
@@ -87,6 +92,7 @@ class Service(oslo_service.Service):
     # -- lifecycle -------------------------------------------------------
 
     def start(self) -> None:
+        self._stopping = False
         objects.register_all()
         indirection.configure(self.conf, default=self.default_indirection,
                               binary=self.binary)
@@ -156,6 +162,18 @@ class Service(oslo_service.Service):
         ref.save()
         return ref
 
+    def record_replaced(self, ref: Any) -> None:
+        """The servicegroup registered this running service again (its
+        record was deleted under it): ``ref`` is the new record. The manager
+        follows it (``service_record_replaced(context, ref)``: a compute
+        links its nodes to it)."""
+        self.service_ref = ref
+        if hasattr(self.manager, "service_ref"):
+            self.manager.service_ref = ref
+        follow = getattr(self.manager, "service_record_replaced", None)
+        if follow is not None:
+            follow(novalet_context.get_admin_context(), ref)
+
     def reset(self) -> None:
         """SIGHUP (oslo.service): re-read the peers' versions for the caps;
         mutable options were already reloaded by the launcher."""
@@ -165,14 +183,34 @@ class Service(oslo_service.Service):
         LOG.info("%s on %s: configuration reloaded", self.binary, self.host)
 
     def periodic_tasks(self, raise_on_error: bool = False) -> float:
-        """Run due periodic tasks; returns the seconds until the next one."""
-        ctxt = novalet_context.get_admin_context()
-        return self.manager.run_periodic_tasks(  # type: ignore[no-any-return]
-            ctxt, raise_on_error=raise_on_error)
+        """Run due periodic tasks; returns the seconds until the next one
+        (none run once ``stop()`` began)."""
+        with self._periodic_lock:
+            if self._stopping:
+                return float(self.conf.periodic_interval_max)
+            ctxt = novalet_context.get_admin_context()
+            return self.manager.run_periodic_tasks(  # type: ignore[no-any-return]
+                ctxt, raise_on_error=raise_on_error)
+
+    def _wait_for_periodic_tasks(self) -> None:
+        """Let a running periodic task (an audit reading the driver) finish
+        before the manager closes what it uses; bounded."""
+        self._stopping = True
+        timeout = self.conf.periodic_task_stop_timeout
+        if timeout > 0:
+            idle = self._periodic_lock.acquire(timeout=timeout)
+        else:
+            idle = self._periodic_lock.acquire(blocking=False)
+        if idle:
+            self._periodic_lock.release()
+            return
+        LOG.warning("%s on %s: a periodic task is still running after %ss; "
+                    "stopping anyway", self.binary, self.host, timeout)
 
     def stop(self, graceful: bool = True) -> None:
         if self._periodic is not None:
             self._periodic.stop()
+        self._wait_for_periodic_tasks()
         if self.servicegroup_api is not None:
             try:
                 self.servicegroup_api.leave(self.host, self.topic, self)

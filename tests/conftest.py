@@ -160,23 +160,20 @@ PATHS = [
 ]
 
 
-@pytest.fixture(scope="session")
-def conductor_process(tmp_path_factory: pytest.TempPathFactory,
-                      rabbit_vhost: services.RabbitVhost,
-                      _database_registry: Any) -> Iterator[dict[str, Any]]:
-    """A separate ``novalet-conductor`` on RabbitMQ and PostgreSQL."""
+def start_conductor(directory: Any, transport_url: str, host: str,
+                    **process_kwargs: Any) -> dict[str, Any]:
+    """A separate ``novalet-conductor`` (this release's, or another's through
+    ``bin_dir``/``env``) on ``transport_url`` and a PostgreSQL database of its
+    own, synced by this release; ``stop_conductor()`` removes both."""
     from tests import processes
 
-    # A database of its own: the conductor's heartbeat must not write into
-    # the database other tests empty and count rows in.
-    directory = tmp_path_factory.mktemp("conductor")
     try:
         database = services.provision_database("postgresql", str(directory))
     except services.ServiceUnavailable as e:
         service_unavailable(str(e))
     topic = "conductor-%s" % os.urandom(4).hex()
     config = processes.write_config(str(directory / "novalet.conf"), {
-        "DEFAULT": {"transport_url": rabbit_vhost.url, "host": CONDUCTOR_HOST},
+        "DEFAULT": {"transport_url": transport_url, "host": host},
         "database": {"connection": database.url},
         "conductor": {"workers": 1, "topic": topic},
     })
@@ -184,12 +181,29 @@ def conductor_process(tmp_path_factory: pytest.TempPathFactory,
                                    "db", "sync")
     assert result.returncode == 0, result.stderr
     proc = processes.ServiceProcess("novalet-conductor", config,
-                                    str(directory / "conductor.log"))
-    proc.wait_for_log(r"novalet-conductor started on " + CONDUCTOR_HOST)
-    yield {"process": proc, "topic": topic, "database": database,
-           "transport_url": rabbit_vhost.url}
-    proc.stop()
-    database.drop()
+                                    str(directory / "conductor.log"),
+                                    **process_kwargs)
+    proc.wait_for_log(r"novalet-conductor started on " + host, timeout=90)
+    return {"process": proc, "topic": topic, "database": database,
+            "transport_url": transport_url, "host": host, "config": config}
+
+
+def stop_conductor(conductor: dict[str, Any]) -> None:
+    conductor["process"].stop()
+    conductor["database"].drop()
+
+
+@pytest.fixture(scope="session")
+def conductor_process(tmp_path_factory: pytest.TempPathFactory,
+                      rabbit_vhost: services.RabbitVhost,
+                      _database_registry: Any) -> Iterator[dict[str, Any]]:
+    """A separate ``novalet-conductor`` on RabbitMQ and PostgreSQL (a
+    database of its own: its heartbeat must not write into the database
+    other tests empty and count rows in)."""
+    conductor = start_conductor(tmp_path_factory.mktemp("conductor"),
+                                rabbit_vhost.url, CONDUCTOR_HOST)
+    yield conductor
+    stop_conductor(conductor)
 
 
 REMOTE_PATHS = PATHS[3:]

@@ -28,6 +28,38 @@ def run_command(binary: str, *args: str, timeout: float = 120) -> subprocess.Com
                           capture_output=True, text=True, timeout=timeout)
 
 
+def wait_for(predicate: Any, timeout: float = 30.0, what: str = "condition",
+             interval: float = 0.1) -> Any:
+    """Poll ``predicate`` until it returns a true value, which is returned;
+    past ``timeout`` seconds fail naming ``what`` and the last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        last = predicate()
+        if last:
+            return last
+        if time.monotonic() >= deadline:
+            raise AssertionError("timed out waiting for %s within %ss (last: %r)"
+                                 % (what, timeout, last))
+        time.sleep(interval)
+
+
+def children(pid: int) -> list[int]:
+    """The live processes whose parent is ``pid`` (a launcher's workers, a
+    postmaster's backends)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                state, ppid = f.read().rsplit(")", 1)[1].split()[:2]
+        except (OSError, ValueError):
+            continue
+        if int(ppid) == pid and state != "Z":
+            found.append(int(entry))
+    return found
+
+
 #: The start of an oslo.log record: its timestamp.
 _LOG_RECORD = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
 

@@ -23,7 +23,7 @@ from oslo_log import log as logging
 
 from novalet import conf as novalet_conf
 from novalet import context, exception, indirection, objects, rpc, service, servicegroup
-from novalet.cmd import common, status_view
+from novalet.cmd import common, exit_codes, status_view
 from novalet.compute import manager as compute_manager
 from novalet.compute import rpcapi as compute_rpcapi
 from novalet.conductor import manager as conductor_manager
@@ -38,7 +38,8 @@ BINARY = "novalet-allinone"
 
 def _parse(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     parser = argparse.ArgumentParser(
-        prog=BINARY, description="A whole novalet cluster in one process.")
+        prog=BINARY, description="A whole novalet cluster in one process.",
+        epilog=exit_codes.HELP)
     parser.add_argument("--computes", type=int, default=3,
                         help="compute agents to run (default 3)")
     parser.add_argument("--nodes", type=int, default=2,
@@ -178,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         db_api.check_connection(CONF, CONF.startup_timeout)
         migration.db_sync()
         rpc.check_broker(CONF, CONF.startup_timeout)
-    except exception.NovaletException as e:
+    except Exception as e:  # one line and its exit code, never a traceback
         return common.fail(BINARY, e)
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *a: stop.set())
@@ -209,6 +210,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "\n\nCtrl-C stops every service.\n")
             sys.stdout.flush()
             stop.wait(1.0)
+    except Exception as e:  # one line and its exit code, never a traceback
+        return common.fail(BINARY, e)
     finally:
         cluster.stop()
         metrics_endpoint.cleanup()

@@ -12,6 +12,7 @@ from oslo_log import log as logging
 
 from novalet import conf as novalet_conf
 from novalet import exception, objects
+from novalet.cmd import exit_codes, manage_cli
 
 LOG = logging.getLogger(__name__)
 
@@ -21,10 +22,10 @@ def setup(argv: Sequence[str] | None, *, prog: str) -> None:
     the objects."""
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        novalet_conf.parse_args(args, prog=prog)
+        novalet_conf.parse_args(args, prog=prog, epilog=exit_codes.HELP)
     except cfg.Error as e:
         print("%s: %s" % (prog, e), file=sys.stderr)
-        raise SystemExit(2)
+        raise SystemExit(exit_codes.USAGE)
     CONF = novalet_conf.CONF
     host = CONF.host.replace("%", "%%")
     # Every line names this host and the request it belongs to.
@@ -77,7 +78,7 @@ def setup_guru_meditation(binary: str) -> None:
 
 
 def check_schema() -> None:
-    """Raise ``ConfigurationError`` when the database is behind this release.
+    """Raise ``SchemaNotCurrent`` when the database is behind this release.
 
     A revision this release does not know is a newer release's: migrations
     within a release only expand the schema, so this code keeps working on
@@ -96,9 +97,8 @@ def check_schema() -> None:
                         "on it, as expand-only migrations allow",
                         what, current, head)
             continue
-        raise exception.ConfigurationError(
-            reason="%s is at %s, this release needs %s: run "
-                   "'novalet-manage db sync'" % (what, current or "nothing", head))
+        raise exception.SchemaNotCurrent(what=what, current=current or "nothing",
+                                         head=head)
 
 
 def check_service_versions(ctxt: Any) -> None:
@@ -114,8 +114,16 @@ def check_service_versions(ctxt: Any) -> None:
 
 
 def fail(binary: str, error: Exception) -> int:
-    """Log and print one clear line for ``error``; return exit code 1."""
+    """Log and print one clear line for ``error``; return its exit code
+    (``novalet.cmd.exit_codes``: 3 for an unreachable database or broker,
+    2 for a configuration that cannot work, else 1)."""
     message = getattr(error, "message", None) or str(error)
-    LOG.error("%s cannot start: %s", binary, message)
-    print("%s: cannot start: %s" % (binary, message), file=sys.stderr)
-    return 1
+    if isinstance(error, (exception.NovaletException, cfg.Error)):
+        LOG.error("%s cannot start: %s", binary, message)
+    else:
+        message = "%s: %s" % (type(error).__name__, message)
+        LOG.error("%s cannot start: %s", binary, message, exc_info=error)
+    print("%s: cannot start: %s" % (binary, manage_cli.first_line(message)),
+          file=sys.stderr)
+    return exit_codes.for_error(error)
+

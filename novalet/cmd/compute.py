@@ -52,15 +52,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     common.setup_guru_meditation(BINARY)
     try:
         check_no_database_access(CONF)
-        LOG.info("%s starting on %s: transport %s, virt driver %s", BINARY,
-                 CONF.host, rpc.masked_transport_url(CONF),
-                 CONF.compute.virt_driver)
+        LOG.info("%s starting on %s: transport %s, virt driver %s, "
+                 "servicegroup driver %s", BINARY, CONF.host,
+                 rpc.masked_transport_url(CONF), CONF.compute.virt_driver,
+                 CONF.servicegroup_driver)
         rpc.check_broker(CONF, CONF.startup_timeout)
         _check_service_versions(CONF)
         manager = compute_manager.ComputeManager(CONF, CONF.host)
         sg = servicegroup.API(CONF)
         endpoint = _metrics_endpoint(CONF, manager, sg)
-    except (exception.NovaletException, OSError) as e:
+    except Exception as e:  # one line and its exit code, never a traceback
         return common.fail(BINARY, e)
     server: Any = service.Service(
         CONF, host=CONF.host, binary=BINARY, topic=CONF.compute.topic,

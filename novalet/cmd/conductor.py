@@ -10,7 +10,7 @@ from oslo_log import log as logging
 from oslo_service import service as oslo_service
 
 from novalet import conf as novalet_conf
-from novalet import context, exception, rpc, service, servicegroup
+from novalet import context, rpc, service, servicegroup
 from novalet.cmd import common
 from novalet.conductor import manager as conductor_manager
 from novalet.db import api as db_api
@@ -32,16 +32,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "runs remotable methods itself (direct)",
                     CONF.objects.indirection)
         CONF.set_override("indirection", "direct", "objects")
-    LOG.info("%s starting on %s: transport %s, database %s, %d worker(s)",
-             BINARY, CONF.host, rpc.masked_transport_url(CONF),
-             db_api.masked_url(CONF.database.connection),
-             CONF.conductor.workers)
     try:
+        LOG.info("%s starting on %s: transport %s, database %s, %d worker(s), "
+                 "servicegroup driver %s", BINARY, CONF.host,
+                 rpc.masked_transport_url(CONF),
+                 db_api.masked_url(CONF.database.connection),
+                 CONF.conductor.workers, CONF.servicegroup_driver)
         db_api.check_connection(CONF, CONF.startup_timeout)
         common.check_schema()
         common.check_service_versions(context.get_admin_context())
         rpc.check_broker(CONF, CONF.startup_timeout)
-    except exception.NovaletException as e:
+    except Exception as e:  # one line and its exit code, never a traceback
         return common.fail(BINARY, e)
     db_api.dispose()  # workers open their own connections after the fork
     sg = servicegroup.API(CONF)
@@ -54,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         freeze_heap=True)
     try:
         _serve_metrics(CONF, sg)
-    except (exception.NovaletException, OSError) as e:
+    except Exception as e:  # e.g. the metrics port in use: one line, exit 1
         return common.fail(BINARY, e)
     service.freeze_heap()
     launcher = oslo_service.launch(CONF, server,

@@ -6,14 +6,16 @@
     novalet-manage service disable HOST BINARY [--reason R]
     novalet-manage service enable HOST BINARY
     novalet-manage service force-down HOST BINARY [--unset]
-    novalet-manage service delete HOST BINARY
+    novalet-manage service delete HOST BINARY [--force]
     novalet-manage hypervisor list
     novalet-manage hypervisor show NODE|HOST/NODE
     novalet-manage hypervisor stats
 
 Every ``service`` and ``hypervisor`` action takes ``--format table|json``
-(after the action). A bad argument, an unknown host or a refused action
-prints one line on stderr and exits 2 (see ``novalet.cmd.manage_cli``).
+(after the action). A failure prints one line on stderr; the exit code says
+which kind (``novalet.cmd.exit_codes``): 1 the operation failed (an unknown
+host, a refused action), 2 a bad command line or configuration, 3 the
+database or broker is unreachable.
 ``service`` and ``hypervisor`` go through the objects with ``[objects]
 indirection`` (default ``direct``); ``db`` always uses the database itself.
 """
@@ -37,6 +39,7 @@ def _db_sync(args: Any) -> int:
     from novalet import exception
     from novalet.db import migration
 
+    manage_cli.check_database(novalet_conf.CONF)
     if args.app and args.app not in migration.lineages():
         raise exception.AppLoadError(
             app=args.app, reason="no loaded app of this name has migrations "
@@ -53,6 +56,7 @@ def _db_sync(args: Any) -> int:
 def _db_version(args: Any) -> int:
     from novalet.db import migration
 
+    manage_cli.check_database(novalet_conf.CONF)
     print(migration.db_version() or "None (not synced)")
     for name in migration.lineages()[1:]:
         print("%s: %s" % (name, migration.db_version(name) or "None (not synced)"))

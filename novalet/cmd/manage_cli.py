@@ -3,9 +3,11 @@
 process, parsing whose errors are one line, and running a command so that
 failures are one line on stderr, never a traceback.
 
-Exit codes: 0 done; 2 a bad argument, an unknown record or a refused action
-(argparse's own code for a bad command line); 1 anything unexpected (the
-traceback is logged at DEBUG: run with ``--debug`` to see it).
+Exit codes (``novalet.cmd.exit_codes``): 0 done; 1 the operation failed
+(an unknown record, a refused action, anything unexpected: its traceback is
+logged at DEBUG, run with ``--debug`` to see it); 2 a bad command line,
+config file or option value (argparse's own code); 3 the database or the
+broker is unreachable.
 """
 
 from __future__ import annotations
@@ -22,12 +24,14 @@ from oslo_log import log as logging
 from novalet import conf as novalet_conf
 from novalet import context as novalet_context
 from novalet import exception, indirection, objects
+from novalet.cmd import exit_codes
 
 LOG = logging.getLogger(__name__)
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
+EXIT_OK = exit_codes.OK
+EXIT_FAILED = exit_codes.FAILED
+EXIT_USAGE = exit_codes.USAGE
+EXIT_UNREACHABLE = exit_codes.UNREACHABLE
 
 
 def first_line(text: str) -> str:
@@ -72,7 +76,8 @@ def _argparse_error(captured: str) -> str:
     return lines[-1] if lines else "invalid arguments"
 
 
-def parse(argv: Sequence[str] | None, prog: str) -> int | None:
+def parse(argv: Sequence[str] | None, prog: str,
+          epilog: str = exit_codes.HELP) -> int | None:
     """Parse the command line and config files into ``CONF``, then set up
     logging and register the objects.
 
@@ -81,10 +86,13 @@ def parse(argv: Sequence[str] | None, prog: str) -> int | None:
     reported as one line on stderr (argparse's usage text is dropped).
     """
     args = list(sys.argv[1:] if argv is None else argv)
+    # Log records go to stderr (not oslo.log's default, stdout): stdout is
+    # the command's output, e.g. --format json.
+    novalet_conf.CONF.set_default("use_stderr", True)
     captured = io.StringIO()
     try:
         with contextlib.redirect_stderr(captured):
-            novalet_conf.parse_args(args, prog=prog)
+            novalet_conf.parse_args(args, prog=prog, epilog=epilog)
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
         if code == 0:
@@ -107,31 +115,53 @@ def parse(argv: Sequence[str] | None, prog: str) -> int | None:
     return None
 
 
-def run(prog: str, func: Callable[..., int], *args: Any) -> int:
-    """``func(*args)``, its errors turned into one line on stderr: exit 2
-    for a novalet error (not found, refused, invalid) or a bad option value,
-    1 for anything else."""
+def run(prog: str, func: Callable[..., int], *args: Any,
+        failed: int = EXIT_FAILED) -> int:
+    """``func(*args)``, its errors turned into one line on stderr and an exit
+    code: 3 for an unreachable database or broker, 2 for a bad option value
+    or a configuration that cannot work, ``failed`` (1) for any other novalet
+    error (not found, refused, invalid) and anything unexpected."""
     try:
         return func(*args)
-    except exception.NovaletException as e:
-        error(prog, e.message)
-        return EXIT_USAGE
-    except cfg.Error as e:
-        error(prog, str(e))
-        return EXIT_USAGE
+    except (exception.NovaletException, cfg.Error) as e:
+        error(prog, getattr(e, "message", None) or str(e))
+        code = exit_codes.for_error(e)
+        return failed if code == EXIT_FAILED else code
     except Exception as e:
         LOG.debug("%s failed", prog, exc_info=True)
         error(prog, "unexpected error: %s: %s (run with --debug for the "
                     "traceback)" % (type(e).__name__, first_line(str(e))))
-        return EXIT_FAILED
+        return failed
+
+
+def check_database(conf: cfg.ConfigOpts) -> None:
+    """One attempt to reach ``[database] connection``; raises
+    ``DatabaseUnavailable`` at once (oslo.db itself would retry
+    ``[database] max_retries`` times, ``retry_interval`` apart, before
+    failing: minutes for an admin command)."""
+    from novalet.db import api as db_api
+
+    db_api.check_connection(conf, 0)
 
 
 def admin_context(prog: str) -> Any:
     """Install the objects' indirection API (``[objects] indirection``,
-    ``direct`` when unset) and return an admin context to call them with."""
-    indirection.configure(novalet_conf.CONF, default="direct", binary=prog)
+    ``direct`` when unset) and return an admin context to call them with.
+    What the calls need is reached once first: the database (``direct``,
+    ``inprocess``: an outage is exit 3 at once, not after oslo.db's
+    retries) or the broker (``rpc``: oslo.messaging would retry connecting
+    for ever)."""
+    CONF = novalet_conf.CONF
+    indirection.configure(CONF, default="direct", binary=prog)
+    if (CONF.objects.indirection or "direct") in ("direct", "inprocess"):
+        check_database(CONF)
+    else:
+        from novalet import rpc
+
+        rpc.check_broker(CONF, 0)  # one round: the call itself would retry
     return novalet_context.get_admin_context()
 
 
-__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "admin_context", "error",
-           "first_line", "parse", "run", "sub_command"]
+__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_UNREACHABLE", "EXIT_USAGE",
+           "admin_context", "check_database", "error", "first_line", "parse",
+           "run", "sub_command"]

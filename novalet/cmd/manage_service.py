@@ -5,7 +5,7 @@ them down, delete them.
     service disable HOST BINARY [--reason R]
     service enable HOST BINARY
     service force-down HOST BINARY [--unset]
-    service delete HOST BINARY
+    service delete HOST BINARY [--force]
 
 ``list`` prints a table row (JSON: a record) per service; ``disable``,
 ``enable`` and ``force-down`` print the changed service the same way (JSON:
@@ -15,7 +15,10 @@ one record); ``delete`` says what it deleted (JSON: ``deleted_service`` and
 Liveness comes from the servicegroup API (``[DEFAULT] servicegroup_driver``);
 the heartbeat age is measured against the database clock, as liveness is.
 Disabling, enabling and forcing down write only those fields: they never
-move ``last_seen_up`` (only a heartbeat does).
+move ``last_seen_up`` (only a heartbeat does). ``delete`` refuses a service
+that is up (stop it first; ``--force`` deletes it anyway, and a running
+service then registers again at its next heartbeat, its compute nodes
+following the new record).
 """
 
 from __future__ import annotations
@@ -166,25 +169,39 @@ def force_down_service(args: Any) -> int:
     return 0
 
 
-def delete_service(args: Any) -> int:
-    """Delete ``HOST BINARY``; for a compute also its compute nodes.
+def _refuse_if_up(ctxt: Any, service: Any) -> None:
+    """Raise ``ServiceIsUp`` while ``service`` heartbeats."""
+    conf = novalet_conf.CONF
+    api = servicegroup.API(conf)
+    try:
+        is_up = api.is_up(service)
+    finally:
+        api.stop()
+    if not is_up:
+        return
+    record = service_record(service, True, db_now(ctxt))
+    since = record["seconds_since_heartbeat"]
+    raise exception.ServiceIsUp(
+        host=service.host, binary=service.binary,
+        age="%ds ago" % since if since is not None else "just now",
+        down_time=conf.service_down_time)
 
-    Raises ``ServiceNotFound``, and ``ServiceHasInstances`` (nothing is
-    deleted then) while instances are on that compute host. The nodes go
-    first, so a delete interrupted half-way can simply be run again.
+
+def delete_service(args: Any) -> int:
+    """Delete ``HOST BINARY`` and, in the same transaction, its compute nodes.
+
+    Raises ``ServiceNotFound``; ``ServiceIsUp`` while it heartbeats (unless
+    ``--force``); ``ServiceHasInstances`` while instances are on that
+    compute host. Nothing is deleted when it raises.
     """
     ctxt = manage_cli.admin_context(BINARY)
     service = _get(ctxt, args)
+    if not args.force:
+        _refuse_if_up(ctxt, service)
     nodes: list[Any] = []
     if service.binary == COMPUTE_BINARY:
-        instances = objects.InstanceList.get_by_host(ctxt, service.host)
-        if len(instances):
-            raise exception.ServiceHasInstances(host=service.host,
-                                                binary=service.binary,
-                                                count=len(instances))
+        # What the delete will take with it (it runs in one transaction).
         nodes = list(objects.ComputeNodeList.get_by_host(ctxt, service.host))
-        for node in nodes:
-            node.destroy()
     service.destroy()
     record = {
         "deleted_service": {"id": service.id, "host": service.host,
@@ -240,5 +257,9 @@ def add_parsers(subparsers: Any, parents: list[Any]) -> None:
     force_down.set_defaults(func=force_down_service)
 
     delete = target("delete", "delete a stopped service (a compute: also its "
-                              "compute nodes; refused while it has instances)")
+                              "compute nodes; refused while it is up or has "
+                              "instances)")
+    delete.add_argument("--force", action="store_true",
+                        help="delete it even while it is up (a running "
+                             "service registers again at its next heartbeat)")
     delete.set_defaults(func=delete_service)

@@ -6,7 +6,10 @@ Run with the new code's configuration before restarting services. Each check
 answers Success, Warning or Failure with a detail saying what to do; the exit
 code is the worst of them (oslo.upgradecheck: 0 success, 1 warning,
 2 failure; 255 if a check itself crashed, which these turn into a Failure).
-A bad command line also exits 2, with one line on stderr.
+These keep oslo.upgradecheck's meaning rather than the other commands' (1
+failed, 2 usage): deployment tools branch on it. A bad command line also
+exits 2, with one line on stderr; 3 means the database could not be reached
+and nothing was checked (see ``novalet.cmd.exit_codes``).
 
 The checks read the database directly (like ``novalet-manage db``), whatever
 ``[objects] indirection`` says. The ones that read records run only when the
@@ -28,7 +31,7 @@ from oslo_upgradecheck import upgradecheck
 from novalet import conf as novalet_conf
 from novalet import context as novalet_context
 from novalet import indirection, objects
-from novalet.cmd import manage_cli
+from novalet.cmd import exit_codes, manage_cli
 
 LOG = logging.getLogger(__name__)
 
@@ -236,12 +239,39 @@ class UpgradeChecks(upgradecheck.UpgradeCommands):
         return Result(Code.SUCCESS, "All %d compute node(s) belong to a live "
                       "%s service." % (len(nodes), COMPUTE_BINARY))
 
+    @_guarded
+    def check_stored_json(self) -> Result:
+        """Warning for rows whose stored JSON does not parse (they read as
+        empty values until written again)."""
+        from novalet.db import api as db_api
+
+        skipped = self._schema_not_current()
+        if skipped is not None:
+            return skipped
+        rows = db_api.compute_node_get_all(novalet_context.get_admin_context())
+        bad = []
+        for row in rows:
+            columns = objects.ComputeNode.obj_corrupt_columns(row)
+            if columns:
+                bad.append("compute_nodes id %d (%s/%s): %s" % (
+                    row.id, row.host, row.hypervisor_hostname, ", ".join(columns)))
+        if bad:
+            return Result(Code.WARNING, "%d row(s) hold stored JSON that does "
+                          "not parse: %s. They stay readable, those values "
+                          "reading as empty (each logged once as a warning); "
+                          "the compute writes them again at its next resource "
+                          "audit, or a save() of the object does." % (
+                              len(bad), _listing(bad)))
+        return Result(Code.SUCCESS, "Every stored JSON value of %d compute "
+                      "node(s) parses." % len(rows))
+
     _upgrade_checks = (
         ("Database schema", check_schema),
         ("Service versions", check_service_versions),
         ("Services holding the version caps", check_services_holding_caps),
         ("Heartbeat timing", check_heartbeat_timing),
         ("Compute nodes without a service", check_orphan_compute_nodes),
+        ("Stored JSON values", check_stored_json),
     )
 
 
@@ -253,6 +283,7 @@ def _run(conf: cfg.ConfigOpts) -> int:
         return manage_cli.EXIT_USAGE
     # Direct: the checks run here, on the database.
     indirection.reset()
+    manage_cli.check_database(conf)
     upgradecheck.CONF = conf  # where check() looks for --json
     with warnings.catch_warnings():
         # oslo.upgradecheck 2.8 draws its table with a prettytable constant
@@ -271,10 +302,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     with manage_cli.sub_command(
             CONF, "command",
             lambda: upgradecheck.register_cli_options(CONF, checks)):
-        code = manage_cli.parse(argv, BINARY)
+        code = manage_cli.parse(argv, BINARY, epilog=exit_codes.STATUS_HELP)
         if code is not None:
             return code
-        return manage_cli.run(BINARY, _run, CONF)
+        return manage_cli.run(BINARY, _run, CONF, failed=int(Code.FAILURE))
 
 
 if __name__ == "__main__":

@@ -35,19 +35,26 @@ class Usage:
                      self.disk_gb - other.disk_gb)
 
 
-def check_fits(node: Any, used: Usage, request: Usage) -> None:
+def check_fits(node: Any, used: Usage, request: Usage,
+               reserved: Usage = Usage()) -> None:
     """Raise ``ComputeResourcesUnavailable`` naming every resource that
-    ``request`` on top of ``used`` would exceed on ``node``."""
+    ``request`` on top of ``used`` (the guests' usage, without ``reserved``)
+    would exceed on ``node``.
+
+    What instances may claim is, as in Nova's placement inventory, the
+    node's total less what is reserved for the host, times the allocation
+    ratio (the caller makes sure the ratios are set and above 0).
+    """
     limits = (
         ("vcpus", used.vcpus, request.vcpus,
-         node.vcpus * (node.cpu_allocation_ratio or 1.0)),
+         (node.vcpus - reserved.vcpus) * node.cpu_allocation_ratio),
         ("memory_mb", used.memory_mb, request.memory_mb,
-         node.memory_mb * (node.ram_allocation_ratio or 1.0)),
+         (node.memory_mb - reserved.memory_mb) * node.ram_allocation_ratio),
         ("disk_gb", used.disk_gb, request.disk_gb,
-         node.local_gb * (node.disk_allocation_ratio or 1.0)),
+         (node.local_gb - reserved.disk_gb) * node.disk_allocation_ratio),
     )
     short = ["%s: %d requested, %d of %d free" % (
-        name, want, max(int(limit) - have, 0), int(limit))
+        name, want, max(int(limit) - have, 0), max(int(limit), 0))
         for name, have, want, limit in limits if have + want > limit]
     if short:
         raise exception.ComputeResourcesUnavailable(

@@ -4,6 +4,7 @@ objects and the conductor."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from oslo_config import cfg
@@ -23,6 +24,7 @@ RPC_API_VERSION = "1.1"
 
 _EXPECTED_AUDIT_ERRORS = (exception.RPCUnavailable, exception.VirtDriverError,
                           exception.InvalidResourceView,
+                          exception.ConfigurationError,
                           exception.DatabaseUnavailable)
 
 
@@ -33,10 +35,16 @@ class ComputeManager(base_manager.Manager):
 
     def __init__(self, conf: cfg.ConfigOpts, host: str,
                  driver: virt_driver.ComputeDriver | None = None) -> None:
+        """Raises ``ConfigurationError`` for an allocation ratio that is not
+        above 0, or a virt driver that cannot be loaded."""
         super().__init__(conf, host)
+        resource_tracker.allocation_ratios(conf)
         self.driver = driver or virt_driver.load_driver(
             conf.compute.virt_driver, conf)
+        #: nodename -> its tracker; created and retired under _trackers_lock
+        #: (RPC threads and the periodic thread both reach it).
         self.trackers: dict[str, resource_tracker.ResourceTracker] = {}
+        self._trackers_lock = threading.Lock()
         # The audit's spacing comes from the configuration, not from the
         # decorator evaluated at import (oslo.service keeps it per class).
         self._periodic_spacing: dict[str, float] = dict(
@@ -44,11 +52,59 @@ class ComputeManager(base_manager.Manager):
             update_available_resource=conf.update_resources_interval)
 
     def _tracker(self, nodename: str) -> resource_tracker.ResourceTracker:
-        if nodename not in self.trackers:
-            service_id = getattr(self.service_ref, "id", None)
-            self.trackers[nodename] = resource_tracker.ResourceTracker(
-                self.conf, self.host, self.driver, nodename, service_id)
-        return self.trackers[nodename]
+        """The tracker of ``nodename``, made on first use."""
+        with self._trackers_lock:
+            tracker = self.trackers.get(nodename)
+            if tracker is None:
+                service_id = getattr(self.service_ref, "id", None)
+                tracker = resource_tracker.ResourceTracker(
+                    self.conf, self.host, self.driver, nodename, service_id)
+                self.trackers[nodename] = tracker
+            return tracker
+
+    def _claim_tracker(self, nodename: str) -> resource_tracker.ResourceTracker:
+        """The tracker of a node the driver reports and the audit saw;
+        raises ``ComputeResourcesUnavailable`` for any other node."""
+        with self._trackers_lock:
+            tracker = self.trackers.get(nodename)
+        if tracker is None:
+            raise exception.ComputeResourcesUnavailable(
+                node=nodename, reason="not a node of %s (or not audited yet)"
+                % self.host)
+        return tracker
+
+    def _retire_tracker(self, nodename: str) -> None:
+        with self._trackers_lock:
+            tracker = self.trackers.pop(nodename, None)
+        if tracker is not None:
+            tracker.retire()  # after a claim in progress on it
+
+    def _follow_service_record(self, context: Any) -> None:
+        """Node records vanished: the service record may have gone with
+        them (``service delete --force``). Nodes created from now on link to
+        the live record of this host, or to none (``service_id`` NULL, never
+        a deleted id) until this service registers again."""
+        binary = getattr(self.service_ref, "binary", None) or "novalet-compute"
+        try:
+            service_id: int | None = objects.Service.get_by_host_and_binary(
+                context, self.host, binary).id
+        except exception.ServiceNotFound:
+            service_id = None
+        except _EXPECTED_AUDIT_ERRORS as e:
+            LOG.error("Cannot read the service record of %s: %s", self.host, e)
+            return
+        for tracker in list(self.trackers.values()):
+            tracker.service_id = service_id
+
+    def service_record_replaced(self, context: Any, service_ref: Any) -> None:
+        """This service registered again under a new record (the old one was
+        deleted while it ran, e.g. ``service delete --force``): every node
+        record follows the new ``service_id`` (recreated at the next audit
+        if the delete took it)."""
+        LOG.info("Service record of %s is now %s; linking its compute nodes "
+                 "to it", self.host, service_ref.id)
+        for tracker in list(self.trackers.values()):
+            tracker.relink(context, service_ref.id)
 
     # -- lifecycle -------------------------------------------------------
 
@@ -69,38 +125,81 @@ class ComputeManager(base_manager.Manager):
     @periodic_task.periodic_task(spacing=60, run_immediately=False)
     def update_available_resource(self, context: Any) -> None:
         """Audit every node the driver reports; delete the records of nodes
-        it no longer reports. One node's failure does not stop the others."""
+        it no longer reports (a renamed single-node host keeps its record).
+        One node's failure does not stop the others."""
         try:
             nodenames = self.driver.get_available_nodes()
         except exception.VirtDriverError as e:
             LOG.error("Cannot list nodes of %s: %s", self.host, e)
             return
+        try:
+            records = objects.ComputeNodeList.get_by_host(context, self.host)
+        except _EXPECTED_AUDIT_ERRORS as e:
+            LOG.error("Cannot list compute nodes of %s: %s", self.host, e)
+            records = None
+        if records is not None:
+            nodenames = self._keep_renamed_node(nodenames, records)
         for nodename in nodenames:
             try:
                 self._tracker(nodename).update_available_resource(context)
+            except exception.ComputeHostNotFound:
+                # Deleted under us (e.g. service delete --force): the next
+                # audit creates it again, linked to the current record.
+                LOG.warning("The record of node %s was deleted while it runs; "
+                            "it is created again at the next audit", nodename)
             except _EXPECTED_AUDIT_ERRORS as e:
                 LOG.error("Resource audit of %s failed: %s", nodename,
                           getattr(e, "message", e))
             except Exception:
                 LOG.exception("Resource audit of %s failed", nodename)
-        self._forget_vanished_nodes(context, set(nodenames))
+        if records is not None:
+            self._forget_vanished_nodes(context, set(nodenames))
+
+    def _keep_renamed_node(self, nodenames: list[str],
+                           records: Any) -> list[str]:
+        """When the one node of a single-node driver comes back under a new
+        name while its host has one record under another, the driver keeps
+        the recorded name (its record, instances and history stay); returns
+        the node names to audit."""
+        recorded = [r.hypervisor_hostname for r in records]
+        new = [n for n in nodenames if n not in recorded]
+        old = [r for r in records if r.hypervisor_hostname not in nodenames]
+        if len(nodenames) != 1 or len(new) != 1 or len(old) != 1:
+            return nodenames
+        if not self.driver.keep_node_name(new[0], old[0].hypervisor_hostname):
+            return nodenames
+        LOG.warning("Node %s of %s now calls itself %s: keeping its record "
+                    "%s and its instances under the name %s",
+                    old[0].hypervisor_hostname, self.host, new[0],
+                    old[0].uuid, old[0].hypervisor_hostname)
+        return [old[0].hypervisor_hostname]
 
     def _forget_vanished_nodes(self, context: Any, nodenames: set[str]) -> None:
+        # Listed after the audits: a record deleted under a running compute
+        # shows up here (its tracker forgets it; the next audit recreates it).
         try:
             records = objects.ComputeNodeList.get_by_host(context, self.host)
         except _EXPECTED_AUDIT_ERRORS as e:
             LOG.error("Cannot list compute nodes of %s: %s", self.host, e)
             return
+        live = {record.id for record in records}
+        with self._trackers_lock:
+            trackers = list(self.trackers.values())
+        if any([tracker.forget_deleted_record(live) for tracker in trackers]):
+            self._follow_service_record(context)
         for record in records:
             if record.hypervisor_hostname in nodenames:
                 continue
             LOG.info("Node %s is gone from %s; deleting its record",
                      record.hypervisor_hostname, self.host)
-            self.trackers.pop(record.hypervisor_hostname, None)
+            self._retire_tracker(record.hypervisor_hostname)
             try:
                 record.destroy()
             except exception.ComputeHostNotFound:
                 pass
+            except _EXPECTED_AUDIT_ERRORS as e:
+                LOG.error("Cannot delete the record of node %s: %s",
+                          record.hypervisor_hostname, getattr(e, "message", e))
 
     # -- RPC endpoints ---------------------------------------------------
 
@@ -110,16 +209,18 @@ class ComputeManager(base_manager.Manager):
         """Claim resources for ``instance`` on ``node``, spawn it, mark it
         active. Raises ``ComputeResourcesUnavailable`` (the instance goes to
         ``error``) and the driver's errors (the claim is aborted)."""
-        nodename = node or self._pick_node()
-        tracker = self._tracker(nodename)
-        instance.node = nodename
         try:
+            tracker = self._claim_tracker(node or self._pick_node())
             with tracker.instance_claim(context, instance):
                 self.driver.spawn(instance)
         except Exception:
             try:
+                # A failed build holds nothing: the claim was undone or
+                # aborted; the instance is placed nowhere.
                 instance.vm_state = fields.VMState.ERROR
                 instance.task_state = None
+                instance.host = None
+                instance.node = None
                 instance.save()
             except Exception:
                 LOG.exception("Cannot mark %s as error", instance.uuid)
@@ -142,21 +243,25 @@ class ComputeManager(base_manager.Manager):
         instance.terminated_at = timeutils.utcnow()
         instance.save()
         instance.destroy()
-        if nodename in self.trackers:
-            self.trackers[nodename].drop_instance(context, instance)
+        with self._trackers_lock:
+            tracker = self.trackers.get(nodename)
+        if tracker is not None:
+            tracker.drop_instance(context, instance)
 
     def _pick_node(self) -> str:
         nodes = self.driver.get_available_nodes()
         if not nodes:
             raise exception.ComputeResourcesUnavailable(
                 node=self.host, reason="the driver reports no node")
-        ready = [n for n in nodes if n in self.trackers
-                 and self.trackers[n].compute_node is not None]
+        with self._trackers_lock:
+            trackers = dict(self.trackers)
+        ready = [n for n in nodes if n in trackers
+                 and trackers[n].compute_node is not None]
         if not ready:
             return nodes[0]
 
         def free(n: str) -> int:
-            cn = self.trackers[n].compute_node
+            cn = trackers[n].compute_node
             return int(cn.memory_mb - cn.memory_mb_used)
 
         return max(ready, key=free)

@@ -28,6 +28,7 @@ class ComputeAPI:
 
     def __init__(self, conf: cfg.ConfigOpts) -> None:
         rpc.init(conf)
+        self.conf = conf
         self.client = rpc.Client(conf.compute.topic, RPC_API_VERSION,
                                  timeout=conf.rpc_response_timeout)
         self.caps = version_caps.VersionCaps(
@@ -62,12 +63,17 @@ class ComputeAPI:
     def terminate_instance(self, ctxt: Any, instance: Any,
                            clean_shutdown: bool = False) -> None:
         """Destroy ``instance`` on its host and give back its resources;
-        ``clean_shutdown`` (release 2 computes) asks the guest to stop first."""
+        ``clean_shutdown`` (release 2 computes) asks the guest to stop first
+        and waits ``[libvirt] shutdown_timeout`` longer for the answer."""
         sent = self._send(ctxt, instance)
         if self.client.can_send_version("1.1"):
+            timeout = None
+            if clean_shutdown:
+                timeout = (self.conf.rpc_response_timeout
+                           + self.conf.libvirt.shutdown_timeout)
             self.client.call(ctxt, "terminate_instance", version="1.1",
                              server=instance.host, instance=sent,
-                             clean_shutdown=clean_shutdown)
+                             clean_shutdown=clean_shutdown, timeout=timeout)
         else:
             self.client.call(ctxt, "terminate_instance", version="1.0",
                              server=instance.host, instance=sent)

@@ -75,13 +75,15 @@ def set_lib_defaults() -> None:
 
 
 def parse_args(argv: Sequence[str], *, prog: str | None = None,
-               default_config_files: list[str] | None = None) -> None:
+               default_config_files: list[str] | None = None,
+               epilog: str | None = None) -> None:
     """Parse the command line and config files into ``CONF``.
 
-    ``argv`` excludes the program name (pass ``sys.argv[1:]``).
+    ``argv`` excludes the program name (pass ``sys.argv[1:]``); ``epilog``
+    ends the ``--help`` text (the command's exit codes).
     """
     CONF(list(argv), project="novalet", prog=prog,
-         default_config_files=default_config_files)
+         default_config_files=default_config_files, epilog=epilog)
 
 
 def list_opts() -> list[tuple[str, list[cfg.Opt]]]:

@@ -12,11 +12,14 @@ opts = [
     cfg.StrOpt("topic", default="compute",
                help="RPC topic compute agents listen on (server=host)."),
     cfg.FloatOpt("cpu_allocation_ratio", default=4.0, min=0.0, mutable=True,
-                 help="vCPUs that may be claimed per physical CPU."),
+                 help="vCPUs that may be claimed per physical CPU (not "
+                      "reserved); must be greater than 0."),
     cfg.FloatOpt("ram_allocation_ratio", default=1.0, min=0.0, mutable=True,
-                 help="Memory that may be claimed per MiB of host memory."),
+                 help="Memory that may be claimed per MiB of host memory "
+                      "(not reserved); must be greater than 0."),
     cfg.FloatOpt("disk_allocation_ratio", default=1.0, min=0.0, mutable=True,
-                 help="Disk that may be claimed per GiB of local disk."),
+                 help="Disk that may be claimed per GiB of local disk (not "
+                      "reserved); must be greater than 0."),
 ]
 
 

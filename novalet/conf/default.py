@@ -6,6 +6,7 @@ import os
 import socket
 
 from oslo_config import cfg
+from oslo_utils import netutils
 
 
 def _default_state_path() -> str:
@@ -50,6 +51,30 @@ opts = [
     cfg.IntOpt("periodic_interval_max", default=60, min=1,
                help="Longest sleep between two runs of the periodic task "
                     "loop."),
+    cfg.IntOpt("periodic_task_stop_timeout", default=30, min=0,
+               help="Seconds a stopping service waits for a periodic task "
+                    "that is running (the resource audit) before it closes "
+                    "what the task uses (the virt driver's connection); "
+                    "past it, a warning and the stop goes on."),
+    # oslo.utils finds the source address of the default route: a UDP
+    # socket's connect() picks a route and sends nothing.
+    cfg.IPOpt("my_ip", default=netutils.get_my_ipv4(),
+              sample_default="<address of the default route>",
+              help="IP address of this host; the compute agent writes it as "
+                   "its nodes' host_ip. 127.0.0.1 when there is no default "
+                   "route."),
+    cfg.IntOpt("reserved_host_memory_mb", default=0, min=0,
+               help="Memory (MiB) kept for the host itself: counted in every "
+                    "node's memory_mb_used and left out of what instances "
+                    "may claim, before the allocation ratio."),
+    cfg.IntOpt("reserved_host_disk_mb", default=0, min=0,
+               help="Local disk (MiB) kept for the host itself: counted, in "
+                    "whole GiB rounded up, in every node's local_gb_used and "
+                    "left out of what instances may claim."),
+    cfg.IntOpt("reserved_host_cpus", default=0, min=0,
+               help="Host CPUs kept for the host itself: counted in every "
+                    "node's vcpus_used and left out of what instances may "
+                    "claim, before the allocation ratio."),
 ]
 
 

@@ -13,6 +13,12 @@ opts: list[cfg.Opt] = [
     cfg.StrOpt("virt_type", default=None,
                help="Domain type of spawned guests; unset, taken from the "
                     "connection (kvm/qemu for QEMU, test for test://)."),
+    cfg.IntOpt("shutdown_timeout", default=60, min=0, mutable=True,
+               help="Seconds a clean shutdown (terminate with "
+                    "clean_shutdown) waits for the guest to power off after "
+                    "the ACPI request before it is destroyed; 0 destroys at "
+                    "once. A caller's terminate call waits this long on top "
+                    "of rpc_response_timeout."),
 ]
 
 

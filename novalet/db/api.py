@@ -427,10 +427,41 @@ def service_heartbeat(context: Any, service_ids: Sequence[int]) -> list[int]:
     return missing
 
 
+#: The binary whose services own compute nodes (those of their host).
+COMPUTE_BINARY = "novalet-compute"
+
+
 @writer
-def service_destroy(context: Any, service_id: int) -> None:
+def service_destroy(context: Any, service_id: int) -> list[int]:
+    """Soft-delete a service and, in the same transaction, the compute nodes
+    that belong to it (a compute's: those of its host, and any linked by
+    ``service_id``), so no node is left pointing at a deleted service.
+    Returns the ids of the nodes deleted. Raises ``ServiceNotFound``, and
+    ``ServiceHasInstances`` (nothing deleted) while live instances are on a
+    compute's host."""
+    service = service_get(context, service_id)
+    node = models.ComputeNode
+    owned = node.service_id == service_id
+    if service.binary == COMPUTE_BINARY:
+        count = context.session.execute(
+            sa.select(sa.func.count()).select_from(models.Instance).where(
+                models.Instance.host == service.host,
+                models.Instance.deleted == 0)).scalar_one()
+        if count:
+            raise exception.ServiceHasInstances(
+                host=service.host, binary=service.binary, count=count)
+        owned = sa.or_(owned, node.host == service.host)
+    node_ids = list(context.session.execute(
+        sa.select(node.id).where(node.deleted == 0, owned)
+        .order_by(node.id)).scalars())
+    if node_ids:
+        context.session.execute(
+            sa.update(node).where(node.id.in_(node_ids), node.deleted == 0)
+            .values(deleted=node.id, deleted_at=timeutils.utcnow())
+            .execution_options(synchronize_session=False))
     _soft_delete(context, models.Service, service_id,
                  lambda: exception.ServiceNotFound(service=service_id))
+    return node_ids
 
 
 # -- compute nodes ----------------------------------------------------------

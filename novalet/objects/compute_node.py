@@ -9,7 +9,7 @@ from oslo_utils import versionutils
 
 from novalet import objects
 from novalet.db import api as db_api
-from novalet.objects import base, fields, retry
+from novalet.objects import base, fields, retry, stored_json
 
 if TYPE_CHECKING:
     from novalet.objects.monitor_metric import MonitorMetricList
@@ -72,19 +72,50 @@ class ComputeNode(base.NovaletPersistentObject, base.NovaletObject):
 
     obj_db_columns = {"pci_device_pools": "pci_stats"}
 
+    #: Fields stored as JSON text: how each column reads (a value that does
+    #: not parse reads as empty, logged, marked changed: ``stored_json``).
+    obj_json_fields: dict[str, stored_json.Parser] = {
+        "stats": stored_json.parse_dict_of_strings,
+        "metrics": lambda text: objects.MonitorMetricList.from_json(text),
+        "pci_device_pools": lambda text: objects.PciDevicePoolList.from_json(text),
+    }
+
+    @classmethod
+    def obj_corrupt_columns(cls, row: Any) -> list[str]:
+        """The JSON columns of the database ``row`` that do not parse."""
+        return stored_json.corrupt_columns(row, {
+            cls.obj_db_columns.get(name, name): parse
+            for name, parse in cls.obj_json_fields.items()})
+
+    @staticmethod
+    def _from_db_object(context: Any, obj: Any, db_row: Any) -> Any:
+        # A corrupt JSON column reads as empty and stays marked changed, so
+        # the next save() writes a valid value over it.
+        obj._obj_corrupt_fields = set()
+        try:
+            base.NovaletPersistentObject._from_db_object(context, obj, db_row)
+            for name in obj._obj_corrupt_fields:
+                obj._changed_fields.add(name)
+        finally:
+            del obj._obj_corrupt_fields
+        return obj
+
     # Used only when a backport has no version manifest to go by.
     obj_relationships = {"metrics": [("1.1", "1.0")],
                          "pci_device_pools": [("1.1", "1.0")]}
 
     def obj_db_to_field(self, name: str, value: Any) -> Any:
-        if name == "stats":
-            return jsonutils.loads(value) if value else {}
+        parse = self.obj_json_fields.get(name)
+        if parse is not None:
+            empty = parse(None)
+            return stored_json.read(
+                self, "compute_nodes", name, self.obj_db_columns.get(name, name),
+                value, parse, lambda: empty,
+                row_label=" (%s/%s)" % tuple(
+                    getattr(self, attr) if self.obj_attr_is_set(attr) else "?"
+                    for attr in ("host", "hypervisor_hostname")))
         if name == "host_ip" and value is not None:
             return str(value)
-        if name == "metrics":
-            return objects.MonitorMetricList.from_json(value)
-        if name == "pci_device_pools":
-            return objects.PciDevicePoolList.from_json(value)
         return value
 
     def obj_field_to_db(self, name: str, value: Any) -> Any:

@@ -74,8 +74,11 @@ class MigrationStatus(Enum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     DONE = "done"
+    #: The last state of a live migration (Migration 1.1).
+    COMPLETED = "completed"
     #: A migration in one of these states no longer holds resources.
-    DONE_STATES = (CONFIRMED, REVERTED, ERROR, FAILED, CANCELLED, DONE)
+    DONE_STATES = (CONFIRMED, REVERTED, ERROR, FAILED, CANCELLED, DONE,
+                   COMPLETED)
     ALL = (PRE_MIGRATING, MIGRATING, POST_MIGRATING, FINISHED) + DONE_STATES
 
     def __init__(self) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from oslo_utils import versionutils
+
 from novalet.db import api as db_api
 from novalet.objects import base, fields, retry
 
@@ -13,8 +15,10 @@ class Migration(base.NovaletPersistentObject, base.NovaletObject):
     """A move of ``instance_uuid``; the source keeps the ``old_*`` sizes and
     the destination claims the ``new_*`` sizes until the move is done."""
 
-    # Version 1.0: initial version
-    VERSION = "1.0"
+    # Version 1.0: initial version (release 1)
+    # Version 1.1: status "completed", a live migration's last state; 1.0
+    #              reads it as "done" (release 3)
+    VERSION = "1.1"
 
     fields = {
         "id": fields.IntegerField(read_only=True),
@@ -39,6 +43,16 @@ class Migration(base.NovaletPersistentObject, base.NovaletObject):
 
     # Field attributes read here, for mypy (oslo.versionedobjects sets them).
     id: int
+
+    def obj_make_compatible(self, primitive: dict[str, Any],
+                            target_version: str) -> None:
+        super().obj_make_compatible(primitive, target_version)
+        if (versionutils.convert_version_to_tuple(target_version) < (1, 1)
+                and primitive.get("status")
+                == fields.MigrationStatus.COMPLETED):
+            # Releases 1 and 2 know no "completed"; "done" is their word
+            # for a move that holds nothing any more.
+            primitive["status"] = fields.MigrationStatus.DONE
 
     @classmethod
     @base.remotable
@@ -66,8 +80,10 @@ class Migration(base.NovaletPersistentObject, base.NovaletObject):
 
 @base.NovaletObjectRegistry.register
 class MigrationList(base.ovo_base.ObjectListBase, base.NovaletObject):
-    # Version 1.0: initial version
-    VERSION = "1.0"
+    # Version 1.0: initial version (release 1)
+    # Version 1.1: Migration 1.1 (release 3)
+    VERSION = "1.1"
+    child_versions = {"1.0": "1.0", "1.1": "1.1"}
 
     fields = {"objects": fields.ListOfObjectsField("Migration")}
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from oslo_serialization import jsonutils
 
-from novalet.objects import base, fields
+from novalet.objects import base, fields, stored_json
 
 
 @base.NovaletObjectRegistry.register
@@ -55,10 +55,8 @@ class MonitorMetricList(base.ovo_base.ObjectListBase, base.NovaletObject):
 
     @classmethod
     def from_json(cls, text: str | None) -> MonitorMetricList:
-        """Read the stored (or release-1) form; anything that is not a JSON
-        list of metrics reads as no metrics."""
-        try:
-            values = jsonutils.loads(text) if text else []
-            return cls.from_dicts(values if isinstance(values, list) else [])
-        except (ValueError, TypeError, KeyError):
-            return cls.from_dicts([])
+        """Read the stored (or release-1) form; empty text is no metrics.
+        Raises ``InvalidJSONValue`` for anything but a JSON list of metrics
+        (as ``PciDevicePoolList.from_json`` does; a stored value is read
+        through ``novalet.objects.stored_json``)."""
+        return stored_json.list_object(cls, text, "metric")  # type: ignore[no-any-return]

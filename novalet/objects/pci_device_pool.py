@@ -6,7 +6,7 @@ from typing import Any
 
 from oslo_serialization import jsonutils
 
-from novalet.objects import base, fields
+from novalet.objects import base, fields, stored_json
 
 
 @base.NovaletObjectRegistry.register
@@ -61,4 +61,7 @@ class PciDevicePoolList(base.ovo_base.ObjectListBase, base.NovaletObject):
 
     @classmethod
     def from_json(cls, text: str | None) -> PciDevicePoolList:
-        return cls.from_dicts(jsonutils.loads(text) if text else [])
+        """Read the stored form; empty text is no pools. Raises
+        ``InvalidJSONValue`` for anything but a JSON list of pools (as
+        ``MonitorMetricList.from_json`` does)."""
+        return stored_json.list_object(cls, text, "pool")  # type: ignore[no-any-return]

@@ -13,7 +13,7 @@ from novalet.objects import base, fields, retry
 #: The version of this code as a service. Bump it with every change to the
 #: RPC APIs or objects a service sends; ``SERVICE_VERSION_HISTORY`` says what
 #: each value understands.
-SERVICE_VERSION = 2
+SERVICE_VERSION = 3
 
 _RELEASE_1_OBJECTS = {
     "Service": "1.0", "ServiceList": "1.0", "ComputeNode": "1.0",
@@ -32,6 +32,11 @@ SERVICE_VERSION_HISTORY: dict[int, dict[str, Any]] = {
                         PciDevicePool="1.0", PciDevicePoolList="1.0",
                         MonitorMetric="1.0", MonitorMetricList="1.0")},
 }
+# Release 3: Migration 1.1 (status "completed"); RPC APIs unchanged.
+SERVICE_VERSION_HISTORY[3] = {
+    "release": "3", "conductor_rpc": "1.1", "compute_rpc": "1.1",
+    "objects": dict(SERVICE_VERSION_HISTORY[2]["objects"], Migration="1.1",
+                    MigrationList="1.1")}
 
 #: Release name -> its service version.
 RELEASES = {entry["release"]: version
@@ -86,7 +91,9 @@ class Service(base.NovaletPersistentObject, base.NovaletObject):
         version 1. Remove in release 3, when release 1 is no longer
         supported (``tests/unit/objects/test_compat.py`` checks).
         """
-        for version, entry in sorted(SERVICE_VERSION_HISTORY.items()):
+        # Newest first: releases 2 and 3 share Service 1.1 (and set version).
+        for version, entry in sorted(SERVICE_VERSION_HISTORY.items(),
+                                     reverse=True):
             if entry["objects"]["Service"] == self.VERSION:
                 return version
         return SERVICE_VERSION
@@ -150,7 +157,9 @@ class Service(base.NovaletPersistentObject, base.NovaletObject):
 
     @base.remotable
     def destroy(self) -> None:
-        """Soft-delete this service; raises ``ServiceNotFound``."""
+        """Soft-delete this service and, in the same transaction, the compute
+        nodes that belong to it (see ``novalet.db.api.service_destroy``);
+        raises ``ServiceNotFound``, ``ServiceHasInstances``."""
         db_api.service_destroy(self._context, self.id)
         self.deleted = True
         self.obj_reset_changes(["deleted"])

@@ -78,6 +78,13 @@ class ComputeDriver(abc.ABC):
         save; report stable facts or rounded ones."""
         return []
 
+    def keep_node_name(self, reported: str, recorded: str) -> bool:
+        """The node this driver reports as ``reported`` is the one recorded
+        as ``recorded`` (its host was renamed): a single-node driver goes on
+        reporting it as ``recorded`` and returns True; others return False
+        (the default) and the record of ``recorded`` is deleted."""
+        return False
+
     def cleanup(self) -> None:  # noqa: B027 (optional hook)
         """Release connections; called when the service stops."""
 

@@ -149,6 +149,16 @@ class FakeDriver(driver.ComputeDriver):
                         reason="guest %s already exists on %s" % (guest["uuid"], other))
             self._guests[node][guest["uuid"]] = guest
 
+    def remove_node(self, nodename: str) -> None:
+        """Test helper: the node (and its guests) is no longer reported.
+
+        Raises ``VirtDriverError`` for an unknown node.
+        """
+        self._require_node(nodename)
+        with self._lock:
+            self._nodes.remove(nodename)
+            del self._guests[nodename]
+
     def destroy(self, instance: Any, clean_shutdown: bool = False) -> None:
         """Forget the guest of ``instance`` on whichever node holds it.
 

@@ -5,25 +5,16 @@ with an old conductor, then the rest of the upgrade with no manual pin."""
 from __future__ import annotations
 
 import os
-import time
 
 import pytest
 
+from novalet.objects.service import SERVICE_VERSION as CURRENT
 from tests import processes
+from tests.processes import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 R1_NODE = "r1host-node-1"
-
-
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError("timed out waiting for " + what)
 
 
 class Deployment:
@@ -113,7 +104,7 @@ def deployment(tmp_path, rabbit_vhost, release1, _database_registry):
 
 def test_old_compute_with_new_conductor_then_upgrade(deployment):
     dep = deployment
-    conductor = dep.start("novalet-conductor", "cond", release=2)
+    conductor = dep.start("novalet-conductor", "cond", release=CURRENT)
     old_compute = dep.start("novalet-compute", "r1host", release=1)
     dep.heartbeats_grow(("r1host", "novalet-compute"))
     assert dep.services()[("r1host", "novalet-compute")][0] == 1
@@ -122,11 +113,11 @@ def test_old_compute_with_new_conductor_then_upgrade(deployment):
     assert not _clean_errors(old_compute), _clean_errors(old_compute)
     assert not _clean_errors(conductor), _clean_errors(conductor)
 
-    # Finish the upgrade: release 2 replaces the compute on the same host.
+    # Finish the upgrade: this release replaces the compute on the same host.
     old_compute.stop()
-    new_compute = dep.start("novalet-compute", "r1host", release=2)
-    wait_for(lambda: dep.services()[("r1host", "novalet-compute")][0] == 2,
-             30, "the compute record at service version 2")
+    new_compute = dep.start("novalet-compute", "r1host", release=CURRENT)
+    wait_for(lambda: dep.services()[("r1host", "novalet-compute")][0]
+             == CURRENT, 30, "the compute record at this service version")
     dep.heartbeats_grow(("r1host", "novalet-compute"))
     # Release 2 fields are now written: PCI pools reach the database.
     wait_for(lambda: (dep.node("r1host") or [None] * 6)[5], 30,
@@ -139,9 +130,9 @@ def test_new_compute_with_old_conductor_then_upgrade(deployment):
     dep = deployment
     old_conductor = dep.start("novalet-conductor", "cond", release=1)
     assert "newer than this release" in old_conductor.log()  # expand-only
-    compute = dep.start("novalet-compute", "r2host", release=2)
+    compute = dep.start("novalet-compute", "r2host", release=CURRENT)
     dep.heartbeats_grow(("r2host", "novalet-compute"))
-    assert dep.services()[("r2host", "novalet-compute")][0] == 2
+    assert dep.services()[("r2host", "novalet-compute")][0] == CURRENT
     node = wait_for(lambda: dep.node("r2host"), 30, "the new compute's node")
     assert node[0] == 16
     assert node[5] is None  # release 1 cannot store PCI pools: not sent
@@ -152,7 +143,7 @@ def test_new_compute_with_old_conductor_then_upgrade(deployment):
 
     # Upgrade the conductor in place: the compute's caps rise by themselves.
     old_conductor.stop()
-    new_conductor = dep.start("novalet-conductor", "cond", release=2)
+    new_conductor = dep.start("novalet-conductor", "cond", release=CURRENT)
     compute.wait_for_log(r"Version cap for novalet-conductor: RPC newest, "
                          r"objects newest", timeout=60)
     wait_for(lambda: (dep.node("r2host") or [None] * 6)[5], 30,

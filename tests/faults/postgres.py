@@ -22,6 +22,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from tests import processes
 from tests.faults import procs
 from tests.faults.cluster import free_port
 
@@ -163,18 +164,7 @@ class PrivatePostgres:
         """The postmaster's children (backends and helpers): each calls
         setsid(), so they are not in the postmaster's process group."""
         assert self.proc is not None
-        found = []
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                with open("/proc/%s/stat" % entry) as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            if ppid == self.proc.pid:
-                found.append(int(entry))
-        return found
+        return processes.children(self.proc.pid)
 
     def _signal_all(self, signum: int) -> None:
         assert self.proc is not None

@@ -1,6 +1,7 @@
 """``novalet-manage`` against a populated database, on SQLite, PostgreSQL and
-MariaDB: every command in both output formats, and its errors (exit 2, one
-line on stderr, no traceback). Most run ``manage.main`` in this process; a
+MariaDB: every command in both output formats, and its errors (one line on
+stderr, no traceback; exit 1 when the operation failed, 2 for a bad command
+line). Most run ``manage.main`` in this process; a
 few run the installed command to check real exit codes."""
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ from typing import Any
 
 import pytest
 
-from novalet import context, objects
+from novalet import context, exception, objects
 from novalet.cmd import manage, manage_service, status
 from novalet.db import migration
 from novalet.objects import service as service_module
 from tests import commands, processes
+from tests.private_rabbit import free_port
 
 UTC = datetime.UTC
 
@@ -35,10 +37,11 @@ class Manage(commands.InProcessCommand):
         assert code == 0, err
         return json.loads(out)
 
-    def fails(self, *argv: str) -> str:
-        """Run a command that must fail as a user error; its stderr line."""
-        code, out, err = self(*argv)
-        assert code == 2, (out, err)
+    def fails(self, *argv: str, code: int = 1) -> str:
+        """Run a command that must fail with exit ``code`` (1: the operation
+        failed, 2: usage); its stderr line."""
+        actual, out, err = self(*argv)
+        assert actual == code, (out, err)
         assert out == ""
         assert len(err.strip().splitlines()) == 1, err
         assert "Traceback" not in err and "usage:" not in err
@@ -238,7 +241,7 @@ def test_delete_compute_deletes_its_nodes(run: Manage, cloud: dict[str, Any]) ->
 def test_delete_compute_with_instances_is_refused(
         run: Manage, cloud: dict[str, Any]) -> None:
     ctxt = cloud["ctxt"]
-    line = run.fails("service", "delete", "cmp1", "novalet-compute")
+    line = run.fails("service", "delete", "cmp1", "novalet-compute", "--force")
     assert line == ("novalet-manage: Service cmp1/novalet-compute still hosts 1 "
                     "instance(s); move or delete them first.")
     assert _fetch(ctxt, "cmp1", "novalet-compute").id == cloud["services"]["cmp1"].id
@@ -247,13 +250,78 @@ def test_delete_compute_with_instances_is_refused(
 
 def test_delete_other_service_table(run: Manage, cloud: dict[str, Any]) -> None:
     ctl = cloud["services"]["ctl"]
-    assert run("service", "delete", "ctl", "novalet-conductor") == (
+    assert run("service", "delete", "ctl", "novalet-conductor", "--force") == (
         0, "Deleted service %d (ctl/novalet-conductor)\n" % ctl.id, "")
     code, out, _err = run("service", "delete", "cmp2", "novalet-compute")
     assert code == 0
     assert out.startswith("Deleted service %d (cmp2/novalet-compute) and 2 "
                           "compute node(s): node-" % cloud["services"]["cmp2"].id)
     assert len(objects.ComputeNodeList.get_all(cloud["ctxt"])) == 3
+
+
+def test_delete_refuses_a_service_that_is_up(run: Manage, cloud: dict[str, Any]) -> None:
+    ctxt = cloud["ctxt"]
+    ctl = cloud["services"]["ctl"]
+    line = run.fails("service", "delete", "ctl", "novalet-conductor")
+    assert line.startswith("novalet-manage: Service ctl/novalet-conductor is up "
+                           "(last heartbeat ")
+    assert "stop novalet-conductor on ctl first" in line and "--force" in line
+    assert _fetch(ctxt, "ctl", "novalet-conductor").id == ctl.id
+    # Forced down (fenced) is down: the delete goes through.
+    assert run("service", "force-down", "ctl", "novalet-conductor")[0] == 0
+    code, out, err = run("service", "delete", "ctl", "novalet-conductor")
+    assert code == 0 and out.startswith("Deleted service %d" % ctl.id), err
+
+
+def test_forced_delete_takes_the_nodes_in_one_transaction(
+        run: Manage, cloud: dict[str, Any]) -> None:
+    ctxt = cloud["ctxt"]
+    cmp1 = cloud["services"]["cmp1"]
+    for instance in objects.InstanceList.get_by_host(ctxt, "cmp1"):
+        instance.destroy()
+    # A node of another host linked to cmp1's record goes with it too.
+    linked = _node(ctxt, "elsewhere", "node-l", service_id=cmp1.id)
+    result = run.json("service", "delete", "cmp1", "novalet-compute", "--force")
+    assert result["deleted_service"]["id"] == cmp1.id
+    database = cloud["database"]
+    rows = database.query("SELECT id, deleted, deleted_at FROM compute_nodes "
+                          "WHERE host = 'cmp1' OR id = :i", i=linked.id)
+    assert len(rows) == 3 and all(r.deleted == r.id for r in rows)
+    live = database.query("SELECT COUNT(*) AS n FROM compute_nodes WHERE deleted = 0 "
+                          "AND service_id = :i", i=cmp1.id)
+    assert live[0].n == 0
+
+
+def test_service_delete_is_one_transaction(cloud: dict[str, Any],
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """If deleting the service row fails after its nodes were deleted, the
+    nodes come back with the rollback: never nodes gone and service live."""
+    from novalet.db import api as db_api
+
+    ctxt = cloud["ctxt"]
+    cmp2 = cloud["services"]["cmp2"]
+
+    def fail(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("the service row cannot be written")
+
+    monkeypatch.setattr(db_api, "_soft_delete", fail)
+    with pytest.raises(RuntimeError):
+        cmp2.destroy()
+    monkeypatch.undo()
+    assert len(objects.ComputeNodeList.get_by_host(ctxt, "cmp2")) == 2
+    cmp2.destroy()
+    assert len(objects.ComputeNodeList.get_by_host(ctxt, "cmp2")) == 0
+
+
+def test_delete_with_instances_deletes_nothing(cloud: dict[str, Any]) -> None:
+    """The instance check and the deletes run in one transaction: refused,
+    the service and its nodes are all still there."""
+    ctxt = cloud["ctxt"]
+    cmp1 = cloud["services"]["cmp1"]
+    with pytest.raises(exception.ServiceHasInstances):
+        cmp1.destroy()
+    assert _fetch(ctxt, "cmp1", "novalet-compute").id == cmp1.id
+    assert len(objects.ComputeNodeList.get_by_host(ctxt, "cmp1")) == 2
 
 
 # -- errors ------------------------------------------------------------------
@@ -283,7 +351,7 @@ def test_unknown_service(run: Manage, cloud: dict[str, Any], action: list[str]) 
 ])
 def test_bad_arguments(run: Manage, sqlite_db: Any, argv: list[str],
                        fragment: str) -> None:
-    line = run.fails(*argv)
+    line = run.fails(*argv, code=2)
     assert fragment in line
     assert line.startswith("novalet-manage")
     assert line.endswith("--help)")
@@ -375,24 +443,49 @@ def test_main_runs_again_after_other_commands(run: Manage, sqlite_db: Any) -> No
 # -- the installed command -----------------------------------------------------
 
 def test_command_exit_codes(tmp_path: Any, sqlite_cloud: dict[str, Any]) -> None:
+    """0 done, 1 the operation failed, 2 usage, 3 the database unreachable
+    (a closed loopback port), from the installed command."""
     cloud = sqlite_cloud
     database = cloud["database"]
     config = processes.write_config(str(tmp_path / "novalet.conf"), {
         "database": {"connection": database.url}})
+    down = processes.write_config(str(tmp_path / "down.conf"), {
+        "database": {"connection": "postgresql+psycopg2://postgres:s3cret@"
+                                   "127.0.0.1:%d/novalet" % free_port()}})
 
-    def manage_cmd(*args: str) -> Any:
+    def manage_cmd(*args: str, config: str = config) -> Any:
         return processes.run_command("novalet-manage", "--config-file", config, *args)
 
     result = manage_cmd("service", "list", "--format", "json")
     assert result.returncode == 0, result.stderr
     assert [r["host"] for r in json.loads(result.stdout)] == ["cmp1", "cmp2", "ctl"]
-    for args, message in [
-            (("service", "delete", "cmp1", "novalet-compute"), "still hosts 1 instance"),
-            (("service", "disable", "nowhere", "novalet-compute"), "could not be found"),
-            (("service", "disable", "cmp1"), "required: BINARY")]:
-        result = manage_cmd(*args)
-        assert result.returncode == 2, (args, result.stderr)
+    for args, code, message in [
+            (("service", "delete", "cmp1", "novalet-compute"), 1, "is up"),
+            (("service", "delete", "cmp1", "novalet-compute", "--force"), 1,
+             "still hosts 1 instance"),
+            (("service", "disable", "nowhere", "novalet-compute"), 1,
+             "could not be found"),
+            (("hypervisor", "show", "node-a"), 1, "ambiguous"),
+            (("service", "disable", "cmp1"), 2, "required: BINARY"),
+            (("service", "list", "--format", "xml"), 2, "invalid choice"),
+            (("--config-file", str(tmp_path / "missing.conf"), "db", "version"),
+             2, "missing.conf"),
+            (("db", "version", "--config", down), 3, "127.0.0.1:"),
+            (("service", "list", "--config", down), 3, "unreachable"),
+            (("db", "sync", "--config", down), 3, "unreachable")]:
+        argv = [a for a in args if a != "--config" and a != down]
+        result = manage_cmd(*argv, config=down if down in args else config)
+        assert result.returncode == code, (args, result.stderr)
         assert result.stdout == ""
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert message in result.stderr and "Traceback" not in result.stderr
+        assert "s3cret" not in result.stderr
     assert _fetch(cloud["ctxt"], "cmp1", "novalet-compute").disabled is False
+
+
+def test_help_names_the_exit_codes(run: Manage) -> None:
+    code, out, _err = run("--help")
+    assert code == 0
+    text = " ".join(out.split())
+    assert "Exit codes: 0 done; 1 the operation failed" in text
+    assert "2 usage error" in text and "3 a service is unreachable" in text

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import datetime
 import threading
 import time
 
 import pytest
-from oslo_utils import uuidutils
+from oslo_utils import timeutils, uuidutils
 
 from novalet import conf as novalet_conf
 from novalet import context, exception, indirection, objects, rpc
@@ -73,8 +74,8 @@ def test_usage_counts_instances_migrations_and_orphans(tracker, remote_path,
     ctxt = context.get_admin_context()
     a = _instance(ctxt, host="h1", node=NODE, vm_state="active")
     _instance(ctxt, host="h1", node="h1-node-2", vcpus=3)  # other node
-    incoming = uuidutils.generate_uuid()
-    objects.Migration(ctxt, instance_uuid=incoming, source_compute="h9",
+    incoming = _instance(ctxt, host="h9", node="n9", vm_state="active")
+    objects.Migration(ctxt, instance_uuid=incoming.uuid, source_compute="h9",
                       source_node="n9", dest_compute="h1", dest_node=NODE,
                       status="migrating", new_vcpus=2, new_memory_mb=1024,
                       new_disk_gb=5).create()
@@ -85,12 +86,168 @@ def test_usage_counts_instances_migrations_and_orphans(tracker, remote_path,
     driver.add_orphan(NODE, uuidutils.generate_uuid(), vcpus=1, memory_mb=256,
                       disk_gb=1)
     tracker.update_available_resource(ctxt)
-    # a: 1/512/10, incoming migration: 2/1024/5, orphan: 1/256/1
+    # a: 1/512/10, incoming migration: 2/1024/5, orphan: its memory, 256
     assert [tuple(r) for r in _row(remote_path)] == [
-        (4, 4096, 100, 4, 1792, 16, 4096 - 1792, 2)]
+        (4, 4096, 100, 3, 1792, 15, 4096 - 1792, 2)]
     assert len(tracker.orphans) == 1
     node = tracker.compute_node
     assert node.stats["num_instances"] == "1" and node.stats["num_orphans"] == "1"
+
+
+def _migration(ctxt, instance, source, dest, status="migrating", old=(0, 0, 0),
+               new=(0, 0, 0), **kw):
+    migration = objects.Migration(
+        ctxt, instance_uuid=instance if isinstance(instance, str)
+        else instance.uuid, source_compute=source[0], source_node=source[1],
+        dest_compute=dest[0], dest_node=dest[1], status=status,
+        old_vcpus=old[0], old_memory_mb=old[1], old_disk_gb=old[2],
+        new_vcpus=new[0], new_memory_mb=new[1], new_disk_gb=new[2], **kw)
+    migration.create()
+    return migration
+
+
+def _used(path):
+    return [tuple(r)[3:6] for r in _row(path)]
+
+
+HERE = ("h1", NODE)
+
+
+def test_a_resize_to_the_same_node_counts_both_flavors(tracker, remote_path):
+    ctxt = context.get_admin_context()
+    inst = _instance(ctxt, host="h1", node=NODE, vm_state="active",
+                     vcpus=1, memory_mb=512, root_gb=10)
+    _migration(ctxt, inst, HERE, HERE, migration_type="resize",
+               old=(1, 512, 10), new=(2, 1024, 20))
+    tracker.update_available_resource(ctxt)
+    # Still on the old flavor: the new one is held as well.
+    assert _used(remote_path) == [(3, 1536, 30)]
+    # Resized, not yet confirmed: the old flavor is held for a revert.
+    inst.vcpus, inst.memory_mb, inst.root_gb = 2, 1024, 20
+    inst.save()
+    tracker.update_available_resource(ctxt)
+    assert _used(remote_path) == [(3, 1536, 30)]
+
+
+def test_only_the_newest_migration_of_an_instance_counts(tracker, remote_path):
+    ctxt = context.get_admin_context()
+    inst = _instance(ctxt, host="h9", node="n9", vm_state="active")
+    now = timeutils.utcnow()  # the records keep whole seconds
+    older = _migration(ctxt, inst, ("h9", "n9"), HERE, new=(2, 1024, 5),
+                       created_at=now - datetime.timedelta(minutes=2))
+    _migration(ctxt, inst, ("h9", "n9"), HERE, new=(1, 256, 1),
+               created_at=now - datetime.timedelta(minutes=1))
+    tracker.update_available_resource(ctxt)
+    assert _used(remote_path) == [(1, 256, 1)]
+    older.status = "post-migrating"  # changed last: now the newest
+    older.save()
+    tracker.update_available_resource(ctxt)
+    assert _used(remote_path) == [(2, 1024, 5)]
+
+
+def test_migrations_of_deleted_or_unknown_instances_hold_nothing(
+        tracker, remote_path):
+    ctxt = context.get_admin_context()
+    gone = _instance(ctxt, host="h9", node="n9", vm_state="active")
+    _migration(ctxt, gone, ("h9", "n9"), HERE, new=(2, 1024, 5))
+    gone.destroy()
+    _migration(ctxt, uuidutils.generate_uuid(), ("h9", "n9"), HERE,
+               new=(1, 256, 1))
+    marked = _instance(ctxt, host="h9", node="n9", vm_state="deleted")
+    _migration(ctxt, marked, ("h9", "n9"), HERE, new=(1, 128, 1))
+    tracker.update_available_resource(ctxt)
+    assert _used(remote_path) == [(0, 0, 0)]
+
+
+def test_a_completed_migration_holds_nothing(tracker, remote_path):
+    ctxt = context.get_admin_context()
+    inst = _instance(ctxt, host="h9", node="n9", vm_state="active")
+    live = _migration(ctxt, inst, ("h9", "n9"), HERE,
+                      migration_type="live-migration", new=(1, 512, 10))
+    tracker.update_available_resource(ctxt)
+    assert _used(remote_path) == [(1, 512, 10)]
+    live.status = "completed"
+    live.save()
+    assert objects.Migration.get_by_id(ctxt, live.id).status == "completed"
+    tracker.update_available_resource(ctxt)
+    assert _used(remote_path) == [(0, 0, 0)]
+
+
+def test_orphans_are_charged_their_memory_only(tracker, remote_path, driver):
+    ctxt = context.get_admin_context()
+    driver.add_orphan(NODE, uuidutils.generate_uuid(), vcpus=2, memory_mb=768,
+                      disk_gb=20)
+    tracker.update_available_resource(ctxt)
+    assert _used(remote_path) == [(0, 768, 0)]
+    assert tracker.compute_node.stats["num_orphans"] == "1"
+
+
+def test_reserved_host_resources_are_used_and_cannot_be_claimed(
+        tracker, remote_path, conf):
+    ctxt = context.get_admin_context()
+    conf("reserved_host_cpus", 1)
+    conf("reserved_host_memory_mb", 512)
+    conf("reserved_host_disk_mb", 1025)  # counted as 2 GiB, rounded up
+    conf("cpu_allocation_ratio", 1.0, "compute")
+    tracker.update_available_resource(ctxt)
+    assert [tuple(r) for r in _row(remote_path)] == [
+        (4, 4096, 100, 1, 512, 2, 4096 - 512, 0)]
+    with pytest.raises(exception.ComputeResourcesUnavailable) as info:
+        tracker.instance_claim(ctxt, _instance(ctxt, vcpus=4, memory_mb=3585,
+                                               root_gb=99))
+    assert info.value.message.endswith(
+        "vcpus: 4 requested, 3 of 3 free; memory_mb: 3585 requested, 3584 of "
+        "3584 free; disk_gb: 99 requested, 98 of 98 free")
+    tracker.instance_claim(ctxt, _instance(ctxt, vcpus=3, memory_mb=3584,
+                                           root_gb=98))
+    assert _used(remote_path) == [(4, 4096, 100)]
+    assert [tuple(r)[6] for r in _row(remote_path)] == [0]  # free_ram_mb
+
+
+def test_a_changed_ratio_reaches_the_record_at_the_next_audit(
+        tracker, remote_path, conf):
+    ctxt = context.get_admin_context()
+    tracker.update_available_resource(ctxt)
+    conf("cpu_allocation_ratio", 2.5, "compute")
+    conf("ram_allocation_ratio", 1.5, "compute")
+    tracker.update_available_resource(ctxt)
+    assert [tuple(r) for r in remote_path.database.query(
+        "SELECT cpu_allocation_ratio, ram_allocation_ratio, "
+        "disk_allocation_ratio FROM compute_nodes")] == [(2.5, 1.5, 1.0)]
+
+
+def test_a_ratio_of_zero_is_an_error_not_one(tracker, remote_path, conf,
+                                             driver):
+    from novalet.compute import manager as compute_manager
+
+    ctxt = context.get_admin_context()
+    tracker.update_available_resource(ctxt)
+    conf("ram_allocation_ratio", 0.0, "compute")
+    with pytest.raises(exception.ConfigurationError) as info:
+        compute_manager.ComputeManager(novalet_conf.CONF, "h1", driver=driver)
+    assert "[compute] ram_allocation_ratio must be greater than 0" in \
+        info.value.message
+    # Set while running (the option is mutable): audits and claims refuse.
+    with pytest.raises(exception.ConfigurationError):
+        tracker.update_available_resource(ctxt)
+    inst = _instance(ctxt)
+    with pytest.raises(exception.ConfigurationError):
+        tracker.instance_claim(ctxt, inst)
+    assert objects.Instance.get_by_uuid(ctxt, inst.uuid).node is None
+    assert remote_path.database.query(
+        "SELECT ram_allocation_ratio FROM compute_nodes")[0][0] == 1.0
+
+
+def test_host_ip_is_my_ip(tracker, remote_path, conf):
+    ctxt = context.get_admin_context()
+    conf("my_ip", "127.0.0.9")
+    tracker.update_available_resource(ctxt)
+    assert remote_path.database.query(
+        "SELECT host_ip FROM compute_nodes")[0][0] == "127.0.0.9"
+    conf("my_ip", "127.0.0.10")
+    tracker.update_available_resource(ctxt)
+    assert remote_path.database.query(
+        "SELECT host_ip FROM compute_nodes")[0][0] == "127.0.0.10"
 
 
 def test_missing_keys_are_named(tracker, driver, monkeypatch):
@@ -196,14 +353,14 @@ def test_lock_is_released_when_the_conductor_stops_answering(conf, sqlite_db,
         # The claim waited for the lock, which the failed call released.
         assert time.monotonic() - claim_started < timeout + 5
         assert claimed_after >= timeout * 0.9
-        used = "SELECT vcpus_used FROM compute_nodes"
-        assert sqlite_db.query(used)[0][0] == 2  # the claim plus the orphan
+        used = "SELECT memory_mb_used FROM compute_nodes"
+        assert sqlite_db.query(used)[0][0] == 1024  # the claim, the orphan
         # The hung call may still land late with its stale view; the next
         # audit puts the record right again.
         conductor.release.set()
         time.sleep(0.5)
         tracker.update_available_resource(ctxt)
-        assert sqlite_db.query(used)[0][0] == 2
+        assert sqlite_db.query(used)[0][0] == 1024
     finally:
         conductor.release.set()
         server.stop()

@@ -22,6 +22,7 @@ from novalet import context, exception, indirection, objects, rpc
 from novalet.objects import base as objects_base
 from novalet.servicegroup import API
 from novalet.servicegroup.drivers.tooz import ToozDriver, member_id
+from tests.processes import wait_for
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -34,16 +35,6 @@ def fast(conf):
     conf("report_interval", 1)
     conf("service_down_time", DOWN_TIME)
     return conf
-
-
-def wait_for(predicate, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "%s not met within %ss" % (what, timeout)
-        time.sleep(0.1)
 
 
 def create_service(ctxt, host="h1", topic="compute"):

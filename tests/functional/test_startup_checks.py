@@ -20,7 +20,7 @@ def stamped(database):
 
 def test_schema_behind_is_refused(stamped):
     stamped.query("DELETE FROM alembic_version")
-    with pytest.raises(exception.ConfigurationError) as info:
+    with pytest.raises(exception.SchemaNotCurrent) as info:
         common.check_schema()
     assert "novalet-manage db sync" in info.value.message
 

@@ -17,12 +17,14 @@ from novalet.db import api as db_api
 from novalet.db import migration
 from novalet.objects import service as service_module
 from tests import commands, processes
+from tests.private_rabbit import free_port
 
 SCHEMA = "Database schema"
 VERSIONS = "Service versions"
 CAPS = "Services holding the version caps"
 TIMING = "Heartbeat timing"
 NODES = "Compute nodes without a service"
+JSON = "Stored JSON values"
 SUCCESS, WARNING, FAILURE = 0, 1, 2
 
 
@@ -46,7 +48,7 @@ class Status(commands.InProcessCommand):
         report = json.loads(out)
         assert report["name"] == "novalet upgrade check results"
         results = {c["check"]: (c["result"], c["details"]) for c in report["checks"]}
-        assert list(results) == [SCHEMA, VERSIONS, CAPS, TIMING, NODES]
+        assert list(results) == [SCHEMA, VERSIONS, CAPS, TIMING, NODES, JSON]
         assert code == max(result for result, _details in results.values())
         return code, results
 
@@ -100,9 +102,9 @@ def test_table_output(run: Status, healthy: Any) -> None:
     code, out, err = run("upgrade", "check")
     assert code == 0 and err == ""
     assert "novalet upgrade check results" in out
-    for name in (SCHEMA, VERSIONS, CAPS, TIMING, NODES):
+    for name in (SCHEMA, VERSIONS, CAPS, TIMING, NODES, JSON):
         assert "Check: %s" % name in out
-    assert out.count("Result: Success") == 5
+    assert out.count("Result: Success") == 6
 
 
 # -- database schema -------------------------------------------------------------
@@ -121,7 +123,7 @@ def test_schema_never_synced(run: Status, scratch_db: Any) -> None:
     assert results[SCHEMA] == (FAILURE, "The database has no novalet schema (never "
                                "synced); run 'novalet-manage db sync'.")
     # The checks that read records do not query a schema they cannot trust.
-    for name in (VERSIONS, NODES):
+    for name in (VERSIONS, NODES, JSON):
         assert results[name][0] == WARNING
         assert results[name][1].startswith("Not checked: the database schema")
 
@@ -264,9 +266,11 @@ def test_heartbeat_timing(run: Status, sqlite_db: Any, conf: Any,
 
 # -- compute nodes without a service ----------------------------------------------
 
-def test_orphan_compute_nodes(run: Status, healthy: Any) -> None:
+def test_orphan_compute_nodes(run: Status, healthy: Any, database: Any) -> None:
     ctxt = healthy
-    objects.Service.get_by_host_and_binary(ctxt, "cmp2", "novalet-compute").destroy()
+    # Deleted as a release before 3 did (Service.destroy() now takes the
+    # nodes with it): the nodes stay behind.
+    database.query("UPDATE services SET deleted = id WHERE host = 'cmp2'")
     objects.ComputeNode(ctxt, host="ghost", hypervisor_hostname="node-9", vcpus=1,
                         memory_mb=1, local_gb=1, hypervisor_type="fake",
                         hypervisor_version=1, cpu_info="{}").create()
@@ -312,6 +316,40 @@ def test_bad_command_line(run: Status, sqlite_db: Any, argv: list[str],
     assert "Traceback" not in err
 
 
+def test_stored_json_that_does_not_parse(run: Status, healthy: Any,
+                                        database: Any) -> None:
+    assert run.check()[1][JSON] == (SUCCESS, "Every stored JSON value of 3 "
+                                    "compute node(s) parses.")
+    [node] = objects.ComputeNodeList.get_by_host(healthy, "cmp2")
+    database.query("UPDATE compute_nodes SET pci_stats = '[{', stats = '[]' "
+                   "WHERE id = :i", i=node.id)
+    code, out, err = run("upgrade", "check", "--json")
+    assert code == WARNING
+    # The orphan check read the node: one warning, on stderr (stdout is JSON).
+    assert err.count("corrupt value") == 2, err  # stats and pci_stats
+    results = {c["check"]: (c["result"], c["details"])
+               for c in json.loads(out)["checks"]}
+    result, details = results[JSON]
+    assert result == WARNING
+    assert details.startswith("1 row(s) hold stored JSON that does not parse: "
+                              "compute_nodes id %d (cmp2/node-1): stats, "
+                              "pci_stats." % node.id)
+    # Readable meanwhile; a save() writes them again and the check passes.
+    read = objects.ComputeNode.get_by_id(healthy, node.id)
+    assert read.stats == {} and len(read.pci_device_pools) == 0
+    read.save()
+    assert run.check()[1][JSON][0] == SUCCESS
+
+
+def test_help_names_the_exit_codes(run: Status) -> None:
+    code, out, _err = run("--help")
+    assert code == 0
+    text = " ".join(out.split())
+    assert "Exit codes (oslo.upgradecheck's, for 'upgrade check'): 0 every " \
+           "check succeeded; 1 a warning; 2 a failure, or a bad command line; " \
+           "3 the database is unreachable" in text
+
+
 def test_command_exit_codes(tmp_path: Any, sqlite_db: Any) -> None:
     ctxt = context.get_admin_context()
     _compute(ctxt, "cmp1")
@@ -320,7 +358,7 @@ def test_command_exit_codes(tmp_path: Any, sqlite_db: Any) -> None:
     result = processes.run_command("novalet-status", "--config-file", good,
                                    "upgrade", "check", "--json")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert [c["result"] for c in json.loads(result.stdout)["checks"]] == [0, 0, 0, 0, 0]
+    assert [c["result"] for c in json.loads(result.stdout)["checks"]] == [0] * 6
 
     bad = processes.write_config(str(tmp_path / "bad.conf"), {
         "DEFAULT": {"report_interval": 30, "service_down_time": 45},
@@ -329,3 +367,20 @@ def test_command_exit_codes(tmp_path: Any, sqlite_db: Any) -> None:
                                    "upgrade", "check")
     assert result.returncode == WARNING, result.stdout + result.stderr
     assert "Result: Warning" in result.stdout and "Traceback" not in result.stdout
+
+    # 2: a failure (a database never synced); 3: the database unreachable.
+    empty = processes.write_config(str(tmp_path / "empty.conf"), {
+        "database": {"connection": "sqlite:///%s" % (tmp_path / "new.sqlite")}})
+    result = processes.run_command("novalet-status", "--config-file", empty,
+                                   "upgrade", "check")
+    assert result.returncode == FAILURE, result.stdout + result.stderr
+    assert "Result: Failure" in result.stdout
+    down = processes.write_config(str(tmp_path / "down.conf"), {
+        "database": {"connection": "postgresql+psycopg2://postgres:s3cret@"
+                                   "127.0.0.1:%d/novalet" % free_port()}})
+    result = processes.run_command("novalet-status", "--config-file", down,
+                                   "upgrade", "check")
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert result.stdout == "" and "s3cret" not in result.stderr
+    line = result.stderr.strip()
+    assert len(line.splitlines()) == 1 and "unreachable" in line, line

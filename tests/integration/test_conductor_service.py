@@ -47,7 +47,7 @@ def test_unreachable_database_exits_clearly(tmp_path, rabbit_vhost):
     config, _ = _config(tmp_path, rabbit_vhost.url,
                         "postgresql+psycopg2://postgres:s3cret@127.0.0.1:1/nope")
     result = _run_to_exit(config)
-    assert result.returncode == 1
+    assert result.returncode == 3  # unreachable
     assert "cannot start" in result.stderr
     assert "Traceback" not in result.stderr
     assert "s3cret" not in result.stderr
@@ -61,8 +61,9 @@ def test_unreachable_broker_exits_clearly(tmp_path, postgresql_db):
     config, _ = _config(tmp_path, "rabbit://guest:s3cret@127.0.0.1:1/",
                         postgresql_db.url)
     result = _run_to_exit(config)
-    assert result.returncode == 1
+    assert result.returncode == 3  # unreachable
     assert "cannot start" in result.stderr and "Traceback" not in result.stderr
+    assert "127.0.0.1:1/" in result.stderr
     assert "s3cret" not in result.stderr + result.stdout
 
 
@@ -76,7 +77,7 @@ def test_unsynced_database_asks_for_db_sync(tmp_path, rabbit_vhost,
         result = _run_to_exit(config)
     finally:
         database.drop()
-    assert result.returncode == 1
+    assert result.returncode == 1  # the operation (start) failed
     assert "novalet-manage db sync" in result.stderr
 
 

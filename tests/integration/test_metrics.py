@@ -10,7 +10,6 @@ import re
 import signal
 import socket
 import subprocess
-import time
 
 import pytest
 
@@ -19,22 +18,12 @@ from novalet import context, exception, indirection, objects, rpc
 from novalet.compute import rpcapi as compute_rpcapi
 from novalet.conductor import rpcapi as conductor_rpcapi
 from tests import processes, services, tcpproxy
+from tests.processes import wait_for
 from tests.scrape import delta, get, label_values, scrape, value
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 CALLS = "novalet_conductor_calls_total"
-
-
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(0.25)
-    raise AssertionError("timed out waiting for %s (last: %r)" % (what, last))
 
 
 def metrics_url(proc):
@@ -298,22 +287,6 @@ def test_healthz_follows_the_broker_and_the_database(cluster, rabbit_vhost,
         pg.close()
 
 
-def _children(pid):
-    """The live processes whose parent is ``pid``."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % entry) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid and fields[0] != "Z":
-            found.append(int(entry))
-    return sorted(found)
-
-
 def test_workers_share_one_endpoint(cluster, rabbit_vhost, postgresql_db):
     """[conductor] workers = 2: the parent serves the sum of both workers'
     files; the run's directory is removed at exit."""
@@ -324,7 +297,7 @@ def test_workers_share_one_endpoint(cluster, rabbit_vhost, postgresql_db):
     cond.wait_for_log("novalet-conductor started", count=2)
     cluster.client(rabbit_vhost.url, postgresql_db.url)
     ctxt = context.get_admin_context()
-    workers = _children(cond.proc.pid)
+    workers = processes.children(cond.proc.pid)
     assert len(workers) == 2
 
     before = scrape(cond_url)
@@ -340,7 +313,7 @@ def test_workers_share_one_endpoint(cluster, rabbit_vhost, postgresql_db):
 
     # A worker killed and restarted: what it counted stays in the sums.
     os.kill(workers[0], signal.SIGKILL)
-    wait_for(lambda: len(set(_children(cond.proc.pid)) - {workers[0]}) == 2, 60,
+    wait_for(lambda: len(set(processes.children(cond.proc.pid)) - {workers[0]}) == 2, 60,
              "the worker restarted")
     for _ in range(5):
         objects.ComputeNodeList.get_all(ctxt)

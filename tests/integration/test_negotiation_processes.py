@@ -9,12 +9,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from typing import Any
 
 import pytest
 
 from tests import processes
+from tests.processes import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -44,16 +44,6 @@ node.save()
 assert node.obj_what_changed() == {"pci_device_pools"}, node.obj_what_changed()
 print("OK", node.id)
 '''
-
-
-def wait_for(predicate: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for " + what)
 
 
 class Deployment:
@@ -126,22 +116,6 @@ def test_a_client_pinned_to_release_1(deployment: Deployment) -> None:
     assert not conductor.errors(), conductor.errors()
 
 
-def _children(pid: int) -> list[int]:
-    """The processes whose parent is ``pid`` (the launcher's workers)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % entry) as f:
-                stat = f.read()
-        except OSError:
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-            found.append(int(entry))
-    return found
-
-
 def test_a_compute_whose_conductor_does_not_answer_at_first(
         deployment: Deployment) -> None:
     """The compute's worker starts while the conductor does not answer
@@ -152,7 +126,7 @@ def test_a_compute_whose_conductor_does_not_answer_at_first(
     compute = deployment.start("novalet-compute", "early")
     # The start-up check asks the conductor; once it passed, the launcher
     # forks the worker: freeze the conductor before the worker's first call.
-    wait_for(lambda: _children(compute.proc.pid), 60, "the compute's worker")
+    wait_for(lambda: processes.children(compute.proc.pid), 60, "the compute's worker")
     conductor.signal(signal.SIGSTOP)
     try:
         compute.wait_for_log(r"Version cap for novalet-conductor: RPC 1\.0, objects "

@@ -59,3 +59,4 @@ def test_sending_retries_only_as_long_as_the_call_may_wait(conf):
 
 def test_no_retry_bound_on_other_drivers(fake_transport):
     assert rpc.send_retries(novalet_conf.CONF, 5) is None
+

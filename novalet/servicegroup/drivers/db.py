@@ -95,6 +95,13 @@ class DbReporter(base.Reporter):
             self.service.service_ref = ref
             ref.report_count = 1
             ref.save()
+        replaced = getattr(self.service, "record_replaced", None)
+        if replaced is not None:
+            try:
+                replaced(ref)
+            except Exception:
+                LOG.exception("%s could not follow its new record %s",
+                              self.service, ref.id)
 
     def start(self, interval: float, initial_delay: float) -> None:
         if self.batcher is None:

@@ -13,15 +13,22 @@ import contextlib
 import json
 import os
 import threading
+import time
 from typing import Any
 
 import libvirt
+from oslo_log import log as logging
 
 from novalet import exception
 from novalet.virt import driver
 from novalet.virt.libvirt import config
 
+LOG = logging.getLogger(__name__)
+
 _GiB = 1024 ** 3
+
+#: Seconds between two looks at a guest asked to shut down.
+_SHUTDOWN_POLL = 0.5
 
 #: libvirt error codes and domains that mean the connection itself is gone.
 _CONNECTION_ERROR_CODES = frozenset({
@@ -51,6 +58,10 @@ class LibvirtDriver(driver.ComputeDriver):
         self.uri: str = conf.libvirt.connection_uri
         self._conn: libvirt.virConnect | None = None
         self._lock = threading.Lock()
+        #: (libvirt's hostname, the node name reported for it): the node
+        #: keeps its first name when the host is renamed (a restart keeps
+        #: it too when the manager finds the old record: keep_node_name).
+        self._node: tuple[str, str] | None = None
 
     # -- connection --------------------------------------------------------
 
@@ -128,16 +139,37 @@ class LibvirtDriver(driver.ComputeDriver):
     # -- reading -----------------------------------------------------------
 
     def get_available_nodes(self) -> list[str]:
-        """``[hostname]`` of the libvirt host. Raises ``HypervisorUnavailable``."""
+        """``[node name]`` of the libvirt host: its hostname when first
+        seen, kept when the host is renamed. Raises ``HypervisorUnavailable``."""
         with self._calling("getHostname", reading=True) as conn:
-            return [conn.getHostname()]
+            return [self._node_name(conn.getHostname())]
+
+    def _node_name(self, hostname: str) -> str:
+        with self._lock:
+            if self._node is None:
+                self._node = (hostname, hostname)
+            elif self._node[0] != hostname:
+                LOG.warning("libvirt host %s now calls itself %s: it stays "
+                            "node %s", self._node[0], hostname, self._node[1])
+                self._node = (hostname, self._node[1])
+            return self._node[1]
+
+    def keep_node_name(self, reported: str, recorded: str) -> bool:
+        """Report this host as ``recorded`` from now on (see
+        ``ComputeDriver.keep_node_name``); True if ``reported`` is its
+        current node name."""
+        with self._lock:
+            if self._node is None or self._node[1] != reported:
+                return False
+            self._node = (self._node[0], recorded)
+            return True
 
     def _check_node(self, conn: libvirt.virConnect, nodename: str) -> None:
-        hostname = conn.getHostname()
-        if nodename != hostname:
+        current = self._node_name(conn.getHostname())
+        if nodename != current:
             raise exception.VirtDriverError(
                 reason="node %r is not managed here (libvirt host is %r)"
-                % (nodename, hostname))
+                % (nodename, current))
 
     def get_metrics(self, nodename: str) -> list[dict[str, Any]]:
         """The host CPU frequency (MHz) from ``getInfo()``."""
@@ -268,21 +300,44 @@ class LibvirtDriver(driver.ComputeDriver):
                 raise
 
     def destroy(self, instance: Any, clean_shutdown: bool = False) -> None:
-        """Stop (if running) and undefine the domain of ``instance``;
-        ``clean_shutdown`` first asks the guest to shut down (ACPI).
+        """Stop (if running) and undefine the domain of ``instance``.
 
-        A missing domain is fine. Raises ``HypervisorUnavailable`` when the
-        connection is lost and ``VirtDriverError`` when libvirt refuses.
+        ``clean_shutdown`` first asks the guest to shut down (ACPI) and
+        waits up to ``[libvirt] shutdown_timeout`` seconds for it to power
+        off; a guest still running then is destroyed. A missing domain is
+        fine. Raises ``HypervisorUnavailable`` when the connection is lost
+        and ``VirtDriverError`` when libvirt refuses.
         """
         with self._calling("destroying %s" % instance.uuid, reading=False) as conn:
             try:
                 dom = conn.lookupByUUIDString(instance.uuid)
                 if clean_shutdown and dom.isActive():
-                    with contextlib.suppress(libvirt.libvirtError):
-                        dom.shutdown()
+                    self._shut_down(dom, instance.uuid)
                 if dom.isActive():
                     dom.destroy()
                 dom.undefine()
             except libvirt.libvirtError as e:
                 if e.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
                     raise
+
+    def _shut_down(self, dom: libvirt.virDomain, uuid: str) -> bool:
+        """Ask ``dom`` to shut down; wait for it up to shutdown_timeout.
+        Returns whether it stopped by itself."""
+        timeout = float(self._conf.libvirt.shutdown_timeout)
+        if timeout <= 0:
+            return False
+        try:
+            dom.shutdown()
+        except libvirt.libvirtError as e:
+            LOG.warning("Guest %s refused the shutdown request: %s", uuid, e)
+            return False
+        deadline = time.monotonic() + timeout
+        while dom.isActive():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                LOG.warning("Guest %s did not shut down within %ss; "
+                            "destroying it", uuid, int(timeout))
+                return False
+            time.sleep(min(_SHUTDOWN_POLL, left))
+        LOG.info("Guest %s shut down cleanly", uuid)
+        return True

@@ -69,3 +69,20 @@ def test_release_1_shims_go_when_release_1_is_unsupported():
     """Release 3 drops release 1: then this shim must go too."""
     if service_obj.OLDEST_SUPPORTED_SERVICE_VERSION >= 2:
         assert not hasattr(objects.Service, "obj_implied_service_version")
+
+
+def test_a_completed_migration_reads_as_done_in_releases_1_and_2():
+    migration = objects.Migration(
+        instance_uuid="11111111-1111-4111-8111-111111111111",
+        status="completed", migration_type="live-migration")
+    for manifest in (RELEASE_1, service_obj.SERVICE_VERSION_HISTORY[2]["objects"]):
+        listed = objects.MigrationList(objects=[migration]).obj_to_primitive(
+            target_version=manifest["MigrationList"], version_manifest=manifest)
+        [child] = listed["novalet_object.data"]["objects"]
+        assert child["novalet_object.version"] == "1.0"
+        assert child["novalet_object.data"]["status"] == "done"
+    assert migration.obj_to_primitive()["novalet_object.data"]["status"] == \
+        "completed"
+    other = objects.Migration(status="migrating")
+    assert other.obj_to_primitive(target_version="1.0")[
+        "novalet_object.data"]["status"] == "migrating"

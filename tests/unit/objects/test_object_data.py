@@ -14,13 +14,16 @@ object_data = {
     "ComputeNodeList": "1.1-320d91e8e2f4fe54b8a7e32ab0964610",
     "Instance": "1.0-c80b56fd479536d398ae848f995c0091",
     "InstanceList": "1.0-d7dc2c281eb21f5567f8da74a051ad54",
-    "Migration": "1.0-0e527ad824bc8cd9c57a12bd5472949b",
-    "MigrationList": "1.0-6da9dbb9272ba96f8adc3fa2931f69be",
+    "Migration": "1.1-bd7f2e77ad03d54bc6fb9bae994251a9",
+    "MigrationList": "1.1-4af80c209e87e6ce3e634d2788102b51",
     "MonitorMetric": "1.0-1b102f1fbed483c7d454d56ad0577d88",
     "MonitorMetricList": "1.0-15ecf022a68ddbb8c2a6739cfc9f8f5e",
     "PciDevicePool": "1.0-a0ff2b6540ed752444d3e6bfa359d657",
     "PciDevicePoolList": "1.0-15ecf022a68ddbb8c2a6739cfc9f8f5e",
-    "Service": "1.1-99e81ef635b981f705b29f8138fa5f30",
+    # The hash holds the default of Service.version, SERVICE_VERSION (3 since
+    # release 3; 1.1-99e81ef635b981f705b29f8138fa5f30 at 2): the fields and
+    # the wire form are release 2's.
+    "Service": "1.1-f55d47b613ccc6743b21137457ae3958",
     "ServiceList": "1.1-6b110419955a86593bb797d491a240b3",  # + report_heartbeats
 }
 
@@ -29,6 +32,8 @@ object_data = {
 #: ComputeNodeList 1.0-5fad9f718d8cd8bedb62639c25f95ee9,
 #: Service 1.0-a9356edfd1e510fc97d0b09240dd87fa,
 #: ServiceList 1.0-9cf2c90f58e75c014934c338eddb2953.
+#: Release 2's: Migration 1.0-0e527ad824bc8cd9c57a12bd5472949b,
+#: MigrationList 1.0-6da9dbb9272ba96f8adc3fa2931f69be.
 
 
 def test_versions_match_fingerprints():

@@ -7,6 +7,7 @@ guests use a host file of their own under ``tmp_path``.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import pathlib
 import types
@@ -234,6 +235,72 @@ def test_unknown_node_is_refused(drv: Any) -> None:
         drv.get_available_resource("some-other-host")
     with pytest.raises(exception.VirtDriverError):
         drv.list_guests("some-other-host")
+
+
+def test_clean_shutdown_lets_the_guest_stop_by_itself(
+        lv: Any, drv: Any, caplog: pytest.LogCaptureFixture) -> None:
+    inst = make_instance()
+    drv.spawn(inst)
+    caplog.set_level(logging.INFO)
+    drv.destroy(inst, clean_shutdown=True)  # the test host obeys at once
+    assert "Guest %s shut down cleanly" % inst.uuid in caplog.text
+    with pytest.raises(lv.libvirtError):
+        drv._conn.lookupByUUIDString(inst.uuid)
+
+
+def test_clean_shutdown_ignored_ends_in_destroy_after_the_timeout(
+        lv: Any, drv: Any, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    drv._conf.set_override("shutdown_timeout", 1, group="libvirt")
+    inst = make_instance()
+    drv.spawn(inst)
+    asked = []
+    # A guest without ACPI support: the request is taken, nothing happens.
+    monkeypatch.setattr(lv.virDomain, "shutdown",
+                        lambda dom: asked.append(dom.UUIDString()) or 0)
+    caplog.set_level(logging.INFO)
+    drv.destroy(inst, clean_shutdown=True)
+    assert asked == [inst.uuid]
+    assert "did not shut down within 1s; destroying it" in caplog.text
+    with pytest.raises(lv.libvirtError):
+        drv._conn.lookupByUUIDString(inst.uuid)
+
+
+def test_shutdown_timeout_0_destroys_at_once(
+        lv: Any, drv: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    drv._conf.set_override("shutdown_timeout", 0, group="libvirt")
+    inst = make_instance()
+    drv.spawn(inst)
+    asked = []
+    monkeypatch.setattr(lv.virDomain, "shutdown",
+                        lambda dom: asked.append(dom) or 0)
+    drv.destroy(inst, clean_shutdown=True)
+    assert asked == []
+    with pytest.raises(lv.libvirtError):
+        drv._conn.lookupByUUIDString(inst.uuid)
+
+
+def test_a_renamed_host_stays_the_same_node(
+        lv: Any, drv: Any, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    [node] = drv.get_available_nodes()
+    monkeypatch.setattr(lv.virConnect, "getHostname",
+                        lambda conn: "renamed.example")
+    caplog.set_level(logging.WARNING)
+    assert drv.get_available_nodes() == [node]
+    assert "now calls itself renamed.example: it stays node %s" % node \
+        in caplog.text
+    assert usage(drv.get_available_resource(node)) == (2, 1024)
+    with pytest.raises(exception.VirtDriverError, match="not managed here"):
+        drv.list_guests("renamed.example")
+
+
+def test_keep_node_name_takes_the_recorded_name(drv: Any) -> None:
+    [node] = drv.get_available_nodes()
+    assert not drv.keep_node_name("some-other-host", "old-name")
+    assert drv.keep_node_name(node, "old-name")
+    assert drv.get_available_nodes() == ["old-name"]
+    assert usage(drv.get_available_resource("old-name")) == (2, 1024)
 
 
 # -- connection handling -----------------------------------------------------

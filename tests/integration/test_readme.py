@@ -1,0 +1,274 @@
+"""The README's code blocks, run as written, so the README cannot drift from
+the code. Each block a user would run carries a marker
+``<!-- readme-test: NAME -->`` on the line before it; a block with a
+language and no marker fails ``test_every_runnable_block_is_tested``.
+
+What "as written" means per block (and where it cannot be literal):
+
+* ``two-commands``: command 1 runs in a copy of this repository's tracked
+  files (a fresh venv, ``pip install -e .``, ``novalet-allinone`` until its
+  first status view, then Ctrl-C); command 2 is the test suite itself, which
+  cannot run inside itself: ``.ci/run`` must run it, and the test checks it
+  does.
+* ``config``, ``config-tls``, ``config-metrics``, ``config-oslo-metrics``,
+  ``config-scale``: parsed by oslo.config, every option read back
+  (a bad value or name fails). Their hosts are examples.
+* ``deploy``: every line runs, in order, in a directory holding the
+  ``config`` block as ``novalet.conf`` with its example hosts replaced by this
+  run's RabbitMQ vhost and PostgreSQL database and ``qemu:///system`` by
+  libvirt's test host (no hypervisor here); the services run in the
+  background until the last line is done. The ``pip install`` line runs with
+  ``--dry-run`` (it would replace this environment's editable install).
+* ``python-api``: runs as a script against a freshly synced SQLite database.
+* ``exit-codes``: runs against a reachable and an unreachable database.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+import pytest
+
+from tests import processes, services
+from tests.conftest import service_unavailable
+from tests.private_rabbit import free_port
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+README = os.path.join(ROOT, "README.md")
+BLOCK = re.compile(r"^```(\w*)\n(.*?)^```$", re.S | re.M)
+MARKER = re.compile(r"<!-- readme-test: ([\w-]+) -->\n$")
+CONFIG_BLOCKS = ["config", "config-tls", "config-metrics", "config-oslo-metrics",
+                 "config-scale"]
+TESTED = {"two-commands", "deploy", "python-api", "exit-codes", *CONFIG_BLOCKS}
+
+
+def _blocks() -> list[tuple[str | None, str, str]]:
+    """(marker or None, language, text) of every fenced block."""
+    with open(README) as f:
+        text = f.read()
+    found = []
+    for match in BLOCK.finditer(text):
+        marker = MARKER.search(text[:match.start()])
+        found.append((marker.group(1) if marker else None, match.group(1),
+                      match.group(2)))
+    return found
+
+
+def block(name: str) -> str:
+    [text] = [t for marker, _lang, t in _blocks() if marker == name]
+    return text
+
+
+def _commands(text: str) -> list[str]:
+    """The command lines of a shell block (comment lines dropped)."""
+    return [line for line in text.splitlines()
+            if line.strip() and not line.lstrip().startswith("#")]
+
+
+def _env(home: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = processes.BIN_DIR + os.pathsep + env.get("PATH", "")
+    env["HOME"] = home
+    return env
+
+
+def test_every_runnable_block_is_tested() -> None:
+    blocks = _blocks()
+    untested = [(lang, text[:60]) for marker, lang, text in blocks
+                if lang and marker is None]
+    assert untested == [], "README blocks without a readme-test marker"
+    assert {marker for marker, _lang, _text in blocks if marker} == TESTED
+
+
+# -- configuration -----------------------------------------------------------------
+
+@pytest.mark.parametrize("name", CONFIG_BLOCKS)
+def test_config_block_parses(name: str, tmp_path: Any) -> None:
+    path = tmp_path / "novalet.conf"
+    path.write_text(block(name))
+    code = ("import sys, novalet\n"
+            "from oslo_config import cfg\n"
+            "from novalet import conf\n"
+            "conf.parse_args(['--config-file', sys.argv[1]])\n"
+            "parser = cfg.ConfigParser(sys.argv[1], {})\n"
+            "parser.parse()\n"
+            "for section, values in parser.sections.items():\n"
+            "    group = conf.CONF if section == 'DEFAULT' else conf.CONF[section]\n"
+            "    for key in values:\n"
+            "        print(section, key, repr(group[key]))\n")
+    result = subprocess.run([sys.executable, "-c", code, str(path)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    read = dict((" ".join(line.split()[:2]), line.split(None, 2)[2])
+                for line in result.stdout.splitlines())
+    written = [line for line in block(name).splitlines()
+               if "=" in line and not line.startswith("#")]
+    assert len(read) == len(written), (read, written)
+    spot = {"config": ("compute virt_driver", "'libvirt'"),
+            "config-tls": ("oslo_messaging_rabbit ssl", "True"),
+            "config-metrics": ("metrics bind_port", "9710"),
+            "config-oslo-metrics": ("oslo_messaging_metrics metrics_enabled", "True")}
+    if name in spot:
+        key, value = spot[name]
+        assert read[key] == value
+
+
+# -- the Python API ------------------------------------------------------------------
+
+def _synced_sqlite(directory: Any) -> str:
+    config = processes.write_config(str(directory / "novalet.conf"), {
+        "database": {"connection": "sqlite:///%s" % (directory / "novalet.sqlite")}})
+    result = processes.run_command("novalet-manage", "--config-file", config,
+                                   "db", "sync")
+    assert result.returncode == 0, result.stderr
+    return config
+
+
+def test_python_api_block(tmp_path: Any) -> None:
+    _synced_sqlite(tmp_path)
+    script = tmp_path / "example.py"
+    script.write_text(block("python-api"))
+    result = subprocess.run([sys.executable, str(script)], cwd=str(tmp_path),
+                            capture_output=True, text=True, timeout=120,
+                            env=_env(str(tmp_path)))
+    assert result.returncode == 0, result.stderr
+    database = services.Database("sqlite", "sqlite:///%s" % (tmp_path / "novalet.sqlite"),
+                                 None, "readme")
+    try:
+        [row] = database.query("SELECT memory_mb_used, host FROM compute_nodes "
+                               "WHERE hypervisor_hostname = 'h1-node-1'")
+    finally:
+        database.engine.dispose()
+    assert (row.memory_mb_used, row.host) == (2048, "h1")
+
+
+# -- exit codes ------------------------------------------------------------------------
+
+def test_exit_codes_block(tmp_path: Any) -> None:
+    up = tmp_path / "up"
+    up.mkdir()
+    _synced_sqlite(up)
+    down = tmp_path / "down"
+    down.mkdir()
+    processes.write_config(str(down / "novalet.conf"), {"database": {
+        "connection": "postgresql+psycopg2://postgres@127.0.0.1:%d/x" % free_port()}})
+    for directory, expected in ((up, "services listed"),
+                                (down, "database or broker unreachable: try again later")):
+        result = subprocess.run(["bash", "-c", block("exit-codes")], cwd=str(directory),
+                                capture_output=True, text=True, timeout=120,
+                                env=_env(str(directory)))
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == expected, (result.stdout, result.stderr)
+
+
+# -- deploy on RabbitMQ and PostgreSQL -----------------------------------------------
+
+def test_deploy_block(tmp_path: Any, postgresql_db: Any) -> None:
+    try:
+        vhost = services.RabbitVhost()
+    except services.ServiceUnavailable as e:
+        service_unavailable(str(e))
+    procs: list[processes.ServiceProcess] = []
+    try:
+        config = block("config")
+        for example, real in [
+                ("rabbit://novalet:secret@rabbit.example:5672/novalet", vhost.url),
+                ("postgresql+psycopg2://novalet:secret@db.example/novalet",
+                 postgresql_db.url),
+                ("qemu:///system", "test:///default")]:
+            assert example in config
+            config = config.replace(example, real)
+        (tmp_path / "novalet.conf").write_text(config)
+        env = _env(str(tmp_path))
+        for line in _commands(block("deploy")):
+            argv = shlex.split(line, comments=True)
+            if argv[0] == "pip":
+                result = subprocess.run(
+                    [os.path.join(processes.BIN_DIR, "pip"), *argv[1:2], "--dry-run",
+                     "--quiet", *argv[2:]], cwd=ROOT, capture_output=True, text=True,
+                    timeout=300, env=env)
+                assert result.returncode == 0, result.stderr
+                continue
+            if argv[0] in ("novalet-conductor", "novalet-compute"):
+                at = argv.index("--config-file") + 1
+                proc = processes.ServiceProcess(
+                    argv[0], str(tmp_path / argv[at]),  # the block's cwd
+                    str(tmp_path / (argv[0] + ".log")), *argv[at + 1:], env=env)
+                procs.append(proc)
+                proc.wait_for_log("%s started" % argv[0], timeout=120)
+                continue
+            result = subprocess.run(argv, cwd=str(tmp_path), capture_output=True,
+                                    text=True, timeout=120, env=env)
+            assert result.returncode == 0, (line, result.stdout, result.stderr)
+            if "hypervisor stats" in line:
+                assert re.search(r"count\s+1\b", result.stdout), result.stdout
+        for proc in reversed(procs):
+            assert proc.stop() == 0
+            assert not proc.errors(), proc.errors()
+    finally:
+        for proc in reversed(procs):
+            proc.stop()
+        vhost.delete()
+
+
+# -- the two commands -----------------------------------------------------------------
+
+def test_two_commands(tmp_path: Any) -> None:
+    first, second = _commands(block("two-commands"))
+    # Command 2 is the suite itself: CI runs it, as written.
+    with open(os.path.join(ROOT, ".ci", "run")) as f:
+        ci = []
+        for line in f:
+            try:
+                ci.append([w for w in shlex.split(line, comments=True) if w != "-q"])
+            except ValueError:  # shell syntax shlex does not take
+                pass
+    for part in second.split("&&"):
+        words = [w for w in shlex.split(part) if w != "-q"]
+        assert words in ci, part
+
+    # Command 1, in a copy of the repository's files.
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True,
+                            check=True).stdout.decode().split("\0")
+    copy = tmp_path / "novalet"
+    for name in filter(None, listed):
+        source = os.path.join(ROOT, name)
+        if os.path.isfile(source):
+            os.makedirs(os.path.dirname(copy / name), exist_ok=True)
+            shutil.copy2(source, copy / name)
+    env = _env(str(tmp_path))
+    env.pop("VIRTUAL_ENV", None)
+    log = open(tmp_path / "quickstart.out", "w+")
+    proc = subprocess.Popen(["bash", "-c", first], cwd=str(copy), stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True, env=env)
+    try:
+        deadline = time.monotonic() + 480
+        while time.monotonic() < deadline and proc.poll() is None:
+            log.seek(0)
+            if "Ctrl-C stops every service." in log.read():
+                break
+            time.sleep(1)
+        log.seek(0)
+        assert proc.poll() is None, log.read()[-4000:]
+        assert "Ctrl-C stops every service." in log.read(), "no status view"
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(60) == 0
+        log.seek(0)
+        output = log.read()
+        assert "novalet-allinone (3 computes x 2 nodes)" in output
+        assert output.rstrip().endswith("novalet-allinone: stopped")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+        log.close()
