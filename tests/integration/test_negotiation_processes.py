@@ -116,6 +116,29 @@ def test_a_client_pinned_to_release_1(deployment: Deployment) -> None:
     assert not conductor.errors(), conductor.errors()
 
 
+def _start_compute_while_conductor_frozen(
+        deployment: Deployment, conductor: processes.ServiceProcess,
+        host: str) -> processes.ServiceProcess | None:
+    """Start a compute; its start-up check (in the launcher) asks the
+    conductor, then the launcher forks the worker: the worker is stopped as
+    soon as it appears, the conductor frozen, the worker let go. Returns the
+    compute once it is waiting for the frozen conductor, or None (stopped)
+    when its worker got its record before the freeze."""
+    compute = deployment.start("novalet-compute", host)
+    worker = wait_for(lambda: processes.children(compute.proc.pid), 60,
+                      "the compute's worker", interval=0.002)[0]
+    os.kill(worker, signal.SIGSTOP)
+    conductor.signal(signal.SIGSTOP)
+    os.kill(worker, signal.SIGCONT)
+    seen = compute.wait_for_log("Waiting for the conductor|novalet-compute started on",
+                                timeout=60)
+    if seen.group(0).startswith("Waiting"):
+        return compute
+    conductor.signal(signal.SIGCONT)
+    compute.stop()
+    return None
+
+
 def test_a_compute_whose_conductor_does_not_answer_at_first(
         deployment: Deployment) -> None:
     """The compute's worker starts while the conductor does not answer
@@ -123,31 +146,35 @@ def test_a_compute_whose_conductor_does_not_answer_at_first(
     while, and the compute's first records are written then."""
     conductor = deployment.start("novalet-conductor", "cond")
     conductor.wait_for_log("novalet-conductor started", timeout=90)
-    compute = deployment.start("novalet-compute", "early")
-    # The start-up check asks the conductor; once it passed, the launcher
-    # forks the worker: freeze the conductor before the worker's first call.
-    wait_for(lambda: processes.children(compute.proc.pid), 60, "the compute's worker")
-    conductor.signal(signal.SIGSTOP)
+    # The freeze races the worker's first call: a worker that won it got its
+    # record from a live conductor, which is not this case; start another.
+    for attempt in range(3):
+        compute = _start_compute_while_conductor_frozen(
+            deployment, conductor, "early%d" % attempt)
+        if compute is not None:
+            break
+    else:
+        raise AssertionError("the worker got its record before the freeze 3 times")
+    host = "early%d" % attempt
     try:
         compute.wait_for_log(r"Version cap for novalet-conductor: RPC 1\.0, objects "
                              r"of release 1 \(auto: peers unreachable", timeout=60)
-        compute.wait_for_log("Waiting for the conductor", timeout=30)
     finally:
         conductor.signal(signal.SIGCONT)
-    compute.wait_for_log("novalet-compute started on early", timeout=60)
+    compute.wait_for_log("novalet-compute started on %s" % host, timeout=60)
     # The first node record is written whatever the caps were then, and
     # once they rise the release 2 fields reach the row without a restart.
     compute.wait_for_log(r"Version cap for novalet-conductor: RPC newest, "
                          r"objects newest", timeout=60)
     row = wait_for(lambda: deployment.db.query(
-        "SELECT vcpus, metrics, pci_stats FROM compute_nodes WHERE host = 'early' "
-        "AND deleted = 0 AND pci_stats IS NOT NULL"), 30, "pci_stats written")
+        "SELECT vcpus, metrics, pci_stats FROM compute_nodes WHERE host = '%s' "
+        "AND deleted = 0 AND pci_stats IS NOT NULL" % host), 30, "pci_stats written")
     assert row[0][0] == 16
     # Release 2's Service field, held back when the record was created at
     # release 1: a heartbeat carries it once the caps allow.
     wait_for(lambda: deployment.db.query(
-        "SELECT started_at FROM services WHERE host = 'early' AND deleted = 0 "
-        "AND started_at IS NOT NULL"), 30, "started_at written")
+        "SELECT started_at FROM services WHERE host = '%s' AND deleted = 0 "
+        "AND started_at IS NOT NULL" % host), 30, "started_at written")
     assert compute.proc.poll() is None
     errors = [line for line in compute.errors()
               if "did not answer" not in line and "went away" not in line]
