@@ -33,7 +33,9 @@ class App:
     lineage; ``object_modules``: imported (so registered) by the services
     that load it; ``migrations``: its alembic script location
     (``"package.module:directory"`` or a package path), None without tables;
-    ``releases``: its own history, ``{release: {object: version}}``;
+    ``releases``: its own history, ``{release: {object: version}}``, oldest
+    first (the last is the release this code runs; version caps of ``auto``
+    go by this order);
     ``opts``: its oslo.config options, ``{group: [opt, ...]}``.
     """
 
@@ -53,6 +55,18 @@ class App:
             raise exception.AppLoadError(
                 app=self.name, reason="object_modules must be a list of "
                                       "module names, not one string")
+
+    @property
+    def current_release(self) -> str | None:
+        """The release this code runs: the last of ``releases``."""
+        names = list(self.releases)
+        return names[-1] if names else None
+
+    def release_index(self, release: str) -> int | None:
+        """``release``'s place in this app's history (0 = oldest); None for
+        a release this code does not know (a newer one)."""
+        names = list(self.releases)
+        return names.index(release) if release in names else None
 
     @property
     def version_table(self) -> str:
@@ -186,6 +200,14 @@ def _import(app: App) -> None:
 def loaded() -> dict[str, App]:
     """The loaded apps by name (a copy)."""
     return dict(_loaded)
+
+
+def current_releases() -> dict[str, str]:
+    """``{app: release}`` this process runs, for every loaded app that
+    declares releases: what a service records (``Service.app_releases``)."""
+    return {name: loaded_app.current_release
+            for name, loaded_app in _loaded.items()
+            if loaded_app.current_release is not None}
 
 
 def get(name: str) -> App:

@@ -30,8 +30,8 @@ from oslo_service import loopingcall
 from oslo_service import service as oslo_service
 from oslo_utils import timeutils
 
+from novalet import app, exception, indirection, objects, rpc
 from novalet import context as novalet_context
-from novalet import exception, indirection, objects, rpc
 
 LOG = logging.getLogger(__name__)
 
@@ -147,7 +147,8 @@ class Service(oslo_service.Service):
             ref = objects.Service(ctxt, host=self.host, binary=self.binary,
                                   topic=self.topic,
                                   version=objects.service.SERVICE_VERSION,
-                                  started_at=timeutils.utcnow())
+                                  started_at=timeutils.utcnow(),
+                                  app_releases=app.current_releases())
             try:
                 ref.create()
                 return ref
@@ -158,6 +159,10 @@ class Service(oslo_service.Service):
         version = objects.service.SERVICE_VERSION
         if ref.version != version:
             ref.version = version
+        releases = app.current_releases()
+        if (not ref.obj_attr_is_set("app_releases")
+                or ref.app_releases != releases):
+            ref.app_releases = releases
         ref.started_at = timeutils.utcnow()
         ref.save()
         return ref

@@ -383,6 +383,17 @@ def service_get_minimum_version(context: Any, binary: str) -> int | None:
     return context.session.execute(query).scalar()  # type: ignore[no-any-return]
 
 
+@reader
+def service_get_app_releases(context: Any, binary: str) -> list[str]:
+    """The stored ``app_releases`` of the live services of ``binary`` that
+    record them (not forced down)."""
+    query = sa.select(models.Service.app_releases).where(
+        models.Service.binary == binary, models.Service.deleted == 0,
+        models.Service.forced_down == sa.false(),
+        models.Service.app_releases.is_not(None))
+    return list(context.session.execute(query).scalars())
+
+
 @writer
 def service_update(context: Any, service_id: int,
                    values: dict[str, Any]) -> models.Service:

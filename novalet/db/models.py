@@ -56,6 +56,8 @@ class Service(Base):
     # Release 2 (0002_release_2): when the running process started.
     started_at: orm.Mapped[datetime.datetime | None] = orm.mapped_column(
         sa.DateTime)
+    # Release 3 (0003_release_3): {app: release} this service runs, JSON.
+    app_releases: orm.Mapped[str | None] = orm.mapped_column(sa.Text)
 
 
 class ComputeNode(Base):

@@ -27,7 +27,8 @@ class InProcessIndirectionAPI(base.IndirectionAPI):
         self.manager = manager.ConductorManager(conf)
         self._serializer = rpc.RequestContextSerializer()
         self.caps = negotiation.conductor_caps(conf, self._class_action)
-        self.negotiator = negotiation.Negotiator(self.caps)
+        self.negotiator = negotiation.Negotiator(
+            self.caps, negotiation.conductor_app_caps(conf, self._class_action))
 
     def _call(self, context: Any, method: str, **kwargs: Any) -> Any:
         ser = self._serializer
@@ -85,4 +86,4 @@ class InProcessIndirectionAPI(base.IndirectionAPI):
 
     def invalidate_caps(self) -> None:
         """Re-read the conductors' versions at the next call (SIGHUP)."""
-        self.caps.invalidate()
+        self.negotiator.invalidate()

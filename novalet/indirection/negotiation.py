@@ -21,13 +21,14 @@ and what comes back is read at this process's versions.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from oslo_config import cfg
 from oslo_versionedobjects import base as ovo_base
 
-from novalet import exception, version_caps
+from novalet import app, exception, version_caps
 from novalet.objects import base as objects_base
 from novalet.objects import codec
 from novalet.objects import service as service_obj
@@ -79,33 +80,95 @@ def conductor_caps(conf: cfg.ConfigOpts, class_action: Any,
         holders=holders, wait_bound=lambda: conf.rpc_response_timeout + 5)
 
 
-class Negotiator:
-    """Caps what is sent to the conductor; reads what comes back."""
+def conductor_app_caps(conf: cfg.ConfigOpts, class_action: Any,
+                       ) -> Callable[[str], version_caps.AppVersionCaps | None]:
+    """A factory of each app's caps for the conductors (None for an app
+    that is not loaded here or declares no releases), asked through
+    ``class_action`` like ``conductor_caps``."""
+    oldest = service_obj.SERVICE_VERSION_HISTORY[
+        service_obj.OLDEST_SUPPORTED_SERVICE_VERSION]["objects"]
 
-    def __init__(self, caps: version_caps.VersionCaps) -> None:
+    def app_releases(context: Any) -> list[dict[str, str]]:
+        return class_action(context, "Service", "get_app_releases",  # type: ignore[no-any-return]
+                            {"Service": oldest["Service"]}, [CONDUCTOR], {}) or []
+
+    def make(namespace: str) -> version_caps.AppVersionCaps | None:
+        declared = app.loaded().get(namespace)
+        if declared is None or not declared.releases:
+            return None
+        return version_caps.AppVersionCaps(
+            CONDUCTOR, declared, lambda: conf.upgrade_levels.apps.get(namespace),
+            app_releases,
+            refresh_interval=lambda: conf.upgrade_levels.refresh_interval,
+            wait_bound=lambda: conf.rpc_response_timeout + 5)
+
+    return make
+
+
+class Negotiator:
+    """Caps what is sent to the conductor; reads what comes back.
+
+    ``caps`` govern novalet's own objects and the RPC API; ``app_caps``
+    (a factory by namespace) each app's objects, by that app's releases.
+    """
+
+    def __init__(self, caps: version_caps.VersionCaps,
+                 app_caps: Callable[[str], version_caps.AppVersionCaps | None]
+                 | None = None) -> None:
         self.caps = caps
+        self._app_caps_factory = app_caps
+        self._app_caps: dict[str, version_caps.AppVersionCaps | None] = {}
+        self._lock = threading.Lock()
+
+    def app_caps(self, namespace: str) -> version_caps.AppVersionCaps | None:
+        """The caps of the app ``namespace`` (made once), or None."""
+        try:
+            return self._app_caps[namespace]
+        except KeyError:
+            pass
+        with self._lock:
+            if namespace not in self._app_caps:
+                self._app_caps[namespace] = (
+                    self._app_caps_factory(namespace)
+                    if self._app_caps_factory is not None else None)
+            return self._app_caps[namespace]
+
+    def invalidate(self) -> None:
+        """Re-read every cap at the next call (SIGHUP)."""
+        self.caps.invalidate()
+        with self._lock:
+            for caps in self._app_caps.values():
+                if caps is not None:
+                    caps.invalidate()
 
     def manifest(self, context: Any, objname: str,
                  manifest: Mapping[str, str] | None = None,
                  namespace: str = codec.CORE,
                  ) -> tuple[Mapping[str, str], bool]:
         """The manifest to send (``objname``'s version tree by default),
-        lowered to the caps, and whether there are caps. Uncapped, it is
-        the manifest itself: read-only. The caps are the core's releases:
-        other apps' objects go uncapped (no per-app history yet)."""
+        lowered to the caps of ``namespace`` (novalet's, or the app's own),
+        and whether there are caps. Uncapped, it is the manifest itself:
+        read-only."""
         if manifest is None:
             manifest = codec.version_tree(objname, namespace)
-        if namespace != codec.CORE:
-            return manifest, False
-        caps = self.caps.object_versions(context)
+        scope: set[str] | None = None
+        if namespace == codec.CORE:
+            caps = self.caps.object_versions(context)
+        else:
+            app_caps = self.app_caps(namespace)
+            if app_caps is None:
+                return manifest, False
+            caps = app_caps.object_versions(context)
+            scope = app_caps.scope()
         if caps is None:
             return manifest, False
-        capped = version_caps.cap_manifest(dict(manifest), caps)
+        capped = version_caps.cap_manifest(dict(manifest), caps, scope)
         if objname not in capped:
             raise exception.UnsupportedObjectVersion(
                 objname=objname, version=manifest.get(objname, "?"),
                 supported="none: the conductors (capped to %s) do not know it"
-                % self.caps.binary)
+                % (self.caps.binary if namespace == codec.CORE else
+                   "%s of %s" % (self.caps.binary, namespace)))
         return capped, True
 
     def object_action(self, context: Any, objinst: Any, objmethod: str,

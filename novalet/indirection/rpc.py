@@ -28,7 +28,9 @@ class RPCIndirectionAPI(base.IndirectionAPI):
         self.caps = negotiation.conductor_caps(
             conf, self.conductor.object_class_action_versions,
             on_change=self.conductor.set_version_cap)
-        self.negotiator = negotiation.Negotiator(self.caps)
+        self.negotiator = negotiation.Negotiator(
+            self.caps, negotiation.conductor_app_caps(
+                conf, self.conductor.object_class_action_versions))
 
     def object_action(self, context: Any, objinst: Any, objmethod: str,
                       args: Any, kwargs: Any) -> tuple[dict[str, Any], Any]:
@@ -59,4 +61,4 @@ class RPCIndirectionAPI(base.IndirectionAPI):
 
     def invalidate_caps(self) -> None:
         """Re-read the conductors' versions at the next call (SIGHUP)."""
-        self.caps.invalidate()
+        self.negotiator.invalidate()

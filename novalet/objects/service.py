@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from oslo_serialization import jsonutils
 from oslo_utils import uuidutils, versionutils
 
 from novalet import exception
 from novalet.db import api as db_api
-from novalet.objects import base, fields, retry
+from novalet.objects import base, fields, retry, stored_json
 
 #: The version of this code as a service. Bump it with every change to the
 #: RPC APIs or objects a service sends; ``SERVICE_VERSION_HISTORY`` says what
@@ -32,11 +33,12 @@ SERVICE_VERSION_HISTORY: dict[int, dict[str, Any]] = {
                         PciDevicePool="1.0", PciDevicePoolList="1.0",
                         MonitorMetric="1.0", MonitorMetricList="1.0")},
 }
-# Release 3: Migration 1.1 (status "completed"); RPC APIs unchanged.
+# Release 3: Migration 1.1 (status "completed"), Service 1.2 (app_releases,
+# get_app_releases()), conductor RPC 1.2 (apps' class methods).
 SERVICE_VERSION_HISTORY[3] = {
-    "release": "3", "conductor_rpc": "1.1", "compute_rpc": "1.1",
+    "release": "3", "conductor_rpc": "1.2", "compute_rpc": "1.1",
     "objects": dict(SERVICE_VERSION_HISTORY[2]["objects"], Migration="1.1",
-                    MigrationList="1.1")}
+                    MigrationList="1.1", Service="1.2", ServiceList="1.2")}
 
 #: Release name -> its service version.
 RELEASES = {entry["release"]: version
@@ -55,7 +57,9 @@ class Service(base.NovaletPersistentObject, base.NovaletObject):
     # Version 1.0: initial version (release 1)
     # Version 1.1: added started_at, when the running process started
     #              (release 2)
-    VERSION = "1.1"
+    # Version 1.2: added app_releases, the release of each app it runs;
+    #              get_app_releases() (release 3)
+    VERSION = "1.2"
 
     fields = {
         "id": fields.IntegerField(read_only=True),
@@ -70,6 +74,8 @@ class Service(base.NovaletPersistentObject, base.NovaletObject):
         "last_seen_up": fields.DateTimeField(nullable=True, default=None),
         "version": fields.NonNegativeIntegerField(default=SERVICE_VERSION),
         "started_at": fields.DateTimeField(nullable=True, default=None),
+        # None: not recorded (a service of release 2 or older).
+        "app_releases": fields.DictOfStringsField(nullable=True, default=None),  # type: ignore[arg-type]
         **base.NovaletPersistentObject.fields,
     }
 
@@ -79,8 +85,26 @@ class Service(base.NovaletPersistentObject, base.NovaletObject):
     def obj_make_compatible(self, primitive: dict[str, Any],
                             target_version: str) -> None:
         super().obj_make_compatible(primitive, target_version)
-        if versionutils.convert_version_to_tuple(target_version) < (1, 1):
+        target = versionutils.convert_version_to_tuple(target_version)
+        if target < (1, 2):
+            primitive.pop("app_releases", None)
+        if target < (1, 1):
             primitive.pop("started_at", None)
+
+    def obj_db_to_field(self, name: str, value: Any) -> Any:
+        if name == "app_releases" and value is not None:
+            return stored_json.read(
+                self, "services", name, name, value,
+                stored_json.parse_dict_of_strings, dict,
+                row_label=" (%s/%s)" % tuple(
+                    getattr(self, attr) if self.obj_attr_is_set(attr) else "?"
+                    for attr in ("host", "binary")))
+        return value
+
+    def obj_field_to_db(self, name: str, value: Any) -> Any:
+        if name == "app_releases" and value is not None:
+            return jsonutils.dumps(value, sort_keys=True)
+        return value
 
     def obj_implied_service_version(self) -> int:
         """The service version of whoever sent this object.
@@ -123,6 +147,23 @@ class Service(base.NovaletPersistentObject, base.NovaletObject):
     def get_minimum_version(cls, context: Any, binary: str) -> int:
         """The lowest ``version`` among live services of ``binary`` (0: none)."""
         return db_api.service_get_minimum_version(context, binary) or 0
+
+    @classmethod
+    @base.remotable
+    def get_app_releases(cls, context: Any, binary: str) -> list[dict[str, str]]:
+        """The ``app_releases`` of each live service of ``binary`` that
+        records them (``{app: release}``; services of release 2 or older
+        record none and are left out)."""
+        if not isinstance(binary, str):
+            raise exception.MalformedRequest(
+                reason="get_app_releases takes a binary name")
+        releases = []
+        for text in db_api.service_get_app_releases(context, binary):
+            try:
+                releases.append(stored_json.parse_dict_of_strings(text))
+            except exception.InvalidJSONValue:
+                continue  # logged and rewritten where the row is read
+        return releases
 
     @classmethod
     @base.remotable
@@ -169,8 +210,9 @@ class Service(base.NovaletPersistentObject, base.NovaletObject):
 class ServiceList(base.ovo_base.ObjectListBase, base.NovaletObject):
     # Version 1.0: initial version (release 1)
     # Version 1.1: Service 1.1; report_heartbeats() (release 2)
-    VERSION = "1.1"
-    child_versions = {"1.0": "1.0", "1.1": "1.1"}
+    # Version 1.2: Service 1.2 (release 3)
+    VERSION = "1.2"
+    child_versions = {"1.0": "1.0", "1.1": "1.1", "1.2": "1.2"}
 
     fields = {"objects": fields.ListOfObjectsField("Service")}
 

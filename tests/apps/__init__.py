@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 from novalet import testing
 
@@ -20,3 +22,30 @@ def isolated_registry(*module_prefixes: str) -> Iterator[None]:
     finally:
         for name in [m for m in sys.modules if m.startswith(module_prefixes)]:
             del sys.modules[name]
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def install_app(directory: Path, dist: str, entry_points: str,
+                modules: dict[str, str] | None = None) -> None:
+    """A distribution ``dist`` "installed" in ``directory`` (a dist-info
+    with ``entry_points`` in group ``novalet.apps``, and ``modules`` as
+    files): what pip would leave, for processes started with
+    ``app_environment(directory)``."""
+    info = directory / ("%s-1.0.dist-info" % dist)
+    info.mkdir()
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: %s\nVersion: 1.0\n" % dist)
+    (info / "entry_points.txt").write_text("[novalet.apps]\n" + entry_points)
+    for name, text in (modules or {}).items():
+        (directory / ("%s.py" % name)).write_text(text)
+
+
+def app_environment(directory: Path) -> dict[str, str]:
+    """This test run's environment with the apps installed in ``directory``
+    and every installed app loaded (tests/conftest.py restricts the others
+    to the core)."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(directory), str(ROOT)]))
+    env.pop("OS_DEFAULT__APPS", None)
+    return env

@@ -16,8 +16,7 @@ from novalet import conf as novalet_conf
 from novalet.conductor import manager as conductor_manager
 from novalet.objects import base as objects_base
 from novalet.objects import codec
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.apps import app_environment, install_app
 
 
 @pytest.fixture(autouse=True)
@@ -190,23 +189,8 @@ def test_an_app_cannot_register_in_another_namespace(tmp_path, monkeypatch):
     assert "shadowing" not in app.loaded()
 
 
-def _install(tmp_path: Path, dist: str, entry_points: str,
-             modules: dict[str, str]) -> None:
-    info = tmp_path / ("%s-1.0.dist-info" % dist)
-    info.mkdir()
-    (info / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: %s\nVersion: 1.0\n" % dist)
-    (info / "entry_points.txt").write_text("[novalet.apps]\n" + entry_points)
-    for name, text in modules.items():
-        (tmp_path / ("%s.py" % name)).write_text(text)
-
-
-def _env(tmp_path: Path) -> dict[str, str]:
-    """This test run's environment, the test apps installed, every installed
-    app loaded (tests/conftest.py restricts the others to the core)."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), str(ROOT)]))
-    env.pop("OS_DEFAULT__APPS", None)
-    return env
+_install = install_app
+_env = app_environment
 
 
 def _run(binary: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -350,9 +334,9 @@ def test_manage_db_sync_and_version_cover_every_lineage(tmp_path):
     result = _run("novalet-manage", tmp_path, "db", "sync")
     assert result.returncode == 0
     assert result.stdout.splitlines() == [
-        "Database is at 0002_release_2", "App appa is at appa_0001"]
+        "Database is at 0003_release_3", "App appa is at appa_0001"]
     result = _run("novalet-manage", tmp_path, "db", "version")
-    assert result.stdout.splitlines() == ["0002_release_2", "appa: appa_0001"]
+    assert result.stdout.splitlines() == ["0003_release_3", "appa: appa_0001"]
     result = _run("novalet-manage", tmp_path, "db", "sync", "--app", "appb")
     assert result.returncode == 2
     assert "App appb cannot be loaded: no loaded app of this name has migrations" \
@@ -378,4 +362,4 @@ def test_conductor_and_status_check_every_app_schema(tmp_path):
         (tmp_path / "novalet.conf").read_text().replace("apps = appa,appb",
                                                         "apps = appb"))
     result = _run("novalet-manage", tmp_path, "db", "version")
-    assert result.stdout.splitlines() == ["0002_release_2"]
+    assert result.stdout.splitlines() == ["0003_release_3"]

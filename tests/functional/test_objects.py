@@ -262,3 +262,33 @@ def test_orphaned_object_cannot_call_remotable(path):
     with pytest.raises(Exception) as info:
         svc.create()
     assert "orphan" in str(info.value).lower()
+
+
+def test_services_record_the_release_of_each_app_they_run(path):
+    """``app_releases``, and what ``auto`` reads of it: the live, not
+    forced-down services of one binary that record it."""
+    ctxt = context.get_admin_context()
+    svc = objects.Service(ctxt, host="h1", binary="novalet-conductor",
+                          app_releases={"novalet": "3", "leases": "1"})
+    svc.create()
+    older = _service(ctxt, host="h2", binary="novalet-conductor")  # records none
+    objects.Service(ctxt, host="h3", binary="novalet-conductor", forced_down=True,
+                    app_releases={"leases": "0"}).create()
+    objects.Service(ctxt, host="h5", binary="novalet-compute",
+                    app_releases={"leases": "9"}).create()
+    assert objects.Service.get_by_id(ctxt, svc.id).app_releases == {
+        "novalet": "3", "leases": "1"}
+    assert objects.Service.get_by_id(ctxt, older.id).app_releases is None
+    rows = path.database.query("SELECT app_releases FROM services WHERE host = 'h1'")
+    assert rows[0][0] == '{"leases": "1", "novalet": "3"}'
+
+    def recorded():
+        return [r for r in objects.Service.get_app_releases(ctxt, "novalet-conductor")
+                if "leases" in r]
+
+    assert recorded() == [{"novalet": "3", "leases": "1"}]
+    svc.app_releases = {"novalet": "3", "leases": "2"}
+    svc.save()
+    assert recorded() == [{"novalet": "3", "leases": "2"}]
+    with pytest.raises(exception.MalformedRequest):
+        objects.Service.get_app_releases(ctxt, ["novalet-conductor"])

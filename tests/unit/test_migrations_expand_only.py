@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import re
 
+import pytest
 from alembic import command
 
 from novalet.db import migration
@@ -22,9 +23,14 @@ def _sql(from_rev: str, to_rev: str) -> str:
     return buffer.getvalue()
 
 
-def test_release_2_migration_only_expands():
-    sql = _sql("0001_initial", "0002_release_2")
-    statements = [s.strip() for s in sql.split(";") if s.strip()]
+@pytest.mark.parametrize("from_rev,to_rev", [("0001_initial", "0002_release_2"),
+                                             ("0002_release_2", "0003_release_3")])
+def test_each_release_migration_only_expands(from_rev: str, to_rev: str) -> None:
+    sql = _sql(from_rev, to_rev)
+    # Statements without alembic's "-- Running upgrade" comment lines.
+    code = "\n".join(line for line in sql.splitlines()
+                     if not line.lstrip().startswith("--"))
+    statements = [s.strip() for s in code.split(";") if s.strip()]
     changes = [s for s in statements if s.upper().startswith("ALTER TABLE")]
     assert changes, sql
     for statement in changes:

@@ -152,3 +152,67 @@ def test_pins() -> None:
     assert caps_for(Peers(1), "1.0").rpc_cap(None) == "1.0"
     with pytest.raises(exception.ConfigurationError):
         caps_for(Peers(1), "banana").rpc_cap(None)
+
+
+# -- AppVersionCaps: one app's objects, by the app's own releases -----------
+
+WIDGETS = {"1": {"Widget": "1.0"}, "2": {"Widget": "1.1", "WidgetList": "1.0"},
+           "3": {"Widget": "1.2", "WidgetList": "1.1"}}
+
+
+def app_caps_for(recorded: Any, setting: str | None = None) -> version_caps.AppVersionCaps:
+    from novalet import app
+
+    def app_releases(ctxt: Any) -> list[dict[str, str]]:
+        if isinstance(recorded, Exception):
+            raise recorded
+        return list(recorded)
+
+    return version_caps.AppVersionCaps(
+        "novalet-conductor", app.App(name="widgets", releases=WIDGETS),
+        lambda: setting, app_releases)
+
+
+def test_app_caps_follow_the_oldest_conductor_running_the_app(caplog: Any) -> None:
+    caplog.set_level(logging.INFO)
+    recorded = [{"widgets": "3"}, {"widgets": "2", "novalet": "3"}, {"other": "1"},
+                {"widgets": "4"}]
+    caps = app_caps_for(recorded)
+    assert caps.object_versions(None) == WIDGETS["2"]
+    assert caps.scope() == {"Widget", "WidgetList"}
+    assert ("Version cap for app widgets at novalet-conductor: objects of release 2 "
+            "(auto: oldest novalet-conductor runs widgets release 2)") in caplog.text
+    recorded[1] = {"widgets": "3"}
+    caps.invalidate()
+    assert caps.object_versions(None) is None
+
+
+@pytest.mark.parametrize("recorded", [[], [{"other": "1"}], [{"widgets": "9"}]])
+def test_app_caps_without_a_known_release_send_the_newest(recorded: Any) -> None:
+    assert app_caps_for(recorded).object_versions(None) is None
+
+
+def test_app_caps_with_unreachable_conductors_speak_the_app_s_first_release() -> None:
+    caps = app_caps_for(exception.RPCTimeout(topic="conductor", method="m", timeout=1))
+    assert caps.object_versions(None) == WIDGETS["1"]
+
+
+def test_app_caps_of_conductors_that_record_no_apps_send_the_newest() -> None:
+    """A conductor older than release 3 refuses the question (and serves no
+    app whatever is sent): no caps."""
+    refused = exception.MethodNotRemotable(objname="Service", method="get_app_releases")
+    assert app_caps_for(refused).object_versions(None) is None
+
+
+def test_app_pins() -> None:
+    assert app_caps_for([{"widgets": "3"}], "1").object_versions(None) == WIDGETS["1"]
+    assert app_caps_for([{"widgets": "1"}], "3").object_versions(None) is None
+    with pytest.raises(exception.ConfigurationError, match="widgets:4"):
+        app_caps_for([], "4").object_versions(None)
+
+
+def test_app_caps_leave_other_namespaces_objects_alone() -> None:
+    manifest = {"Widget": "1.2", "WidgetList": "1.1", "Service": "1.2"}
+    assert version_caps.cap_manifest(manifest, {"Widget": "1.0"},
+                                     {"Widget", "WidgetList"}) == {
+        "Widget": "1.0", "Service": "1.2"}

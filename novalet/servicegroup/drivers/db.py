@@ -37,8 +37,8 @@ from typing import Any
 from oslo_log import log as logging
 from oslo_service import loopingcall
 
+from novalet import app, exception, objects, rpc
 from novalet import context as novalet_context
-from novalet import exception, objects, rpc
 from novalet.metrics import heartbeat as metrics
 from novalet.servicegroup.drivers import base
 
@@ -89,7 +89,8 @@ class DbReporter(base.Reporter):
         old = self.service.service_ref
         ref = objects.Service(old.obj_context, host=old.host,
                               binary=old.binary, topic=old.topic,
-                              version=old.version)
+                              version=old.version,
+                              app_releases=app.current_releases())
         with rpc.call_timeout(self.timeout):
             ref.create()
             self.service.service_ref = ref

@@ -285,4 +285,6 @@ def test_only_fields_that_can_change_in_place_are_copied_for_the_diff():
     node = objects.ComputeNode
     assert {name for name, _f, _a in codec.mutable_field_attrs(node)} == {
         "host_ip", "stats", "metrics", "pci_device_pools"}
-    assert codec.mutable_field_attrs(objects.Service) == ()
+    assert {name for name, _f, _a in codec.mutable_field_attrs(objects.Service)} == {
+        "app_releases"}
+    assert codec.mutable_field_attrs(objects.Instance) == ()

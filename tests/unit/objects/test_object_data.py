@@ -20,11 +20,9 @@ object_data = {
     "MonitorMetricList": "1.0-15ecf022a68ddbb8c2a6739cfc9f8f5e",
     "PciDevicePool": "1.0-a0ff2b6540ed752444d3e6bfa359d657",
     "PciDevicePoolList": "1.0-15ecf022a68ddbb8c2a6739cfc9f8f5e",
-    # The hash holds the default of Service.version, SERVICE_VERSION (3 since
-    # release 3; 1.1-99e81ef635b981f705b29f8138fa5f30 at 2): the fields and
-    # the wire form are release 2's.
-    "Service": "1.1-f55d47b613ccc6743b21137457ae3958",
-    "ServiceList": "1.1-6b110419955a86593bb797d491a240b3",  # + report_heartbeats
+    # The hash holds the default of Service.version, SERVICE_VERSION.
+    "Service": "1.2-8d406f33f80a1aa4e7dec13787ea08c0",  # + app_releases
+    "ServiceList": "1.2-9483e0afaf77c78640f5ce2bed2cb6f6",
 }
 
 #: Release 1's fingerprints, for the record (its objects are all 1.0):
@@ -33,7 +31,9 @@ object_data = {
 #: Service 1.0-a9356edfd1e510fc97d0b09240dd87fa,
 #: ServiceList 1.0-9cf2c90f58e75c014934c338eddb2953.
 #: Release 2's: Migration 1.0-0e527ad824bc8cd9c57a12bd5472949b,
-#: MigrationList 1.0-6da9dbb9272ba96f8adc3fa2931f69be.
+#: MigrationList 1.0-6da9dbb9272ba96f8adc3fa2931f69be,
+#: Service 1.1-99e81ef635b981f705b29f8138fa5f30,
+#: ServiceList 1.1-6b110419955a86593bb797d491a240b3.
 
 
 def test_versions_match_fingerprints():
@@ -55,3 +55,19 @@ def test_service_version_history_names_every_object_version():
     newest = service.SERVICE_VERSION_HISTORY[service.SERVICE_VERSION]
     assert newest["objects"] == {name: data.split("-")[0]
                                  for name, data in object_data.items()}
+
+
+def test_service_version_history_names_this_release_s_rpc_apis():
+    """One source of truth: the newest history entry, the clients and the
+    servers agree on each RPC API version."""
+    from novalet.compute import manager as compute_manager
+    from novalet.compute import rpcapi as compute_rpcapi
+    from novalet.conductor import manager as conductor_manager
+    from novalet.conductor import rpcapi as conductor_rpcapi
+    from novalet.objects import service
+
+    newest = service.SERVICE_VERSION_HISTORY[service.SERVICE_VERSION]
+    assert newest["conductor_rpc"] == conductor_rpcapi.RPC_API_VERSION \
+        == conductor_manager.RPC_API_VERSION
+    assert newest["compute_rpc"] == compute_rpcapi.RPC_API_VERSION \
+        == compute_manager.RPC_API_VERSION
