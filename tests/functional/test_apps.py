@@ -207,7 +207,7 @@ def test_an_app_that_does_not_import_stops_the_service(tmp_path, binary):
              {"brokenapp_decl": "import no_such_module_anywhere\n"})
     (tmp_path / "novalet.conf").write_text("[DEFAULT]\n")
     result = _run(binary, tmp_path)
-    assert result.returncode == 1
+    assert result.returncode == 2  # a configuration that cannot work
     lines = result.stderr.strip().splitlines()
     assert lines[-1].startswith("%s: cannot start: App brokenapp cannot be "
                                 "loaded" % binary), result.stderr
@@ -221,7 +221,7 @@ def test_two_apps_with_one_name_stop_the_conductor(tmp_path):
     _install(tmp_path, "twin-two", "twin = twin_two:APP\n", {"twin_two": decl})
     (tmp_path / "novalet.conf").write_text("[DEFAULT]\n")
     result = _run("novalet-conductor", tmp_path)
-    assert result.returncode == 1
+    assert result.returncode == 2  # a configuration that cannot work
     last = result.stderr.strip().splitlines()[-1]
     assert "App twin cannot be loaded: two apps have this name" in last, result.stderr
 
@@ -229,7 +229,7 @@ def test_two_apps_with_one_name_stop_the_conductor(tmp_path):
 def test_apps_option_names_an_app_that_is_not_installed(tmp_path):
     (tmp_path / "novalet.conf").write_text("[DEFAULT]\napps = missingapp\n")
     result = _run("novalet-conductor", tmp_path)
-    assert result.returncode == 1
+    assert result.returncode == 2  # a configuration that cannot work
     assert "App missingapp cannot be loaded" in result.stderr.strip().splitlines()[-1]
 
 
@@ -354,7 +354,7 @@ def test_conductor_and_status_check_every_app_schema(tmp_path):
     result = _run("novalet-conductor", tmp_path)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
-        "novalet-conductor: cannot start: Configuration error: app appa's "
+        "novalet-conductor: cannot start: app appa's "
         "schema is at nothing, this release needs appa_0001: run "
         "'novalet-manage db sync'")
     # [DEFAULT] apps restricts what is loaded, hence checked.
