@@ -1,11 +1,12 @@
 """End to end with real processes on RabbitMQ and PostgreSQL: one
 novalet-conductor, a fake compute with 3 nodes and a libvirt compute on
-libvirt's test host, heartbeating every second."""
+libvirt's test host, heartbeating every second. The broker is a private
+node of this test's (it is restarted mid-run), never the machine's shared
+one."""
 
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 
 import pytest
@@ -14,6 +15,8 @@ from novalet import conf as novalet_conf
 from novalet import context, exception, indirection, objects
 from novalet.compute import rpcapi as compute_rpcapi
 from tests import processes
+from tests.conftest import service_unavailable
+from tests.private_rabbit import PrivateRabbitNode, PrivateRabbitUnavailable
 from tests.processes import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -32,9 +35,22 @@ LIBVIRT_HOST = """\
 
 
 @pytest.fixture
-def cluster(tmp_path, rabbit_vhost, postgresql_db, conf):
+def broker():
+    node = PrivateRabbitNode(tag="e2e")
+    try:
+        node.start()
+    except PrivateRabbitUnavailable as e:
+        service_unavailable("private RabbitMQ node: %s" % e)
+    try:
+        yield node
+    finally:
+        node.stop()
+
+
+@pytest.fixture
+def cluster(tmp_path, broker, postgresql_db, conf):
     suffix = os.urandom(4).hex()
-    common = {"transport_url": rabbit_vhost.url, "report_interval": 1,
+    common = {"transport_url": broker.url, "report_interval": 1,
               "service_down_time": 3, "periodic_fuzzy_delay": 0,
               "update_resources_interval": 2, "rpc_response_timeout": 5,
               "state_path": str(tmp_path / "state")}
@@ -68,7 +84,7 @@ def cluster(tmp_path, rabbit_vhost, postgresql_db, conf):
         str(tmp_path / "libvirt.log"))
     for name in ("fake", "libvirt"):
         procs[name].wait_for_log("novalet-compute started")
-    conf("transport_url", rabbit_vhost.url)
+    conf("transport_url", broker.url)
     conf("connection", postgresql_db.url, "database")
     conf("topic", topics["conductor"]["topic"], "conductor")
     conf("topic", topics["compute"]["topic"], "compute")
@@ -77,7 +93,8 @@ def cluster(tmp_path, rabbit_vhost, postgresql_db, conf):
     conf("service_down_time", 3)
     conf("report_interval", 1)
     indirection.configure(novalet_conf.CONF)
-    yield {"procs": procs, "db": postgresql_db, "host_xml": str(host_xml)}
+    yield {"procs": procs, "db": postgresql_db, "host_xml": str(host_xml),
+           "broker": broker}
     for proc in procs.values():
         if proc.proc.poll() is None:
             proc.stop()
@@ -145,11 +162,12 @@ def test_two_computes_and_a_conductor_keep_the_database_true(cluster):
     assert (lv_node.vcpus_used, lv_node.memory_mb_used) == (2, 1536)
 
     # RabbitMQ restarted mid-run: heartbeats resume, claims are not blocked.
-    subprocess.run(["rabbitmqctl", "stop_app"], check=True, capture_output=True,
-                   timeout=120)
+    broker = cluster["broker"]
+    stopped = broker.ctl("stop_app", timeout=120)
+    assert stopped.returncode == 0, stopped.stderr
     time.sleep(2)
-    subprocess.run(["rabbitmqctl", "start_app"], check=True, capture_output=True,
-                   timeout=120)
+    started = broker.ctl("start_app", timeout=120)
+    assert started.returncode == 0, started.stderr
     back = time.monotonic()
     counts = _db_counts(cluster["db"])
     resumed = wait_for(lambda: all(
