@@ -35,6 +35,50 @@ def service_unavailable(reason: str) -> None:
     pytest.skip("service unavailable: %s" % reason)
 
 
+# -- the run: two pytest-xdist workers (pyproject: -n 2 --dist loadgroup) ---
+
+#: Run on the second worker: the fault suite (its own private broker
+#: cluster and database; it mostly waits on the faults it holds) and the
+#: release-compat tests; everything else on the first, in file order. No
+#: test touches the machine's shared services in a way the other worker
+#: would notice (the broker and database restarts use private ones).
+SECOND_WORKER = ("tests/faults/", "tests/compat/")
+
+
+def pytest_collection_modifyitems(config: pytest.Config,
+                                  items: list[pytest.Item]) -> None:
+    for item in items:
+        second = item.nodeid.startswith(SECOND_WORKER)
+        item.add_marker(pytest.mark.xdist_group("second" if second else "first"))
+
+
+_fault_figures: list[dict[str, Any]] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Collect the fault suite's figures (tests/faults/conftest.py puts
+    them on each test's report), from whichever process ran the test."""
+    if report.when == "teardown":
+        _fault_figures.extend(value for key, value in report.user_properties
+                              if key == "fault_figures")
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not _fault_figures:
+        return
+    terminalreporter.section("fault figures")
+    for row in _fault_figures:
+        terminalreporter.write_line(
+            "%-30s fault %5.1fs  back %4.1fs after it  longest beat gap "
+            "%5.1fs  acknowledged lost %d  %s" % (
+                row["fault"], row["fault_s"], row["back_after_end_s"],
+                row["longest_beat_gap_s"], row["acknowledged_lost"],
+                " ".join("%s=%s" % (k, v) for k, v in sorted(row.items())
+                         if k not in ("fault", "fault_s", "back_after_end_s",
+                                      "longest_beat_gap_s",
+                                      "acknowledged_lost"))))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _novalet_session() -> None:
     novalet_conf.parse_args([], default_config_files=[])
