@@ -1,7 +1,8 @@
 """The conductor's call metrics: one decorator on each object endpoint.
 
 Labels stay bounded whatever a caller sends: ``object`` is a registered
-object's name and ``method`` one of that object's remotable methods, or
+object's name (``app.Name`` for an app's objects, so two apps' same-named
+objects count apart) and ``method`` one of that object's remotable methods, or
 ``unknown`` (``registry.UNKNOWN``); ``outcome`` is ``ok``, ``refused`` (a
 ``DispatchRefused``: not remotable, unknown object or version, malformed) or
 ``error`` (the method raised); ``error`` is a ``novalet.exception`` class
@@ -21,6 +22,7 @@ from oslo_versionedobjects import base as ovo_base
 
 from novalet import exception
 from novalet.metrics import registry
+from novalet.objects import codec
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -57,10 +59,12 @@ def _remotable_names(objname: str, classes: list[type]) -> frozenset[str]:
     return found
 
 
-def object_label(objname: Any) -> str:
-    """``objname`` if it names a registered object, else ``unknown``."""
-    if type(objname) is str and objname in ovo_base.VersionedObjectRegistry.obj_classes():
-        return objname
+def object_label(objname: Any, namespace: Any = codec.CORE) -> str:
+    """``objname`` if it names a registered object of ``namespace`` (the
+    core's), ``namespace.objname`` for an app's, else ``unknown``."""
+    if (type(objname) is str and type(namespace) is str
+            and codec.is_registered(objname, namespace)):
+        return objname if namespace == codec.CORE else "%s.%s" % (namespace, objname)
     return UNKNOWN
 
 
@@ -69,7 +73,8 @@ def method_label(objlabel: str, method: Any) -> str:
     (as ``object_label`` gave it), else ``unknown``."""
     if objlabel == UNKNOWN or type(method) is not str:
         return UNKNOWN
-    classes = ovo_base.VersionedObjectRegistry.obj_classes().get(objlabel, [])
+    namespace, _, objname = objlabel.rpartition(".")
+    classes = codec.classes_named(objname, namespace or codec.CORE)
     return method if method in _remotable_names(objlabel, classes) else UNKNOWN
 
 
@@ -81,13 +86,15 @@ def error_label(error: BaseException) -> str:
 def _instance_labels(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, str]:
     objinst = kwargs.get("objinst", args[0] if args else None)
     objmethod = kwargs.get("objmethod", args[1] if len(args) > 1 else None)
-    objlabel = object_label(objinst.obj_name() if isinstance(
-        objinst, ovo_base.VersionedObject) else None)
+    if not isinstance(objinst, ovo_base.VersionedObject):
+        return UNKNOWN, UNKNOWN
+    objlabel = object_label(objinst.obj_name(), objinst.OBJ_PROJECT_NAMESPACE)
     return objlabel, method_label(objlabel, objmethod)
 
 
 def _class_labels(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, str]:
-    objlabel = object_label(kwargs.get("objname", args[0] if args else None))
+    objlabel = object_label(kwargs.get("objname", args[0] if args else None),
+                            kwargs.get("objnamespace", codec.CORE))
     objmethod = kwargs.get("objmethod", args[1] if len(args) > 1 else None)
     return objlabel, method_label(objlabel, objmethod)
 
@@ -95,7 +102,7 @@ def _class_labels(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, s
 def _backport_labels(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, str]:
     objinst = kwargs.get("objinst", args[0] if args else None)
     if isinstance(objinst, ovo_base.VersionedObject):
-        return object_label(objinst.obj_name()), BACKPORT
+        return object_label(objinst.obj_name(), objinst.OBJ_PROJECT_NAMESPACE), BACKPORT
     return UNKNOWN, BACKPORT
 
 
@@ -148,4 +155,6 @@ def refused_before_dispatch(entity: Any, namespace: str) -> None:
     if m is None:
         return
     name = entity.get(namespace + ".name") if isinstance(entity, dict) else None
-    m.child(m.conductor_calls, object_label(name), UNKNOWN, "refused").inc()
+    app = (entity.get(namespace + ".namespace", codec.CORE)
+           if isinstance(entity, dict) else codec.CORE)
+    m.child(m.conductor_calls, object_label(name, app), UNKNOWN, "refused").inc()

@@ -229,6 +229,11 @@ def is_registered(objname: str, namespace: str = CORE) -> bool:
     return (namespace, objname) in _by_key
 
 
+def classes_named(objname: str, namespace: str = CORE) -> list[Any]:
+    """The registered classes of ``namespace.objname``, newest first."""
+    return list(_by_key.get((namespace, objname), ()))
+
+
 def registered_keys() -> set[tuple[str, str]]:
     return set(_by_key)
 

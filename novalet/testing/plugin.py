@@ -14,8 +14,9 @@ Every fixture is opt-in and named ``novalet_*``:
   against the database), ``inprocess`` (an in-process conductor: every call
   through the real serializer), ``rpc`` (a conductor behind oslo.messaging on
   the broker at ``NOVALET_TEST_TRANSPORT_URL``, default RabbitMQ on
-  127.0.0.1:5672; skipped with its reason when unreachable). Its value is the
-  path's name.
+  127.0.0.1:5672; skipped with its reason when unreachable, failed instead
+  when ``NOVALET_REQUIRE_SERVICES=1``, as in CI). Its value is the path's
+  name.
 * ``novalet_no_db``: this process may not use the database (as a compute
   agent): remotable methods must go through a conductor path.
 """
@@ -149,8 +150,12 @@ def _broker_url() -> str:
                                        parsed.port or 5672), timeout=1):
             pass
     except OSError as e:
-        pytest.skip("novalet.testing: no broker at %s (%s); set "
-                    "NOVALET_TEST_TRANSPORT_URL" % (parsed.hostname, e))
+        reason = ("novalet.testing: no broker at %s (%s); set "
+                  "NOVALET_TEST_TRANSPORT_URL" % (parsed.hostname, e))
+        if os.environ.get("NOVALET_REQUIRE_SERVICES") == "1":
+            pytest.fail(reason + " (NOVALET_REQUIRE_SERVICES=1: a required "
+                        "service is missing)")
+        pytest.skip(reason)
     return url
 
 

@@ -363,3 +363,22 @@ def test_conductor_and_status_check_every_app_schema(tmp_path):
                                                         "apps = appb"))
     result = _run("novalet-manage", tmp_path, "db", "version")
     assert result.stdout.splitlines() == ["0003_release_3"]
+
+
+def test_metrics_labels_keep_two_apps_same_named_objects_apart():
+    """The conductor's ``object`` label is ``app.Name`` for an app's objects
+    (the core's keep their plain names); only registered names and their
+    remotable methods become labels."""
+    from novalet.metrics import conductor as conductor_metrics
+
+    _apps()
+    label = conductor_metrics.object_label
+    assert label("Widget", "appa") == "appa.Widget"
+    assert label("Widget", "appb") == "appb.Widget"
+    assert label("ComputeNode") == "ComputeNode"
+    assert label("Widget") == label("Widget", "nosuchapp") == label(None, "appa") == "unknown"
+    method = conductor_metrics.method_label
+    assert method("appa.Widget", "store") == "store"
+    assert method("appb.Widget", "store") == "unknown"  # appb's Widget has none
+    assert method("appb.Widget", "grow") == "grow"
+    assert method("ComputeNode", "save") == "save"
