@@ -6,6 +6,9 @@ all named ``novalet_*``).
   namespace (oslo.versionedobjects' ``ObjectVersionChecker``), to pin in a
   test; ``check_object_data(namespace, expected)`` fails naming each object
   whose fields or remotable methods changed without a version bump.
+* ``check_releases(app_name)``: the app's newest release names every
+  object of its namespace at the version the code has (a bumped object
+  needs a new release, or ``auto`` would never send its new form).
 * ``isolated_registry()``: what a block registers or loads is forgotten
   after it.
 """
@@ -44,6 +47,27 @@ def check_object_data(namespace: str, expected: Mapping[str, str]) -> None:
             "data is stale):\n  %s" % (namespace, "\n  ".join(lines)))
 
 
+def check_releases(app_name: str) -> None:
+    """Raise ``AssertionError`` unless the loaded app ``app_name``'s last
+    release (``App.releases``) names exactly its registered objects at
+    their current versions."""
+    declared = app.get(app_name)
+    current = {name: found[0].VERSION
+               for name, found in codec.classes(app_name).items()}
+    release = declared.current_release
+    newest = dict(declared.releases[release]) if release is not None else {}
+    if newest != current:
+        lines = ["%s: release %s says %s, the code has %s" % (
+                     name, release, newest.get(name, "(absent)"),
+                     current.get(name, "(absent)"))
+                 for name in sorted(set(newest) | set(current))
+                 if newest.get(name) != current.get(name)]
+        raise AssertionError(
+            "the newest release of %s does not match its objects (add a "
+            "release naming the new versions):\n  %s"
+            % (app_name, "\n  ".join(lines)))
+
+
 class RegistryState:
     """What is registered and loaded at one moment: novalet's registry,
     oslo.versionedobjects' registry and the loaded apps. ``restore()`` puts
@@ -77,4 +101,5 @@ def isolated_registry() -> Iterator[None]:
         state.restore()
 
 
-__all__ = ["RegistryState", "check_object_data", "isolated_registry", "object_data"]
+__all__ = ["RegistryState", "check_object_data", "check_releases",
+           "isolated_registry", "object_data"]

@@ -75,3 +75,25 @@ def test_registry_isolation_registers(novalet_registry):
 def test_registry_isolation_forgot_it(novalet_registry):
     assert ("appa", "Throwaway") not in codec.registered_keys()
     assert ("appa", "Widget") in codec.registered_keys()
+
+
+def test_check_releases(novalet_registry):
+    from novalet import app
+    from tests.apps import isolated_registry
+
+    testing.check_releases("novalet")  # the core's history names its objects
+    with isolated_registry("tests.apps.appr_"):
+        from tests.apps import appr_release2
+
+        app.register(appr_release2.APP)
+        testing.check_releases("appr")
+
+        @objects_base.NovaletObjectRegistry.register
+        class Chain(objects_base.NovaletObject):
+            OBJ_PROJECT_NAMESPACE = "appr"
+            VERSION = "1.0"
+            fields: dict = {}
+
+        with pytest.raises(AssertionError,
+                           match="Chain: release 2 says .absent., the code has 1.0"):
+            testing.check_releases("appr")

@@ -60,6 +60,10 @@ def test_object_fingerprints(novalet_registry):
     testing.check_object_data("leases", OBJECT_DATA)
 
 
+def test_the_newest_release_names_the_objects_as_they_are(novalet_registry):
+    testing.check_releases("leases")
+
+
 def test_release_1_peers_get_lease_1_0(novalet_registry):
     from leases import objects
 
