@@ -21,6 +21,13 @@ What "as written" means per block (and where it cannot be literal):
   ``--dry-run`` (it would replace this environment's editable install).
 * ``python-api``: runs as a script against a freshly synced SQLite database.
 * ``exit-codes``: runs against a reachable and an unreachable database.
+* ``app-objects``, ``app-migration-env``, ``app-migration``,
+  ``app-declaration``, ``app-setup`` (the tutorial "Writing an app"): the
+  package ``notes`` made of them, installed with the ``setup.cfg`` block's
+  entry point (a dist-info, as pip leaves it, on ``PYTHONPATH``); then what
+  the tutorial says: ``db sync`` migrates it, a restarted
+  ``novalet-conductor`` serves it, and a process with ``indirection = rpc``
+  and no database creates and counts notes through it.
 """
 
 from __future__ import annotations
@@ -45,11 +52,15 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 README = os.path.join(ROOT, "README.md")
-BLOCK = re.compile(r"^```(\w*)\n(.*?)^```$", re.S | re.M)
-MARKER = re.compile(r"<!-- readme-test: ([\w-]+) -->\n$")
+#: A fenced block, at the margin or indented (inside a list item).
+BLOCK = re.compile(r"^( *)```(\w*)\n(.*?)^\1```$", re.S | re.M)
+MARKER = re.compile(r"<!-- readme-test: ([\w-]+) -->\n *$")
 CONFIG_BLOCKS = ["config", "config-tls", "config-metrics", "config-oslo-metrics",
                  "config-scale"]
-TESTED = {"two-commands", "deploy", "python-api", "exit-codes", *CONFIG_BLOCKS}
+APP_BLOCKS = ["app-objects", "app-migration-env", "app-migration", "app-declaration",
+              "app-setup"]
+TESTED = {"two-commands", "deploy", "python-api", "exit-codes", *CONFIG_BLOCKS,
+          *APP_BLOCKS}
 
 
 def _blocks() -> list[tuple[str | None, str, str]]:
@@ -58,9 +69,11 @@ def _blocks() -> list[tuple[str | None, str, str]]:
         text = f.read()
     found = []
     for match in BLOCK.finditer(text):
+        indent, language, body = match.groups()
         marker = MARKER.search(text[:match.start()])
-        found.append((marker.group(1) if marker else None, match.group(1),
-                      match.group(2)))
+        lines = [line[len(indent):] if line.startswith(indent) else line.lstrip()
+                 for line in body.splitlines(keepends=True)]
+        found.append((marker.group(1) if marker else None, language, "".join(lines)))
     return found
 
 
@@ -272,3 +285,66 @@ def test_two_commands(tmp_path: Any) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
         log.close()
+
+
+# -- writing an app ------------------------------------------------------------------
+
+def test_writing_an_app_blocks(tmp_path: Any, rabbit_vhost: Any) -> None:
+    import configparser
+
+    from tests.apps import app_environment, install_app
+
+    package = tmp_path / "notes"
+    (package / "migrations" / "versions").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "objects.py").write_text(block("app-objects"))
+    (package / "migrations" / "env.py").write_text(block("app-migration-env"))
+    (package / "migrations" / "versions" / "0001_notes.py").write_text(
+        block("app-migration"))
+    (package / "novalet_app.py").write_text(block("app-declaration"))
+    setup = configparser.ConfigParser()
+    setup.read_string(block("app-setup"))
+    install_app(tmp_path, "notes", setup["options.entry_points"]["novalet.apps"]
+                .strip() + "\n")
+    env = app_environment(tmp_path)
+    env["HOME"] = str(tmp_path)
+    topic = "conductor-%s" % os.urandom(4).hex()
+    config = processes.write_config(str(tmp_path / "novalet.conf"), {
+        "DEFAULT": {"transport_url": rabbit_vhost.url, "host": "notes-conductor",
+                    "apps": "notes"},
+        "database": {"connection": "sqlite:///%s" % (tmp_path / "novalet.sqlite")},
+        "conductor": {"workers": 1, "topic": topic}})
+    synced = subprocess.run([os.path.join(processes.BIN_DIR, "novalet-manage"),
+                             "--config-file", config, "db", "sync"],
+                            capture_output=True, text=True, timeout=120, env=env)
+    assert synced.returncode == 0, synced.stderr
+    assert "App notes is at notes_0001" in synced.stdout
+    conductor = processes.ServiceProcess("novalet-conductor", config,
+                                         str(tmp_path / "conductor.log"), env=env)
+    try:
+        conductor.wait_for_log("novalet-conductor started on notes-conductor", timeout=90)
+        agent_config = processes.write_config(str(tmp_path / "agent.conf"), {
+            "DEFAULT": {"transport_url": rabbit_vhost.url, "apps": "notes"},
+            "conductor": {"topic": topic},
+            "objects": {"indirection": "rpc"},
+            "database": {"connection": "postgresql://nobody@127.0.0.1:1/none"}})
+        script = tmp_path / "agent.py"
+        script.write_text(
+            "import sys\n"
+            "from novalet import conf, context, db, indirection, objects\n"
+            "conf.parse_args(['--config-file', sys.argv[1]])\n"
+            "objects.register_all()\n"
+            "indirection.configure(conf.CONF)\n"
+            "assert db.access_blocked()\n"
+            "from notes.objects import Note\n"
+            "ctxt = context.get_admin_context()\n"
+            "note = Note(ctxt, text='hi')\n"
+            "note.create()\n"
+            "print(note.id, Note.count(ctxt))\n")
+        ran = subprocess.run([sys.executable, str(script), agent_config],
+                             capture_output=True, text=True, timeout=120, env=env)
+        assert ran.returncode == 0, ran.stderr
+        assert ran.stdout.split() == ["1", "1"], ran.stdout
+        assert not conductor.errors(), conductor.errors()
+    finally:
+        conductor.stop()
