@@ -56,6 +56,10 @@ class Service(Base):
     # Release 2 (0002_release_2): when the running process started.
     started_at: orm.Mapped[datetime.datetime | None] = orm.mapped_column(
         sa.DateTime)
+    # Release 3 (0004_auth): how the service's last heartbeat reached the
+    # database: host, admin, unsigned or local (novalet.db.scope.how); not
+    # an object field (novalet-status upgrade check reads it).
+    last_auth: orm.Mapped[str | None] = orm.mapped_column(sa.String(16))
 
 
 class ComputeNode(Base):
