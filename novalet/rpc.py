@@ -35,9 +35,8 @@ from oslo_messaging._drivers import common as wire_common
 from oslo_messaging.rpc import server as messaging_server
 from oslo_serialization import jsonutils
 
-from novalet import auth
+from novalet import auth, exception
 from novalet import context as novalet_context
-from novalet import exception
 from novalet.metrics import conductor as conductor_metrics
 from novalet.objects import base as objects_base
 
@@ -115,6 +114,22 @@ def masked_transport_url(conf: cfg.ConfigOpts) -> str:
 
 #: Transports that run in this process: no broker to check.
 _IN_PROCESS_TRANSPORTS = ("fake",)
+
+
+def is_in_process(conf: cfg.ConfigOpts) -> bool:
+    """Whether ``transport_url`` names a transport inside this process
+    (``fake://``: no broker, no other process can reach it)."""
+    try:
+        url = messaging.TransportURL.parse(conf, conf.transport_url)
+    except messaging.InvalidTransportURL:
+        return False
+    return url.transport in _IN_PROCESS_TRANSPORTS or url.transport is None
+
+
+def check_auth(conf: cfg.ConfigOpts, binary: str, *, verifies_all: bool) -> None:
+    """``novalet.auth.check_service`` for this process's transport."""
+    auth.check_service(conf, binary, verifies_all=verifies_all,
+                       in_process=is_in_process(conf))
 
 
 def check_broker(conf: cfg.ConfigOpts, timeout: float) -> None:

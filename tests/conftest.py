@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 import novalet  # noqa: F401  (must stay first)
-from novalet import conf as novalet_conf
 from novalet import auth, indirection, objects, rpc
+from novalet import conf as novalet_conf
 from novalet.db import api as db_api
 from novalet.db import migration
 from tests import services

@@ -16,6 +16,7 @@ calls it); ``reset()`` forgets them (``novalet.rpc.cleanup``).
 from __future__ import annotations
 
 import threading
+
 from oslo_config import cfg
 
 from novalet.auth import keys, principal, signing
@@ -83,5 +84,30 @@ def can_sign() -> bool:
     return _signer is not None
 
 
-__all__ = ["Principal", "can_sign", "configure", "keys", "principal", "reset",
+def check_service(conf: cfg.ConfigOpts, binary: str, *, verifies_all: bool,
+                  in_process: bool) -> None:
+    """Raise ``ConfigurationError`` (or ``AuthKeyError``) when a service
+    cannot work with its keys: a key file it cannot use, a host key of
+    another host, or, on a real transport with ``[auth] enforce`` true, a
+    conductor (``verifies_all``) without the master key or a compute
+    without a key to sign with."""
+    from novalet import exception
+
+    configure(conf)
+    if in_process or not conf.auth.enforce:
+        return
+    if verifies_all and not conf.auth.master_key_file:
+        raise exception.ConfigurationError(
+            reason="[auth] enforce is true, so %s verifies every request: it "
+                   "needs [auth] master_key_file (novalet-manage auth init)"
+                   % binary)
+    if not verifies_all and not (conf.auth.key_file
+                                 or conf.auth.master_key_file):
+        raise exception.ConfigurationError(
+            reason="[auth] enforce is true, so %s must sign its requests: set "
+                   "[auth] key_file (novalet-manage auth host-key %s --output "
+                   "FILE)" % (binary, conf.host))
+
+
+__all__ = ["Principal", "can_sign", "check_service", "configure", "keys", "principal", "reset",
            "signer", "signing", "verifier"]

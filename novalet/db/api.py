@@ -444,6 +444,16 @@ def service_get_all(context: Any, binary: str | None = None,
 
 
 @reader
+def service_get_signing(context: Any) -> list[Any]:
+    """``(host, binary, version, last_auth)`` of every live service that is
+    not forced down (``last_auth``: how its last heartbeat arrived)."""
+    S = models.Service
+    query = sa.select(S.host, S.binary, S.version, S.last_auth).where(
+        S.deleted == 0, S.forced_down == sa.false()).order_by(S.id)
+    return list(context.session.execute(query).all())
+
+
+@reader
 def service_get_minimum_version(context: Any, binary: str) -> int | None:
     query = sa.select(sa.func.min(models.Service.version)).where(
         models.Service.binary == binary, models.Service.deleted == 0,
