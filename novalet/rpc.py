@@ -112,6 +112,9 @@ def masked_transport_url(conf: cfg.ConfigOpts) -> str:
     return "%s://%s/%s" % (url.transport, hosts, url.virtual_host or "")
 
 
+#: The prefix of the topics ``check_broker`` casts to (nobody listens).
+STARTUP_CHECK_TOPIC = "novalet-startup-check-"
+
 #: Transports that run in this process: no broker to check.
 _IN_PROCESS_TRANSPORTS = ("fake",)
 
@@ -155,7 +158,7 @@ def check_broker(conf: cfg.ConfigOpts, timeout: float) -> None:
         # One round tries every host once (the driver fails over in order).
         client = messaging.get_rpc_client(
             transport, messaging.Target(
-                topic="novalet-startup-check-%s" % os.urandom(6).hex()),
+                topic=STARTUP_CHECK_TOPIC + os.urandom(6).hex()),
             retry=max(0, len(url.hosts) - 1))
         deadline = time.monotonic() + timeout
         while True:

@@ -241,12 +241,16 @@ class Verifier:
         try:
             return self._verify(message, context)
         except exception.SignatureRefused as e:
-            self.refused += 1
-            self.refusals.warn(
-                "refused", "Refused a %s request to %s: %s",
-                str(message.get("method"))[:64] if isinstance(message, dict)
-                else "malformed", self.topic, e.message)
-            raise
+            refused = e
+        self.refused += 1
+        reason = str(refused.kwargs.get("reason", refused.message))
+        # One line per kind of refusal (its first words) and interval.
+        self.refusals.warn(
+            "refused: " + " ".join(reason.split()[:2]),
+            "Refused a %s request to %s: %s",
+            str(message.get("method"))[:64] if isinstance(message, dict)
+            else "malformed", self.topic, reason)
+        raise refused
 
     def _verify(self, message: Any, context: Any) -> Principal | None:
         if not isinstance(message, dict) or not isinstance(context, dict):

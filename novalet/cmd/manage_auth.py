@@ -27,7 +27,7 @@ from typing import Any
 
 import oslo_messaging as messaging
 
-from novalet import auth, exception
+from novalet import auth, exception, rpc
 from novalet import conf as novalet_conf
 
 BINARY = "novalet-manage"
@@ -90,8 +90,15 @@ def host_key(args: Any) -> int:
 def rabbitmq_commands(conf: Any, host: str, password: str) -> list[str]:
     """The ``rabbitmqctl`` commands that give ``host`` its own broker user:
     it may declare, bind and consume its own compute queues and reply
-    queues, and publish only to the conductor topic of the control
-    exchange."""
+    queues, and publish only to the conductor topic of the control exchange
+    (and to the throwaway topics of the start-up broker check, which no
+    queue of a host can bind).
+
+    It also writes to the default exchange, as every oslo.messaging RPC
+    server must to reply; that exchange reaches any queue by name, so the
+    broker does not stop a host from putting a message into another's
+    queue that way: the signature does (a compute verifies only requests
+    made with its own key)."""
     url = messaging.TransportURL.parse(conf, conf.transport_url)
     vhost = url.virtual_host or "/"
     exchange = conf.control_exchange
@@ -101,13 +108,17 @@ def rabbitmq_commands(conf: Any, host: str, password: str) -> list[str]:
         esc(exchange), esc(compute), esc(compute), esc(host), esc(compute),
         esc(compute))
     resources = "^(%s)$" % own
+    # Replies go out through the default exchange (oslo.messaging's
+    # direct_send): writing to it is needed to answer an admin's call.
+    writes = "^(%s|amq\\.default)$" % own
     q = shlex.quote
     return [
         "rabbitmqctl add_user %s %s" % (q(host), q(password)),
         "rabbitmqctl set_permissions -p %s %s %s %s %s" % (
-            q(vhost), q(host), q(resources), q(resources), q(resources)),
+            q(vhost), q(host), q(resources), q(writes), q(resources)),
         "rabbitmqctl set_topic_permissions -p %s %s %s %s %s" % (
-            q(vhost), q(host), q(exchange), q("^%s$" % esc(conductor)),
+            q(vhost), q(host), q(exchange),
+            q("^(%s|%s.*)$" % (esc(conductor), esc(rpc.STARTUP_CHECK_TOPIC))),
             q("^%s(\\.%s)?$" % (esc(compute), esc(host)))),
     ]
 
