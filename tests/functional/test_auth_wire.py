@@ -18,7 +18,6 @@ import pytest
 from novalet import auth, context, exception, rpc
 from novalet import conf as novalet_conf
 
-
 #: What oslo.messaging's client puts in a message and its RPCDispatcher reads.
 MESSAGE_KEYS = ("method", "args", "version", "namespace")
 

@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from novalet import context, objects
 from novalet import conf as novalet_conf
+from novalet import context, objects
 from novalet.compute import rpcapi as compute_rpcapi
 from tests import processes, services
 from tests.conftest import service_unavailable
