@@ -266,35 +266,10 @@ def _idempotent_create(model: type[models.Base]) -> Callable[[F], F]:
     return decorator
 
 
-class _Scope:
-    """Which rows of a table a scoped update may touch: ``kind`` names the
-    condition (``_SCOPES``), ``host`` is the caller, ``forbidden`` the error
-    when the row exists but is not the caller's."""
-
-    __slots__ = ("kind", "host", "forbidden")
-
-    def __init__(self, kind: str, host: str,
-                 forbidden: Callable[[], Exception]) -> None:
-        self.kind = kind
-        self.host = host
-        self.forbidden = forbidden
-
-
-#: Scope kind -> the condition a row must meet (``CALLER``: the caller).
-_SCOPES: dict[str, Callable[[type[models.Base]], Any]] = {
-    "owned": scope.owned_condition,
-    "instance": lambda model: scope.instance_condition(False),
-    "instance_unplaced": lambda model: scope.instance_condition(True),
-}
-
-_MODELS = {m.__tablename__: m for m in (models.Service, models.ComputeNode,
-                                        models.Instance, models.Migration)}
-
-
 def _update(executor: Any, model: type[models.Base], row_id: int,
             values: dict[str, Any], not_found: Callable[[], Exception],
-            exists: Callable[[], Exception], *, scoped: _Scope | None = None,
-            **sql_values: Any) -> Any:
+            exists: Callable[[], Exception], *,
+            scoped: scope.Scoped | None = None, **sql_values: Any) -> Any:
     """UPDATE only ``values`` (plus ``updated_at``) of one live row, through
     ``executor`` (the context's session or connection); ``scoped``: only if
     the row is the caller's (else ``scoped.forbidden()``, nothing written)."""
@@ -308,7 +283,7 @@ def _update(executor: Any, model: type[models.Base], row_id: int,
                 .where(table.c.id == row_id, table.c.deleted == 0)
                 .ordered_values(*assignments))
         if scoped is not None:
-            stmt = stmt.where(_SCOPES[scoped.kind](model))
+            stmt = stmt.where(scope.condition(scoped.kind, model))
         params: dict[str, Any] = {}
     else:
         stmt = _update_statement(model.__tablename__, tuple(values),
@@ -345,18 +320,8 @@ def _update_statement(table_name: str, names: tuple[str, ...],
             .ordered_values(*[(c, sa.bindparam("p_" + c.name, type_=c.type))
                               for c in columns]))
     if scope_kind is not None:
-        stmt = stmt.where(_SCOPES[scope_kind](_MODELS[table_name]))
+        stmt = stmt.where(scope.condition(scope_kind, table_name))
     return stmt
-
-
-def _scoped(context: Any, host: str | None, kind: str, action: str,
-            what: str) -> _Scope | None:
-    """The scope of an update of a caller confined to ``host`` (None:
-    unscoped)."""
-    if host is None:
-        return None
-    return _Scope(kind, host, lambda: scope.refuse(
-        context, action, "%s is not %s's" % (what, host)))
 
 
 def _soft_delete(context: Any, model: type[models.Base], row_id: int,
@@ -477,7 +442,7 @@ def service_update(context: Any, service_id: int,
     _update(context.session, models.Service, service_id, values,
             lambda: exception.ServiceNotFound(service=service_id),
             _service_exists(values),
-            scoped=_scoped(context, host, "owned", "update a service",
+            scoped=scope.scoped(context, host, "owned", "update a service",
                            "service %s" % service_id), **sql_values)
     return service_get(context, service_id)
 
@@ -625,7 +590,7 @@ def compute_node_update(context: Any, node_id: int,
     return _update(context.connection, models.ComputeNode, node_id, values,
                    lambda: exception.ComputeHostNotFound(node=node_id),
                    _node_exists(values),
-                   scoped=_scoped(context, host, "owned",
+                   scoped=scope.scoped(context, host, "owned",
                                   "update a compute node", "node %s" % node_id))
 
 
@@ -679,7 +644,7 @@ def instance_update(context: Any, instance_id: int,
     return _update(context.connection, models.Instance, instance_id, values,
                    lambda: exception.InstanceNotFound(instance=instance_id),
                    lambda: exception.InstanceExists(uuid=values.get("uuid")),
-                   scoped=_scoped(context, host, kind, "update an instance",
+                   scoped=scope.scoped(context, host, kind, "update an instance",
                                   "instance %s" % instance_id))
 
 
@@ -728,7 +693,7 @@ def migration_update(context: Any, migration_id: int,
     return _update(context.connection, models.Migration, migration_id, values,
                    lambda: exception.MigrationNotFound(migration=migration_id),
                    lambda: exception.Conflict(reason="duplicate migration"),
-                   scoped=_scoped(context, host, "owned", "update a migration",
+                   scoped=scope.scoped(context, host, "owned", "update a migration",
                                   "migration %s" % migration_id))
 
 

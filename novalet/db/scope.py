@@ -16,6 +16,7 @@ clock only (a heartbeat), never from a value sent.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -218,3 +219,46 @@ def owned_condition(model: type[models.Base]) -> Any:
         return sa.or_(is_caller(table.c.source_compute),
                       is_caller(table.c.dest_compute))
     return is_caller(table.c.host)
+
+
+# -- scoped updates ---------------------------------------------------------------
+
+class Scoped:
+    """Which rows of a table a scoped update may touch: ``kind`` names the
+    condition (``condition``), ``host`` is the caller, ``forbidden`` the
+    error when the row exists but is not the caller's."""
+
+    __slots__ = ("kind", "host", "forbidden")
+
+    def __init__(self, kind: str, host: str,
+                 forbidden: Callable[[], Exception]) -> None:
+        self.kind = kind
+        self.host = host
+        self.forbidden = forbidden
+
+
+_CONDITIONS: dict[str, Callable[[type[models.Base]], Any]] = {
+    "owned": owned_condition,
+    "instance": lambda model: instance_condition(False),
+    "instance_unplaced": lambda model: instance_condition(True),
+}
+
+_MODELS = {m.__tablename__: m for m in (models.Service, models.ComputeNode,
+                                        models.Instance, models.Migration)}
+
+
+def condition(kind: str, model: type[models.Base] | str) -> Any:
+    """The condition of scope ``kind`` on ``model`` (or its table name)."""
+    if isinstance(model, str):
+        model = _MODELS[model]
+    return _CONDITIONS[kind](model)
+
+
+def scoped(context: Any, host: str | None, kind: str, action: str,
+           what: str) -> Scoped | None:
+    """The scope of an update of a caller confined to ``host`` (None:
+    unscoped)."""
+    if host is None:
+        return None
+    return Scoped(kind, host, lambda: refuse(
+        context, action, "%s is not %s's" % (what, host)))

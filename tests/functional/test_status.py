@@ -104,9 +104,9 @@ def test_table_output(run: Status, healthy: Any) -> None:
     code, out, err = run("upgrade", "check")
     assert code == 0 and err == ""
     assert "novalet upgrade check results" in out
-    for name in (SCHEMA, VERSIONS, CAPS, TIMING, NODES, JSON):
+    for name in (SCHEMA, VERSIONS, CAPS, TIMING, NODES, JSON, SIGNING):
         assert "Check: %s" % name in out
-    assert out.count("Result: Success") == 6
+    assert out.count("Result: Success") == 7
 
 
 # -- database schema -------------------------------------------------------------
