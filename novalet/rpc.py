@@ -38,6 +38,7 @@ from oslo_serialization import jsonutils
 from novalet import auth, exception
 from novalet import context as novalet_context
 from novalet.metrics import conductor as conductor_metrics
+from novalet.metrics import rpc as rpc_metrics
 from novalet.objects import base as objects_base
 
 LOG = logging.getLogger(__name__)
@@ -654,7 +655,13 @@ class _VerifyingDispatcher:
     def dispatch(self, incoming: Any) -> Any:
         in_process = _in_process_transport()
         with _server_errors(in_process):
-            principal = self._verifier.verify(incoming.message, incoming.ctxt)
+            try:
+                principal = self._verifier.verify(incoming.message,
+                                                  incoming.ctxt)
+            except exception.SignatureRefused:
+                rpc_metrics.refused()
+                raise
+        rpc_metrics.verified(principal)
         _verified.principal = principal
         try:
             return self._dispatcher.dispatch(incoming)

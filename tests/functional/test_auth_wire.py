@@ -111,7 +111,9 @@ def test_a_captured_request_is_refused_again_and_changed(served: Any) -> None:
         with pytest.raises(exception.SignatureRefused, match="bad signature"):
             raw.call(copy.deepcopy(ctxt), "echo", **change)
     changed = copy.deepcopy(ctxt)
-    changed["request_id"] = changed["request_id"][:-1] + "0"
+    last = changed["request_id"][-1]
+    changed["request_id"] = changed["request_id"][:-1] + ("1" if last == "0"
+                                                          else "0")
     with pytest.raises(exception.SignatureRefused, match="bad signature"):
         raw.call(changed, "echo", **message["args"])
     # The same signature to the topic (no server), or at another version.
@@ -125,12 +127,28 @@ def test_a_captured_request_is_refused_again_and_changed(served: Any) -> None:
     assert served["server"].verifier.refused == 6
 
 
-def test_unsigned_requests(served: Any, conf: Any) -> None:
+@pytest.fixture
+def metrics() -> Any:
+    from novalet.metrics import registry
+
+    assert registry.current is None
+    try:
+        yield registry.enable()
+    finally:
+        registry.disable()
+
+
+def test_unsigned_requests(served: Any, conf: Any, metrics: Any) -> None:
+    def counts() -> list[float]:
+        return [metrics.rpc_requests.labels(caller)._value.get()
+                for caller in ("local", "refused", "unsigned")]
+
     raw = _raw_client(served["topic"])
     if served["kind"] == "fake":
         # In-process: a caller of this process, no principal.
         assert raw.call({}, "echo", value=3) == 3
         assert served["endpoint"].calls == [(None, 3)]
+        assert counts() == [1, 0, 0]
         return
     with pytest.raises(exception.SignatureRefused, match="unsigned"):
         raw.call({"is_admin": True}, "echo", value=3)
@@ -138,3 +156,4 @@ def test_unsigned_requests(served: Any, conf: Any) -> None:
     assert raw.call({"is_admin": True}, "echo", value=4) == 4
     assert served["endpoint"].calls == [(auth.principal.UNSIGNED_PRINCIPAL, 4)]
     assert served["server"].verifier.unsigned_accepted == 1
+    assert counts() == [0, 1, 1]
