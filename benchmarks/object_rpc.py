@@ -9,6 +9,11 @@ call (/proc), steadier than rates on a shared machine. Exits 0 either way.
     python benchmarks/object_rpc.py [--calls N] [--seconds S] [--rounds R]
         [--cases no-DB,save()] [--py-spy DIR] [--metrics]
 
+Signed requests: the conductor holds a master key with ``[auth] enforce =
+false``; the novalet cases run unsigned and, interleaved with them, signed
+with a host's key (``no-DB+s``, ``save()+s``: the conductor verifies each
+request and scopes the save to the host's rows), as a compute sends them.
+
 ``--metrics``: a second ``novalet-conductor`` with ``[metrics]`` on (its
 workers' values in prometheus_client's multiprocess files, the endpoint
 served by its parent and scraped once a second during the run, as Prometheus
@@ -294,7 +299,13 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
     from novalet import context, indirection, objects, rpc
     from tests import processes, services
 
+    from novalet import auth
+
     tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="novalet-bench-"))
+    master_key = os.path.join(tmp, "master.key")
+    auth.keys.init_master(master_key)
+    host_key = os.path.join(tmp, "bench-host.key")
+    auth.keys.write_host_key(master_key, "bench-host", host_key)
     database = services.provision_database("postgresql", tmp)
     stack.callback(database.drop)
     vhost = services.RabbitVhost()
@@ -304,6 +315,7 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
                     "rpc_response_timeout": 30},
         "database": {"connection": database.url},
         "conductor": {"workers": 1, "topic": "conductor-bench-%s" % os.urandom(4).hex()},
+        "auth": {"master_key_file": master_key, "enforce": "false"},
     })
     result = processes.run_command("novalet-manage", "--config-file", config, "db", "sync")
     if result.returncode != 0:
@@ -328,6 +340,7 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
                                 "rpc_response_timeout": 30},
                     "database": {"connection": database.url},
                     "conductor": {"workers": 1, "topic": metered_topic},
+                    "auth": {"master_key_file": master_key, "enforce": "false"},
                     "metrics": {"bind_port": 0}}),
             os.path.join(tmp, "metered.log"), bin_dir=tmp)
         stack.callback(metered.stop)
@@ -353,10 +366,18 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
         metered_api = indirection.load("rpc", novalet_conf.CONF)
         novalet_conf.CONF.clear_override("topic", "conductor")
 
-    def through(api: Any, call: Callable[[], Any]) -> Callable[[], Any]:
-        """``call`` with the objects' calls going through ``api``."""
+    # This process signs as the host bench-host (its key, as a compute) or
+    # not at all; novalet.rpc asks novalet.auth.signer() at every call.
+    host_signer = auth.signing.Signer(auth.keys.KeyRing.from_files(
+        None, host_key, novalet_conf.CONF.conductor.topic))
+
+    def through(api: Any, call: Callable[[], Any],
+                signer: Any = None) -> Callable[[], Any]:
+        """``call`` with the objects' calls going through ``api``, signed
+        by ``signer`` (None: unsigned)."""
         def run_through() -> Any:
             objects_base.set_indirection_api(api)
+            auth._signer = signer
             return call()
         return run_through
     ctxt = context.get_admin_context()
@@ -398,6 +419,9 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
     ) if c.name == "raw" or c.name in args.cases
         or (c.name == "raw+DB" and "save()" in args.cases)
         or (c.name == "no-DB/1" and "no-DB" in args.cases)]
+    cases += [Case(name + "+s", through(plain_api, call, host_signer))
+              for name, call in (("no-DB", touch), ("save()", save))
+              if name in args.cases]
     if metered_api is not None:  # the same calls, to the conductor with metrics
         cases += [Case(name + "+m", through(metered_api, call))
                   for name, call in (("no-DB", touch), ("save()", save))
@@ -451,6 +475,17 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
                       plain.cpu.get("conductor", 0) * 1000 / len(plain.latencies),
                       metered_case.cpu.get("conductor", 0) * 1000
                       / len(metered_case.latencies)))
+    for name in ("no-DB", "save()"):
+        if name in by_name and name + "+s" in by_name:
+            plain, signed = by_name[name], by_name[name + "+s"]
+            print("%s signed / unsigned: %.3fx (ratio to raw %.2f -> %.2f); "
+                  "CPU ms per call client %.3f -> %.3f, conductor %.3f -> %.3f"
+                  % (name, signed.rate / plain.rate,
+                     plain.rate / by_name["raw"].rate,
+                     signed.rate / by_name["raw"].rate,
+                     *(case.cpu.get(group, 0) * 1000 / len(case.latencies)
+                       for group in ("client", "conductor")
+                       for case in (plain, signed))))
     if "raw+DB" in by_name and "save()" in by_name:
         print("save() / raw+DB: %.2fx (the same database write, with and without novalet's "
               "objects, serializer and dispatcher); raw+DB / raw: %.2fx" % (

@@ -11,7 +11,37 @@ from oslo_db.sqlalchemy import enginefacade
 
 @enginefacade.transaction_context_provider
 class RequestContext(oslo_context.RequestContext):
-    """A request context that oslo.db's enginefacade can carry a session on."""
+    """A request context that oslo.db's enginefacade can carry a session on.
+
+    ``principal`` is who the request verifiably comes from
+    (``novalet.auth.Principal``), set by the RPC server that verified its
+    signature (``set_principal``) and by nothing else: it is not part of
+    ``to_dict()``/``to_wire()`` and ``from_dict()`` never reads it, so no
+    caller can claim one. None: a context made in this process (local).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._principal: Any = None
+
+    @property
+    def principal(self) -> Any:
+        return self._principal
+
+    def set_principal(self, principal: Any) -> None:
+        """The receiver's verified caller (None: a local one). A context
+        claims no more than its principal: only an admin principal's may say
+        ``is_admin`` or carry the ``admin`` role (a host's never does,
+        whatever the request said); an unsigned one (``[auth] enforce``
+        false) keeps what it said, as before release 3."""
+        from novalet.auth import principal as principal_mod
+
+        self._principal = principal
+        if principal is None or principal.kind == principal_mod.UNSIGNED:
+            return
+        if not principal.is_admin:
+            self.is_admin = False
+            self.roles = [role for role in self.roles if role != "admin"]
 
     def to_dict(self) -> dict[str, Any]:
         return super().to_dict()
@@ -32,6 +62,7 @@ class RequestContext(oslo_context.RequestContext):
 
     def elevated(self) -> RequestContext:
         ctxt = self.__class__.from_dict(self.to_dict())
+        ctxt._principal = self._principal  # elevated, never unscoped
         ctxt.is_admin = True
         if "admin" not in ctxt.roles:
             ctxt.roles.append("admin")

@@ -12,10 +12,15 @@ carries a message template filled from keyword arguments::
      |        ServiceHasInstances, ServiceIsUp
      +-- Invalid
      |    +-- ObjectFieldInvalid, ObjectActionError, InvalidResourceView,
-     |        ConfigurationError, InvalidJSONValue
+     |        InvalidJSONValue, InvalidHostName
+     |    +-- ConfigurationError
+     |         +-- AppLoadError, AuthKeyError
      +-- DispatchRefused            (the conductor would not run a call)
      |    +-- UnknownObject, UnsupportedObjectVersion, MethodNotRemotable,
      |        MalformedRequest, UnsupportedRPCVersion
+     +-- AuthError                  (who asks, and what they may do)
+     |    +-- SignatureRefused      (the request's signature was not accepted)
+     |    +-- Forbidden             (the verified caller may not do this)
      +-- DBNotAllowed               (a process without database access used it)
      +-- DatabaseUnavailable
      +-- SchemaNotCurrent           (the database is behind this release)
@@ -171,6 +176,34 @@ class ConfigurationError(Invalid):
 class AppLoadError(ConfigurationError):
     """An app (``novalet.apps`` entry point) cannot be loaded."""
     msg_fmt = "App %(app)s cannot be loaded: %(reason)s"
+
+
+class InvalidHostName(Invalid):
+    """A host name is not a canonical one (``novalet.auth.keys``)."""
+    msg_fmt = ("Host name %(host)r is not canonical: %(reason)s (lower-case "
+               "ASCII letters, digits, '-' and '.' only)")
+
+
+class AuthKeyError(ConfigurationError):
+    """A key file cannot be read, is too open, or is not a novalet key."""
+    msg_fmt = "Key file %(path)s: %(reason)s"
+
+
+class AuthError(NovaletException):
+    """Base of the errors about the caller's identity and rights."""
+    msg_fmt = "Not allowed: %(reason)s"
+    code = 403
+
+
+class SignatureRefused(AuthError):
+    """The request carries no signature, or one that does not verify."""
+    msg_fmt = "Request refused: %(reason)s"
+    code = 401
+
+
+class Forbidden(AuthError):
+    """The verified caller may not do this; nothing was changed."""
+    msg_fmt = "%(principal)s may not %(action)s: %(reason)s"
 
 
 class DispatchRefused(NovaletException):

@@ -7,6 +7,14 @@ error from ``novalet.exception`` raised by a server is re-raised by the caller
 as the same class; anything else, Python's builtins included, arrives as
 ``oslo_messaging.RemoteError`` (see ``novalet.exception``). A timeout or an
 undeliverable call leaves a client as ``RPCTimeout`` / ``RPCUnavailable``.
+
+Requests are signed by a client whose process holds a key and verified by
+every server before any argument is rebuilt (``novalet.auth``): the client
+serializes the arguments and the context itself, signs them as they travel,
+and hands oslo.messaging the wire form (``_Signed``); the server's dispatcher
+is wrapped (``get_rpc_server``'s public ``server_cls``: a server whose
+dispatcher verifies first) and the verified principal reaches the request
+context through ``RequestContextSerializer.deserialize_context``.
 """
 
 from __future__ import annotations
@@ -24,11 +32,13 @@ import oslo_messaging as messaging
 from oslo_config import cfg
 from oslo_log import log as logging
 from oslo_messaging._drivers import common as wire_common
+from oslo_messaging.rpc import server as messaging_server
 from oslo_serialization import jsonutils
 
+from novalet import auth, exception
 from novalet import context as novalet_context
-from novalet import exception
 from novalet.metrics import conductor as conductor_metrics
+from novalet.metrics import rpc as rpc_metrics
 from novalet.objects import base as objects_base
 
 LOG = logging.getLogger(__name__)
@@ -54,8 +64,11 @@ def call_timeout(seconds: float) -> Iterator[None]:
 
 
 def init(conf: cfg.ConfigOpts) -> None:
-    """Create the process's transport from ``conf.transport_url``."""
+    """Create the process's transport from ``conf.transport_url`` and read
+    its keys (``novalet.auth.configure``: raises ``AuthKeyError`` or
+    ``ConfigurationError`` for a key file that cannot be used)."""
     global _transport, _transport_name
+    auth.configure(conf)
     with _lock:
         if _transport is None:
             _transport = messaging.get_rpc_transport(
@@ -69,6 +82,7 @@ def cleanup() -> None:
     global _transport
     with _lock:
         transport, _transport = _transport, None
+    auth.reset()
     if transport is not None:
         transport.cleanup()
 
@@ -99,8 +113,27 @@ def masked_transport_url(conf: cfg.ConfigOpts) -> str:
     return "%s://%s/%s" % (url.transport, hosts, url.virtual_host or "")
 
 
+#: The prefix of the topics ``check_broker`` casts to (nobody listens).
+STARTUP_CHECK_TOPIC = "novalet-startup-check-"
+
 #: Transports that run in this process: no broker to check.
 _IN_PROCESS_TRANSPORTS = ("fake",)
+
+
+def is_in_process(conf: cfg.ConfigOpts) -> bool:
+    """Whether ``transport_url`` names a transport inside this process
+    (``fake://``: no broker, no other process can reach it)."""
+    try:
+        url = messaging.TransportURL.parse(conf, conf.transport_url)
+    except messaging.InvalidTransportURL:
+        return False
+    return url.transport in _IN_PROCESS_TRANSPORTS or url.transport is None
+
+
+def check_auth(conf: cfg.ConfigOpts, binary: str, *, verifies_all: bool) -> None:
+    """``novalet.auth.check_service`` for this process's transport."""
+    auth.check_service(conf, binary, verifies_all=verifies_all,
+                       in_process=is_in_process(conf))
 
 
 def check_broker(conf: cfg.ConfigOpts, timeout: float) -> None:
@@ -126,7 +159,7 @@ def check_broker(conf: cfg.ConfigOpts, timeout: float) -> None:
         # One round tries every host once (the driver fails over in order).
         client = messaging.get_rpc_client(
             transport, messaging.Target(
-                topic="novalet-startup-check-%s" % os.urandom(6).hex()),
+                topic=STARTUP_CHECK_TOPIC + os.urandom(6).hex()),
             retry=max(0, len(url.hosts) - 1))
         deadline = time.monotonic() + timeout
         while True:
@@ -205,9 +238,54 @@ class RequestContextSerializer(messaging.Serializer):
         return ctxt.to_dict()  # type: ignore[no-any-return]
 
     def deserialize_context(self, ctxt: dict[str, Any]) -> Any:
+        verified = getattr(_verified, "principal", _NOT_VERIFIED)
         if not isinstance(ctxt, dict):
-            return novalet_context.get_admin_context()
-        return novalet_context.RequestContext.from_dict(ctxt)
+            context = novalet_context.get_admin_context()
+        else:
+            context = novalet_context.RequestContext.from_dict(ctxt)
+        if verified is not _NOT_VERIFIED:
+            # What this server's dispatcher verified: the only source of a
+            # principal (the wire's is_admin and roles are not believed).
+            context.set_principal(verified)
+        return context
+
+
+class _Signed:
+    """A signed request's context as oslo.messaging carries it: the
+    caller's context (results are rebuilt with it) and the wire form of the
+    context, signature included (``_ClientSerializer``)."""
+
+    __slots__ = ("context", "wire")
+
+    def __init__(self, context: Any, wire: dict[str, Any]) -> None:
+        self.context = context
+        self.wire = wire
+
+
+class _ClientSerializer(RequestContextSerializer):
+    """A client's serializer: a signed request arrives already serialized
+    (``_Signed``) and passes as it is."""
+
+    def serialize_entity(self, ctxt: Any, entity: Any) -> Any:
+        if type(ctxt) is _Signed:
+            return entity
+        return super().serialize_entity(ctxt, entity)
+
+    def deserialize_entity(self, ctxt: Any, entity: Any) -> Any:
+        if type(ctxt) is _Signed:
+            ctxt = ctxt.context
+        return super().deserialize_entity(ctxt, entity)
+
+    def serialize_context(self, ctxt: Any) -> dict[str, Any]:
+        if type(ctxt) is _Signed:
+            return ctxt.wire
+        return super().serialize_context(ctxt)
+
+
+#: The principal the dispatcher of this thread verified for the request it
+#: is dispatching (``_VerifyingDispatcher``).
+_verified = threading.local()
+_NOT_VERIFIED: Any = object()
 
 
 #: Stand-ins for builtin exception classes, by name (see ``remote_form``).
@@ -387,12 +465,32 @@ class Client:
         self.timeout = timeout
         self._target = messaging.Target(topic=topic, version=version,
                                         server=server)
+        self._serializer = _ClientSerializer()
         self._prepared = self._make(version_cap)
 
     def _make(self, version_cap: str | None) -> _Prepared:
         return _Prepared(messaging.get_rpc_client(
             get_transport(), self._target, version_cap=version_cap,
-            serializer=RequestContextSerializer(), timeout=self.timeout))
+            serializer=self._serializer, timeout=self.timeout))
+
+    def _sign(self, ctxt: Any, method: str, version: str | None,
+              server: str | None, kwargs: dict[str, Any]
+              ) -> tuple[Any, dict[str, Any]]:
+        """The context and arguments to hand oslo.messaging: as they are
+        when this process does not sign, else their signed wire form."""
+        signer = auth.signer()
+        if signer is None:
+            return ctxt, kwargs
+        ser = self._serializer
+        wire_ctxt = auth.signing.wire_form(ser.serialize_context(ctxt))
+        wire_args = auth.signing.wire_form(
+            {k: ser.serialize_entity(ctxt, v) for k, v in kwargs.items()})
+        wire_ctxt[auth.signing.FIELD] = signer.sign(
+            method=method, version=version or self._target.version,
+            namespace=self._target.namespace, topic=self.topic,
+            server=server if server is not None else self._target.server,
+            args=wire_args, context=wire_ctxt)
+        return _Signed(ctxt, wire_ctxt), wire_args
 
     @property
     def version_cap(self) -> str | None:
@@ -412,6 +510,7 @@ class Client:
         if timeout is None:
             timeout = getattr(_local, "timeout", None)
         cctxt = self._prepared.context(version, server, timeout)
+        ctxt, kwargs = self._sign(ctxt, method, version, server, kwargs)
         try:
             return cctxt.call(ctxt, method, **kwargs)
         except messaging.MessagingTimeout:
@@ -435,6 +534,7 @@ class Client:
     def cast(self, ctxt: Any, method: str, *, version: str | None = None,
              server: str | None = None, **kwargs: Any) -> None:
         cctxt = self._prepared.context(version, server, None)
+        ctxt, kwargs = self._sign(ctxt, method, version, server, kwargs)
         try:
             cctxt.cast(ctxt, method, **kwargs)
         except (messaging.MessageDeliveryFailure,
@@ -502,14 +602,28 @@ class Server:
 
     def __init__(self, topic: str, endpoints: Sequence[Any], *,
                  server: str, version: str = "1.0",
-                 objects_local: bool = False) -> None:
+                 objects_local: bool = False, conf: Any = None) -> None:
         target = messaging.Target(topic=topic, server=server, version=version)
         wrapped = [_ExpectedErrors(e) for e in endpoints]
+        transport = get_transport()
+        #: Verifies every request before it is dispatched (novalet.auth).
+        self.verifier = auth.verifier(
+            conf if conf is not None else transport.conf, topic=topic,
+            server=server, in_process=_in_process_transport())
+        verifier = self.verifier
+
+        def server_cls(transport: Any, target: Any, dispatcher: Any,
+                       executor: Any) -> Any:
+            return messaging_server.RPCServer(
+                transport, target, _VerifyingDispatcher(dispatcher, verifier),
+                executor)
+
         self._server = messaging.get_rpc_server(
-            get_transport(), target, wrapped,
+            transport, target, wrapped,
             serializer=RequestContextSerializer(expected_errors=True,
                                                 objects_local=objects_local),
-            access_policy=messaging.DefaultRPCAccessPolicy)
+            access_policy=messaging.DefaultRPCAccessPolicy,
+            server_cls=server_cls)
 
     def start(self) -> None:
         self._server.start()
@@ -519,6 +633,40 @@ class Server:
 
     def wait(self) -> None:
         self._server.wait()
+
+
+class _VerifyingDispatcher:
+    """Wraps the server's ``RPCDispatcher``: every incoming request is
+    verified (``novalet.auth``) before the dispatcher looks at it, so a
+    refused one never reaches the serializer or an endpoint; the verified
+    principal is handed to ``deserialize_context`` in this thread.
+
+    (oslo.messaging's servers call ``dispatcher.dispatch(incoming)``, whose
+    ``message`` and ``ctxt`` are what its ``RPCDispatcher`` reads;
+    tests/functional/test_auth_wire.py checks both against the library.)"""
+
+    def __init__(self, dispatcher: Any, verifier: Any) -> None:
+        self._dispatcher = dispatcher
+        self._verifier = verifier
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._dispatcher, name)
+
+    def dispatch(self, incoming: Any) -> Any:
+        in_process = _in_process_transport()
+        with _server_errors(in_process):
+            try:
+                principal = self._verifier.verify(incoming.message,
+                                                  incoming.ctxt)
+            except exception.SignatureRefused:
+                rpc_metrics.refused()
+                raise
+        rpc_metrics.verified(principal)
+        _verified.principal = principal
+        try:
+            return self._dispatcher.dispatch(incoming)
+        finally:
+            _verified.principal = _NOT_VERIFIED
 
 
 def endpoint_target(version: str) -> Any:

@@ -3,15 +3,18 @@ threading backend before any other oslo import."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 import novalet  # noqa: F401  (must stay first)
+from novalet import auth, indirection, objects, rpc
 from novalet import conf as novalet_conf
-from novalet import indirection, objects, rpc
 from novalet.db import api as db_api
 from novalet.db import migration
 from tests import services
@@ -26,6 +29,18 @@ REQUIRE_SERVICES = os.environ.get("NOVALET_REQUIRE_SERVICES") == "1"
 novalet_conf.CONF.set_default("apps", ["novalet"])
 os.environ.setdefault("OS_DEFAULT__APPS", "novalet")
 DB_BACKENDS = ("sqlite", "postgresql", "mysql")
+
+# The test run is one deployment with one master key: this process and every
+# service and command it starts (OS_AUTH__MASTER_KEY_FILE, which overrides
+# config files) verify requests and sign their own as the admin, unless a
+# test gives a process a host key or an environment without it
+# (tests/integration/test_auth_attacks.py).
+_AUTH_DIR = tempfile.mkdtemp(prefix="novalet-test-keys-")
+atexit.register(shutil.rmtree, _AUTH_DIR, True)
+MASTER_KEY_FILE = os.path.join(_AUTH_DIR, "master.key")
+auth.keys.init_master(MASTER_KEY_FILE)
+os.environ["OS_AUTH__MASTER_KEY_FILE"] = MASTER_KEY_FILE
+novalet_conf.CONF.set_default("master_key_file", MASTER_KEY_FILE, "auth")
 
 
 def service_unavailable(reason: str) -> None:

@@ -27,8 +27,13 @@ from novalet.objects import fields as novalet_fields
 _NAMESPACE = uuid.UUID("6f1d3a52-6f51-4d1e-9b7a-3c0f1a2b4c5d")
 _BASE_TIME = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
 
-#: Set by the database or by create() itself, never given.
-DB_FIELDS = frozenset({"id", "created_at", "updated_at", "deleted_at", "deleted"})
+#: Set by the database or by create() itself, never given (last_seen_up:
+#: by the database clock only, a value sent is refused).
+DB_FIELDS = frozenset({"id", "created_at", "updated_at", "deleted_at", "deleted",
+                       "last_seen_up"})
+#: Columns that say how a request arrived (signed by whom), which differs
+#: between the paths by design: left out of the rows compared.
+PATH_COLUMNS = frozenset({"last_auth"})
 #: Values that differ between two runs of the same scenario.
 VOLATILE = frozenset({"id", "created_at", "updated_at", "deleted_at", "last_seen_up"})
 
@@ -272,7 +277,7 @@ def table_rows(database: Any, tables: dict[str, set[str] | None],
                 continue
             normal_row = {}
             for column, value in values.items():
-                if left_out and column in left_out:
+                if (left_out and column in left_out) or column in PATH_COLUMNS:
                     continue
                 if column in VOLATILE:
                     value = value is not None

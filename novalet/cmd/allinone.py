@@ -148,6 +148,20 @@ class Cluster:
         self.sg.stop()
 
 
+def _own_master_key(conf: Any) -> None:
+    """On a real transport, the whole cluster of this process signs as the
+    admin with a master key: ``[auth] master_key_file``, else one kept in
+    ``state_path`` (made on first use). The embedded run needs none."""
+    from novalet import auth
+
+    if rpc.is_in_process(conf) or conf.auth.master_key_file:
+        return
+    path = os.path.join(conf.state_path, "novalet-allinone-master.key")
+    if not os.path.exists(path):
+        auth.keys.init_master(path)
+    conf.set_override("master_key_file", path, "auth")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args, rest = _parse(sys.argv[1:] if argv is None else argv)
     CONF = novalet_conf.CONF
@@ -176,6 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if CONF.transport_url == "fake://":
         CONF.set_override("indirection", "inprocess", "objects")
     try:
+        _own_master_key(CONF)
         db_api.check_connection(CONF, CONF.startup_timeout)
         migration.db_sync()
         rpc.check_broker(CONF, CONF.startup_timeout)

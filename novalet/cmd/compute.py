@@ -52,6 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     common.setup_guru_meditation(BINARY)
     try:
         check_no_database_access(CONF)
+        rpc.check_auth(CONF, BINARY, verifies_all=False)
         LOG.info("%s starting on %s: transport %s, virt driver %s, "
                  "servicegroup driver %s", BINARY, CONF.host,
                  rpc.masked_transport_url(CONF), CONF.compute.virt_driver,

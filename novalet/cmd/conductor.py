@@ -38,6 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                  rpc.masked_transport_url(CONF),
                  db_api.masked_url(CONF.database.connection),
                  CONF.conductor.workers, CONF.servicegroup_driver)
+        rpc.check_auth(CONF, BINARY, verifies_all=True)
         db_api.check_connection(CONF, CONF.startup_timeout)
         common.check_schema()
         common.check_service_versions(context.get_admin_context())

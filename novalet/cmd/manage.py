@@ -10,6 +10,9 @@
     novalet-manage hypervisor list
     novalet-manage hypervisor show NODE|HOST/NODE
     novalet-manage hypervisor stats
+    novalet-manage auth init [--rotate] | retire KEY_ID
+    novalet-manage auth host-key HOST --output FILE
+    novalet-manage auth rabbitmq HOST [--password P]
 
 Every ``service`` and ``hypervisor`` action takes ``--format table|json``
 (after the action). A failure prints one line on stderr; the exit code says
@@ -30,7 +33,13 @@ from typing import Any
 from oslo_config import cfg
 
 from novalet import conf as novalet_conf
-from novalet.cmd import manage_cli, manage_hypervisor, manage_service, output
+from novalet.cmd import (
+    manage_auth,
+    manage_cli,
+    manage_hypervisor,
+    manage_service,
+    output,
+)
 
 BINARY = "novalet-manage"
 
@@ -88,6 +97,7 @@ def _add_commands(subparsers: Any) -> None:
     parents = [_format_parent()]
     manage_service.add_parsers(subparsers, parents)
     manage_hypervisor.add_parsers(subparsers, parents)
+    manage_auth.add_parsers(subparsers)
 
 
 _command_opt = cfg.SubCommandOpt("category", title="commands",

@@ -38,6 +38,10 @@ LOG = logging.getLogger(__name__)
 BINARY = "novalet-status"
 COMPUTE_BINARY = "novalet-compute"
 
+#: ``services.last_auth`` of a heartbeat that proves the service signs (or
+#: runs inside the conductor's process).
+SIGNED = frozenset({"host", "admin", "local"})
+
 #: How many offending records a detail names before "and N more".
 MAX_LISTED = 10
 
@@ -265,6 +269,48 @@ class UpgradeChecks(upgradecheck.UpgradeCommands):
         return Result(Code.SUCCESS, "Every stored JSON value of %d compute "
                       "node(s) parses." % len(rows))
 
+    @_guarded
+    def check_signing(self) -> Result:
+        """Warning (Failure with ``[auth] enforce`` true) while a service's
+        last heartbeat was not signed: a release 2 service, or one without
+        its key; ``enforce`` must stay false until every service signs."""
+        from novalet.db import api as db_api
+
+        skipped = self._schema_not_current()
+        if skipped is not None:
+            return skipped
+        rows = db_api.service_get_signing(novalet_context.get_admin_context())
+        unsigned = ["%s/%s (%s)" % (r.host, r.binary,
+                                    "version %d" % r.version if r.version < 3
+                                    else "heartbeat %s" % (r.last_auth
+                                                           or "not recorded"))
+                    for r in rows if r.last_auth not in SIGNED]
+        if unsigned:
+            if self.conf.auth.enforce:
+                return Result(Code.FAILURE, "%d service(s) do not sign their "
+                              "requests, and [auth] enforce is true: their "
+                              "requests are refused. %s. Give each compute "
+                              "its key ([auth] key_file, novalet-manage auth "
+                              "host-key HOST --output FILE) and upgrade "
+                              "release 2 services, or set [auth] enforce = "
+                              "false until they sign." % (
+                                  len(unsigned), _listing(unsigned)))
+            return Result(Code.WARNING, "%d service(s) do not sign their "
+                          "requests yet: %s. Keep [auth] enforce = false "
+                          "until every service signs: give each compute its "
+                          "key ([auth] key_file, novalet-manage auth host-key "
+                          "HOST --output FILE), upgrade release 2 services, "
+                          "and check again after a heartbeat." % (
+                              len(unsigned), _listing(unsigned)))
+        if not rows:
+            return Result(Code.SUCCESS, "No services are registered.")
+        if not self.conf.auth.enforce:
+            return Result(Code.SUCCESS, "All %d service(s) sign their "
+                          "requests: set [auth] enforce = true on every "
+                          "service (and SIGHUP or restart them)." % len(rows))
+        return Result(Code.SUCCESS, "All %d service(s) sign their requests."
+                      % len(rows))
+
     _upgrade_checks = (
         ("Database schema", check_schema),
         ("Service versions", check_service_versions),
@@ -272,6 +318,7 @@ class UpgradeChecks(upgradecheck.UpgradeCommands):
         ("Heartbeat timing", check_heartbeat_timing),
         ("Compute nodes without a service", check_orphan_compute_nodes),
         ("Stored JSON values", check_stored_json),
+        ("Signed requests", check_signing),
     )
 
 

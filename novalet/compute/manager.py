@@ -14,6 +14,8 @@ from oslo_utils import timeutils
 
 from novalet import exception, objects, rpc
 from novalet import manager as base_manager
+from novalet.auth import principal as principal_mod
+from novalet.auth import signing
 from novalet.compute import resource_tracker
 from novalet.objects import fields
 from novalet.virt import driver as virt_driver
@@ -203,12 +205,30 @@ class ComputeManager(base_manager.Manager):
 
     # -- RPC endpoints ---------------------------------------------------
 
+    _refusals = signing.RefusalLog(interval=10.0)
+
+    def _refuse(self, context: Any, action: str, reason: str) -> Exception:
+        who = principal_mod.describe(context)
+        self._refusals.warn("%s|%s" % (who, action), "Refused: %s may not %s "
+                            "on %s: %s", who, action, self.host, reason)
+        return exception.Forbidden(principal=who, action=action, reason=reason)
+
+    def _require_admin(self, context: Any, action: str) -> None:
+        """Only an admin (or, on a deployment not enforcing signatures yet,
+        an unsigned or local caller) may ask a compute to act; raises
+        ``Forbidden``."""
+        principal = getattr(context, "principal", None)
+        if principal is not None and principal.kind == principal_mod.HOST:
+            raise self._refuse(context, action, "only an admin may")
+
     @rpc.expose
     def build_instance(self, context: Any, instance: Any,
                        node: str | None = None) -> Any:
         """Claim resources for ``instance`` on ``node``, spawn it, mark it
-        active. Raises ``ComputeResourcesUnavailable`` (the instance goes to
-        ``error``) and the driver's errors (the claim is aborted)."""
+        active. Raises ``Forbidden`` for a caller that is not an admin,
+        ``ComputeResourcesUnavailable`` (the instance goes to ``error``) and
+        the driver's errors (the claim is aborted)."""
+        self._require_admin(context, "build an instance")
         try:
             tracker = self._claim_tracker(node or self._pick_node())
             with tracker.instance_claim(context, instance):
@@ -236,7 +256,22 @@ class ComputeManager(base_manager.Manager):
                            clean_shutdown: bool = False) -> None:
         """Destroy the guest (asking it to shut down first with
         ``clean_shutdown``, RPC 1.1), delete the instance, give back its
-        resources."""
+        resources.
+
+        Only for an admin, and only an instance whose record (read again,
+        not the object sent) is on this host, with a guest this compute
+        made (or none): else ``Forbidden`` and nothing is touched."""
+        self._require_admin(context, "terminate an instance")
+        uuid = getattr(instance, "uuid", None)
+        instance = objects.Instance.get_by_uuid(context, uuid)
+        if instance.host != self.host:
+            raise self._refuse(context, "terminate an instance",
+                               "instance %s is on %s, not on %s"
+                               % (uuid, instance.host, self.host))
+        if not self.driver.owns_guest(instance.uuid):
+            raise self._refuse(context, "terminate an instance",
+                               "the guest of %s was not made by novalet on %s"
+                               % (uuid, self.host))
         self.driver.destroy(instance, clean_shutdown=clean_shutdown)
         nodename = instance.node
         instance.vm_state = fields.VMState.DELETED

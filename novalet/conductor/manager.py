@@ -5,7 +5,10 @@ Only methods marked remotable run: instance methods through
 ``object_action``, class methods through ``object_class_action_versions``.
 Private names, ``obj_*`` framework methods, plain methods, unknown objects
 and versions newer than this code are refused with a ``DispatchRefused``
-error that the caller receives as that type.
+error that the caller receives as that type; so are arguments that do not
+fit the method (``validate``). The caller is the one ``novalet.rpc``
+verified (the context's ``principal``); its writes are scoped in
+``novalet.db``.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from oslo_versionedobjects import exception as ovo_exc
 
 from novalet import exception, rpc
 from novalet import manager as base_manager
+from novalet.conductor import validate
 from novalet.metrics import conductor as metrics
 from novalet.objects import base as objects_base
 from novalet.objects import codec
@@ -228,8 +232,12 @@ class ConductorManager(base_manager.Manager):
             raise exception.MalformedRequest(
                 reason="objinst is not a novalet object")
         args, kwargs = _check_args(args, kwargs)
+        validate.check_manifest("object_action", object_versions)
         with objects_base.run_locally():
             method = _remotable_instance_method(objinst, objmethod)
+            where = "%s.%s" % (objinst.obj_name(), objmethod)
+            validate.check_call(method, where, args, kwargs, drop=1)
+            validate.check_object(objinst, where, changed_only=True)
             objinst._context = context
             before = _snapshot(objinst)
             result = method(*args, **kwargs)
@@ -251,9 +259,12 @@ class ConductorManager(base_manager.Manager):
         ``object_versions`` (the caller's), so the caller can read it.
         """
         args, kwargs = _check_args(args, kwargs)
+        validate.check_manifest("object_class_action_versions", object_versions)
         objclass = _object_class(objname, object_versions, objnamespace)
         with objects_base.run_locally():
             method = _remotable_class_method(objclass, objmethod)
+            validate.check_call(method, "%s.%s" % (objname, objmethod), args,
+                                kwargs, drop=2)
             result = method(context, *args, **kwargs)
         if isinstance(result, objects_base.NovaletObject):
             target = object_versions.get(result.obj_name(), result.VERSION)

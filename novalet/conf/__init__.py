@@ -17,6 +17,7 @@ from oslo_messaging import opts as messaging_opts
 
 import novalet  # noqa: F401  (selects the threading backend first)
 from novalet.conf import (
+    auth,
     compute,
     conductor,
     database,
@@ -32,7 +33,7 @@ from novalet.conf import (
 CONF = cfg.CONF
 
 _MODULES = (default, database, objects, conductor, compute, fake, libvirt,
-            servicegroup, upgrade_levels, metrics)
+            servicegroup, upgrade_levels, metrics, auth)
 
 DEFAULT_TRANSPORT_URL = "fake://"
 

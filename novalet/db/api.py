@@ -3,7 +3,9 @@
 Every public function takes a ``RequestContext`` first, checks that this
 process may use the database (``novalet.db.check_access``), and runs in a
 reader or writer transaction. Database errors leave as typed
-``novalet.exception`` errors; rows are soft-deleted.
+``novalet.exception`` errors; rows are soft-deleted. Writes of a context
+whose principal is a host are scoped to that host's rows in the statement
+that writes them (``novalet.db.scope``).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from sqlalchemy.engine import make_url
 
 from novalet import db as db_switch
 from novalet import exception
-from novalet.db import models
+from novalet.db import models, scope
 from novalet.db.sqlfuncs import utcnow
 from novalet.metrics import database as db_metrics
 
@@ -266,53 +268,82 @@ def _idempotent_create(model: type[models.Base]) -> Callable[[F], F]:
 
 def _update(executor: Any, model: type[models.Base], row_id: int,
             values: dict[str, Any], not_found: Callable[[], Exception],
-            exists: Callable[[], Exception], **sql_values: Any) -> Any:
+            exists: Callable[[], Exception], *,
+            scoped: scope.Scoped | None = None, **sql_values: Any) -> Any:
     """UPDATE only ``values`` (plus ``updated_at``) of one live row, through
-    ``executor`` (the context's session or connection)."""
+    ``executor`` (the context's session or connection); ``scoped``: only if
+    the row is the caller's (else ``scoped.forbidden()``, nothing written)."""
     now = timeutils.utcnow()
+    table: sa.Table = model.__table__  # type: ignore[assignment]
     if sql_values:
-        table: sa.Table = model.__table__  # type: ignore[assignment]
         # Database-computed values go first: MySQL evaluates SET left to
         # right and would otherwise see the new values of the other columns.
         assignments = [*sql_values.items(), *values.items(), ("updated_at", now)]
         stmt = (sa.update(table)
                 .where(table.c.id == row_id, table.c.deleted == 0)
                 .ordered_values(*assignments))
+        if scoped is not None:
+            stmt = stmt.where(scope.condition(scoped.kind, model))
         params: dict[str, Any] = {}
     else:
-        stmt = _update_statement(model.__tablename__, tuple(values))
+        stmt = _update_statement(model.__tablename__, tuple(values),
+                                 scoped.kind if scoped else None)
         params = {"p_" + name: value for name, value in values.items()}
         params.update(p_updated_at=now, row_id=row_id)
+    if scoped is not None:
+        params[scope.CALLER] = scoped.host
     try:
         result = executor.execute(stmt, params)
     except db_exc.DBDuplicateEntry:
         raise exists()
     if result.rowcount == 0:
+        if scoped is not None and executor.execute(
+                sa.select(table.c.id).where(table.c.id == row_id,
+                                            table.c.deleted == 0)).first():
+            raise scoped.forbidden()
         raise not_found()
     return now
 
 
 @functools.lru_cache(maxsize=512)
-def _update_statement(table_name: str, names: tuple[str, ...]) -> Any:
+def _update_statement(table_name: str, names: tuple[str, ...],
+                      scope_kind: str | None = None) -> Any:
     """``UPDATE <table> SET <names>, updated_at WHERE id = :row_id AND
-    deleted = 0``, values as bound parameters ``p_<name>``: built once per
-    set of columns (a Core statement, not the ORM's bulk-update path, which
-    costs several times the statement itself)."""
+    deleted = 0`` (and the scope's condition), values as bound parameters
+    ``p_<name>``: built once per set of columns and scope (a Core statement,
+    not the ORM's bulk-update path, which costs several times the statement
+    itself)."""
     table = models.Base.metadata.tables[table_name]
     columns = [table.c[name] for name in (*names, "updated_at")]
-    return (sa.update(table)
+    stmt = (sa.update(table)
             .where(table.c.id == sa.bindparam("row_id"), table.c.deleted == 0)
             .ordered_values(*[(c, sa.bindparam("p_" + c.name, type_=c.type))
                               for c in columns]))
+    if scope_kind is not None:
+        stmt = stmt.where(scope.condition(scope_kind, table_name))
+    return stmt
 
 
 def _soft_delete(context: Any, model: type[models.Base], row_id: int,
                  not_found: Callable[[], Exception]) -> None:
+    """Soft-delete one live row; a host caller's own only (``Forbidden``)."""
+    host = scope.caller_host(context)
     stmt = (sa.update(model)
-            .where(model.id == row_id, model.deleted == 0)
-            .values(deleted=model.id, deleted_at=timeutils.utcnow())
+            .where(model.id == row_id, model.deleted == 0)  # type: ignore[attr-defined]
+            .values(deleted=model.id, deleted_at=timeutils.utcnow())  # type: ignore[attr-defined]
             .execution_options(synchronize_session=False))
-    if context.session.execute(stmt).rowcount == 0:
+    params = {}
+    if host is not None:
+        stmt = stmt.where(scope.owned_condition(model))
+        params[scope.CALLER] = host
+    if context.session.execute(stmt, params).rowcount == 0:
+        if host is not None and context.session.execute(
+                sa.select(model.id).where(model.id == row_id,  # type: ignore[attr-defined]
+                                          model.deleted == 0)).first():
+            raise scope.refuse(context, "delete a %s" % model.__tablename__
+                               .rstrip("s").replace("_", " "),
+                               "%s %s is not %s's" % (model.__tablename__,
+                                                      row_id, host))
         raise not_found()
 
 
@@ -339,6 +370,8 @@ def _service_exists(values: dict[str, Any]) -> Callable[[], Exception]:
 @_idempotent_create(models.Service)
 @writer
 def service_create(context: Any, values: dict[str, Any]) -> models.Service:
+    scope.check_service_values(context, values, create=True)
+    values = dict(values, last_auth=scope.how(context))
     return _create(context, models.Service, values, _service_exists(values))  # type: ignore[no-any-return]
 
 
@@ -376,6 +409,16 @@ def service_get_all(context: Any, binary: str | None = None,
 
 
 @reader
+def service_get_signing(context: Any) -> list[Any]:
+    """``(host, binary, version, last_auth)`` of every live service that is
+    not forced down (``last_auth``: how its last heartbeat arrived)."""
+    S = models.Service
+    query = sa.select(S.host, S.binary, S.version, S.last_auth).where(
+        S.deleted == 0, S.forced_down == sa.false()).order_by(S.id)
+    return list(context.session.execute(query).all())
+
+
+@reader
 def service_get_minimum_version(context: Any, binary: str) -> int | None:
     query = sa.select(sa.func.min(models.Service.version)).where(
         models.Service.binary == binary, models.Service.deleted == 0,
@@ -398,15 +441,20 @@ def service_get_app_releases(context: Any, binary: str) -> list[str]:
 def service_update(context: Any, service_id: int,
                    values: dict[str, Any]) -> models.Service:
     """Write ``values``; ``last_seen_up`` moves (DB clock) only when
-    ``report_count`` grows. Returns the fresh row."""
+    ``report_count`` grows, and is never written from ``values``
+    (``Forbidden``). Returns the fresh row."""
+    host = scope.check_service_values(context, values, create=False)
     sql_values: dict[str, Any] = {}
     if "report_count" in values:
         sql_values["last_seen_up"] = sa.case(
             (models.Service.report_count < values["report_count"], utcnow()),
             else_=models.Service.last_seen_up)
+        values = dict(values, last_auth=scope.how(context))
     _update(context.session, models.Service, service_id, values,
             lambda: exception.ServiceNotFound(service=service_id),
-            _service_exists(values), **sql_values)
+            _service_exists(values),
+            scoped=scope.scoped(context, host, "owned", "update a service",
+                           "service %s" % service_id), **sql_values)
     return service_get(context, service_id)
 
 
@@ -420,18 +468,38 @@ def service_heartbeat(context: Any, service_ids: Sequence[int]) -> list[int]:
     """One heartbeat for each live service in ``service_ids``: ``report_count``
     + 1 and ``last_seen_up`` moved to the database clock, one UPDATE per
     ``HEARTBEAT_CHUNK`` ids. Returns the ids with no live record (deleted),
-    in the order given; their rows are untouched."""
+    in the order given; their rows are untouched. A host caller beats for
+    its own services only: ``Forbidden`` (nothing written) for an id of
+    another host's record, live or deleted."""
     table: sa.Table = models.Service.__table__  # type: ignore[assignment]
     ids = list(dict.fromkeys(service_ids))
     now = timeutils.utcnow()
+    host = scope.caller_host(context)
+    if host is not None:
+        for start in range(0, len(ids), HEARTBEAT_CHUNK):
+            chunk = ids[start:start + HEARTBEAT_CHUNK]
+            others = context.session.execute(
+                sa.select(table.c.id).where(
+                    table.c.id.in_(chunk),
+                    sa.not_(scope.is_caller(table.c.host))).limit(5),
+                {scope.CALLER: host}).scalars().all()
+            if others:
+                raise scope.refuse(context, "heartbeat for other hosts' "
+                                   "services", "service(s) %s are not %s's"
+                                   % (", ".join(map(str, others)), host))
+    how = scope.how(context)
     missing: list[int] = []
     for start in range(0, len(ids), HEARTBEAT_CHUNK):
         chunk = ids[start:start + HEARTBEAT_CHUNK]
         live = sa.and_(table.c.id.in_(chunk), table.c.deleted == 0)
         stmt = (sa.update(table).where(live).ordered_values(
             (table.c.report_count, table.c.report_count + 1),
-            (table.c.last_seen_up, utcnow()), (table.c.updated_at, now)))
-        if context.session.execute(stmt).rowcount != len(chunk):
+            (table.c.last_seen_up, utcnow()), (table.c.last_auth, how),
+            (table.c.updated_at, now)))
+        if host is not None:
+            stmt = stmt.where(scope.is_caller(table.c.host))
+        if context.session.execute(
+                stmt, {scope.CALLER: host} if host else {}).rowcount != len(chunk):
             found = set(context.session.execute(
                 sa.select(table.c.id).where(live)).scalars())
             missing.extend(i for i in chunk if i not in found)
@@ -451,6 +519,10 @@ def service_destroy(context: Any, service_id: int) -> list[int]:
     ``ServiceHasInstances`` (nothing deleted) while live instances are on a
     compute's host."""
     service = service_get(context, service_id)
+    host = scope.caller_host(context)
+    if host is not None and service.host != host:
+        raise scope.refuse(context, "delete a service", "service %s is not "
+                           "%s's" % (service_id, host))
     node = models.ComputeNode
     owned = node.service_id == service_id
     if service.binary == COMPUTE_BINARY:
@@ -486,6 +558,8 @@ def _node_exists(values: dict[str, Any]) -> Callable[[], Exception]:
 @writer
 def compute_node_create(context: Any,
                         values: dict[str, Any]) -> models.ComputeNode:
+    scope.check_node_values(context, values, create=True,
+                            connection=context.session)
     return _create(context, models.ComputeNode, values, _node_exists(values))  # type: ignore[no-any-return]
 
 
@@ -522,9 +596,13 @@ def compute_node_get_all(context: Any, host: str | None = None,
 def compute_node_update(context: Any, node_id: int,
                         values: dict[str, Any]) -> Any:
     """Write ``values`` only; returns the new ``updated_at``."""
+    host = scope.check_node_values(context, values, create=False,
+                                   connection=context.connection)
     return _update(context.connection, models.ComputeNode, node_id, values,
                    lambda: exception.ComputeHostNotFound(node=node_id),
-                   _node_exists(values))
+                   _node_exists(values),
+                   scoped=scope.scoped(context, host, "owned",
+                                  "update a compute node", "node %s" % node_id))
 
 
 @writer
@@ -538,6 +616,8 @@ def compute_node_destroy(context: Any, node_id: int) -> None:
 @_idempotent_create(models.Instance)
 @writer
 def instance_create(context: Any, values: dict[str, Any]) -> models.Instance:
+    scope.check_instance_values(context, values, create=True,
+                                connection=context.session)
     return _create(context, models.Instance, values,  # type: ignore[no-any-return]
                    lambda: exception.InstanceExists(uuid=values.get("uuid")))
 
@@ -564,9 +644,19 @@ def instance_get_all(context: Any, host: str | None = None,
 @writer_connection
 def instance_update(context: Any, instance_id: int,
                     values: dict[str, Any]) -> Any:
+    """Write ``values`` only. A host caller updates the instances on it,
+    places one that is nowhere yet on itself, or moves one along an
+    in-progress migration it takes part in (``novalet.db.scope``)."""
+    host = scope.check_instance_values(context, values, create=False,
+                                       connection=context.connection,
+                                       instance_id=instance_id)
+    kind = ("instance_unplaced" if host is not None
+            and values.get("host", None) == host else "instance")
     return _update(context.connection, models.Instance, instance_id, values,
                    lambda: exception.InstanceNotFound(instance=instance_id),
-                   lambda: exception.InstanceExists(uuid=values.get("uuid")))
+                   lambda: exception.InstanceExists(uuid=values.get("uuid")),
+                   scoped=scope.scoped(context, host, kind, "update an instance",
+                                  "instance %s" % instance_id))
 
 
 @writer
@@ -580,6 +670,7 @@ def instance_destroy(context: Any, instance_id: int) -> None:
 @_idempotent_create(models.Migration)
 @writer
 def migration_create(context: Any, values: dict[str, Any]) -> models.Migration:
+    scope.check_migration_values(context, values, create=True)
     return _create(context, models.Migration, values,  # type: ignore[no-any-return]
                    lambda: exception.Conflict(
                        reason="migration %s exists" % values.get("uuid")))
@@ -607,9 +698,14 @@ def migration_get_in_progress_by_host_and_node(
 @writer_connection
 def migration_update(context: Any, migration_id: int,
                      values: dict[str, Any]) -> Any:
+    host = scope.check_migration_values(context, values, create=False,
+                                        connection=context.connection,
+                                        migration_id=migration_id)
     return _update(context.connection, models.Migration, migration_id, values,
                    lambda: exception.MigrationNotFound(migration=migration_id),
-                   lambda: exception.Conflict(reason="duplicate migration"))
+                   lambda: exception.Conflict(reason="duplicate migration"),
+                   scoped=scope.scoped(context, host, "owned", "update a migration",
+                                  "migration %s" % migration_id))
 
 
 @writer

@@ -58,6 +58,10 @@ class Service(Base):
         sa.DateTime)
     # Release 3 (0003_release_3): {app: release} this service runs, JSON.
     app_releases: orm.Mapped[str | None] = orm.mapped_column(sa.Text)
+    # Release 3 (0004_auth): how the service's last heartbeat reached the
+    # database: host, admin, unsigned or local (novalet.db.scope.how); not
+    # an object field (novalet-status upgrade check reads it).
+    last_auth: orm.Mapped[str | None] = orm.mapped_column(sa.String(16))
 
 
 class ComputeNode(Base):

@@ -36,3 +36,23 @@ def _utcnow_postgresql(element: utcnow, compiler: Any, **kw: Any) -> str:
 @compiles(utcnow, "mariadb")
 def _utcnow_mysql(element: utcnow, compiler: Any, **kw: Any) -> str:
     return "UTC_TIMESTAMP()"
+
+
+class exact(functions.FunctionElement[Any]):  # noqa: N801 (SQL function name)
+    """Its one argument, compared byte for byte: ``column == exact(value)``
+    is case- and space-sensitive on every database (MySQL's and MariaDB's
+    default collations would match ``HostA`` and ``hosta ``)."""
+
+    type = sa.String()
+    inherit_cache = True
+
+
+@compiles(exact)
+def _exact_default(element: exact, compiler: Any, **kw: Any) -> str:
+    return compiler.process(element.clauses, **kw)  # type: ignore[no-any-return]
+
+
+@compiles(exact, "mysql")
+@compiles(exact, "mariadb")
+def _exact_mysql(element: exact, compiler: Any, **kw: Any) -> str:
+    return "CAST(%s AS BINARY)" % compiler.process(element.clauses, **kw)

@@ -68,6 +68,13 @@ class Metrics:
             "novalet_database_reconnects",
             "Pooled database connections found broken and replaced (the "
             "pool's pre-ping retries on a new connection).", **kw)
+        # Every RPC server: how each request's caller was verified
+        self.rpc_requests = prom.Counter(
+            "novalet_rpc_requests",
+            "Requests this process's RPC servers received, by how their "
+            "caller was verified: admin, host, unsigned (accepted: [auth] "
+            "enforce is false), local (in-process transport) or refused.",
+            ["caller"], **kw)
         # Heartbeats (every service)
         self.heartbeats = prom.Counter(
             "novalet_heartbeats",

@@ -15,8 +15,9 @@ Every fixture is opt-in and named ``novalet_*``:
   through the real serializer), ``rpc`` (a conductor behind oslo.messaging on
   the broker at ``NOVALET_TEST_TRANSPORT_URL``, default RabbitMQ on
   127.0.0.1:5672; skipped with its reason when unreachable, failed instead
-  when ``NOVALET_REQUIRE_SERVICES=1``, as in CI). Its value is the path's
-  name.
+  when ``NOVALET_REQUIRE_SERVICES=1``, as in CI; every request signed as the
+  admin with a master key of the test's own unless ``[auth] master_key_file``
+  is set). Its value is the path's name.
 * ``novalet_no_db``: this process may not use the database (as a compute
   agent): remotable methods must go through a conductor path.
 """
@@ -24,7 +25,9 @@ Every fixture is opt-in and named ``novalet_*``:
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import tempfile
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -175,6 +178,16 @@ def novalet_path(request: pytest.FixtureRequest, novalet_conf: ConfOverrides,
 
     novalet_conf("transport_url", _broker_url())
     novalet_conf("topic", "novalet-testing-%s" % uuid.uuid4().hex, "conductor")
+    keys_dir = None
+    if not _conf.CONF.auth.master_key_file:
+        # A real broker: requests are signed (as the admin) and verified.
+        from novalet import auth
+
+        keys_dir = tempfile.mkdtemp(prefix="novalet-testing-keys-")
+        master = os.path.join(keys_dir, "master.key")
+        auth.keys.init_master(master)
+        novalet_conf("master_key_file", master, "auth")
+    rpc.cleanup()
     rpc.init(_conf.CONF)
     server = rpc.Server(_conf.CONF.conductor.topic,
                         [conductor_manager.ConductorManager(_conf.CONF)],
@@ -188,6 +201,9 @@ def novalet_path(request: pytest.FixtureRequest, novalet_conf: ConfOverrides,
         indirection.reset()
         server.stop()
         server.wait()
+        rpc.cleanup()
+        if keys_dir is not None:
+            shutil.rmtree(keys_dir, ignore_errors=True)
 
 
 @pytest.fixture

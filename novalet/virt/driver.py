@@ -68,6 +68,13 @@ class ComputeDriver(abc.ABC):
         ``clean_shutdown`` asks the guest to shut down before it is stopped.
         """
 
+    def owns_guest(self, uuid: str) -> bool:
+        """Whether the guest of ``uuid`` may be destroyed by novalet: True
+        when there is none, or it was made by novalet on this host; False
+        for a guest this driver did not make (the compute refuses to touch
+        it). Drivers that cannot tell answer True (the default)."""
+        return True
+
     def get_pci_device_pools(self, nodename: str) -> list[dict[str, Any]]:
         """PCI device pools of the node: vendor_id, product_id, count, tags."""
         return []

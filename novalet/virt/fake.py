@@ -52,6 +52,8 @@ class FakeDriver(driver.ComputeDriver):
         self._guests: dict[str, dict[str, driver.GuestUsage]] = {
             n: {} for n in self._nodes}
         self._lock = threading.Lock()
+        #: Guests novalet did not make (``add_orphan``).
+        self._foreign: set[str] = set()
         self.fail_with: BaseException | None = None
 
     def _check(self, nodename: str | None = None) -> None:
@@ -135,7 +137,16 @@ class FakeDriver(driver.ComputeDriver):
         guest = driver.GuestUsage(uuid=uuid, vcpus=vcpus, memory_mb=memory_mb,
                                   disk_gb=disk_gb)
         self._add(node, guest, honour_failure=False)
+        with self._lock:
+            self._foreign.add(uuid)
         return driver.GuestUsage(**guest)
+
+    def owns_guest(self, uuid: str) -> bool:
+        """False for a guest added by ``add_orphan`` (novalet did not make
+        it) that still exists."""
+        with self._lock:
+            exists = any(uuid in guests for guests in self._guests.values())
+            return not (exists and uuid in self._foreign)
 
     def _add(self, node: str, guest: driver.GuestUsage, *,
              honour_failure: bool = True) -> None:

@@ -37,6 +37,8 @@ class Deployment:
             "compute": {"topic": "compute-" + suffix, "virt_driver": "fake"},
             "fake": {"nodes": 1},
             "upgrade_levels": {"refresh_interval": 2},
+            # A rolling upgrade: release 1 services do not sign.
+            "auth": {"enforce": "false"},
         }
         self.procs = []
 

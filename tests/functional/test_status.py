@@ -25,6 +25,7 @@ CAPS = "Services holding the version caps"
 TIMING = "Heartbeat timing"
 NODES = "Compute nodes without a service"
 JSON = "Stored JSON values"
+SIGNING = "Signed requests"
 SUCCESS, WARNING, FAILURE = 0, 1, 2
 
 
@@ -48,7 +49,8 @@ class Status(commands.InProcessCommand):
         report = json.loads(out)
         assert report["name"] == "novalet upgrade check results"
         results = {c["check"]: (c["result"], c["details"]) for c in report["checks"]}
-        assert list(results) == [SCHEMA, VERSIONS, CAPS, TIMING, NODES, JSON]
+        assert list(results) == [SCHEMA, VERSIONS, CAPS, TIMING, NODES, JSON,
+                                 SIGNING]
         assert code == max(result for result, _details in results.values())
         return code, results
 
@@ -102,9 +104,9 @@ def test_table_output(run: Status, healthy: Any) -> None:
     code, out, err = run("upgrade", "check")
     assert code == 0 and err == ""
     assert "novalet upgrade check results" in out
-    for name in (SCHEMA, VERSIONS, CAPS, TIMING, NODES, JSON):
+    for name in (SCHEMA, VERSIONS, CAPS, TIMING, NODES, JSON, SIGNING):
         assert "Check: %s" % name in out
-    assert out.count("Result: Success") == 6
+    assert out.count("Result: Success") == 7
 
 
 # -- database schema -------------------------------------------------------------
@@ -358,7 +360,7 @@ def test_command_exit_codes(tmp_path: Any, sqlite_db: Any) -> None:
     result = processes.run_command("novalet-status", "--config-file", good,
                                    "upgrade", "check", "--json")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert [c["result"] for c in json.loads(result.stdout)["checks"]] == [0] * 6
+    assert [c["result"] for c in json.loads(result.stdout)["checks"]] == [0] * 7
 
     bad = processes.write_config(str(tmp_path / "bad.conf"), {
         "DEFAULT": {"report_interval": 30, "service_down_time": 45},
@@ -384,3 +386,40 @@ def test_command_exit_codes(tmp_path: Any, sqlite_db: Any) -> None:
     assert result.stdout == "" and "s3cret" not in result.stderr
     line = result.stderr.strip()
     assert len(line.splitlines()) == 1 and "unreachable" in line, line
+
+
+# -- signed requests ------------------------------------------------------------
+
+def _last_auth(database: Any, host: str, how: str | None) -> None:
+    database.query("UPDATE services SET last_auth = :a WHERE host = :h",
+                   a=how, h=host)
+
+
+def test_every_service_signs(run: Status, healthy: Any, database: Any,
+                             conf: Any) -> None:
+    _last_auth(database, "cmp1", "host")
+    _last_auth(database, "cmp2", "admin")  # ctl: local (the conductor's own)
+    assert run.check()[1][SIGNING] == (SUCCESS, "All 3 service(s) sign their "
+                                                "requests.")
+    conf("enforce", False, "auth")
+    result, details = run.check()[1][SIGNING]
+    assert result == SUCCESS and "set [auth] enforce = true" in details
+
+
+def test_services_that_do_not_sign(run: Status, healthy: Any, database: Any,
+                                   conf: Any) -> None:
+    _last_auth(database, "cmp1", "unsigned")  # a release 3 compute without key
+    _last_auth(database, "cmp2", None)        # never recorded: release 2
+    database.query("UPDATE services SET version = 2 WHERE host = 'cmp2'")
+    conf("enforce", False, "auth")
+    result, details = run.check()[1][SIGNING]
+    assert result == WARNING, details
+    assert ("2 service(s) do not sign their requests yet: cmp1/novalet-compute "
+            "(heartbeat unsigned), cmp2/novalet-compute (version 2). Keep "
+            "[auth] enforce = false") in details
+    conf("enforce", True, "auth")
+    result, details = run.check()[1][SIGNING]
+    assert result == FAILURE and "their requests are refused" in details
+    # A service forced down (fenced) does not count.
+    database.query("UPDATE services SET forced_down = :t", t=True)
+    assert run.check()[1][SIGNING] == (SUCCESS, "No services are registered.")

@@ -20,6 +20,10 @@ What "as written" means per block (and where it cannot be literal):
   background until the last line is done. The ``pip install`` line runs with
   ``--dry-run`` (it would replace this environment's editable install).
 * ``python-api``: runs as a script against a freshly synced SQLite database.
+* ``auth-commands``: every line runs, in a directory holding the
+  ``config-auth-conductor`` block as ``conductor.conf`` with ``/etc/novalet``
+  replaced by that directory (and without the test session's own master
+  key); the keys it writes are then read as a conductor and a compute would.
 * ``exit-codes``: runs against a reachable and an unreachable database.
 * ``app-objects``, ``app-migration-env``, ``app-migration``,
   ``app-declaration``, ``app-setup`` (the tutorial "Writing an app"): the
@@ -56,11 +60,11 @@ README = os.path.join(ROOT, "README.md")
 BLOCK = re.compile(r"^( *)```(\w*)\n(.*?)^\1```$", re.S | re.M)
 MARKER = re.compile(r"<!-- readme-test: ([\w-]+) -->\n *$")
 CONFIG_BLOCKS = ["config", "config-tls", "config-metrics", "config-oslo-metrics",
-                 "config-scale"]
+                 "config-scale", "config-auth-conductor", "config-auth-compute"]
 APP_BLOCKS = ["app-objects", "app-migration-env", "app-migration", "app-declaration",
               "app-setup"]
-TESTED = {"two-commands", "deploy", "python-api", "exit-codes", *CONFIG_BLOCKS,
-          *APP_BLOCKS}
+TESTED = {"two-commands", "deploy", "python-api", "exit-codes", "auth-commands",
+          *CONFIG_BLOCKS, *APP_BLOCKS}
 
 
 def _blocks() -> list[tuple[str | None, str, str]]:
@@ -163,6 +167,32 @@ def test_python_api_block(tmp_path: Any) -> None:
     finally:
         database.engine.dispose()
     assert (row.memory_mb_used, row.host) == (2048, "h1")
+
+
+# -- keys ------------------------------------------------------------------------------
+
+def test_auth_commands_block(tmp_path: Any) -> None:
+    from novalet.auth import keys
+
+    (tmp_path / "conductor.conf").write_text(
+        block("config-auth-conductor").replace("/etc/novalet", str(tmp_path)))
+    env = {k: v for k, v in _env(str(tmp_path)).items()
+           if k != "OS_AUTH__MASTER_KEY_FILE"}
+    outputs = []
+    for line in _commands(block("auth-commands")):
+        result = subprocess.run(shlex.split(line, comments=True),
+                                cwd=str(tmp_path), capture_output=True,
+                                text=True, timeout=120, env=env)
+        assert result.returncode == 0, (line, result.stdout, result.stderr)
+        outputs.append(result.stdout)
+    master = keys.read_file(str(tmp_path / "master.key"), keys.MASTER)
+    host = keys.read_file(str(tmp_path / "compute-1.key"), keys.HOST)
+    assert host["host"] == "compute-1"
+    assert host["keys"] == [(key_id, keys.host_key(secret, "compute-1"))
+                            for key_id, secret in master["keys"]]
+    assert [line.split()[:2] for line in outputs[2].splitlines()[:3]] == [
+        ["rabbitmqctl", "add_user"], ["rabbitmqctl", "set_permissions"],
+        ["rabbitmqctl", "set_topic_permissions"]]
 
 
 # -- exit codes ------------------------------------------------------------------------

@@ -32,6 +32,8 @@ class GuestConfig:
     virt_type: str
     root_gb: int = 0
     ephemeral_gb: int = 0
+    #: The compute host that made the domain (``owns_guest``).
+    host: str | None = None
 
     @property
     def name(self) -> str:
@@ -59,6 +61,8 @@ class GuestConfig:
         inst = ET.Element(_ns("instance"))
         ET.SubElement(inst, _ns("root_gb")).text = str(self.root_gb)
         ET.SubElement(inst, _ns("ephemeral_gb")).text = str(self.ephemeral_gb)
+        if self.host is not None:
+            ET.SubElement(inst, _ns("host")).text = self.host
         return inst
 
 
@@ -95,6 +99,16 @@ def parse_disk_gb(metadata_xml: str) -> int:
         except ValueError:
             pass
     return total
+
+
+def parse_host(metadata_xml: str) -> str | None:
+    """The host recorded in novalet's metadata element (None: none, e.g. a
+    domain made before release 3)."""
+    try:
+        root = ET.fromstring(metadata_xml)
+    except ET.ParseError:
+        return None
+    return _child_text(root, "host")
 
 
 def parse_cpu_info(capabilities_xml: str, node_info: list[Any]) -> dict[str, Any]:

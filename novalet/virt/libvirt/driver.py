@@ -290,7 +290,8 @@ class LibvirtDriver(driver.ComputeDriver):
                 uuid=instance.uuid, vcpus=int(instance.vcpus),
                 memory_mb=int(instance.memory_mb), virt_type=self._virt_type(conn),
                 root_gb=int(instance.root_gb or 0),
-                ephemeral_gb=int(instance.ephemeral_gb or 0))
+                ephemeral_gb=int(instance.ephemeral_gb or 0),
+                host=self._conf.host)
             dom = conn.defineXML(guest.to_xml())
             try:
                 dom.create()
@@ -298,6 +299,24 @@ class LibvirtDriver(driver.ComputeDriver):
                 with contextlib.suppress(libvirt.libvirtError):
                     dom.undefine()
                 raise
+
+    def owns_guest(self, uuid: str) -> bool:
+        """True when there is no domain of ``uuid``, or it carries novalet's
+        metadata (and, if it records one, this host); False for any other
+        domain: novalet did not make it and will not destroy it."""
+        with self._calling("reading %s" % uuid, reading=True) as conn:
+            try:
+                dom = conn.lookupByUUIDString(uuid)
+                xml = dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT,
+                                   config.METADATA_NS)
+            except libvirt.libvirtError as e:
+                if e.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                    return True
+                if e.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN_METADATA:
+                    return False
+                raise
+        recorded = config.parse_host(xml)
+        return recorded is None or recorded == self._conf.host
 
     def destroy(self, instance: Any, clean_shutdown: bool = False) -> None:
         """Stop (if running) and undefine the domain of ``instance``.

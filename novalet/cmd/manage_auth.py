@@ -1,0 +1,169 @@
+"""``novalet-manage auth``: the keys requests are signed with, and a host's
+broker user.
+
+    auth init [--rotate]              write [auth] master_key_file (mode 0600)
+    auth retire KEY_ID                drop an old master key after a rotation
+    auth host-key HOST --output FILE  HOST's key file (mode 0600)
+    auth rabbitmq HOST [--password P] the rabbitmqctl commands of HOST's
+                                      broker user
+
+``init`` refuses a master key file that exists (``--rotate`` adds a new
+key that signs from then on, keeping the others for verification; reissue
+every host key, then ``retire`` the old one). ``host-key`` needs the master
+key file and nothing else: host keys are derived from it. ``rabbitmq``
+prints commands, runs nothing: a user named after the host, allowed to
+publish only to the conductor topic and to bind only its own compute queue.
+Exit codes as every command's: 1 refused (the file exists), 2 a bad host
+name, a missing or unusable key file or option.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shlex
+from typing import Any
+
+import oslo_messaging as messaging
+
+from novalet import auth, exception, rpc
+from novalet import conf as novalet_conf
+
+BINARY = "novalet-manage"
+
+
+def _master_path() -> str:
+    path = novalet_conf.CONF.auth.master_key_file
+    if not path:
+        raise exception.ConfigurationError(
+            reason="[auth] master_key_file is not set: say where the master "
+                   "key lives in the configuration")
+    return str(path)
+
+
+def _host(name: str) -> str:
+    try:
+        return auth.keys.canonical_host(name)
+    except exception.InvalidHostName as e:
+        raise exception.ConfigurationError(reason=e.message)
+
+
+def init_master(args: Any) -> int:
+    """Write a new master key file (``--rotate``: add a signing key)."""
+    path = _master_path()
+    if not args.rotate:
+        if os.path.lexists(path):
+            raise exception.Conflict(
+                reason="%s exists already (novalet-manage auth init --rotate "
+                       "adds a new key to it)" % path)
+    key_id = auth.keys.init_master(path, rotate=args.rotate)
+    print("%s master key %s in %s (mode 0600)" % (
+        "Added" if args.rotate else "Wrote", key_id, path))
+    if args.rotate:
+        print("Copy it to every conductor and admin host, write every host "
+              "key again (novalet-manage auth host-key), then retire the old "
+              "key(s) with novalet-manage auth retire KEY_ID.")
+    return 0
+
+
+def retire_master(args: Any) -> int:
+    """Remove an old key from the master key file."""
+    path = _master_path()
+    auth.keys.retire_master(path, args.key_id)
+    print("Removed master key %s from %s" % (args.key_id, path))
+    return 0
+
+
+def host_key(args: Any) -> int:
+    """Write HOST's key file, derived from the master key."""
+    host = _host(args.auth_host)
+    if os.path.lexists(args.output):
+        raise exception.Conflict(reason="%s exists already" % args.output)
+    key_ids = auth.keys.write_host_key(_master_path(), host, args.output)
+    print("Wrote the key of %s (key %s) to %s (mode 0600): set [auth] "
+          "key_file = %s on %s" % (host, ", ".join(key_ids), args.output,
+                                   args.output, host))
+    return 0
+
+
+def rabbitmq_commands(conf: Any, host: str, password: str) -> list[str]:
+    """The ``rabbitmqctl`` commands that give ``host`` its own broker user:
+    it may declare, bind and consume its own compute queues and reply
+    queues, and publish only to the conductor topic of the control exchange
+    (and to the throwaway topics of the start-up broker check, which no
+    queue of a host can bind).
+
+    It also writes to the default exchange, as every oslo.messaging RPC
+    server must to reply; that exchange reaches any queue by name, so the
+    broker does not stop a host from putting a message into another's
+    queue that way: the signature does (a compute verifies only requests
+    made with its own key)."""
+    url = messaging.TransportURL.parse(conf, conf.transport_url)
+    vhost = url.virtual_host or "/"
+    exchange = conf.control_exchange
+    compute, conductor = conf.compute.topic, conf.conductor.topic
+    esc = re.escape
+    own = "%s|%s|%s\\.%s|%s_fanout|%s_fanout_.*|reply_.*" % (
+        esc(exchange), esc(compute), esc(compute), esc(host), esc(compute),
+        esc(compute))
+    resources = "^(%s)$" % own
+    # Replies go out through the default exchange (oslo.messaging's
+    # direct_send): writing to it is needed to answer an admin's call.
+    writes = "^(%s|amq\\.default)$" % own
+    q = shlex.quote
+    return [
+        "rabbitmqctl add_user %s %s" % (q(host), q(password)),
+        "rabbitmqctl set_permissions -p %s %s %s %s %s" % (
+            q(vhost), q(host), q(resources), q(writes), q(resources)),
+        "rabbitmqctl set_topic_permissions -p %s %s %s %s %s" % (
+            q(vhost), q(host), q(exchange),
+            q("^(%s|%s.*)$" % (esc(conductor), esc(rpc.STARTUP_CHECK_TOPIC))),
+            q("^%s(\\.%s)?$" % (esc(compute), esc(host)))),
+    ]
+
+
+def rabbitmq(args: Any) -> int:
+    """Print the broker user commands of HOST."""
+    host = _host(args.auth_host)
+    password = args.password or secrets.token_urlsafe(18)
+    conf = novalet_conf.CONF
+    for line in rabbitmq_commands(conf, host, password):
+        print(line)
+    url = messaging.TransportURL.parse(conf, conf.transport_url)
+    broker = ",".join("%s:%s" % (h.hostname, h.port) for h in url.hosts) \
+        or "BROKER:5672"
+    print("# on %s: transport_url = rabbit://%s:%s@%s/%s" % (
+        host, host, password, broker, url.virtual_host or ""))
+    return 0
+
+
+def add_parsers(subparsers: Any) -> None:
+    """Add ``auth`` and its actions to the ``novalet-manage`` parser."""
+    parser = subparsers.add_parser("auth", help="signing keys and broker users")
+    actions = parser.add_subparsers(dest="action", metavar="ACTION")
+    actions.required = True
+    init = actions.add_parser("init", help="write the master key file "
+                                           "([auth] master_key_file)")
+    init.add_argument("--rotate", action="store_true",
+                      help="add a new signing key to an existing file")
+    init.set_defaults(func=init_master)
+    retire = actions.add_parser("retire", help="remove an old master key")
+    retire.add_argument("key_id", metavar="KEY_ID")
+    retire.set_defaults(func=retire_master)
+    key = actions.add_parser("host-key", help="write one host's key file")
+    key.add_argument("auth_host", metavar="HOST",
+                     help="the host ([DEFAULT] host)")
+    key.add_argument("--output", required=True, metavar="FILE",
+                     help="the file to write (must not exist)")
+    key.set_defaults(func=host_key)
+    rabbit = actions.add_parser(
+        "rabbitmq", help="print the rabbitmqctl commands of a host's broker "
+                         "user")
+    rabbit.add_argument("auth_host", metavar="HOST")
+    rabbit.add_argument("--password", default=None,
+                        help="its password (default: a random one, printed)")
+    rabbit.set_defaults(func=rabbitmq)
+
+
+__all__ = ["add_parsers", "rabbitmq_commands"]

@@ -1,0 +1,48 @@
+"""[auth] options: the keys requests are signed with, and whether unsigned
+requests are still served (see ``novalet.auth``)."""
+
+from __future__ import annotations
+
+from oslo_config import cfg
+
+group = cfg.OptGroup("auth", title="Signed RPC requests")
+
+opts = [
+    cfg.StrOpt("master_key_file", default=None,
+               help="The master key (conductors, and admin commands such as "
+                    "novalet-manage): written by 'novalet-manage auth init', "
+                    "mode 0600. A process holding it verifies every request "
+                    "and signs its own as the admin."),
+    cfg.StrOpt("key_file", default=None,
+               help="This host's own key (computes and other agents): "
+                    "written by 'novalet-manage auth host-key HOST --output "
+                    "FILE', mode 0600. Its host must be [DEFAULT] host; the "
+                    "process signs as that host and may write only that "
+                    "host's records."),
+    cfg.BoolOpt("enforce", default=True, mutable=True,
+                help="Refuse requests that carry no signature. Set it to "
+                     "false only during a rolling upgrade from release 2 "
+                     "(whose services do not sign), until 'novalet-status "
+                     "upgrade check' says every service signs. Signed "
+                     "requests are verified and scoped either way; the "
+                     "in-process fake:// transport needs no keys."),
+    cfg.IntOpt("timestamp_window", default=60, min=1, max=3600,
+               mutable=True,
+               help="Seconds a signed request stays valid, before and after "
+                    "the receiver's clock (the sender's clock may be off by "
+                    "up to this much). A request seen once in this window "
+                    "is refused if it comes again (replay)."),
+    cfg.IntOpt("replay_cache_size", default=200000, min=1000,
+               help="Most signatures a process remembers against replay. "
+                    "When it is full, the oldest are forgotten and requests "
+                    "signed before them are refused as stale."),
+]
+
+
+def register_opts(conf: cfg.ConfigOpts) -> None:
+    conf.register_group(group)
+    conf.register_opts(opts, group=group)
+
+
+def list_opts() -> dict[str, list[cfg.Opt]]:
+    return {group.name: opts}

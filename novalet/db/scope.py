@@ -1,0 +1,264 @@
+"""Host-scoped writes: what a host principal may write, checked where the
+row is written.
+
+A request signed with a host's key (``novalet.auth``) may create, update and
+delete only that host's ``services``, ``compute_nodes`` and ``instances``
+rows, and ``migrations`` rows whose source or destination it is. The checks
+never trust the object the caller sent: the values it asks to write are
+checked here, and the row it names must be the caller's in the database, in
+the same statement that writes it (``UPDATE ... WHERE id = :id AND host =
+:caller``). A refusal is ``Forbidden`` with nothing written and one warning
+naming the verified caller. Admins and local callers are unscoped.
+
+Whoever the caller, ``services.last_seen_up`` is written by the database
+clock only (a heartbeat), never from a value sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import sqlalchemy as sa
+
+from novalet import exception
+from novalet.auth import principal as principal_mod
+from novalet.auth import signing
+from novalet.db import models
+from novalet.db.sqlfuncs import exact
+from novalet.objects import fields
+
+#: The bound parameter of the caller's host in scoped statements.
+CALLER = "scope_caller"
+
+#: Service fields only an admin changes (fencing and scheduling marks).
+ADMIN_SERVICE_FIELDS = frozenset({"forced_down", "disabled", "disabled_reason"})
+
+_refusals = signing.RefusalLog(interval=10.0)
+
+
+def caller_host(context: Any) -> str | None:
+    """The host the writes of ``context`` are confined to (None: unscoped)."""
+    return principal_mod.scoped_host(context)
+
+
+def how(context: Any) -> str:
+    """How a request reached the database, as ``services.last_auth`` keeps
+    it for a service's heartbeat: ``host``, ``admin``, ``unsigned`` (accepted
+    because ``[auth] enforce`` is false) or ``local`` (this process)."""
+    principal = getattr(context, "principal", None)
+    return "local" if principal is None else principal.kind  # type: ignore[no-any-return]
+
+
+def refuse(context: Any, action: str, reason: str) -> exception.Forbidden:
+    """The ``Forbidden`` error for ``action``, after one warning naming the
+    verified caller (at most one per caller and action every 10 s)."""
+    who = principal_mod.describe(context)
+    _refusals.warn("%s|%s" % (who, action), "Refused: %s may not %s: %s",
+                   who, action, reason)
+    return exception.Forbidden(principal=who, action=action, reason=reason)
+
+
+def is_caller(column: Any) -> Any:
+    """``column`` equals the caller's host, byte for byte (``CALLER``)."""
+    return column == exact(sa.bindparam(CALLER, type_=sa.String()))
+
+
+def check_value(context: Any, action: str, what: str, value: Any,
+                allowed: tuple[Any, ...]) -> None:
+    """Refuse writing ``what = value`` unless ``value`` is one of ``allowed``."""
+    if value not in allowed:
+        raise refuse(context, action, "%s would be %r, not %s" % (
+            what, value, " or ".join(repr(a) for a in allowed)))
+
+
+# -- per table ------------------------------------------------------------------
+
+def no_last_seen_up(context: Any, values: dict[str, Any], *,
+                    create: bool) -> None:
+    """Refuse a ``last_seen_up`` sent by any caller (a create may leave it
+    unset: None)."""
+    if "last_seen_up" in values and not (create and values["last_seen_up"]
+                                         is None):
+        raise refuse(context, "set last_seen_up",
+                     "only a heartbeat moves it, by the database clock")
+
+
+def check_service_values(context: Any, values: dict[str, Any], *,
+                         create: bool) -> str | None:
+    """Check what a caller writes into a ``services`` row; returns its host
+    (None: unscoped)."""
+    no_last_seen_up(context, values, create=create)
+    host = caller_host(context)
+    if host is None:
+        return None
+    action = "create a service" if create else "update a service"
+    if create or "host" in values:
+        check_value(context, action, "host", values.get("host"), (host,))
+    if not create:
+        admin_only = sorted(ADMIN_SERVICE_FIELDS & set(values))
+        if admin_only:
+            raise refuse(context, action, "%s are set by an admin"
+                         % ", ".join(admin_only))
+    return host
+
+
+def check_node_values(context: Any, values: dict[str, Any], *,
+                      create: bool, connection: Any) -> str | None:
+    """Check what a caller writes into a ``compute_nodes`` row: its host,
+    and the service it links to (one of its host's, or none)."""
+    host = caller_host(context)
+    if host is None:
+        return None
+    action = "create a compute node" if create else "update a compute node"
+    if create or "host" in values:
+        check_value(context, action, "host", values.get("host"), (host,))
+    service_id = values.get("service_id")
+    if service_id is not None:
+        table = models.Service.__table__
+        owner = connection.execute(sa.select(table.c.host).where(
+            table.c.id == service_id)).scalar()
+        if owner != host:
+            raise refuse(context, action, "service %s is not a service of %s"
+                         % (service_id, host))
+    return host
+
+
+def migration_peers(connection: Any, instance_uuid: Any, host: str) -> set[str]:
+    """The hosts at the other end of the in-progress migrations of
+    ``instance_uuid`` in which ``host`` takes part, and ``host`` itself
+    when there is one."""
+    table = models.Migration.__table__
+    rows = connection.execute(sa.select(
+        table.c.source_compute, table.c.dest_compute).where(
+        table.c.instance_uuid == instance_uuid, table.c.deleted == 0,
+        table.c.status.not_in(list(fields.MigrationStatus.DONE_STATES)),
+        sa.or_(is_caller(table.c.source_compute),
+               is_caller(table.c.dest_compute))), {CALLER: host}).all()
+    return {h for row in rows for h in row if h is not None}
+
+
+def check_instance_values(context: Any, values: dict[str, Any], *,
+                          create: bool, connection: Any,
+                          instance_id: int | None = None) -> str | None:
+    """Check where a caller puts an instance: on itself, nowhere (taking it
+    off itself), or along an in-progress migration it takes part in."""
+    host = caller_host(context)
+    if host is None:
+        return None
+    if create:
+        check_value(context, "create an instance", "host", values.get("host"),
+                    (host,))
+        return host
+    if "host" not in values or values["host"] in (None, host):
+        return host
+    table = models.Instance.__table__
+    uuid = connection.execute(sa.select(table.c.uuid).where(
+        table.c.id == instance_id)).scalar()
+    peers = migration_peers(connection, uuid, host)
+    if values["host"] not in peers:
+        raise refuse(context, "move an instance", "%r is not %s and no "
+                     "migration of the instance in progress leads there"
+                     % (values["host"], host))
+    return host
+
+
+def instance_condition(allow_unplaced: bool) -> Any:
+    """The instances a caller may update: on itself, subject of an
+    in-progress migration it takes part in (while on one of its ends), or,
+    when it places the instance on itself (``allow_unplaced``), placed
+    nowhere yet (a build claims it)."""
+    instances = models.Instance.__table__
+    migrations = models.Migration.__table__
+    moving = sa.exists().where(
+        migrations.c.instance_uuid == instances.c.uuid,
+        migrations.c.deleted == 0,
+        migrations.c.status.not_in(list(fields.MigrationStatus.DONE_STATES)),
+        sa.or_(is_caller(migrations.c.source_compute),
+               is_caller(migrations.c.dest_compute)),
+        sa.or_(instances.c.host == migrations.c.source_compute,
+               instances.c.host == migrations.c.dest_compute))
+    allowed = [is_caller(instances.c.host), moving]
+    if allow_unplaced:
+        allowed.append(instances.c.host.is_(None))
+    return sa.or_(*allowed)
+
+
+def check_migration_values(context: Any, values: dict[str, Any], *,
+                           create: bool, connection: Any = None,
+                           migration_id: int | None = None) -> str | None:
+    """A migration a caller writes keeps it as its source or destination
+    (the row it updates must have it as one too: ``owned_condition``)."""
+    host = caller_host(context)
+    if host is None:
+        return None
+    ends = ("source_compute", "dest_compute")
+    if create:
+        after = {values.get(end) for end in ends}
+    elif any(end in values for end in ends):
+        table = models.Migration.__table__
+        row = connection.execute(sa.select(*[table.c[end] for end in ends])
+                                 .where(table.c.id == migration_id)).first()
+        current = dict(zip(ends, row, strict=True)) if row else {}
+        after = {values.get(end, current.get(end)) for end in ends}
+    else:
+        return host
+    if host not in after:
+        raise refuse(context, "create a migration" if create
+                     else "update a migration",
+                     "%s would be neither its source nor its destination"
+                     % host)
+    return host
+
+
+def owned_condition(model: type[models.Base]) -> Any:
+    """The rows of ``model`` a host owns (for deletes and node/service
+    updates): ``host`` is the caller; a migration: its source or dest."""
+    table = model.__table__
+    if model is models.Migration:
+        return sa.or_(is_caller(table.c.source_compute),
+                      is_caller(table.c.dest_compute))
+    return is_caller(table.c.host)
+
+
+# -- scoped updates ---------------------------------------------------------------
+
+class Scoped:
+    """Which rows of a table a scoped update may touch: ``kind`` names the
+    condition (``condition``), ``host`` is the caller, ``forbidden`` the
+    error when the row exists but is not the caller's."""
+
+    __slots__ = ("kind", "host", "forbidden")
+
+    def __init__(self, kind: str, host: str,
+                 forbidden: Callable[[], Exception]) -> None:
+        self.kind = kind
+        self.host = host
+        self.forbidden = forbidden
+
+
+_CONDITIONS: dict[str, Callable[[type[models.Base]], Any]] = {
+    "owned": owned_condition,
+    "instance": lambda model: instance_condition(False),
+    "instance_unplaced": lambda model: instance_condition(True),
+}
+
+_MODELS = {m.__tablename__: m for m in (models.Service, models.ComputeNode,
+                                        models.Instance, models.Migration)}
+
+
+def condition(kind: str, model: type[models.Base] | str) -> Any:
+    """The condition of scope ``kind`` on ``model`` (or its table name)."""
+    if isinstance(model, str):
+        model = _MODELS[model]
+    return _CONDITIONS[kind](model)
+
+
+def scoped(context: Any, host: str | None, kind: str, action: str,
+           what: str) -> Scoped | None:
+    """The scope of an update of a caller confined to ``host`` (None:
+    unscoped)."""
+    if host is None:
+        return None
+    return Scoped(kind, host, lambda: refuse(
+        context, action, "%s is not %s's" % (what, host)))

@@ -1,0 +1,24 @@
+"""How the callers of this process's RPC servers were verified
+(``novalet_rpc_requests_total{caller}``: admin, host, unsigned, local,
+refused; bounded whatever a caller sends)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from novalet.metrics import registry
+
+
+def verified(principal: Any) -> None:
+    """One request whose caller verified as ``principal`` (None: local)."""
+    m = registry.current
+    if m is not None:
+        m.child(m.rpc_requests,
+                "local" if principal is None else principal.kind).inc()
+
+
+def refused() -> None:
+    """One request refused before dispatch (its signature)."""
+    m = registry.current
+    if m is not None:
+        m.child(m.rpc_requests, "refused").inc()

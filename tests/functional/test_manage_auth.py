@@ -1,0 +1,140 @@
+"""``novalet-manage auth`` and the start-up checks of [auth]: what is
+written, what is refused, and with which exit code."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from novalet import auth
+from novalet import conf as novalet_conf
+from novalet.cmd import manage
+from tests import commands, processes
+from tests.conftest import MASTER_KEY_FILE
+
+
+@pytest.fixture(autouse=True)
+def _command_state(monkeypatch: Any) -> Iterator[None]:
+    # This deployment's own master key, not the test session's.
+    monkeypatch.delenv("OS_AUTH__MASTER_KEY_FILE")
+    with commands.restored_command_state():
+        yield
+
+
+@pytest.fixture
+def run(capsys: Any, tmp_path: Any) -> Any:
+    config = processes.write_config(str(tmp_path / "admin.conf"), {
+        "DEFAULT": {"transport_url":
+                    "rabbit://novalet:secret@rabbit.example:5672/novalet"},
+        "auth": {"master_key_file": tmp_path / "keys" / "master.key"}})
+    return commands.InProcessCommand(manage.main, capsys, config)
+
+
+def test_init_host_key_rotate_retire(run: Any, tmp_path: Any) -> None:
+    master = tmp_path / "keys" / "master.key"
+    code, out, err = run("auth", "init")
+    assert code == 0, err
+    assert stat.S_IMODE(os.stat(master).st_mode) == 0o600
+    first = auth.keys.read_file(str(master), "master")["keys"][0][0]
+    assert out.startswith("Wrote master key %s in %s" % (first, master))
+    before = master.read_text()
+    code, out, err = run("auth", "init")
+    assert (code, master.read_text()) == (1, before)
+    assert "exists already" in err and "--rotate" in err
+    code, out, err = run("auth", "host-key", "compute-1", "--output",
+                         str(tmp_path / "c1.key"))
+    assert code == 0, err
+    assert "set [auth] key_file = %s on compute-1" % (tmp_path / "c1.key") in out
+    code, _, err = run("auth", "host-key", "compute-1", "--output",
+                       str(tmp_path / "c1.key"))
+    assert code == 1 and "exists already" in err
+    code, out, err = run("auth", "init", "--rotate")
+    assert code == 0, err
+    second = auth.keys.read_file(str(master), "master")["keys"][0][0]
+    assert second != first
+    code, out, err = run("auth", "retire", first)
+    assert code == 0, err
+    assert [k for k, _ in auth.keys.read_file(str(master), "master")["keys"]] \
+        == [second]
+
+
+@pytest.mark.parametrize("host", ["Compute-1", "compute_1", "compute-1 ",
+                                  "c\u043empute-1"])
+def test_host_key_of_a_non_canonical_host_is_a_usage_error(
+        run: Any, tmp_path: Any, host: str) -> None:
+    assert run("auth", "init")[0] == 0
+    code, out, err = run("auth", "host-key", host, "--output",
+                         str(tmp_path / "x.key"))
+    assert code == 2 and "is not canonical" in err
+    assert not (tmp_path / "x.key").exists()
+
+
+def test_rabbitmq_commands(run: Any) -> None:
+    code, out, err = run("auth", "rabbitmq", "compute-1", "--password", "pw")
+    assert code == 0, err
+    assert out.splitlines() == [
+        "rabbitmqctl add_user compute-1 pw",
+        "rabbitmqctl set_permissions -p novalet compute-1 "
+        "'^(novalet|compute|compute\\.compute\\-1|compute_fanout|"
+        "compute_fanout_.*|reply_.*)$' "
+        "'^(novalet|compute|compute\\.compute\\-1|compute_fanout|"
+        "compute_fanout_.*|reply_.*|amq\\.default)$' "
+        "'^(novalet|compute|compute\\.compute\\-1|compute_fanout|"
+        "compute_fanout_.*|reply_.*)$'",
+        "rabbitmqctl set_topic_permissions -p novalet compute-1 novalet "
+        "'^(conductor|novalet\\-startup\\-check\\-.*)$' "
+        "'^compute(\\.compute\\-1)?$'",
+        "# on compute-1: transport_url = "
+        "rabbit://compute-1:pw@rabbit.example:5672/novalet"]
+
+
+def test_without_a_master_key_file_option(capsys: Any, tmp_path: Any) -> None:
+    config = processes.write_config(str(tmp_path / "none.conf"), {"DEFAULT": {}})
+    run = commands.InProcessCommand(manage.main, capsys, config)
+    novalet_conf.CONF.set_default("master_key_file", None, "auth")
+    try:
+        code, out, err = run("auth", "init")
+    finally:
+        novalet_conf.CONF.set_default("master_key_file", MASTER_KEY_FILE, "auth")
+    assert code == 2 and "[auth] master_key_file is not set" in err
+
+
+# -- services that cannot work with their keys -------------------------------------
+
+def _start(binary: str, tmp_path: Any, auth_section: dict[str, Any],
+           host: str = "compute-1") -> Any:
+    config = processes.write_config(str(tmp_path / (binary + ".conf")), {
+        "DEFAULT": {"host": host, "startup_timeout": 0,
+                    "transport_url": "rabbit://guest:guest@127.0.0.1:1/x"},
+        "database": {"connection": "sqlite:///%s" % (tmp_path / "db.sqlite")},
+        "auth": auth_section})
+    env = {k: v for k, v in os.environ.items() if k != "OS_AUTH__MASTER_KEY_FILE"}
+    return subprocess.run([os.path.join(processes.BIN_DIR, binary),
+                           "--config-file", config], capture_output=True,
+                          text=True, timeout=120, env=env)
+
+
+def test_services_refuse_to_start_without_the_keys_they_need(
+        tmp_path: Any) -> None:
+    result = _start("novalet-conductor", tmp_path, {})
+    assert result.returncode == 2
+    assert "needs [auth] master_key_file" in result.stderr
+    result = _start("novalet-compute", tmp_path, {})
+    assert result.returncode == 2
+    assert "must sign its requests: set [auth] key_file" in result.stderr
+    master = str(tmp_path / "master.key")
+    auth.keys.init_master(master)
+    auth.keys.write_host_key(master, "compute-2", str(tmp_path / "c2.key"))
+    result = _start("novalet-compute", tmp_path,
+                    {"key_file": tmp_path / "c2.key"})
+    assert result.returncode == 2
+    assert "is the key of host compute-2, but [DEFAULT] host is " \
+           "'compute-1'" in result.stderr
+    os.chmod(master, 0o644)
+    result = _start("novalet-conductor", tmp_path, {"master_key_file": master})
+    assert result.returncode == 2 and "chmod 600" in result.stderr

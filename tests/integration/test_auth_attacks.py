@@ -1,0 +1,238 @@
+"""Host B attacks host A through the real path: a novalet-conductor (the
+master key), host A's novalet-compute (its own key and broker user), and host
+B as a separate process with its own key and broker user (``auth_attacker``),
+on RabbitMQ and PostgreSQL. The broker users are made by running what
+``novalet-manage auth rabbitmq HOST`` prints; the host keys by
+``novalet-manage auth host-key``. Every attack is refused (by its typed error,
+or by the broker), no row of A's changes, A keeps working and the conductor
+keeps serving without a traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from novalet import conf as novalet_conf
+from novalet import context, objects
+from novalet.compute import rpcapi as compute_rpcapi
+from tests import processes, services
+from tests.conftest import service_unavailable
+from tests.processes import wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SUFFIX = os.urandom(3).hex()
+HOST_A, HOST_B = "auth-a-" + SUFFIX, "auth-b-" + SUFFIX
+
+#: Processes of a host hold its key only, never the master key the test
+#: session gives everything it starts (tests/conftest.py).
+HOST_ENV = {k: v for k, v in os.environ.items()
+            if k != "OS_AUTH__MASTER_KEY_FILE"}
+
+
+def _ctl(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([shutil.which("rabbitmqctl") or "rabbitmqctl", *args],
+                          capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory: Any) -> Any:
+    tmp = tmp_path_factory.mktemp("auth")
+    try:
+        vhost = services.RabbitVhost()
+        database = services.provision_database("postgresql", str(tmp))
+    except services.ServiceUnavailable as e:
+        service_unavailable(str(e))
+    common = {"report_interval": 1, "service_down_time": 10,
+              "startup_timeout": 10,
+              "periodic_fuzzy_delay": 0, "update_resources_interval": 2,
+              "rpc_response_timeout": 15, "state_path": str(tmp / "state")}
+    topics = {"conductor": {"topic": "conductor-" + SUFFIX, "workers": 1},
+              "compute": {"topic": "compute-" + SUFFIX}}
+    vhost_path = vhost.name
+
+    def config(name: str, transport: str, **sections: Any) -> str:
+        return processes.write_config(str(tmp / (name + ".conf")), {
+            "DEFAULT": dict(common, host=name, transport_url=transport),
+            "database": {"connection": database.url}, **topics, **sections})
+
+    admin_conf = config("admin", vhost.url)
+    users, procs = [], []
+    try:
+        synced = processes.run_command("novalet-manage", "--config-file",
+                                       admin_conf, "db", "sync")
+        assert synced.returncode == 0, synced.stderr
+        for host in (HOST_A, HOST_B):
+            made = processes.run_command(
+                "novalet-manage", "--config-file", admin_conf, "auth",
+                "host-key", host, "--output", str(tmp / (host + ".key")))
+            assert made.returncode == 0, made.stderr
+            printed = processes.run_command(
+                "novalet-manage", "--config-file", admin_conf, "auth",
+                "rabbitmq", host, "--password", "pw-" + host)
+            assert printed.returncode == 0, printed.stderr
+            users.append(host)
+            for line in printed.stdout.splitlines():
+                if line.startswith("#"):
+                    continue
+                argv = shlex.split(line)
+                assert argv[0] == "rabbitmqctl", line
+                result = _ctl(*argv[1:])
+                assert result.returncode == 0, (line, result.stderr)
+
+        def host_url(host: str) -> str:
+            return "rabbit://%s:pw-%s@%s:5672/%s" % (
+                host, host, services.RABBIT_HOST, vhost_path)
+
+        conductor = processes.ServiceProcess(
+            "novalet-conductor", config("cond-" + SUFFIX, vhost.url),
+            str(tmp / "conductor.log"))
+        procs.append(conductor)
+        conductor.wait_for_log("novalet-conductor started", timeout=90)
+        compute = processes.ServiceProcess(
+            "novalet-compute", config(HOST_A, host_url(HOST_A), fake={"nodes": 1},
+                                      auth={"key_file": tmp / (HOST_A + ".key")}),
+            str(tmp / "compute-a.log"), env=HOST_ENV)
+        procs.append(compute)
+        compute.wait_for_log("novalet-compute started", timeout=90)
+        attacker_conf = config(HOST_B, host_url(HOST_B),
+                               auth={"key_file": tmp / (HOST_B + ".key")})
+        yield {"tmp": tmp, "db": database, "vhost": vhost, "topics": topics,
+               "conductor": conductor, "compute": compute,
+               "attacker_conf": attacker_conf}
+    finally:
+        for proc in reversed(procs):
+            proc.stop()
+        for user in users:
+            _ctl("delete_user", user)
+        vhost.delete()
+        database.drop()
+
+
+def _row(db: Any, sql: str, **params: Any) -> Any:
+    rows = db.query(sql, **params)
+    return rows[0] if rows else None
+
+
+def _as_admin(conf: Any, deployment: Any) -> Any:
+    """This process as the admin of the deployment (the session's master
+    key), over RabbitMQ to its conductor."""
+    conf("transport_url", deployment["vhost"].url)
+    conf("topic", deployment["topics"]["conductor"]["topic"], "conductor")
+    conf("topic", deployment["topics"]["compute"]["topic"], "compute")
+    conf("indirection", "rpc", "objects")
+    from novalet import indirection
+
+    indirection.configure(novalet_conf.CONF)
+    return context.get_admin_context()
+
+
+def test_host_b_attacks_host_a(deployment: Any, conf: Any) -> None:
+    db = deployment["db"]
+    ctxt = _as_admin(conf, deployment)
+    # Host A works as before with its own key: its record, its node, its
+    # heartbeats, and an instance an admin builds on it.
+    service_a = wait_for(lambda: _row(
+        db, "SELECT id, report_count, last_auth FROM services WHERE host = :h "
+        "AND deleted = 0", h=HOST_A), 30, "host A's record")
+    wait_for(lambda: _row(db, "SELECT report_count FROM services WHERE id = :i",
+                          i=service_a.id).report_count >= 2, 30, "A's heartbeats")
+    node_a = wait_for(lambda: _row(
+        db, "SELECT id FROM compute_nodes WHERE host = :h AND deleted = 0",
+        h=HOST_A), 30, "host A's node")
+    instance = objects.Instance(ctxt, vcpus=1, memory_mb=128)
+    instance.create()
+    built = compute_rpcapi.ComputeAPI(novalet_conf.CONF).build_instance(
+        ctxt, instance, HOST_A)
+    assert (built.host, built.vm_state) == (HOST_A, "active")
+    assert _row(db, "SELECT last_auth FROM services WHERE id = :i",
+                i=service_a.id).last_auth == "host"
+
+    world = {"host_a": HOST_A, "service_a": service_a.id, "node_a": node_a.id,
+             "instance_a": instance.uuid}
+    world_file = deployment["tmp"] / "world.json"
+    world_file.write_text(json.dumps(world))
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.integration.auth_attacker",
+         deployment["attacker_conf"], str(world_file)],
+        capture_output=True, text=True, timeout=120, cwd=ROOT, env=HOST_ENV)
+    assert result.returncode == 0, result.stderr[-3000:]
+    outcomes = json.loads(result.stdout.strip().splitlines()[-1])
+
+    forbidden = ["save A's node", "save A's node as B's", "destroy A's node",
+                 "destroy A's service", "create a node of A",
+                 "create a node of A (case)", "create a node of A (look-alike)",
+                 "heartbeat for A", "steal A's instance", "destroy A's instance",
+                 "set A's last_seen_up", "context claiming admin"]
+    refused_signatures = [
+        "unsigned", "replayed", "one byte changed", "signed for another method",
+        "signed for another version", "signed for another server",
+        "stale timestamp", "future timestamp", "signature not a dict",
+        *["malformed: " + label for label in (
+            "not base64", "oversized", "wrong type", "unknown key id",
+            "claims host A", "claims admin", "claims host A in capitals",
+            "claims host A with a space", "claims host A with a NUL",
+            "claims a look-alike of A")]]
+    expected = {
+        "signs as": "host " + HOST_B,
+        **dict.fromkeys(forbidden, "Forbidden"),
+        **dict.fromkeys(refused_signatures, "SignatureRefused"),
+        "create a node of A (whitespace)": "ObjectFieldInvalid",
+        "create a node of A (NUL)": "MalformedRequest",
+        "save a list holding A's node": "MethodNotRemotable",
+        "A's node as an argument": "MalformedRequest",
+        "signed, sent once": "done",
+        "broker: publish to compute." + HOST_A: "AccessRefused",
+        "broker: consume the conductor queue": "AccessRefused",
+        "broker: bind its queue to the conductor topic": "AccessRefused",
+        "broker: publish to the conductor": "done",
+        "broker: consume A's queue": "AccessRefused",
+        # The broker lets it through (see novalet-manage auth rabbitmq);
+        # host A refuses both (below).
+        "broker: into A's queue by the default exchange": "done",
+        "read after the attacks": "done",
+    }
+    assert outcomes == expected
+
+    # A refused what came into its queue past the broker, and kept the
+    # instance and its guest.
+    deployment["compute"].wait_for_log(
+        r"Refused a terminate_instance request to compute-\w+: unknown key",
+        timeout=30)
+    deployment["compute"].wait_for_log(
+        r"Refused a terminate_instance request to compute-\w+: unsigned",
+        timeout=30)
+    # Nothing of A's changed; nothing was made for A.
+    node = _row(db, "SELECT host, memory_mb_used, deleted FROM compute_nodes "
+                "WHERE id = :i", i=node_a.id)
+    assert (node.host, node.deleted) == (HOST_A, 0) and node.memory_mb_used < 999999
+    service = _row(db, "SELECT host, deleted, last_seen_up FROM services "
+                   "WHERE id = :i", i=service_a.id)
+    assert (service.host, service.deleted) == (HOST_A, 0)
+    assert service.last_seen_up.year < 2100
+    inst = _row(db, "SELECT host, deleted FROM instances WHERE uuid = :u",
+                u=instance.uuid)
+    assert (inst.host, inst.deleted) == (HOST_A, 0)
+    assert db.query("SELECT host FROM compute_nodes WHERE host <> :h",
+                    h=HOST_A) == []
+    # A keeps beating; the conductor keeps serving, logged each refusal as a
+    # warning naming the verified caller, and no traceback.
+    count = _row(db, "SELECT report_count FROM services WHERE id = :i",
+                 i=service_a.id).report_count
+    wait_for(lambda: _row(db, "SELECT report_count FROM services WHERE id = :i",
+                          i=service_a.id).report_count >= count + 2, 30,
+             "A's heartbeats after the attacks")
+    assert objects.Service.get_by_id(ctxt, service_a.id).host == HOST_A
+    log = deployment["conductor"].log()
+    assert "Refused: host %s may not update a compute node" % HOST_B in log
+    assert "Refused a object_class_action_versions request" in log
+    assert not deployment["conductor"].errors(), deployment["conductor"].errors()
+    assert not deployment["compute"].errors(), deployment["compute"].errors()

@@ -1,0 +1,241 @@
+"""A signature and every way a request can fail verification
+(novalet.auth.signing): each refusal is a typed ``SignatureRefused`` raised
+before anything in the request is used."""
+
+from __future__ import annotations
+
+import base64
+import copy
+
+import pytest
+
+from novalet import exception
+from novalet.auth import keys, principal, signing
+
+NOW = 1_800_000_000.0
+
+
+@pytest.fixture
+def rings(tmp_path):
+    master = str(tmp_path / "master.key")
+    keys.init_master(master)
+    keys.write_host_key(master, "hostb", str(tmp_path / "b.key"))
+    return {"conductor": keys.KeyRing.from_files(master, None, "conductor"),
+            "hostb": keys.KeyRing.from_files(None, str(tmp_path / "b.key"),
+                                             "conductor")}
+
+
+def _verifier(ring, *, topic="conductor", server="cond1", enforce=True,
+              now=NOW, local=False, cache=1000):
+    return signing.Verifier(ring, topic=topic, server=server,
+                            window=lambda: 60.0, enforce=lambda: enforce,
+                            replay=signing.ReplayCache(cache), local=local,
+                            clock=lambda: now)
+
+
+def _request(ring, *, method="object_action", version="1.1", topic="conductor",
+             server=None, now=NOW, args=None, context=None):
+    message = {"method": method, "version": version,
+               "args": args if args is not None else {
+                   "objinst": {"novalet_object.name": "ComputeNode",
+                               "novalet_object.data": {"id": 1, "host": "hostb",
+                                                       "memory_mb_used": 5}},
+                   "objmethod": "save", "args": [], "kwargs": {}}}
+    ctxt = context if context is not None else {"is_admin": True,
+                                                "request_id": "req-1"}
+    ctxt = signing.wire_form(ctxt)
+    message["args"] = signing.wire_form(message["args"])
+    ctxt[signing.FIELD] = signing.Signer(ring, clock=lambda: now).sign(
+        method=method, version=version, namespace=None, topic=topic,
+        server=server, args=message["args"], context=ctxt)
+    # What an AMQP driver adds on the way is not signed.
+    received = dict(ctxt, client_timeout=60)
+    return message, received
+
+
+def test_a_signed_request_verifies_as_its_signer(rings):
+    verifier = _verifier(rings["conductor"])
+    message, ctxt = _request(rings["hostb"])
+    assert verifier.verify(message, ctxt) == principal.host("hostb")
+    message, ctxt = _request(rings["conductor"])
+    assert verifier.verify(message, ctxt) == principal.admin()
+
+
+def test_a_replayed_request_is_refused(rings):
+    verifier = _verifier(rings["conductor"])
+    message, ctxt = _request(rings["hostb"])
+    verifier.verify(copy.deepcopy(message), copy.deepcopy(ctxt))
+    with pytest.raises(exception.SignatureRefused, match="replayed"):
+        verifier.verify(message, ctxt)
+
+
+def _flip(value):
+    """``value`` with one character changed."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value + 1
+    text = str(value)
+    return text[:-1] + ("x" if text[-1:] != "x" else "y")
+
+
+@pytest.mark.parametrize("where", [
+    ("message", "method"), ("message", "version"),
+    ("args", "objmethod"), ("objinst", "host"), ("objinst", "memory_mb_used"),
+    ("objinst", "id"), ("context", "request_id"), ("context", "is_admin"),
+    ("field", "p"), ("field", "ts"), ("field", "n"), ("field", "k"),
+    ("field", "t"),
+])
+def test_one_changed_byte_is_refused(rings, where):
+    verifier = _verifier(rings["conductor"])
+    message, ctxt = _request(rings["hostb"])
+    part, key = where
+    target = {"message": message, "args": message["args"],
+              "objinst": message["args"]["objinst"]["novalet_object.data"],
+              "context": ctxt, "field": ctxt[signing.FIELD]}[part]
+    target[key] = _flip(target[key])
+    with pytest.raises(exception.SignatureRefused):
+        verifier.verify(message, ctxt)
+
+
+def test_an_added_context_entry_or_argument_is_refused(rings):
+    verifier = _verifier(rings["conductor"])
+    message, ctxt = _request(rings["hostb"])
+    ctxt["roles"] = ["admin"]
+    with pytest.raises(exception.SignatureRefused, match="bad signature"):
+        verifier.verify(message, ctxt)
+    message, ctxt = _request(rings["hostb"])
+    message["args"]["object_versions"] = {"ComputeNode": "1.1"}
+    with pytest.raises(exception.SignatureRefused, match="bad signature"):
+        verifier.verify(message, ctxt)
+
+
+def test_a_signature_for_another_server_is_refused(rings):
+    # Signed by the admin for compute hosta, replayed at compute hostb.
+    message, ctxt = _request(rings["conductor"], topic="compute",
+                             server="hosta", method="terminate_instance")
+    at_b = _verifier(rings["hostb"], topic="compute", server="hostb")
+    with pytest.raises(exception.SignatureRefused, match="another server"):
+        at_b.verify(message, ctxt)
+    # ... or at the conductor.
+    with pytest.raises(exception.SignatureRefused, match="another server"):
+        _verifier(rings["conductor"]).verify(message, ctxt)
+    # And claiming it was for hostb breaks the signature.
+    ctxt[signing.FIELD]["s"] = "hostb"
+    with pytest.raises(exception.SignatureRefused, match="unknown key|bad"):
+        at_b.verify(message, ctxt)
+
+
+def test_stale_and_future_signatures_are_refused(rings):
+    verifier = _verifier(rings["conductor"])
+    for skew, reason in ((-61, "stale"), (61, "future")):
+        message, ctxt = _request(rings["hostb"], now=NOW + skew)
+        with pytest.raises(exception.SignatureRefused, match=reason):
+            verifier.verify(message, ctxt)
+    message, ctxt = _request(rings["hostb"], now=NOW - 59)
+    assert verifier.verify(message, ctxt) == principal.host("hostb")
+
+
+def test_unsigned_requests(rings):
+    message, ctxt = _request(rings["hostb"])
+    del ctxt[signing.FIELD]
+    with pytest.raises(exception.SignatureRefused, match="unsigned"):
+        _verifier(rings["conductor"]).verify(message, ctxt)
+    assert _verifier(rings["conductor"], enforce=False).verify(
+        message, ctxt) == principal.UNSIGNED_PRINCIPAL
+    # On the in-process transport: a caller of this process.
+    assert _verifier(None, local=True).verify(message, ctxt) is None
+
+
+@pytest.mark.parametrize("field, value, reason", [
+    (None, "not a dict", "malformed"),
+    (None, ["v", "k"], "malformed"),
+    ("sig", "%%%not base64%%%", "not base64"),
+    ("sig", base64.b64encode(b"x" * 31).decode(), "wrong length"),
+    ("sig", "A" * 5000, "field sig"),
+    ("sig", None, "field sig"),
+    ("sig", 12345, "field sig"),
+    ("k", "no-such-key", "unknown key"),
+    ("k", "", "field k"),
+    ("k", ["list"], "field k"),
+    ("p", "host:HostB", "principal"),
+    ("p", "host:hostb ", "principal"),
+    ("p", "host:hostb\x00", "principal"),
+    ("p", "host:host\u0431", "principal"),
+    ("p", "root", "principal"),
+    ("p", "host:", "principal"),
+    ("ts", "1800000000000", "field ts"),
+    ("ts", 1.8e12, "field ts"),
+    ("ts", True, "field ts"),
+    ("v", 2, "version"),
+    ("v", True, "version"),
+    ("n", "x" * 1000, "field n"),
+    ("t", None, "field t"),
+    ("s", 7, "field s"),
+])
+def test_malformed_signatures_are_refused(rings, field, value, reason):
+    verifier = _verifier(rings["conductor"])
+    message, ctxt = _request(rings["hostb"])
+    if field is None:
+        ctxt[signing.FIELD] = value
+    else:
+        ctxt[signing.FIELD][field] = value
+    with pytest.raises(exception.SignatureRefused, match=reason):
+        verifier.verify(message, ctxt)
+
+
+def test_extra_or_missing_signature_fields_are_refused(rings):
+    verifier = _verifier(rings["conductor"])
+    for change in ("extra", "missing"):
+        message, ctxt = _request(rings["hostb"])
+        if change == "extra":
+            ctxt[signing.FIELD]["principal"] = "admin"
+        else:
+            del ctxt[signing.FIELD]["n"]
+        with pytest.raises(exception.SignatureRefused, match="malformed"):
+            verifier.verify(message, ctxt)
+
+
+def test_a_host_cannot_sign_as_another_host_or_the_admin(rings):
+    verifier = _verifier(rings["conductor"])
+    for claim in ("host:hosta", "admin"):
+        message, ctxt = _request(rings["hostb"])
+        ctxt[signing.FIELD]["p"] = claim
+        with pytest.raises(exception.SignatureRefused, match="bad signature"):
+            verifier.verify(message, ctxt)
+
+
+def test_refusals_before_the_signature_never_touch_the_replay_cache(rings):
+    verifier = _verifier(rings["conductor"])
+    for _ in range(20):
+        message, ctxt = _request(rings["hostb"])
+        ctxt[signing.FIELD]["sig"] = base64.b64encode(b"\0" * 32).decode()
+        with pytest.raises(exception.SignatureRefused):
+            verifier.verify(message, ctxt)
+    assert len(verifier.replay) == 0
+
+
+def test_a_full_replay_cache_forgets_the_oldest_and_refuses_older():
+    cache = signing.ReplayCache(3)
+    for i in range(3):
+        assert cache.check_and_add("n%d" % i, 1000 + i, 0) is None
+    assert cache.check_and_add("n3", 1003, 0) is None  # forgets n0 (1000)
+    assert cache.floor == 1000 and len(cache) == 3
+    assert "replay cache" in cache.check_and_add("n0", 1000, 0)
+    assert "replayed" in cache.check_and_add("n3", 1003, 0)
+    # Expired entries go first, without raising the floor.
+    assert cache.check_and_add("n4", 5000, 2000) is None
+    assert len(cache) == 1 and cache.floor == 1000
+
+
+def test_a_flood_of_refusals_logs_one_line_per_interval(caplog):
+    now = [0.0]
+    log = signing.RefusalLog(interval=10, clock=lambda: now[0])
+    assert log.warn("refused", "refused %s", "a")
+    for _ in range(50):
+        assert not log.warn("refused", "refused %s", "b")
+    now[0] = 10.5
+    assert log.warn("refused", "refused %s", "c")
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == ["refused a", "refused c (50 more like it not logged in "
+                     "the last 10s)"]
