@@ -50,22 +50,12 @@ def service_unavailable(reason: str) -> None:
     pytest.skip("service unavailable: %s" % reason)
 
 
-# -- the run: two pytest-xdist workers (pyproject: -n 2 --dist loadgroup) ---
-
-#: Run on the second worker: the fault suite (its own private broker
-#: cluster and database; it mostly waits on the faults it holds) and the
-#: release-compat tests; everything else on the first, in file order. No
-#: test touches the machine's shared services in a way the other worker
-#: would notice (the broker and database restarts use private ones).
-SECOND_WORKER = ("tests/faults/", "tests/compat/")
-
-
-def pytest_collection_modifyitems(config: pytest.Config,
-                                  items: list[pytest.Item]) -> None:
-    for item in items:
-        second = item.nodeid.startswith(SECOND_WORKER)
-        item.add_marker(pytest.mark.xdist_group("second" if second else "first"))
-
+# -- the run: two pytest-xdist workers (pyproject: -n 2 --dist loadscope) --
+# Each module runs whole on one worker (its module and session fixtures are
+# made once there): the fault suite's private broker cluster and database
+# once, beside the other modules. No test touches the machine's shared
+# services in a way the other worker would notice (the broker and database
+# restarts use private ones).
 
 _fault_figures: list[dict[str, Any]] = []
 

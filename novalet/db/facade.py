@@ -31,9 +31,9 @@ class Transaction:
         self.mode = mode
 
     def _factory(self) -> Any:
-        from novalet.db import api
+        from novalet.db import engine
 
-        return getattr(api._get_manager(), self.mode)
+        return getattr(engine._get_manager(), self.mode)
 
     @contextlib.contextmanager
     def using(self, context: Any) -> Iterator[Any]:

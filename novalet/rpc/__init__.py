@@ -1,4 +1,5 @@
-"""The one module that knows oslo.messaging.
+"""The one package that knows oslo.messaging (``errors``: how errors
+cross; ``startup``: the start-up checks of the transport).
 
 It owns the transport (``[DEFAULT] transport_url``), the serializer that puts
 objects and the request context on the wire, RPC clients and servers on the
@@ -20,10 +21,7 @@ context through ``RequestContextSerializer.deserialize_context``.
 from __future__ import annotations
 
 import contextlib
-import os
-import sys
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
@@ -31,19 +29,43 @@ import kombu.exceptions
 import oslo_messaging as messaging
 from oslo_config import cfg
 from oslo_log import log as logging
-from oslo_messaging._drivers import common as wire_common
 from oslo_messaging.rpc import server as messaging_server
-from oslo_serialization import jsonutils
 
 from novalet import auth, exception
 from novalet import context as novalet_context
 from novalet.metrics import conductor as conductor_metrics
 from novalet.metrics import rpc as rpc_metrics
 from novalet.objects import base as objects_base
+from novalet.rpc import errors
+from novalet.rpc.errors import (  # the package's public names
+    errors_as_on_the_wire as errors_as_on_the_wire,
+)
+from novalet.rpc.errors import (
+    remote_form as remote_form,
+)
+from novalet.rpc.errors import (
+    wire_roundtrip as wire_roundtrip,
+)
+from novalet.rpc.startup import IN_PROCESS_TRANSPORTS
+from novalet.rpc.startup import (  # the package's public names
+    STARTUP_CHECK_TOPIC as STARTUP_CHECK_TOPIC,
+)
+from novalet.rpc.startup import (
+    check_auth as check_auth,
+)
+from novalet.rpc.startup import (
+    check_broker as check_broker,
+)
+from novalet.rpc.startup import (
+    is_in_process as is_in_process,
+)
+from novalet.rpc.startup import (
+    masked_transport_url as masked_transport_url,
+)
 
 LOG = logging.getLogger(__name__)
 
-ALLOWED_EXMODS = [exception.__name__]
+ALLOWED_EXMODS = errors.ALLOWED_EXMODS
 
 _lock = threading.Lock()
 _transport: Any = None
@@ -89,7 +111,7 @@ def cleanup() -> None:
 
 def _in_process_transport() -> bool:
     """Whether the process's transport runs in this process (``fake://``)."""
-    return _transport_name in _IN_PROCESS_TRANSPORTS
+    return _transport_name in IN_PROCESS_TRANSPORTS
 
 
 def get_transport() -> Any:
@@ -97,103 +119,6 @@ def get_transport() -> Any:
         raise exception.ConfigurationError(
             reason="novalet.rpc.init(conf) was not called")
     return _transport
-
-
-def masked_transport_url(conf: cfg.ConfigOpts) -> str:
-    """``transport_url`` with passwords replaced by ``***``."""
-    try:
-        url = messaging.TransportURL.parse(conf, conf.transport_url)
-    except messaging.InvalidTransportURL:
-        return "<invalid transport_url>"
-    hosts = ",".join(
-        "%s%s@%s:%s" % (h.username or "", ":***" if h.password else "",
-                        h.hostname, h.port)
-        if h.username else "%s:%s" % (h.hostname, h.port)
-        for h in url.hosts)
-    return "%s://%s/%s" % (url.transport, hosts, url.virtual_host or "")
-
-
-#: The prefix of the topics ``check_broker`` casts to (nobody listens).
-STARTUP_CHECK_TOPIC = "novalet-startup-check-"
-
-#: Transports that run in this process: no broker to check.
-_IN_PROCESS_TRANSPORTS = ("fake",)
-
-
-def is_in_process(conf: cfg.ConfigOpts) -> bool:
-    """Whether ``transport_url`` names a transport inside this process
-    (``fake://``: no broker, no other process can reach it)."""
-    try:
-        url = messaging.TransportURL.parse(conf, conf.transport_url)
-    except messaging.InvalidTransportURL:
-        return False
-    return url.transport in _IN_PROCESS_TRANSPORTS or url.transport is None
-
-
-def check_auth(conf: cfg.ConfigOpts, binary: str, *, verifies_all: bool) -> None:
-    """``novalet.auth.check_service`` for this process's transport."""
-    auth.check_service(conf, binary, verifies_all=verifies_all,
-                       in_process=is_in_process(conf))
-
-
-def check_broker(conf: cfg.ConfigOpts, timeout: float) -> None:
-    """Wait up to ``timeout`` seconds until ``transport_url``'s broker takes
-    a message; raises ``BrokerUnavailable`` (the masked URL, the last error
-    in one line, a hint when a TLS port is reached without ``ssl``).
-
-    It goes through oslo.messaging itself, so it reaches the broker exactly
-    as the service will: ``[oslo_messaging_rabbit]`` ``ssl``, ``ssl_ca_file``,
-    ``ssl_cert_file``, ``ssl_key_file``, heartbeats, the login method and
-    every host of the URL (the driver's failover order). A transport of its
-    own sends one ``cast`` to a topic nobody listens on (the broker drops
-    it), with the client's public ``retry`` bound instead of the driver's
-    retry-forever default; the transport is closed again. The in-process
-    ``fake://`` transport needs no broker.
-    """
-    url = messaging.TransportURL.parse(conf, conf.transport_url)
-    if url.transport in _IN_PROCESS_TRANSPORTS or url.transport is None:
-        return
-    masked = masked_transport_url(conf)
-    transport = messaging.get_rpc_transport(conf)
-    try:
-        # One round tries every host once (the driver fails over in order).
-        client = messaging.get_rpc_client(
-            transport, messaging.Target(
-                topic=STARTUP_CHECK_TOPIC + os.urandom(6).hex()),
-            retry=max(0, len(url.hosts) - 1))
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                client.cast({}, "novalet_startup_check")
-                return
-            except Exception as e:  # the driver's and kombu's own errors
-                last = e
-                LOG.debug("Broker %s not reachable yet", masked, exc_info=True)
-            if time.monotonic() + 1.0 > deadline:
-                raise exception.BrokerUnavailable(
-                    url=masked, reason=_broker_reason(conf, url, last))
-            time.sleep(1.0)
-    finally:
-        transport.cleanup()
-
-
-def _broker_reason(conf: cfg.ConfigOpts, url: Any, error: Exception) -> str:
-    """The error's first line, and what to check for its usual causes."""
-    text = (str(error).strip() or type(error).__name__).splitlines()[0]
-    lowered = text.lower()
-    rabbit = getattr(conf, "oslo_messaging_rabbit", None)
-    if url.transport != "rabbit" or rabbit is None:
-        return text
-    if not rabbit.ssl and any(word in lowered for word in (
-            "socket closed", "connection reset", "eof", "timed out",
-            "closed the connection", "unexpectedly closed")):
-        return text + (" (if that port speaks TLS, as production brokers do "
-                       "on 5671, set [oslo_messaging_rabbit] ssl = true and "
-                       "ssl_ca_file)")
-    if rabbit.ssl and ("certificate" in lowered or "ssl" in lowered):
-        return text + (" (check [oslo_messaging_rabbit] ssl_ca_file, "
-                       "ssl_cert_file and ssl_key_file)")
-    return text
 
 
 class RequestContextSerializer(messaging.Serializer):
@@ -229,7 +154,7 @@ class RequestContextSerializer(messaging.Serializer):
                     entity, objects_base.NovaletObject.OBJ_SERIAL_NAMESPACE)
             if not self._expected_errors:
                 raise
-            with _server_errors(_in_process_transport()):
+            with errors.server_errors(_in_process_transport()):
                 raise
 
     def serialize_context(self, ctxt: Any) -> dict[str, Any]:
@@ -286,98 +211,6 @@ class _ClientSerializer(RequestContextSerializer):
 #: is dispatching (``_VerifyingDispatcher``).
 _verified = threading.local()
 _NOT_VERIFIED: Any = object()
-
-
-#: Stand-ins for builtin exception classes, by name (see ``remote_form``).
-_BUILTIN_STAND_INS: dict[str, type[Exception]] = {}
-
-
-def remote_form(error: BaseException) -> BaseException:
-    """What a server sends back for ``error``: itself, unless it is one of
-    Python's builtin exceptions (``TypeError``, ``KeyError``, ...).
-
-    oslo.messaging re-raises a builtin as that builtin in the caller (with
-    the remote traceback pasted into its message), where it cannot be told
-    from the caller's own ``TypeError``. novalet sends it instead as an
-    exception of the same name from this module, which no caller allows: it
-    arrives as ``RemoteError`` (``exc_type`` the builtin's name, ``value``
-    its message), like every other error that is not novalet's.
-    """
-    if type(error).__module__ != "builtins" or not isinstance(error, Exception):
-        return error
-    name = type(error).__name__
-    stand_in = _BUILTIN_STAND_INS.get(name)
-    if stand_in is None:
-        stand_in = _BUILTIN_STAND_INS[name] = type(
-            name, (Exception,), {"__module__": __name__,
-                                 "__doc__": "A remote %s." % name})
-    return stand_in(str(error))
-
-
-def wire_roundtrip(value: Any) -> Any:
-    """What ``value`` (already serialized) looks like after the wire."""
-    return jsonutils.loads(jsonutils.dumps(value))
-
-
-def _exc_info(error: BaseException, cause: BaseException) -> Any:
-    """``sys.exc_info()`` of ``error`` raised from ``cause``."""
-    try:
-        if error is cause:
-            raise error
-        raise error from cause
-    except BaseException:
-        return sys.exc_info()
-
-
-def _as_received(exc_info: Any) -> BaseException:
-    """What a caller receives for the server's ``exc_info`` over a real
-    transport: oslo.messaging's own remote-exception (de)serialization (two
-    functions of a private module of oslo.messaging, the ones its drivers
-    use; tests/functional/test_rpc_errors.py compares this with RabbitMQ)."""
-    data = wire_common.serialize_remote_exception(exc_info)
-    return wire_common.deserialize_remote_exception(data, ALLOWED_EXMODS)  # type: ignore[no-any-return]
-
-
-@contextlib.contextmanager
-def errors_as_on_the_wire() -> Iterator[None]:
-    """Re-raise an error the way an RPC caller would receive it: a
-    ``novalet.exception`` as its class, anything else (builtins too:
-    ``remote_form``) as ``RemoteError``, exactly as from
-    ``novalet-conductor``. The in-process conductor uses this."""
-    try:
-        yield
-    except messaging.ExpectedException as e:
-        raise _as_received(e.exc_info)
-    except Exception as e:
-        raise _as_received(_exc_info(remote_form(e), e))
-
-
-@contextlib.contextmanager
-def _server_errors(in_process: bool) -> Iterator[None]:
-    """How an error of a server's endpoint (or of rebuilding its arguments)
-    leaves for oslo.messaging: a novalet error as expected (sent back, no
-    traceback logged), anything else in its ``remote_form`` (logged with
-    its traceback by oslo.messaging). ``in_process`` (``fake://``, whose
-    driver hands the caller the server's exception object as it is): the
-    error is turned into what a real transport would deliver first."""
-    try:
-        yield
-    except messaging.ExpectedException:
-        raise
-    except exception.NovaletException as e:
-        if not in_process:
-            raise messaging.ExpectedException()
-        try:
-            raise _as_received(sys.exc_info())
-        except Exception:
-            raise messaging.ExpectedException() from e
-    except Exception as e:
-        sent = remote_form(e)
-        if in_process:
-            raise _as_received(_exc_info(sent, e)) from e
-        if sent is e:
-            raise
-        raise sent from e
 
 
 def send_retries(conf: Any, timeout: float) -> int | None:
@@ -577,7 +410,7 @@ class _ExpectedErrors:
             endpoint = type(self._endpoint).__name__
 
             def refuse(*args: Any, **kwargs: Any) -> Any:
-                with _server_errors(in_process):
+                with errors.server_errors(in_process):
                     raise exception.MethodNotRemotable(objname=endpoint,
                                                        method=name)
 
@@ -585,7 +418,7 @@ class _ExpectedErrors:
         assert attr is not None  # not exposed: refused above
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            with _server_errors(in_process):
+            with errors.server_errors(in_process):
                 return attr(*args, **kwargs)
 
         return call
@@ -654,7 +487,7 @@ class _VerifyingDispatcher:
 
     def dispatch(self, incoming: Any) -> Any:
         in_process = _in_process_transport()
-        with _server_errors(in_process):
+        with errors.server_errors(in_process):
             try:
                 principal = self._verifier.verify(incoming.message,
                                                   incoming.ctxt)

@@ -1,0 +1,185 @@
+"""The database engine behind novalet and every app: oslo.db's
+enginefacade configured from ``[database]``, the reader and writer
+transactions the query functions run in, and the errors of an unreachable
+database as ``DatabaseUnavailable``."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from oslo_config import cfg
+from oslo_db import exception as db_exc
+from oslo_db.sqlalchemy import enginefacade
+from sqlalchemy.engine import make_url
+
+from novalet import db as db_switch
+from novalet import exception
+from novalet.metrics import database as db_metrics
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_lock = threading.Lock()
+_manager: Any = None
+_connection: str | None = None
+
+
+def _on_engine_create(engine: sa.engine.Engine) -> None:
+    db_metrics.watch(engine)
+    if engine.dialect.name != "sqlite":
+        return
+
+    @sa.event.listens_for(engine, "connect")
+    def _sqlite_pragmas(dbapi_conn: Any, record: Any) -> None:
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+
+def configure(conf: cfg.ConfigOpts) -> None:
+    """Point the database layer at ``conf.database`` (replacing any earlier)."""
+    global _manager, _connection
+    connection = conf.database.connection
+    url = make_url(connection)
+    if url.get_backend_name() == "sqlite" and url.database:
+        os.makedirs(os.path.dirname(os.path.abspath(url.database)),
+                    exist_ok=True)
+    manager = enginefacade.transaction_context()
+    manager.configure(
+        connection=connection,
+        slave_connection=conf.database.slave_connection,
+        sqlite_fk=False,
+        max_pool_size=conf.database.max_pool_size,
+        max_overflow=conf.database.max_overflow,
+        pool_timeout=conf.database.pool_timeout,
+        max_retries=conf.database.max_retries,
+        retry_interval=conf.database.retry_interval,
+        connection_recycle_time=conf.database.connection_recycle_time,
+        connection_debug=conf.database.connection_debug,
+        mysql_sql_mode=conf.database.mysql_sql_mode,
+        # oslo.db's sleep(0) at every checkin lets eventlet switch green
+        # threads; novalet runs native threads, which need no such yield.
+        thread_checkin=False,
+    )
+    manager.append_on_engine_create(_on_engine_create)
+    with _lock:
+        old, _manager, _connection = _manager, manager, connection
+    if old is not None:
+        old.dispose_pool()
+
+
+def dispose() -> None:
+    """Close every pooled connection (after fork, at stop, between tests)."""
+    global _manager
+    with _lock:
+        old, _manager = _manager, None
+    if old is not None:
+        old.dispose_pool()
+
+
+def masked_url(connection: str) -> str:
+    """``connection`` with its password hidden."""
+    try:
+        return make_url(connection).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparsable database URL>"
+
+
+def masked_connection() -> str:
+    """The configured connection URL with its password hidden."""
+    if _connection is None:
+        return "<not configured>"
+    return masked_url(_connection)
+
+
+def check_connection(conf: cfg.ConfigOpts, timeout: float) -> None:
+    """Wait up to ``timeout`` seconds for ``conf.database.connection`` to
+    accept a connection; raises ``DatabaseUnavailable``. Leaves no engine."""
+    url = make_url(conf.database.connection)
+    if url.get_backend_name() == "sqlite" and url.database:
+        os.makedirs(os.path.dirname(os.path.abspath(url.database)),
+                    exist_ok=True)
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                with engine.connect() as connection:
+                    connection.execute(sa.text("SELECT 1"))
+                return
+            except sa.exc.DBAPIError as e:
+                if time.monotonic() >= deadline:
+                    raise exception.DatabaseUnavailable(
+                        url=url.render_as_string(hide_password=True),
+                        reason=str(e.orig).strip() or e)
+                time.sleep(max(1, conf.database.retry_interval))
+    finally:
+        engine.dispose()
+
+
+def _get_manager() -> Any:
+    manager = _manager
+    if manager is None:
+        from novalet.conf import CONF
+        configure(CONF)
+        manager = _manager
+    return manager
+
+
+def get_engine() -> sa.engine.Engine:
+    db_switch.check_access("get_engine")
+    return _get_manager().writer.get_engine()  # type: ignore[no-any-return]
+
+
+@contextlib.contextmanager
+def translate_errors() -> Iterator[None]:
+    """A database that cannot be reached raises ``DatabaseUnavailable``."""
+    try:
+        yield
+    except db_exc.DBConnectionError as e:
+        raise exception.DatabaseUnavailable(
+            url=masked_connection(), reason=e.inner_exception or e)
+    except sa.exc.OperationalError as e:
+        # oslo.db does not recognise every driver's wording of a
+        # refused connection (libpq 15 with several hosts: "connection
+        # to server at ... failed"): still the database, not a bug.
+        raise exception.DatabaseUnavailable(
+            url=masked_connection(), reason=str(e.orig).strip() or e)
+
+
+def _transaction(mode: str, connection: bool = False) -> Callable[[F], F]:
+    def decorator(fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(context: Any, *args: Any, **kwargs: Any) -> Any:
+            db_switch.check_access(fn.__name__)
+            with translate_errors():
+                factory = getattr(_get_manager(), mode)
+                if kwargs.pop("replica", False) and mode == "reader":
+                    # oslo.db's async reader: [database] slave_connection if
+                    # set (inside a transaction, that transaction's engine).
+                    factory = factory.async_
+                if connection:
+                    factory = factory.connection
+                with factory.using(context):
+                    return fn(context, *args, **kwargs)
+        return wrapper  # type: ignore[return-value]
+    return decorator
+
+
+#: A read-only transaction on the primary (``connection``). Functions that
+#: take ``replica`` read from ``[database] slave_connection`` when called
+#: with ``replica=True`` and a replica is configured: for listings that may
+#: lag the primary a little, never for a read that feeds a write.
+reader = _transaction("reader")
+writer = _transaction("writer")
+#: A writer whose body runs Core statements only: ``context.connection``,
+#: no ORM session (inside a session transaction, it joins that one).
+writer_connection = _transaction("writer", connection=True)

@@ -1,0 +1,118 @@
+"""How errors cross RPC: a ``novalet.exception`` error as its class, anything
+else (Python's builtins included) as ``oslo_messaging.RemoteError`` — over a
+real transport, over ``fake://`` and through the in-process conductor alike
+(see ``novalet.exception``)."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import oslo_messaging as messaging
+from oslo_messaging._drivers import common as wire_common
+from oslo_serialization import jsonutils
+
+from novalet import exception
+
+#: The only module whose exceptions a caller rebuilds as themselves.
+ALLOWED_EXMODS = [exception.__name__]
+
+#: The module the builtins' stand-ins name on the wire (what callers of
+#: every release see as ``RemoteError``'s origin).
+_STAND_IN_MODULE = "novalet.rpc"
+
+
+#: Stand-ins for builtin exception classes, by name (see ``remote_form``).
+_BUILTIN_STAND_INS: dict[str, type[Exception]] = {}
+
+
+def remote_form(error: BaseException) -> BaseException:
+    """What a server sends back for ``error``: itself, unless it is one of
+    Python's builtin exceptions (``TypeError``, ``KeyError``, ...).
+
+    oslo.messaging re-raises a builtin as that builtin in the caller (with
+    the remote traceback pasted into its message), where it cannot be told
+    from the caller's own ``TypeError``. novalet sends it instead as an
+    exception of the same name from this module, which no caller allows: it
+    arrives as ``RemoteError`` (``exc_type`` the builtin's name, ``value``
+    its message), like every other error that is not novalet's.
+    """
+    if type(error).__module__ != "builtins" or not isinstance(error, Exception):
+        return error
+    name = type(error).__name__
+    stand_in = _BUILTIN_STAND_INS.get(name)
+    if stand_in is None:
+        stand_in = _BUILTIN_STAND_INS[name] = type(
+            name, (Exception,), {"__module__": _STAND_IN_MODULE,
+                                 "__doc__": "A remote %s." % name})
+    return stand_in(str(error))
+
+
+def wire_roundtrip(value: Any) -> Any:
+    """What ``value`` (already serialized) looks like after the wire."""
+    return jsonutils.loads(jsonutils.dumps(value))
+
+
+def exc_info_of(error: BaseException, cause: BaseException) -> Any:
+    """``sys.exc_info()`` of ``error`` raised from ``cause``."""
+    try:
+        if error is cause:
+            raise error
+        raise error from cause
+    except BaseException:
+        return sys.exc_info()
+
+
+def as_received(exc_info: Any) -> BaseException:
+    """What a caller receives for the server's ``exc_info`` over a real
+    transport: oslo.messaging's own remote-exception (de)serialization (two
+    functions of a private module of oslo.messaging, the ones its drivers
+    use; tests/functional/test_rpc_errors.py compares this with RabbitMQ)."""
+    data = wire_common.serialize_remote_exception(exc_info)
+    return wire_common.deserialize_remote_exception(data, ALLOWED_EXMODS)  # type: ignore[no-any-return]
+
+
+@contextlib.contextmanager
+def errors_as_on_the_wire() -> Iterator[None]:
+    """Re-raise an error the way an RPC caller would receive it: a
+    ``novalet.exception`` as its class, anything else (builtins too:
+    ``remote_form``) as ``RemoteError``, exactly as from
+    ``novalet-conductor``. The in-process conductor uses this."""
+    try:
+        yield
+    except messaging.ExpectedException as e:
+        raise as_received(e.exc_info)
+    except Exception as e:
+        raise as_received(exc_info_of(remote_form(e), e))
+
+
+@contextlib.contextmanager
+def server_errors(in_process: bool) -> Iterator[None]:
+    """How an error of a server's endpoint (or of rebuilding its arguments)
+    leaves for oslo.messaging: a novalet error as expected (sent back, no
+    traceback logged), anything else in its ``remote_form`` (logged with
+    its traceback by oslo.messaging). ``in_process`` (``fake://``, whose
+    driver hands the caller the server's exception object as it is): the
+    error is turned into what a real transport would deliver first."""
+    try:
+        yield
+    except messaging.ExpectedException:
+        raise
+    except exception.NovaletException as e:
+        if not in_process:
+            raise messaging.ExpectedException()
+        try:
+            raise as_received(sys.exc_info())
+        except Exception:
+            raise messaging.ExpectedException() from e
+    except Exception as e:
+        sent = remote_form(e)
+        if in_process:
+            raise as_received(exc_info_of(sent, e)) from e
+        if sent is e:
+            raise
+        raise sent from e
+
+
