@@ -4,6 +4,7 @@ threading backend before any other oslo import."""
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import shutil
 import tempfile
@@ -17,6 +18,7 @@ from novalet import auth, indirection, objects, rpc
 from novalet import conf as novalet_conf
 from novalet.db import api as db_api
 from novalet.db import migration
+from novalet.testing import plugin as testing_plugin
 from tests import services
 
 REQUIRE_SERVICES = os.environ.get("NOVALET_REQUIRE_SERVICES") == "1"
@@ -90,21 +92,8 @@ def _novalet_session() -> None:
     objects.register_all()
 
 
-class ConfOverrides:
-    """Set oslo.config overrides for one test; all cleared after it."""
-
-    def __init__(self) -> None:
-        self.CONF = novalet_conf.CONF
-        self._set: list[tuple[str, str | None]] = []
-
-    def __call__(self, name: str, value: Any, group: str | None = None) -> None:
-        self.CONF.set_override(name, value, group)
-        self._set.append((name, group))
-
-    def clear(self) -> None:
-        for name, group in reversed(self._set):
-            self.CONF.clear_override(name, group)
-        self._set.clear()
+#: Overrides for one test (the class app authors get from novalet.testing).
+ConfOverrides = testing_plugin.ConfOverrides
 
 
 @pytest.fixture(autouse=True)
@@ -277,6 +266,30 @@ def remote_path(request: pytest.FixtureRequest, conf: ConfOverrides,
     yield from _call_path(request, conf, _database_registry)
 
 
+@contextlib.contextmanager
+def conductor_thread(conf: ConfOverrides) -> Iterator[None]:
+    """A conductor in this process behind oslo.messaging's ``fake://``
+    transport (on a topic of its own); this process's objects call it with
+    the ``rpc`` indirection."""
+    from novalet.conductor import manager as conductor_manager
+
+    conf("topic", "conductor-%s" % os.urandom(4).hex(), "conductor")
+    conf("transport_url", "fake://")
+    rpc.init(novalet_conf.CONF)
+    server = rpc.Server(novalet_conf.CONF.conductor.topic,
+                        [conductor_manager.ConductorManager(novalet_conf.CONF)],
+                        server="test-conductor", objects_local=True)
+    server.start()
+    conf("indirection", "rpc", "objects")
+    indirection.configure(novalet_conf.CONF)
+    try:
+        yield
+    finally:
+        indirection.reset()
+        server.stop()
+        server.wait()
+
+
 def _call_path(request: pytest.FixtureRequest, conf: ConfOverrides,
                _database_registry: Any) -> Iterator[CallPath]:
     name = request.param
@@ -294,24 +307,10 @@ def _call_path(request: pytest.FixtureRequest, conf: ConfOverrides,
         yield CallPath(name, db, remote=True)
         return
     if name == "fakerpc":
-        from novalet.conductor import manager as conductor_manager
-
         db = _database_registry("sqlite")
         use_database(conf, db)
-        conf("topic", "conductor-%s" % os.urandom(4).hex(), "conductor")
-        conf("transport_url", "fake://")
-        rpc.init(novalet_conf.CONF)
-        server = rpc.Server(novalet_conf.CONF.conductor.topic,
-                            [conductor_manager.ConductorManager(novalet_conf.CONF)],
-                            server="test-conductor", objects_local=True)
-        server.start()
-        conf("indirection", "rpc", "objects")
-        indirection.configure(novalet_conf.CONF)
-        try:
+        with conductor_thread(conf):
             yield CallPath(name, db, remote=True)
-        finally:
-            server.stop()
-            server.wait()
         return
     conductor = request.getfixturevalue("conductor_process")
     db = conductor["database"]

@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from novalet import testing
 
@@ -49,3 +50,20 @@ def app_environment(directory: Path) -> dict[str, str]:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(directory), str(ROOT)]))
     env.pop("OS_DEFAULT__APPS", None)
     return env
+
+
+@contextlib.contextmanager
+def appr_release2_loaded() -> Iterator[Any]:
+    """Release 2 of the test app appr loaded beside the core (its module
+    is yielded); forgotten after the block."""
+    from novalet import app, objects
+
+    with isolated_registry("tests.apps.appr_"):
+        objects.register_all(["novalet"])
+        from tests.apps import appr_release2
+
+        app.register(appr_release2.APP)
+        try:
+            yield appr_release2
+        finally:
+            app.unload("appr")

@@ -7,54 +7,35 @@ runs an older release of the app: tests/integration/test_app_negotiation.py.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from novalet import app, context, exception, indirection, objects, rpc
 from novalet import conf as novalet_conf
-from novalet.conductor import manager as conductor_manager
-from tests.apps import isolated_registry
+from novalet import context, exception, indirection, objects
+from tests.apps import appr_release2_loaded
+from tests.conftest import conductor_thread
 
 
 @pytest.fixture
 def appr(conf: Any, sqlite_db: Any) -> Iterator[Any]:
-    """Release 2 of the test app appr, loaded beside the core."""
-    with isolated_registry("tests.apps.appr_"):
-        objects.register_all(["novalet"])
-        from tests.apps import appr_release2
-
-        app.register(appr_release2.APP)
-        try:
-            yield appr_release2
-        finally:
-            app.unload("appr")
+    with appr_release2_loaded() as module:
+        yield module
 
 
 @pytest.fixture(params=["inprocess", "fakerpc"])
 def conductor_path(request: pytest.FixtureRequest, conf: Any, appr: Any) -> Iterator[Any]:
-    server = None
     if request.param == "fakerpc":
-        conf("topic", "conductor-%s" % os.urandom(4).hex(), "conductor")
-        conf("transport_url", "fake://")
-        rpc.init(novalet_conf.CONF)
-        server = rpc.Server(novalet_conf.CONF.conductor.topic,
-                            [conductor_manager.ConductorManager(novalet_conf.CONF)],
-                            server="test-conductor", objects_local=True)
-        server.start()
-        conf("indirection", "rpc", "objects")
-    else:
-        conf("indirection", "inprocess", "objects")
+        with conductor_thread(conf):
+            yield appr
+        return
+    conf("indirection", "inprocess", "objects")
     indirection.configure(novalet_conf.CONF)
     try:
         yield appr
     finally:
         indirection.reset()
-        if server is not None:
-            server.stop()
-            server.wait()
 
 
 def _conductor(host: str, **releases: str) -> Any:

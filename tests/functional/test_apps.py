@@ -18,6 +18,7 @@ from novalet.db import migration
 from novalet.objects import base as objects_base
 from novalet.objects import codec
 from tests.apps import app_environment, install_app
+from tests.conftest import conductor_thread
 
 
 @pytest.fixture(autouse=True)
@@ -63,28 +64,17 @@ def app_db(conf, tmp_path):
 def served(request, conf, app_db):
     """The two test apps, run locally, through an in-process conductor, or
     over oslo.messaging (fake:// transport) to a conductor thread."""
-    mods = app_db
-    server = None
+    if request.param == "fakerpc":
+        with conductor_thread(conf):
+            yield app_db
+        return
     if request.param == "inprocess":
         conf("indirection", "inprocess", "objects")
         indirection.configure(novalet_conf.CONF)
-    elif request.param == "fakerpc":
-        conf("topic", "conductor-%s" % os.urandom(4).hex(), "conductor")
-        conf("transport_url", "fake://")
-        rpc.init(novalet_conf.CONF)
-        server = rpc.Server(novalet_conf.CONF.conductor.topic,
-                            [conductor_manager.ConductorManager(novalet_conf.CONF)],
-                            server="test-conductor", objects_local=True)
-        server.start()
-        conf("indirection", "rpc", "objects")
-        indirection.configure(novalet_conf.CONF)
     try:
-        yield mods
+        yield app_db
     finally:
         indirection.reset()
-        if server is not None:
-            server.stop()
-            server.wait()
 
 
 def test_two_apps_same_object_name_work_together(served):

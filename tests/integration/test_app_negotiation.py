@@ -14,26 +14,19 @@ from typing import Any
 
 import pytest
 
-from novalet import app, context, db, indirection, objects
 from novalet import conf as novalet_conf
+from novalet import context, db, indirection, objects
 from tests import conftest as root_conftest
 from tests import processes, services
-from tests.apps import app_environment, install_app, isolated_registry
+from tests.apps import app_environment, appr_release2_loaded, install_app
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
 
 @pytest.fixture
 def appr(conf: Any) -> Iterator[Any]:
-    with isolated_registry("tests.apps.appr_"):
-        objects.register_all(["novalet"])
-        from tests.apps import appr_release2
-
-        app.register(appr_release2.APP)
-        try:
-            yield appr_release2
-        finally:
-            app.unload("appr")
+    with appr_release2_loaded() as module:
+        yield module
 
 
 class Conductor:
