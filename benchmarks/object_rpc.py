@@ -295,11 +295,9 @@ def start_py_spy(pid: int, out: str, stack: contextlib.ExitStack) -> None:
 
 def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
 
+    from novalet import auth, context, indirection, objects, rpc
     from novalet import conf as novalet_conf
-    from novalet import context, indirection, objects, rpc
     from tests import processes, services
-
-    from novalet import auth
 
     tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="novalet-bench-"))
     master_key = os.path.join(tmp, "master.key")

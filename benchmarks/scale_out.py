@@ -46,8 +46,9 @@ def rabbit_section(quorum: bool, host: str, binary: str) -> dict[str, Any]:
     section: dict[str, Any] = {"heartbeat_timeout_threshold": 4,
                                "heartbeat_rate": 2}
     if quorum:
+        # Reply and fanout queues classic, as the README recommends.
         section.update(rabbit_quorum_queue=True,
-                       rabbit_transient_quorum_queue=True,
+                       rabbit_transient_quorum_queue=False,
                        use_queue_manager=True, hostname=host,
                        processname=binary, kombu_failover_strategy="shuffle")
     return section

@@ -23,6 +23,9 @@ class RequestContext(oslo_context.RequestContext):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._principal: Any = None
+        #: Set with the principal by the server that verified the request
+        #: (``novalet.auth.delivery_key``), never from the wire.
+        self.delivery_key: str | None = None
 
     @property
     def principal(self) -> Any:
@@ -63,6 +66,7 @@ class RequestContext(oslo_context.RequestContext):
     def elevated(self) -> RequestContext:
         ctxt = self.__class__.from_dict(self.to_dict())
         ctxt._principal = self._principal  # elevated, never unscoped
+        ctxt.delivery_key = self.delivery_key
         ctxt.is_admin = True
         if "admin" not in ctxt.roles:
             ctxt.roles.append("admin")

@@ -54,7 +54,7 @@ class Database:
         ``keep_host`` (a conductor process that outlives the test)."""
         with self.engine.begin() as conn:
             for table in ("migrations", "instances", "compute_nodes",
-                          "services"):
+                          "services", "rpc_deliveries"):
                 if not sa.inspect(conn).has_table(table):
                     continue
                 if table == "services" and keep_host:

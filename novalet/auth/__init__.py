@@ -15,7 +15,9 @@ calls it); ``reset()`` forgets them (``novalet.rpc.cleanup``).
 
 from __future__ import annotations
 
+import hashlib
 import threading
+from typing import Any
 
 from oslo_config import cfg
 
@@ -111,3 +113,18 @@ def check_service(conf: cfg.ConfigOpts, binary: str, *, verifies_all: bool,
 
 __all__ = ["Principal", "can_sign", "check_service", "configure", "keys", "principal", "reset",
            "signer", "signing", "verifier"]
+
+
+def delivery_key(principal: Any, context: Any) -> str | None:
+    """What names one signed request whichever time and to whichever server
+    the broker delivers it: a digest of its verified principal and signed
+    nonce (None for an unsigned or local request). A non-idempotent write
+    records it, so a message the broker delivers twice (a connection lost
+    before its acknowledgement) is not applied twice."""
+    if principal is None or not isinstance(context, dict):
+        return None
+    fields = context.get(signing.FIELD)
+    if not isinstance(fields, dict) or not isinstance(fields.get("n"), str):
+        return None
+    return hashlib.sha256(("%s\0%s" % (principal.wire_name(), fields["n"]))
+                          .encode()).hexdigest()

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
+from oslo_config import cfg
 from oslo_db import exception as db_exc
 from oslo_log import log as logging
 from oslo_utils import timeutils
@@ -352,6 +353,8 @@ def service_heartbeat(context: Any, service_ids: Sequence[int]) -> list[int]:
                 raise scope.refuse(context, "heartbeat for other hosts' "
                                    "services", "service(s) %s are not %s's"
                                    % (", ".join(map(str, others)), host))
+    if not _first_delivery(context, now):
+        return []
     how = scope.how(context)
     missing: list[int] = []
     for start in range(0, len(ids), HEARTBEAT_CHUNK):
@@ -369,6 +372,32 @@ def service_heartbeat(context: Any, service_ids: Sequence[int]) -> list[int]:
                 sa.select(table.c.id).where(live)).scalars())
             missing.extend(i for i in chunk if i not in found)
     return missing
+
+
+def _first_delivery(context: Any, now: datetime.datetime) -> bool:
+    """Record the signed request this transaction applies; False when it
+    was applied already (the broker delivered it again, to this or another
+    conductor, after a connection was lost before its acknowledgement).
+    Unsigned and local requests are not recorded. Two deliveries running at
+    once both pass the check; the second's insert then fails and its whole
+    transaction is undone."""
+    key = getattr(context, "delivery_key", None)
+    if key is None:
+        return True
+    table = models.RPC_DELIVERIES
+    try:
+        window = int(cfg.CONF.auth.timestamp_window)
+    except (cfg.NoSuchOptError, cfg.NoSuchGroupError):
+        window = 60
+    session = context.session
+    session.execute(sa.delete(table).where(
+        table.c.seen_at < now - datetime.timedelta(seconds=2 * window)))
+    if session.execute(sa.select(table.c.delivery_key).where(
+            table.c.delivery_key == key)).first():
+        LOG.info("A request delivered again was applied already: not again")
+        return False
+    session.execute(sa.insert(table).values(delivery_key=key, seen_at=now))
+    return True
 
 
 #: The binary whose services own compute nodes (those of their host).

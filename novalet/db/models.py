@@ -160,3 +160,14 @@ class Migration(Base):
     new_memory_mb: orm.Mapped[int] = orm.mapped_column(
         sa.Integer, nullable=False)
     new_disk_gb: orm.Mapped[int] = orm.mapped_column(sa.Integer, nullable=False)
+
+
+#: The signed requests a non-idempotent write applied (0005_deliveries):
+#: ``delivery_key`` is ``novalet.auth.delivery_key``; rows older than twice the
+#: signature window are removed (a request that old is refused anyway).
+#: A plain table: no timestamps or soft delete.
+RPC_DELIVERIES = sa.Table(
+    "rpc_deliveries", Base.metadata,
+    sa.Column("delivery_key", sa.String(64), primary_key=True),
+    sa.Column("seen_at", sa.DateTime, nullable=False),
+    sa.Index("rpc_deliveries_seen_at_idx", "seen_at"))

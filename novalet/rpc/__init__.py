@@ -172,6 +172,7 @@ class RequestContextSerializer(messaging.Serializer):
             # What this server's dispatcher verified: the only source of a
             # principal (the wire's is_admin and roles are not believed).
             context.set_principal(verified)
+            context.delivery_key = getattr(_verified, "delivery", None)
         return context
 
 
@@ -496,10 +497,12 @@ class _VerifyingDispatcher:
                 raise
         rpc_metrics.verified(principal)
         _verified.principal = principal
+        _verified.delivery = auth.delivery_key(principal, incoming.ctxt)
         try:
             return self._dispatcher.dispatch(incoming)
         finally:
             _verified.principal = _NOT_VERIFIED
+            _verified.delivery = None
 
 
 def endpoint_target(version: str) -> Any:

@@ -45,7 +45,9 @@ def rabbit_options(hostname: str, processname: str) -> dict[str, Any]:
     suite's short heartbeat)."""
     return {
         "rabbit_quorum_queue": True,
-        "rabbit_transient_quorum_queue": True,
+        # Classic reply and fanout queues (README, "Reply queues"): a
+        # deleted quorum reply queue can leave its client without replies.
+        "rabbit_transient_quorum_queue": False,
         "use_queue_manager": True,
         "hostname": hostname,
         "processname": processname,

@@ -27,10 +27,12 @@ class _Echo:
 
     def __init__(self) -> None:
         self.calls: list[Any] = []
+        self.delivery_keys: list[Any] = []
 
     @rpc.expose
     def echo(self, ctxt: Any, value: Any, other: Any = None) -> Any:
         self.calls.append((ctxt.principal, value))
+        self.delivery_keys.append(ctxt.delivery_key)
         return value
 
 
@@ -88,6 +90,11 @@ def test_the_verifier_reads_what_oslo_messaging_sent(served: Any) -> None:
     assert {k: received[k] for k in sent} == sent
     assert received[auth.signing.FIELD]["s"] == "s1"
     assert served["endpoint"].calls == [(auth.principal.admin(), value)]
+    # What names this request however often the broker delivers it: the
+    # verified principal and the signed nonce, from this server only.
+    assert served["endpoint"].delivery_keys == [
+        auth.delivery_key(auth.principal.admin(), received)]
+    assert served["endpoint"].delivery_keys[0] is not None
 
 
 def _raw_client(topic: str, server: str | None = "s1") -> Any:
