@@ -142,9 +142,10 @@ class _ResolvedCaps:
         return self.binary
 
     def _caps_text(self, rpc_cap: str | None, objects: dict[str, str] | None) -> str:
-        return self._objects_text(objects)
+        return "objects %s" % self._objects_text(objects)
 
     def _objects_text(self, objects: dict[str, str] | None) -> str:
+        """``newest`` or ``of release NAME``."""
         raise NotImplementedError
 
     def _oldest(self) -> tuple[str | None, dict[str, str] | None]:
@@ -277,23 +278,24 @@ class AppVersionCaps(_ResolvedCaps):
         self._setting = setting
         self._app_releases = app_releases
         self._refresh_interval = refresh_interval
+        self._scope = {name for objects in app.releases.values() for name in objects}
 
     def scope(self) -> set[str]:
         """The object names the caps govern: every object of the app's
         releases (others, e.g. core objects nested in the app's, are left
         to their own caps)."""
-        return {name for objects in self.app.releases.values() for name in objects}
+        return self._scope
 
     def _label(self) -> str:
         return "app %s at %s" % (self.app.name, self.binary)
 
     def _objects_text(self, objects: dict[str, str] | None) -> str:
         if objects is None:
-            return "objects newest"
+            return "newest"
         for release, declared in self.app.releases.items():
             if dict(declared) == objects:
-                return "objects of release %s" % release
-        return "objects ?"
+                return "of release %s" % release
+        return "?"
 
     def _caps_of(self, index: int) -> dict[str, str] | None:
         names = list(self.app.releases)

@@ -290,6 +290,26 @@ def conductor_thread(conf: ConfOverrides) -> Iterator[None]:
         server.wait()
 
 
+@contextlib.contextmanager
+def calls_through(conf: ConfOverrides, name: str) -> Iterator[None]:
+    """This process's objects run their remotable methods ``local`` (here,
+    against the configured database), through an ``inprocess`` conductor,
+    or through a conductor thread behind ``fakerpc`` (``conductor_thread``)."""
+    if name == "fakerpc":
+        with conductor_thread(conf):
+            yield
+        return
+    if name == "inprocess":
+        conf("indirection", "inprocess", "objects")
+        indirection.configure(novalet_conf.CONF)
+    elif name != "local":
+        raise ValueError("no such call path: %s" % name)
+    try:
+        yield
+    finally:
+        indirection.reset()
+
+
 def _call_path(request: pytest.FixtureRequest, conf: ConfOverrides,
                _database_registry: Any) -> Iterator[CallPath]:
     name = request.param

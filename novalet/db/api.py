@@ -22,7 +22,7 @@ from oslo_log import log as logging
 from oslo_utils import timeutils
 
 from novalet import exception
-from novalet.db import engine, models, scope
+from novalet.db import models, scope
 from novalet.db.engine import (  # the query layer's public names
     check_connection as check_connection,
 )
@@ -58,10 +58,6 @@ from novalet.db.sqlfuncs import utcnow
 LOG = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-def _get_manager() -> Any:
-    return engine._get_manager()
-
 
 def _live(model: type[models.Base]) -> Any:
     return sa.select(model).where(model.deleted == 0)

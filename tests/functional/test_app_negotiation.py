@@ -12,10 +12,9 @@ from typing import Any
 
 import pytest
 
-from novalet import conf as novalet_conf
 from novalet import context, exception, indirection, objects
 from tests.apps import appr_release2_loaded
-from tests.conftest import conductor_thread
+from tests.conftest import calls_through
 
 
 @pytest.fixture
@@ -26,16 +25,8 @@ def appr(conf: Any, sqlite_db: Any) -> Iterator[Any]:
 
 @pytest.fixture(params=["inprocess", "fakerpc"])
 def conductor_path(request: pytest.FixtureRequest, conf: Any, appr: Any) -> Iterator[Any]:
-    if request.param == "fakerpc":
-        with conductor_thread(conf):
-            yield appr
-        return
-    conf("indirection", "inprocess", "objects")
-    indirection.configure(novalet_conf.CONF)
-    try:
+    with calls_through(conf, request.param):
         yield appr
-    finally:
-        indirection.reset()
 
 
 def _conductor(host: str, **releases: str) -> Any:

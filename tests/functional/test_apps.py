@@ -18,7 +18,7 @@ from novalet.db import migration
 from novalet.objects import base as objects_base
 from novalet.objects import codec
 from tests.apps import app_environment, install_app
-from tests.conftest import conductor_thread
+from tests.conftest import calls_through
 
 
 @pytest.fixture(autouse=True)
@@ -64,17 +64,8 @@ def app_db(conf, tmp_path):
 def served(request, conf, app_db):
     """The two test apps, run locally, through an in-process conductor, or
     over oslo.messaging (fake:// transport) to a conductor thread."""
-    if request.param == "fakerpc":
-        with conductor_thread(conf):
-            yield app_db
-        return
-    if request.param == "inprocess":
-        conf("indirection", "inprocess", "objects")
-        indirection.configure(novalet_conf.CONF)
-    try:
+    with calls_through(conf, request.param):
         yield app_db
-    finally:
-        indirection.reset()
 
 
 def test_two_apps_same_object_name_work_together(served):

@@ -7,6 +7,7 @@ import sqlalchemy as sa
 
 from novalet import context, exception
 from novalet.db import api as db_api
+from novalet.db import engine as db_engine
 
 
 def _node_values(**extra):
@@ -30,7 +31,7 @@ def test_a_connection_writer_commits_alone_and_joins_an_outer_transaction(databa
         pass
 
     with pytest.raises(Abort):
-        with db_api._get_manager().writer.using(ctxt):
+        with db_engine._get_manager().writer.using(ctxt):
             db_api.compute_node_update(ctxt, node_id, {"memory_mb_used": 8})
             assert ctxt.session.execute(sa.text(
                 "SELECT memory_mb_used FROM compute_nodes")).scalar() == 8
