@@ -10,12 +10,27 @@ from __future__ import annotations
 
 import warnings
 
-# eventlet stays installed as a dependency of the oslo libraries and warns when
-# it is imported; these two warnings are expected, nothing else is filtered.
-warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
+# Warnings other libraries raise while novalet imports them, filtered here by
+# category and the module that raises them (nothing else is filtered):
+# - eventlet stays installed as a dependency of the oslo libraries: futurist
+#   (which oslo.service's threading backend uses) imports it, and eventlet
+#   warns that it is deprecated (its own Warning subclass, attributed to the
+#   importing module); oslo.utils warns the same of its eventletutils;
+warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated",
+                        category=Warning, module=r"futurist\._utils$")
 warnings.filterwarnings(
     "ignore", message=r"eventletutils module is deprecated",
-    category=DeprecationWarning)
+    category=DeprecationWarning, module=r"oslo_utils\.eventletutils$")
+# - eventlet imports dnspython, whose DNSSEC module names cryptography's DSA
+#   key classes at import: cryptography 47 and newer deprecate DSA, so every
+#   import of dnspython warns. novalet uses neither DNSSEC nor DSA.
+try:
+    from cryptography.utils import CryptographyDeprecationWarning as _CryptoDeprecation
+except ImportError:  # pragma: no cover (cryptography is not installed)
+    pass
+else:
+    warnings.filterwarnings("ignore", category=_CryptoDeprecation,
+                            module=r"dns\.dnssecalgs\.")
 
 
 from oslo_service import backend as _service_backend  # noqa: E402
