@@ -24,6 +24,7 @@ carries a message template filled from keyword arguments::
      +-- DBNotAllowed               (a process without database access used it)
      +-- DatabaseUnavailable
      +-- SchemaNotCurrent           (the database is behind this release)
+     |    +-- SchemaMissing         (it has no schema at all: never synced)
      +-- RPCUnavailable
      |    +-- RPCTimeout, BrokerUnavailable
      +-- ComputeResourcesUnavailable
@@ -265,6 +266,12 @@ class SchemaNotCurrent(NovaletException):
     def __init__(self, message: str | None = None, **kwargs: Any) -> None:
         kwargs.setdefault("what", "database schema")
         super().__init__(message, **kwargs)
+
+
+class SchemaMissing(SchemaNotCurrent):
+    """The database has no novalet schema (or no database file) yet."""
+    msg_fmt = ("the database at %(url)s has no schema: run 'novalet-manage "
+               "db sync'")
 
 
 class RPCUnavailable(NovaletException):

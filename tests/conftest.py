@@ -23,6 +23,17 @@ from tests import services
 
 REQUIRE_SERVICES = os.environ.get("NOVALET_REQUIRE_SERVICES") == "1"
 
+# oslo.messaging 18.3.1's queue manager (``use_queue_manager``, which the fault
+# suite's clients use) names reply queues from the start time in
+# /proc/<process group leader>/stat, read at each new queue: in a run whose
+# group leader has exited (started in the background by a shell that then
+# ended) the file is gone and every such call fails with FileNotFoundError.
+# Such a run becomes a process group of its own, which its xdist workers
+# join. novalet's services are their own groups already (oslo.service's
+# launcher calls setsid(), the tests start them with start_new_session).
+if not os.path.exists("/proc/%d/stat" % os.getpgrp()):
+    os.setpgrp()
+
 # novalet's own tests load the core only, in this process and in the
 # services they start (set on import: test modules call register_all() as
 # they are collected): installed apps (the example's) have their own tests,

@@ -48,7 +48,7 @@ def _db_sync(args: Any) -> int:
     from novalet import exception
     from novalet.db import migration
 
-    manage_cli.check_database(novalet_conf.CONF)
+    manage_cli.check_database(novalet_conf.CONF, create=True)
     if args.app and args.app not in migration.lineages():
         raise exception.AppLoadError(
             app=args.app, reason="no loaded app of this name has migrations "
@@ -65,10 +65,18 @@ def _db_sync(args: Any) -> int:
 def _db_version(args: Any) -> int:
     from novalet.db import migration
 
-    manage_cli.check_database(novalet_conf.CONF)
-    print(migration.db_version() or "None (not synced)")
+    # A missing SQLite file is reported as never synced, not created.
+    missing = manage_cli.database_file_missing(novalet_conf.CONF)
+    if not missing:
+        manage_cli.check_database(novalet_conf.CONF)
+
+    def version(name: str) -> str:
+        return (None if missing else migration.db_version(name)) or (
+            "None (not synced)")
+
+    print(version(migration.CORE))
     for name in migration.lineages()[1:]:
-        print("%s: %s" % (name, migration.db_version(name) or "None (not synced)"))
+        print("%s: %s" % (name, version(name)))
     return 0
 
 

@@ -4,8 +4,8 @@ process, parsing whose errors are one line, and running a command so that
 failures are one line on stderr, never a traceback.
 
 Exit codes (``novalet.cmd.exit_codes``): 0 done; 1 the operation failed
-(an unknown record, a refused action, anything unexpected: its traceback is
-logged at DEBUG, run with ``--debug`` to see it); 2 a bad command line,
+(an unknown record, a refused action, a database never synced, anything
+unexpected: its traceback is logged at DEBUG, run with ``--debug`` to see it); 2 a bad command line,
 config file or option value (argparse's own code); 3 the database or the
 broker is unreachable.
 """
@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from oslo_config import cfg
+from oslo_db import exception as db_exception
 from oslo_log import log as logging
 
 from novalet import conf as novalet_conf
@@ -127,6 +129,12 @@ def run(prog: str, func: Callable[..., int], *args: Any,
         error(prog, getattr(e, "message", None) or str(e))
         code = exit_codes.for_error(e)
         return failed if code == EXIT_FAILED else code
+    except db_exception.DBNonExistentTable as e:
+        # A schema behind this code (or dropped under it): say what to do.
+        LOG.debug("%s failed", prog, exc_info=True)
+        error(prog, "the database at %s has no table %s: run 'novalet-manage "
+                    "db sync'" % (database_url(novalet_conf.CONF), e.table))
+        return failed
     except Exception as e:
         LOG.debug("%s failed", prog, exc_info=True)
         error(prog, "unexpected error: %s: %s (run with --debug for the "
@@ -134,14 +142,57 @@ def run(prog: str, func: Callable[..., int], *args: Any,
         return failed
 
 
-def check_database(conf: cfg.ConfigOpts) -> None:
+def database_url(conf: cfg.ConfigOpts) -> str:
+    """``[database] connection`` as it may be printed (no password)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(conf.database.connection).render_as_string(
+            hide_password=True)
+    except Exception:
+        return "<invalid [database] connection>"
+
+
+def database_file_missing(conf: cfg.ConfigOpts) -> bool:
+    """Whether ``[database] connection`` names an SQLite file that does not
+    exist (opening it would create an empty one)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        url = make_url(conf.database.connection)
+    except Exception:
+        return False  # reaching it reports the bad URL
+    path = url.database
+    if url.get_backend_name() != "sqlite" or not path:
+        return False
+    return (path != ":memory:" and not path.startswith("file:")
+            and not os.path.exists(path))
+
+
+def check_database(conf: cfg.ConfigOpts, *, create: bool = False) -> None:
     """One attempt to reach ``[database] connection``; raises
     ``DatabaseUnavailable`` at once (oslo.db itself would retry
     ``[database] max_retries`` times, ``retry_interval`` apart, before
-    failing: minutes for an admin command)."""
+    failing: minutes for an admin command).
+
+    Only a command that writes the schema (``create``: ``db sync``) may
+    create an SQLite file; for any other one a missing file is
+    ``SchemaMissing`` and nothing is created.
+    """
     from novalet.db import api as db_api
 
+    if not create and database_file_missing(conf):
+        raise exception.SchemaMissing(url=database_url(conf))
     db_api.check_connection(conf, 0)
+
+
+def check_schema_present(conf: cfg.ConfigOpts) -> None:
+    """Raise ``SchemaMissing`` when the database was never synced (the
+    commands that read it would fail on the first missing table)."""
+    from novalet.db import migration
+
+    if migration.db_version() is None:
+        raise exception.SchemaMissing(url=database_url(conf))
 
 
 def admin_context(prog: str) -> Any:
@@ -155,6 +206,7 @@ def admin_context(prog: str) -> Any:
     indirection.configure(CONF, default="direct", binary=prog)
     if (CONF.objects.indirection or "direct") in ("direct", "inprocess"):
         check_database(CONF)
+        check_schema_present(CONF)
     else:
         from novalet import rpc
 
@@ -163,5 +215,6 @@ def admin_context(prog: str) -> Any:
 
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_UNREACHABLE", "EXIT_USAGE",
-           "admin_context", "check_database", "error", "first_line", "parse",
+           "admin_context", "check_database", "check_schema_present",
+           "database_file_missing", "database_url", "error", "first_line", "parse",
            "run", "sub_command"]

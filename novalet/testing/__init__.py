@@ -17,26 +17,33 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping
+from typing import Any
 
 from oslo_versionedobjects import base as ovo_base
-from oslo_versionedobjects import fixture as ovo_fixture
 
 from novalet import app
 from novalet.objects import codec
 
 
+def _version_checker(namespace: str) -> Any:
+    # oslo.versionedobjects' fixture module needs ``fixtures``, a test-only
+    # dependency (novalet's ``[test]`` extra): imported when a check runs.
+    from oslo_versionedobjects import fixture as ovo_fixture
+
+    return ovo_fixture.ObjectVersionChecker(obj_classes=codec.classes(namespace))
+
+
 def object_data(namespace: str) -> dict[str, str]:
     """``{name: "version-fingerprint"}`` of every registered object of
     ``namespace`` (newest version of each)."""
-    checker = ovo_fixture.ObjectVersionChecker(obj_classes=codec.classes(namespace))
-    return checker.get_hashes()  # type: ignore[no-any-return]
+    return _version_checker(namespace).get_hashes()  # type: ignore[no-any-return]
 
 
 def check_object_data(namespace: str, expected: Mapping[str, str]) -> None:
     """Raise ``AssertionError`` unless ``namespace``'s objects have exactly
     the fingerprints ``expected`` (an object changed: bump its version,
     then its entry)."""
-    checker = ovo_fixture.ObjectVersionChecker(obj_classes=codec.classes(namespace))
+    checker = _version_checker(namespace)
     wanted, actual = checker.test_hashes(dict(expected))
     if wanted or actual:
         lines = ["%s: expected %s, now %s" % (name, wanted.get(name, "(absent)"),

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import sqlalchemy
 
 from novalet import context, exception, objects
 from novalet.cmd import manage, manage_service, status
@@ -124,6 +125,36 @@ def test_db_version_and_sync_and_empty_listings(run: Manage, sqlite_db: Any) -> 
     assert run.json("hypervisor", "stats")["count"] == 0
     code, out, _err = run("service", "list")
     assert code == 0 and len(out.splitlines()) == 2  # header and rule only
+
+
+@pytest.mark.parametrize("argv", [["service", "list"], ["hypervisor", "list"],
+                                  ["hypervisor", "stats"], ["hypervisor", "show", "n1"]])
+def test_a_database_without_schema_asks_for_db_sync(
+        capsys: pytest.CaptureFixture[str], tmp_path: Any, argv: list[str]) -> None:
+    path = tmp_path / "novalet.sqlite"
+    config = processes.write_config(str(tmp_path / "novalet.conf"), {
+        "database": {"connection": "sqlite:///%s" % path}})
+    run = Manage(manage.main, capsys, config)
+    # No file: nothing is created, and the operator is told what to do.
+    line = run.fails(*argv)
+    assert line == ("novalet-manage: the database at sqlite:///%s has no schema: run "
+                    "'novalet-manage db sync'" % path)
+    assert not path.exists()
+    assert run("db", "version")[:2] == (0, "None (not synced)\n")
+    assert not path.exists()
+    # An empty database says the same.
+    path.touch()
+    assert run.fails(*argv) == line
+    # A table missing under a synced schema names the table.
+    assert run("db", "sync")[0] == 0
+    engine = sqlalchemy.create_engine("sqlite:///%s" % path)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("DROP TABLE compute_nodes")
+    engine.dispose()
+    if argv[0] == "hypervisor":
+        assert run.fails(*argv) == (
+            "novalet-manage: the database at sqlite:///%s has no table compute_nodes: "
+            "run 'novalet-manage db sync'" % path)
 
 
 # -- service list --------------------------------------------------------

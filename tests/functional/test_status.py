@@ -371,12 +371,21 @@ def test_command_exit_codes(tmp_path: Any, sqlite_db: Any) -> None:
     assert "Result: Warning" in result.stdout and "Traceback" not in result.stdout
 
     # 2: a failure (a database never synced); 3: the database unreachable.
+    (tmp_path / "new.sqlite").touch()  # an empty database
     empty = processes.write_config(str(tmp_path / "empty.conf"), {
         "database": {"connection": "sqlite:///%s" % (tmp_path / "new.sqlite")}})
     result = processes.run_command("novalet-status", "--config-file", empty,
                                    "upgrade", "check")
     assert result.returncode == FAILURE, result.stdout + result.stderr
     assert "Result: Failure" in result.stdout
+    # No database file at all: one line, and none is created.
+    missing = processes.write_config(str(tmp_path / "missing.conf"), {
+        "database": {"connection": "sqlite:///%s" % (tmp_path / "none.sqlite")}})
+    result = processes.run_command("novalet-status", "--config-file", missing,
+                                   "upgrade", "check")
+    assert result.returncode == FAILURE, result.stdout + result.stderr
+    assert result.stderr.strip().endswith("has no schema: run 'novalet-manage db sync'")
+    assert not (tmp_path / "none.sqlite").exists()
     down = processes.write_config(str(tmp_path / "down.conf"), {
         "database": {"connection": "postgresql+psycopg2://postgres:s3cret@"
                                    "127.0.0.1:%d/novalet" % free_port()}})

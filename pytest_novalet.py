@@ -1,0 +1,255 @@
+"""The ``novalet.testing`` pytest plugin (entry point ``pytest11``: novalet;
+also importable as ``novalet.testing.plugin``).
+
+Every fixture is opt-in and named ``novalet_*``:
+
+* ``novalet_apps``: the apps under test, names or ``App`` objects (default:
+  ini option ``novalet_apps``, else every installed app). Override it in a
+  conftest to choose.
+* ``novalet_registry``: those apps loaded for the test; after it, the
+  registry is as it was before (what the test registered is forgotten).
+* ``novalet_conf``: ``novalet_conf(name, value, group)`` overrides for one test.
+* ``novalet_db``: a fresh SQLite database (or ``NOVALET_TEST_DATABASE_URL``)
+  migrated for the core and every app under test.
+* ``novalet_path``: the test runs once per path: ``local`` (this process,
+  against the database), ``inprocess`` (an in-process conductor: every call
+  through the real serializer), ``rpc`` (a conductor behind oslo.messaging on
+  the broker at ``NOVALET_TEST_TRANSPORT_URL``, default RabbitMQ on
+  127.0.0.1:5672; skipped with its reason when unreachable, failed instead
+  when ``NOVALET_REQUIRE_SERVICES=1``, as in CI; every request signed as the
+  admin with a master key of the test's own unless ``[auth] master_key_file``
+  is set). Its value is the path's name.
+* ``novalet_no_db``: this process may not use the database (as a compute
+  agent): remotable methods must go through a conductor path.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+import uuid
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+from urllib import parse
+
+import pytest
+
+if TYPE_CHECKING:
+    from novalet import app
+
+# pytest loads this module in every run of every project of an environment
+# novalet is installed in: it imports nothing but the standard library and
+# pytest. novalet (and with it oslo.*, test-only packages such as
+# ``fixtures``) is imported by the fixtures, when a test asks for one.
+
+PATHS = ("local", "inprocess", "rpc")
+DEFAULT_TRANSPORT_URL = "rabbit://guest:guest@127.0.0.1:5672/"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addini("novalet_apps", type="args", default=[],
+                  help="novalet.testing: the apps under test (default: every "
+                       "installed app)")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "novalet_path" in metafunc.fixturenames:
+        metafunc.parametrize("novalet_path", PATHS, indirect=True)
+
+
+class ConfOverrides:
+    """``overrides(name, value, group)``; all cleared by ``clear()``."""
+
+    def __init__(self) -> None:
+        from novalet import conf as _conf
+
+        self.CONF = _conf.CONF
+        self._set: list[tuple[str, str | None]] = []
+
+    def __call__(self, name: str, value: Any, group: str | None = None) -> None:
+        self.CONF.set_override(name, value, group)
+        self._set.append((name, group))
+
+    def clear(self) -> None:
+        for name, group in reversed(self._set):
+            self.CONF.clear_override(name, group)
+        self._set.clear()
+
+
+@pytest.fixture(scope="session")
+def _novalet_parsed() -> None:
+    from oslo_config import cfg
+
+    from novalet import conf as _conf
+
+    try:
+        parsed = _conf.CONF.config_file is not None  # registered by a parse
+    except cfg.NoSuchOptError:
+        parsed = False
+    if not parsed:
+        _conf.parse_args([], default_config_files=[])
+
+
+@pytest.fixture
+def novalet_conf(_novalet_parsed: None) -> Iterator[ConfOverrides]:
+    """``novalet_conf(name, value, group=None)`` overrides one option of
+    ``novalet.conf.CONF`` for this test; every override is cleared after it,
+    and the indirection API, the RPC transport and the database engine are
+    reset."""
+    from novalet import indirection, rpc
+
+    overrides = ConfOverrides()
+    try:
+        yield overrides
+    finally:
+        indirection.reset()
+        rpc.cleanup()
+        from novalet.db import api as db_api
+
+        db_api.dispose()
+        overrides.clear()
+
+
+@pytest.fixture
+def novalet_apps(request: pytest.FixtureRequest) -> list[Any]:
+    """The apps under test: names of installed apps or ``App`` objects.
+    Default: the ini option ``novalet_apps``, else every installed app;
+    override this fixture in a conftest to choose."""
+    return list(request.config.getini("novalet_apps"))
+
+
+#: The registry with each set of apps under test loaded (a module is
+#: imported once: its classes are put back, not registered again).
+_with_apps: dict[tuple[str, ...], Any] = {}
+
+
+@pytest.fixture
+def novalet_registry(novalet_apps: list[Any],
+                     _novalet_parsed: None) -> Iterator[list[app.App]]:
+    """The apps under test loaded into the object registry (the core
+    always); yields the loaded ``App`` objects. After the test the registry
+    is as it was before: what the test registered is forgotten."""
+    from novalet import app, testing
+
+    before = testing.RegistryState()
+    key = tuple(a.name if isinstance(a, app.App) else a for a in novalet_apps)
+    if key in _with_apps:
+        _with_apps[key].restore()
+    else:
+        names = [a for a in novalet_apps if isinstance(a, str)]
+        app.load(None if not novalet_apps else names or [app.CORE])
+        for declared in novalet_apps:
+            if isinstance(declared, app.App):
+                app.register(declared)
+        _with_apps[key] = testing.RegistryState()
+    wanted = {a.name if isinstance(a, app.App) else a for a in novalet_apps}
+    loaded = [a for n, a in app.loaded().items() if not wanted or n in wanted
+              or n == app.CORE]
+    try:
+        yield loaded
+    finally:
+        before.restore()
+
+
+@pytest.fixture
+def novalet_db(novalet_conf: ConfOverrides, novalet_registry: list[app.App],
+               tmp_path: Any) -> Iterator[str]:
+    """A database migrated for the core and every app under test, set as
+    ``[database] connection``; yields its URL. A fresh SQLite file per test,
+    or ``NOVALET_TEST_DATABASE_URL``."""
+    from novalet import conf as _conf
+    from novalet.db import api as db_api
+    from novalet.db import migration
+
+    url = os.environ.get("NOVALET_TEST_DATABASE_URL") or (
+        "sqlite:///%s" % (tmp_path / "novalet.db"))
+    novalet_conf("connection", url, "database")
+    db_api.configure(_conf.CONF)
+    for lineage in migration.lineages():
+        migration.db_sync(app=lineage)
+    yield url
+    db_api.dispose()
+
+
+def _broker_url() -> str:
+    url = os.environ.get("NOVALET_TEST_TRANSPORT_URL") or DEFAULT_TRANSPORT_URL
+    parsed = parse.urlsplit(url)
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1",
+                                       parsed.port or 5672), timeout=1):
+            pass
+    except OSError as e:
+        reason = ("novalet.testing: no broker at %s (%s); set "
+                  "NOVALET_TEST_TRANSPORT_URL" % (parsed.hostname, e))
+        if os.environ.get("NOVALET_REQUIRE_SERVICES") == "1":
+            pytest.fail(reason + " (NOVALET_REQUIRE_SERVICES=1: a required "
+                        "service is missing)")
+        pytest.skip(reason)
+    return url
+
+
+@pytest.fixture
+def novalet_path(request: pytest.FixtureRequest, novalet_conf: ConfOverrides,
+                 novalet_db: str) -> Iterator[str]:
+    """Runs the test once per path, yielding the path's name: ``local``
+    (remotable methods run in this process against the database),
+    ``inprocess`` (an in-process conductor: every call through the real
+    serializer), ``rpc`` (a conductor behind oslo.messaging on the broker at
+    ``NOVALET_TEST_TRANSPORT_URL``, every request signed)."""
+    from novalet import conf as _conf
+    from novalet import indirection, rpc
+
+    name = getattr(request, "param", "local")
+    if name == "local":
+        yield name
+        return
+    if name == "inprocess":
+        novalet_conf("indirection", "inprocess", "objects")
+        indirection.configure(_conf.CONF, binary="novalet.testing")
+        yield name
+        return
+    from novalet.conductor import manager as conductor_manager
+
+    novalet_conf("transport_url", _broker_url())
+    novalet_conf("topic", "novalet-testing-%s" % uuid.uuid4().hex, "conductor")
+    keys_dir = None
+    if not _conf.CONF.auth.master_key_file:
+        # A real broker: requests are signed (as the admin) and verified.
+        from novalet import auth
+
+        keys_dir = tempfile.mkdtemp(prefix="novalet-testing-keys-")
+        master = os.path.join(keys_dir, "master.key")
+        auth.keys.init_master(master)
+        novalet_conf("master_key_file", master, "auth")
+    rpc.cleanup()
+    rpc.init(_conf.CONF)
+    server = rpc.Server(_conf.CONF.conductor.topic,
+                        [conductor_manager.ConductorManager(_conf.CONF)],
+                        server="novalet-testing-conductor", objects_local=True)
+    server.start()
+    try:
+        novalet_conf("indirection", "rpc", "objects")
+        indirection.configure(_conf.CONF, binary="novalet.testing")
+        yield name
+    finally:
+        indirection.reset()
+        server.stop()
+        server.wait()
+        rpc.cleanup()
+        if keys_dir is not None:
+            shutil.rmtree(keys_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def novalet_no_db() -> Iterator[None]:
+    """This process may not use the database during the test, as a compute
+    agent may not: remotable methods must go through a conductor path."""
+    from novalet import db
+
+    db.block_access("novalet.testing (novalet_no_db)")
+    try:
+        yield
+    finally:
+        db.allow_access()
