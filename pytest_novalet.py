@@ -210,6 +210,7 @@ def novalet_path(request: pytest.FixtureRequest, novalet_conf: ConfOverrides,
         indirection.configure(_conf.CONF, binary="novalet.testing")
         yield name
         return
+    from novalet import service as novalet_service
     from novalet.conductor import manager as conductor_manager
 
     novalet_conf("transport_url", _broker_url())
@@ -225,7 +226,7 @@ def novalet_path(request: pytest.FixtureRequest, novalet_conf: ConfOverrides,
         novalet_conf("master_key_file", master, "auth")
     rpc.cleanup()
     rpc.init(_conf.CONF)
-    server = rpc.Server(_conf.CONF.conductor.topic,
+    server = novalet_service.rpc_server(_conf.CONF.conductor.topic,
                         [conductor_manager.ConductorManager(_conf.CONF)],
                         server="novalet-testing-conductor", objects_local=True)
     server.start()

@@ -36,6 +36,26 @@ from novalet import context as novalet_context
 LOG = logging.getLogger(__name__)
 
 
+def rpc_server(topic: str, endpoints: Any, *, server: str, version: str = "1.0",
+               objects_local: bool = False, conf: Any = None) -> rpc.Server:
+    """An RPC server of novalet's: what arrives is rebuilt by the objects'
+    serializer (``objects_local``, the conductor: without asking any
+    indirection API, its refusals counted by the conductor's metrics), and
+    every request is counted by the RPC metrics."""
+    from novalet.metrics import conductor as conductor_metrics
+    from novalet.metrics import rpc as rpc_metrics
+    from novalet.objects import base as objects_base
+
+    def refused(entity: Any) -> None:
+        conductor_metrics.refused_before_dispatch(
+            entity, objects_base.NovaletObject.OBJ_SERIAL_NAMESPACE)
+
+    entities = objects_base.NovaletObjectSerializer(
+        local=objects_local, on_refused=refused if objects_local else None)
+    return rpc.Server(topic, endpoints, server=server, version=version,
+                      entities=entities, observer=rpc_metrics.OBSERVER, conf=conf)
+
+
 def freeze_heap() -> None:
     """Exempt everything made so far (modules, configuration, SQLAlchemy
     metadata, the service's own set-up) from garbage collection: it lives as
@@ -103,7 +123,7 @@ class Service(oslo_service.Service):
             self.manager.service_ref = self.service_ref
         self.manager.init_host()
         self.manager.pre_start_hook()
-        self.rpcserver = rpc.Server(self.topic, [self.manager],
+        self.rpcserver = rpc_server(self.topic, [self.manager],
                                     server=self.host, version=self.rpc_version,
                                     objects_local=self.objects_local)
         self.rpcserver.start()

@@ -16,6 +16,7 @@ import pytest
 import novalet  # noqa: F401  (must stay first)
 from novalet import auth, indirection, objects, rpc
 from novalet import conf as novalet_conf
+from novalet import service as novalet_service
 from novalet.db import api as db_api
 from novalet.db import migration
 from novalet.testing import plugin as testing_plugin
@@ -287,7 +288,7 @@ def conductor_thread(conf: ConfOverrides) -> Iterator[None]:
     conf("topic", "conductor-%s" % os.urandom(4).hex(), "conductor")
     conf("transport_url", "fake://")
     rpc.init(novalet_conf.CONF)
-    server = rpc.Server(novalet_conf.CONF.conductor.topic,
+    server = novalet_service.rpc_server(novalet_conf.CONF.conductor.topic,
                         [conductor_manager.ConductorManager(novalet_conf.CONF)],
                         server="test-conductor", objects_local=True)
     server.start()

@@ -16,6 +16,7 @@ from typing import Any
 from oslo_config import cfg
 
 from novalet import objects, rpc, version_caps
+from novalet.objects import base as objects_base
 
 #: The newest compute RPC API version this client can send.
 RPC_API_VERSION = "1.1"
@@ -30,7 +31,8 @@ class ComputeAPI:
         rpc.init(conf)
         self.conf = conf
         self.client = rpc.Client(conf.compute.topic, RPC_API_VERSION,
-                                 timeout=conf.rpc_response_timeout)
+                                 timeout=conf.rpc_response_timeout,
+                                 entities=objects_base.NovaletObjectSerializer())
         self.caps = version_caps.VersionCaps(
             COMPUTE, lambda: conf.upgrade_levels.compute, "compute_rpc",
             lambda ctxt: objects.Service.get_minimum_version(ctxt, COMPUTE),

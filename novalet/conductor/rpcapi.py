@@ -23,6 +23,7 @@ from typing import Any
 from oslo_config import cfg
 
 from novalet import exception, rpc
+from novalet.objects import base as objects_base
 
 #: The core app's namespace (its class calls keep the 1.0 form).
 CORE = "novalet"
@@ -39,7 +40,8 @@ class ConductorAPI:
                  version_cap: str | None = None) -> None:
         self.client = rpc.Client(conf.conductor.topic, RPC_API_VERSION,
                                  version_cap=version_cap,
-                                 timeout=conf.rpc_response_timeout)
+                                 timeout=conf.rpc_response_timeout,
+                                 entities=objects_base.NovaletObjectSerializer())
 
     def set_version_cap(self, version_cap: str | None) -> None:
         self.client.set_version_cap(version_cap)

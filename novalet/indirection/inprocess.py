@@ -25,7 +25,8 @@ class InProcessIndirectionAPI(base.IndirectionAPI):
     def __init__(self, conf: cfg.ConfigOpts) -> None:
         super().__init__(conf)
         self.manager = manager.ConductorManager(conf)
-        self._serializer = rpc.RequestContextSerializer()
+        self._serializer = rpc.RequestContextSerializer(
+            objects_base.NovaletObjectSerializer())
         self.caps = negotiation.conductor_caps(conf, self._class_action)
         self.negotiator = negotiation.Negotiator(
             self.caps, negotiation.conductor_app_caps(conf, self._class_action))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from novalet import rpc
 from novalet.metrics import registry
 
 
@@ -22,3 +23,18 @@ def refused() -> None:
     m = registry.current
     if m is not None:
         m.child(m.rpc_requests, "refused").inc()
+
+
+class ServerObserver(rpc.Observer):
+    """What a novalet RPC server reports of each request (``rpc.Server``'s
+    ``observer``)."""
+
+    def verified(self, principal: Any) -> None:
+        verified(principal)
+
+    def refused(self) -> None:
+        refused()
+
+
+#: The one observer every novalet server uses.
+OBSERVER = ServerObserver()

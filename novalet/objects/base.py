@@ -458,6 +458,16 @@ class NovaletObjectSerializer(ovo_base.VersionedObjectSerializer):
 
     OBJ_BASE_CLASS = NovaletObject
 
+    def __init__(self, *, local: bool = False,
+                 on_refused: Callable[[Any], None] | None = None) -> None:
+        """``local`` (the conductor): objects are rebuilt without asking any
+        indirection API, even if this process has one (an object too new is
+        refused, never sent back out for a backport); ``on_refused(entity)``
+        hears of each argument refused with a ``NovaletException``."""
+        super().__init__()
+        self._local = local
+        self._on_refused = on_refused
+
     @staticmethod
     def is_plain(entity: Any, depth: int = 3) -> bool:
         """``entity`` is a scalar, or dicts, lists and tuples of scalars
@@ -488,7 +498,15 @@ class NovaletObjectSerializer(ovo_base.VersionedObjectSerializer):
     def deserialize_entity(self, context: Any, entity: Any) -> Any:
         if self.is_plain(entity):
             return entity
-        return super().deserialize_entity(context, entity)
+        if not self._local:
+            return super().deserialize_entity(context, entity)
+        try:
+            with run_locally():
+                return super().deserialize_entity(context, entity)
+        except exception.NovaletException:
+            if self._on_refused is not None:
+                self._on_refused(entity)
+            raise
 
     def _do_backport(self, context: Any, objprim: Any, objclass: Any) -> Any:
         # As the library's, with the tree of the primitive's own namespace

@@ -15,9 +15,11 @@ import pytest
 
 from novalet import auth, context, exception, indirection, objects, rpc
 from novalet import conf as novalet_conf
+from novalet import service as novalet_service
 from novalet.auth import keys, principal
 from novalet.compute import manager as compute_manager
 from novalet.conductor import manager as conductor_manager
+from novalet.objects import base as objects_base
 from novalet.virt import fake
 from tests.conftest import MASTER_KEY_FILE
 
@@ -34,7 +36,7 @@ def as_host_b(conf: Any, sqlite_db: Any, tmp_path: Any) -> Any:
     conf("topic", "conductor-%s" % os.urandom(4).hex(), "conductor")
     rpc.init(novalet_conf.CONF)
     assert auth.signer().principal == principal.host("hostb")
-    server = rpc.Server(novalet_conf.CONF.conductor.topic,
+    server = novalet_service.rpc_server(novalet_conf.CONF.conductor.topic,
                         [conductor_manager.ConductorManager(novalet_conf.CONF)],
                         server="cond", objects_local=True)
     server.start()
@@ -102,7 +104,8 @@ def test_a_context_claiming_admin_or_a_principal_is_not_believed(
     world = as_host_b
     node = world["hosta"][1].obj_clone()
     node.memory_mb_used = 999999
-    client = rpc.Client(novalet_conf.CONF.conductor.topic, "1.1", timeout=30)
+    client = rpc.Client(novalet_conf.CONF.conductor.topic, "1.1", timeout=30,
+                        entities=objects_base.NovaletObjectSerializer())
     before = _rows(world["db"])
     with pytest.raises(exception.Forbidden, match="host hostb"):
         client.call(_Claims(), "object_action", objinst=node, objmethod="save",
@@ -241,13 +244,14 @@ def test_a_host_calling_a_compute_endpoint_over_rpc_is_refused(
     manager = compute_manager.ComputeManager(
         novalet_conf.CONF, "c1", driver=fake.FakeDriver(novalet_conf.CONF,
                                                         host="c1", nodes=1))
-    server = rpc.Server(novalet_conf.CONF.compute.topic, [manager], server="c1",
+    server = novalet_service.rpc_server(novalet_conf.CONF.compute.topic, [manager], server="c1",
                         version=compute_manager.RPC_API_VERSION)
     server.start()
     try:
         inst = objects.Instance(context.get_admin_context(), vcpus=1,
                                 memory_mb=64)
-        client = rpc.Client(novalet_conf.CONF.compute.topic, "1.1", timeout=30)
+        client = rpc.Client(novalet_conf.CONF.compute.topic, "1.1", timeout=30,
+                        entities=objects_base.NovaletObjectSerializer())
         with pytest.raises(exception.Forbidden, match="only an admin"):
             client.call(context.get_admin_context(), "terminate_instance",
                         server="c1", instance=inst)

@@ -17,6 +17,8 @@ import pytest
 
 from novalet import auth, context, exception, rpc
 from novalet import conf as novalet_conf
+from novalet import service as novalet_service
+from novalet.objects import base as objects_base
 
 #: What oslo.messaging's client puts in a message and its RPCDispatcher reads.
 MESSAGE_KEYS = ("method", "args", "version", "namespace")
@@ -45,7 +47,7 @@ def served(request: Any, conf: Any) -> Any:
     rpc.init(novalet_conf.CONF)
     topic = "novalet-wire-%s" % uuid.uuid4().hex[:8]
     endpoint = _Echo()
-    server = rpc.Server(topic, [endpoint], server="s1", version="1.3")
+    server = novalet_service.rpc_server(topic, [endpoint], server="s1", version="1.3")
     seen: list[tuple[Any, Any]] = []
     verify = server.verifier.verify
 
@@ -67,12 +69,13 @@ def served(request: Any, conf: Any) -> Any:
 
 def test_the_server_wraps_oslo_messagings_own_dispatcher(served: Any) -> None:
     dispatcher = served["server"]._server.dispatcher
-    assert isinstance(dispatcher, rpc._VerifyingDispatcher)
+    assert isinstance(dispatcher, rpc.server._VerifyingDispatcher)
     assert type(dispatcher._dispatcher) is messaging.RPCDispatcher
 
 
 def test_the_verifier_reads_what_oslo_messaging_sent(served: Any) -> None:
-    client = rpc.Client(served["topic"], "1.2", timeout=30)
+    client = rpc.Client(served["topic"], "1.2", timeout=30,
+                        entities=objects_base.NovaletObjectSerializer())
     ctxt = context.get_admin_context()
     value = {"a": [1, 2.5, None, True], "b": "t\u00e9xt", "c": {"7": "x"}}
     assert client.call(ctxt, "echo", version="1.3", server="s1",
@@ -106,7 +109,8 @@ def _raw_client(topic: str, server: str | None = "s1") -> Any:
 
 
 def test_a_captured_request_is_refused_again_and_changed(served: Any) -> None:
-    client = rpc.Client(served["topic"], "1.3", timeout=30)
+    client = rpc.Client(served["topic"], "1.3", timeout=30,
+                        entities=objects_base.NovaletObjectSerializer())
     client.call(context.get_admin_context(), "echo", server="s1", value=1)
     message, ctxt = served["seen"][0]
     ctxt = {k: v for k, v in ctxt.items()

@@ -17,6 +17,7 @@ from novalet.compute import manager as compute_manager
 from novalet.compute import resource_tracker
 from novalet.compute import rpcapi as compute_rpcapi
 from novalet.conductor import manager as conductor_manager
+from novalet.objects import base as objects_base
 from novalet.virt import fake
 from tests.processes import wait_for
 
@@ -137,7 +138,8 @@ def test_build_and_terminate_over_rpc(compute):
 
 
 def test_unknown_compute_rpc_method_is_refused(compute):
-    client = rpc.Client(novalet_conf.CONF.compute.topic, "1.0", timeout=10)
+    client = rpc.Client(novalet_conf.CONF.compute.topic, "1.0", timeout=10,
+                        entities=objects_base.NovaletObjectSerializer())
     with pytest.raises(exception.MethodNotRemotable):
         client.call(context.get_admin_context(), "update_available_resource",
                     server="c1")

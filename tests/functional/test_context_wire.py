@@ -10,6 +10,8 @@ import pytest
 
 from novalet import conf as novalet_conf
 from novalet import context, rpc
+from novalet import service as novalet_service
+from novalet.objects import base as objects_base
 
 
 class _WhoAmI:
@@ -33,10 +35,11 @@ def transport(request, conf):
 
 def test_server_gets_the_context_the_caller_sent(transport):
     topic = "novalet-context-%s" % uuid.uuid4().hex[:8]
-    server = rpc.Server(topic, [_WhoAmI()], server="s1")
+    server = novalet_service.rpc_server(topic, [_WhoAmI()], server="s1")
     server.start()
     try:
-        client = rpc.Client(topic, "1.0", timeout=30)
+        client = rpc.Client(topic, "1.0", timeout=30,
+                        entities=objects_base.NovaletObjectSerializer())
         for ctxt in (context.get_admin_context(),
                      context.RequestContext(
                          user_id="u1", project_id="p1", roles=["reader"],

@@ -11,6 +11,7 @@ from oslo_utils import timeutils, uuidutils
 
 from novalet import conf as novalet_conf
 from novalet import context, exception, indirection, objects, rpc
+from novalet import service as novalet_service
 from novalet.compute import resource_tracker
 from novalet.conductor import manager as conductor_manager
 from novalet.objects import base as objects_base
@@ -320,7 +321,7 @@ def test_lock_is_released_when_the_conductor_stops_answering(conf, sqlite_db,
     conf("indirection", "rpc", "objects")
     rpc.init(novalet_conf.CONF)
     conductor = HangingConductor(novalet_conf.CONF)
-    server = rpc.Server("conductor-lock-test", [conductor], server="c",
+    server = novalet_service.rpc_server("conductor-lock-test", [conductor], server="c",
                         objects_local=True)
     server.start()
     try:

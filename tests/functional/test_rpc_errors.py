@@ -19,6 +19,8 @@ import pytest
 
 from novalet import conf as novalet_conf
 from novalet import context, exception, rpc
+from novalet import service as novalet_service
+from novalet.objects import base as objects_base
 
 
 class AppError(Exception):
@@ -67,10 +69,11 @@ def client(request: pytest.FixtureRequest, conf: Any) -> Iterator[rpc.Client]:
         conf("transport_url", request.getfixturevalue("rabbit_vhost").url)
     rpc.init(novalet_conf.CONF)
     topic = "errors-%s" % os.urandom(4).hex()
-    server = rpc.Server(topic, [Raiser()], server="errors-host")
+    server = novalet_service.rpc_server(topic, [Raiser()], server="errors-host")
     server.start()
     try:
-        yield rpc.Client(topic, "1.0", timeout=30)
+        yield rpc.Client(topic, "1.0", timeout=30,
+                        entities=objects_base.NovaletObjectSerializer())
     finally:
         server.stop()
         server.wait()

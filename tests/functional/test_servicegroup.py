@@ -19,6 +19,7 @@ import redis
 
 from novalet import conf as novalet_conf
 from novalet import context, exception, indirection, objects, rpc
+from novalet import service as novalet_service
 from novalet.objects import base as objects_base
 from novalet.servicegroup import API
 from novalet.servicegroup.drivers.tooz import ToozDriver, member_id
@@ -146,7 +147,7 @@ def test_stopped_conductor_server_is_lost_and_found(sqlite_db, fast, caplog):
     rpc.init(CONF)
 
     def conductor():
-        server = rpc.Server(CONF.conductor.topic,
+        server = novalet_service.rpc_server(CONF.conductor.topic,
                             [conductor_manager.ConductorManager(CONF)],
                             server="test-conductor")
         server.start()

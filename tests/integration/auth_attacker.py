@@ -21,6 +21,7 @@ import novalet  # noqa: F401  (the threading backend first)
 from novalet import auth, context, indirection, objects, rpc
 from novalet import conf as novalet_conf
 from novalet.auth import signing
+from novalet.objects import base as objects_base
 
 CONF = novalet_conf.CONF
 RESULTS: dict[str, str] = {}
@@ -108,7 +109,8 @@ def main(config: str, world_file: str) -> int:
         ctxt, host=CONF.host, hypervisor_hostname="lookalike", vcpus=1,
         memory_mb=1, local_gb=1, hypervisor_type="fake", hypervisor_version=1,
         cpu_info="{}").obj_to_primitive()
-    client = rpc.Client(CONF.conductor.topic, "1.2", timeout=15)
+    client = rpc.Client(CONF.conductor.topic, "1.2", timeout=15,
+                        entities=objects_base.NovaletObjectSerializer())
     for label, host in (("case", world["host_a"].upper()),
                         ("whitespace", world["host_a"] + "\t"),
                         ("NUL", world["host_a"] + "\0"),

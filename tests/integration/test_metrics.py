@@ -17,6 +17,7 @@ from novalet import conf as novalet_conf
 from novalet import context, exception, indirection, objects, rpc
 from novalet.compute import rpcapi as compute_rpcapi
 from novalet.conductor import rpcapi as conductor_rpcapi
+from novalet.objects import base as objects_base
 from tests import processes, services, tcpproxy
 from tests.processes import wait_for
 from tests.scrape import delta, get, label_values, scrape, value
@@ -152,7 +153,8 @@ def _check_counters(cluster, rabbit_vhost, postgresql_db, oslo_sock, oslo_url):
                                              {"Hostile%d" % i: "1.0"}, [], {})
     # An object version the conductor does not know: refused while the
     # arguments are rebuilt, before any endpoint runs.
-    client = rpc.Client(novalet_conf.CONF.conductor.topic, "1.1")
+    client = rpc.Client(novalet_conf.CONF.conductor.topic, "1.1",
+                        entities=objects_base.NovaletObjectSerializer())
     with pytest.raises(exception.UnsupportedObjectVersion):
         client.call(ctxt, "object_action", objmethod="save", args=[], kwargs={},
                     objinst={"novalet_object.name": "Service",

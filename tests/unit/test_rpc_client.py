@@ -8,6 +8,7 @@ import pytest
 
 from novalet import conf as novalet_conf
 from novalet import context, rpc
+from novalet.objects import base as objects_base
 
 
 @pytest.fixture
@@ -19,7 +20,8 @@ def fake_transport(conf):
 
 
 def test_prepared_contexts_are_kept_until_the_cap_changes(fake_transport):
-    client = rpc.Client("novalet-unit", "1.1", timeout=5)
+    client = rpc.Client("novalet-unit", "1.1", timeout=5,
+                        entities=objects_base.NovaletObjectSerializer())
     first = client._prepared.context("1.1", None, None)
     assert client._prepared.context("1.1", None, None) is first
     assert client._prepared.context("1.0", None, None) is not first
@@ -50,7 +52,8 @@ def test_sending_retries_only_as_long_as_the_call_may_wait(conf):
         assert rpc.send_retries(novalet_conf.CONF, 7) == 3
         assert rpc.send_retries(novalet_conf.CONF, 2) == 1
         assert rpc.send_retries(novalet_conf.CONF, 0.1) == 1
-        client = rpc.Client("novalet-unit", "1.0", timeout=7)
+        client = rpc.Client("novalet-unit", "1.0", timeout=7,
+                        entities=objects_base.NovaletObjectSerializer())
         assert client._prepared.context(None, None, None).retry == 3
         assert client._prepared.context(None, None, 2.0).retry == 1
     finally:

@@ -1,0 +1,199 @@
+"""RPC clients: calls and casts on one topic, signed when this process
+holds a key, with oslo.messaging's errors turned into novalet's."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import kombu.exceptions
+import oslo_messaging as messaging
+from oslo_config import cfg
+
+from novalet import auth, exception
+from novalet.rpc import serializer, transport
+
+_local = threading.local()
+
+
+@contextlib.contextmanager
+def call_timeout(seconds: float) -> Iterator[None]:
+    """Calls made by this thread inside the block wait at most ``seconds``
+    (e.g. a heartbeat: an answer older than the next beat is worthless)."""
+    previous = getattr(_local, "timeout", None)
+    _local.timeout = seconds
+    try:
+        yield
+    finally:
+        _local.timeout = previous
+
+
+def send_retries(conf: Any, timeout: float) -> int | None:
+    """How many reconnect attempts a call may make to *send* within
+    ``timeout`` seconds (oslo.messaging's ``retry``; None: no limit).
+
+    oslo.messaging bounds only the wait for the reply by the timeout; with
+    every broker node down, sending retries forever (``retry=None``) and the
+    call hangs. The rabbit driver sleeps ``kombu_reconnect_delay`` plus
+    ``rabbit_retry_interval`` (growing by ``rabbit_retry_backoff`` up to
+    ``rabbit_interval_max``) between attempts: this counts the attempts whose
+    sleeps fit in ``timeout``, at least one.
+    """
+    try:
+        if messaging.TransportURL.parse(
+                conf, conf.transport_url).transport != "rabbit":
+            return None
+        rabbit = conf.oslo_messaging_rabbit
+        delay = float(rabbit.kombu_reconnect_delay)
+        interval = float(rabbit.rabbit_retry_interval)
+        step = float(rabbit.rabbit_retry_backoff)
+        longest = float(rabbit.rabbit_interval_max)
+    except (cfg.NoSuchOptError, cfg.NoSuchGroupError,
+            messaging.InvalidTransportURL):
+        return None
+    attempts, slept = 0, 0.0
+    while attempts < 1000:
+        slept += delay + min(interval + attempts * step, longest)
+        if slept > timeout:
+            break
+        attempts += 1
+    return max(1, attempts)
+
+
+class _Prepared:
+    """One oslo.messaging client (one version cap) and what was prepared
+    from it: replaced as a whole when the cap changes, so a call never
+    mixes the old cap's answers with the new client."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.conf = client.transport.conf
+        self.contexts: dict[tuple[Any, ...], Any] = {}
+        self.sendable: dict[str, bool] = {}
+
+    def context(self, version: str | None, server: str | None,
+                timeout: float | None) -> Any:
+        key = (version, server, timeout)
+        prepared = self.contexts.get(key)
+        if prepared is None:
+            if len(self.contexts) >= 64:  # a few (version, server, timeout)
+                self.contexts.clear()     # are in use; never unbounded
+            kwargs: dict[str, Any] = {}
+            if version is not None:
+                kwargs["version"] = version
+            if server is not None:
+                kwargs["server"] = server
+            if timeout is not None:
+                kwargs["timeout"] = timeout
+            retry = send_retries(
+                self.conf, timeout or self.client.timeout
+                or self.conf.rpc_response_timeout)
+            if retry is not None:
+                kwargs["retry"] = retry
+            prepared = self.contexts[key] = (
+                self.client.prepare(**kwargs) if kwargs else self.client)
+        return prepared
+
+    def can_send_version(self, version: str) -> bool:
+        # oslo.messaging prepares a new call context to answer.
+        sendable = self.sendable.get(version)
+        if sendable is None:
+            sendable = self.sendable[version] = bool(
+                self.client.can_send_version(version))
+        return sendable
+
+
+class Client:
+    """An RPC client for one topic; oslo.messaging errors leave as novalet ones.
+
+    ``entities`` serializes what the calls carry (novalet's clients pass the
+    objects' serializer); a call waits ``timeout`` seconds, or what the
+    block of ``call_timeout`` around it says, or ``rpc_response_timeout``.
+    """
+
+    def __init__(self, topic: str, version: str, *, server: str | None = None,
+                 version_cap: str | None = None,
+                 timeout: float | None = None,
+                 entities: messaging.Serializer | None = None) -> None:
+        self.topic = topic
+        self.timeout = timeout
+        self._target = messaging.Target(topic=topic, version=version,
+                                        server=server)
+        self._serializer = serializer.ClientSerializer(entities)
+        self._prepared = self._make(version_cap)
+
+    def _make(self, version_cap: str | None) -> _Prepared:
+        return _Prepared(messaging.get_rpc_client(
+            transport.get_transport(), self._target, version_cap=version_cap,
+            serializer=self._serializer, timeout=self.timeout))
+
+    def _sign(self, ctxt: Any, method: str, version: str | None,
+              server: str | None, kwargs: dict[str, Any]
+              ) -> tuple[Any, dict[str, Any]]:
+        """The context and arguments to hand oslo.messaging: as they are
+        when this process does not sign, else their signed wire form."""
+        signer = auth.signer()
+        if signer is None:
+            return ctxt, kwargs
+        ser = self._serializer
+        wire_ctxt = auth.signing.wire_form(ser.serialize_context(ctxt))
+        wire_args = auth.signing.wire_form(
+            {k: ser.serialize_entity(ctxt, v) for k, v in kwargs.items()})
+        wire_ctxt[auth.signing.FIELD] = signer.sign(
+            method=method, version=version or self._target.version,
+            namespace=self._target.namespace, topic=self.topic,
+            server=server if server is not None else self._target.server,
+            args=wire_args, context=wire_ctxt)
+        return serializer.Signed(ctxt, wire_ctxt), wire_args
+
+    @property
+    def version_cap(self) -> str | None:
+        return self._prepared.client.version_cap  # type: ignore[no-any-return]
+
+    def set_version_cap(self, version_cap: str | None) -> None:
+        """Change the cap (rolling upgrades: the peers' versions changed)."""
+        if version_cap != self.version_cap:
+            self._prepared = self._make(version_cap)
+
+    def can_send_version(self, version: str) -> bool:
+        return self._prepared.can_send_version(version)
+
+    def call(self, ctxt: Any, method: str, *, version: str | None = None,
+             server: str | None = None, timeout: float | None = None,
+             **kwargs: Any) -> Any:
+        if timeout is None:
+            timeout = getattr(_local, "timeout", None)
+        cctxt = self._prepared.context(version, server, timeout)
+        ctxt, kwargs = self._sign(ctxt, method, version, server, kwargs)
+        try:
+            return cctxt.call(ctxt, method, **kwargs)
+        except messaging.MessagingTimeout:
+            raise exception.RPCTimeout(topic=self.topic, method=method,
+                                       timeout=timeout or self.timeout)
+        except (messaging.MessageDeliveryFailure,
+                kombu.exceptions.OperationalError) as e:
+            # (kombu's: a new pooled connection that could not be made within
+            # the call's bounded send retries, see send_retries)
+            raise exception.RPCUnavailable(topic=self.topic, method=method,
+                                           reason=e)
+        except messaging.RemoteError as e:
+            if e.exc_type == "UnsupportedVersion":
+                # The server's dispatcher refused the version before any
+                # endpoint saw the call: nothing ran.
+                raise exception.UnsupportedRPCVersion(
+                    topic=self.topic, method=method,
+                    version=version or self._target.version)
+            raise
+
+    def cast(self, ctxt: Any, method: str, *, version: str | None = None,
+             server: str | None = None, **kwargs: Any) -> None:
+        cctxt = self._prepared.context(version, server, None)
+        ctxt, kwargs = self._sign(ctxt, method, version, server, kwargs)
+        try:
+            cctxt.cast(ctxt, method, **kwargs)
+        except (messaging.MessageDeliveryFailure,
+                kombu.exceptions.OperationalError) as e:
+            raise exception.RPCUnavailable(topic=self.topic, method=method,
+                                           reason=e)

@@ -1,0 +1,158 @@
+"""RPC servers: endpoints of ``@expose``d methods on the threading
+executor, every request verified before it is dispatched."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import oslo_messaging as messaging
+from oslo_messaging.rpc import server as messaging_server
+
+from novalet import auth, exception
+from novalet.rpc import errors, serializer, transport
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def expose(fn: F) -> F:
+    """Mark a manager method callable over RPC; returns it unchanged.
+
+    Only marked methods are reachable: the managers' lifecycle hooks and
+    periodic tasks are not endpoints.
+    """
+    fn.novalet_rpc_exposed = True  # type: ignore[attr-defined]
+    return fn
+
+
+class _ExpectedErrors:
+    """Endpoint proxy: exposes the ``@expose`` methods only; their errors
+    leave as ``_server_errors`` says: novalet errors go back to the caller
+    without a traceback in the server's log (they are the caller's fault or
+    an answer, not a server bug); anything else is logged once, by
+    oslo.messaging, with its traceback, and reaches the caller as
+    ``RemoteError``."""
+
+    def __init__(self, endpoint: Any) -> None:
+        self._endpoint = endpoint
+        self.target = getattr(endpoint, "target", None)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or name.startswith("oslo_"):
+            raise AttributeError(name)
+        attr = getattr(self._endpoint, name, None)
+        in_process = transport.in_process()
+        if not getattr(attr, "novalet_rpc_exposed", False):
+            endpoint = type(self._endpoint).__name__
+
+            def refuse(*args: Any, **kwargs: Any) -> Any:
+                with errors.server_errors(in_process):
+                    raise exception.MethodNotRemotable(objname=endpoint,
+                                                       method=name)
+
+            return refuse
+        assert attr is not None  # not exposed: refused above
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with errors.server_errors(in_process):
+                return attr(*args, **kwargs)
+
+        return call
+
+
+class Observer:
+    """What a server tells its caller about each request (the services'
+    metrics): ``verified(principal)`` before it is dispatched,
+    ``refused()`` when its signature was not accepted."""
+
+    def verified(self, principal: Any) -> None:
+        """One request whose caller verified as ``principal``."""
+
+    def refused(self) -> None:
+        """One request refused before dispatch (its signature)."""
+
+
+class Server:
+    """An RPC server on the threading executor; ``start``/``stop``/``wait``.
+
+    ``novalet.exception`` errors raised by the endpoints are expected:
+    returned to the caller as their class, never logged as tracebacks.
+    ``entities`` rebuilds what arrives (novalet's services pass the objects'
+    serializer; the conductor's one runs the objects locally, never asking
+    an indirection API); ``observer`` hears of every request.
+    """
+
+    def __init__(self, topic: str, endpoints: Sequence[Any], *,
+                 server: str, version: str = "1.0",
+                 entities: messaging.Serializer | None = None,
+                 observer: Observer | None = None, conf: Any = None) -> None:
+        target = messaging.Target(topic=topic, server=server, version=version)
+        wrapped = [_ExpectedErrors(e) for e in endpoints]
+        rpc_transport = transport.get_transport()
+        #: Verifies every request before it is dispatched (novalet.auth).
+        self.verifier = auth.verifier(
+            conf if conf is not None else rpc_transport.conf, topic=topic,
+            server=server, in_process=transport.in_process())
+        verifier = self.verifier
+        seen = observer if observer is not None else Observer()
+
+        def server_cls(transport: Any, target: Any, dispatcher: Any,
+                       executor: Any) -> Any:
+            return messaging_server.RPCServer(
+                transport, target,
+                _VerifyingDispatcher(dispatcher, verifier, seen), executor)
+
+        self._server = messaging.get_rpc_server(
+            rpc_transport, target, wrapped,
+            serializer=serializer.RequestContextSerializer(
+                entities, expected_errors=True),
+            access_policy=messaging.DefaultRPCAccessPolicy,
+            server_cls=server_cls)
+
+    def start(self) -> None:
+        self._server.start()
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    def wait(self) -> None:
+        self._server.wait()
+
+
+class _VerifyingDispatcher:
+    """Wraps the server's ``RPCDispatcher``: every incoming request is
+    verified (``novalet.auth``) before the dispatcher looks at it, so a
+    refused one never reaches the serializer or an endpoint; the verified
+    principal travels to ``deserialize_context`` with the request's context
+    (``serializer.VerifiedContext``), and the arguments are rebuilt once,
+    after the check.
+
+    (oslo.messaging's servers call ``dispatcher.dispatch(incoming)``, whose
+    ``message`` and ``ctxt`` are what its ``RPCDispatcher`` reads;
+    tests/functional/test_auth_wire.py checks both against the library.)"""
+
+    def __init__(self, dispatcher: Any, verifier: Any, observer: Observer) -> None:
+        self._dispatcher = dispatcher
+        self._verifier = verifier
+        self._observer = observer
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._dispatcher, name)
+
+    def dispatch(self, incoming: Any) -> Any:
+        with errors.server_errors(transport.in_process()):
+            try:
+                principal = self._verifier.verify(incoming.message,
+                                                  incoming.ctxt)
+            except exception.SignatureRefused:
+                self._observer.refused()
+                raise
+        self._observer.verified(principal)
+        incoming.ctxt = serializer.VerifiedContext(
+            incoming.ctxt, principal, auth.delivery_key(principal, incoming.ctxt))
+        return self._dispatcher.dispatch(incoming)
+
+
+def endpoint_target(version: str) -> Any:
+    """The ``target`` attribute an endpoint class carries."""
+    return messaging.Target(version=version)
