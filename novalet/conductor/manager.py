@@ -14,7 +14,6 @@ verified (the context's ``principal``); its writes are scoped in
 from __future__ import annotations
 
 import datetime
-import inspect
 from typing import Any
 
 from oslo_log import log as logging
@@ -25,7 +24,7 @@ from novalet import manager as base_manager
 from novalet.conductor import validate
 from novalet.metrics import conductor as metrics
 from novalet.objects import base as objects_base
-from novalet.objects import codec
+from novalet.objects import codec, remotable
 
 LOG = logging.getLogger(__name__)
 
@@ -40,32 +39,18 @@ def _refuse_name(objname: str, method: Any) -> None:
         raise exception.MethodNotRemotable(objname=objname, method=method)
 
 
-#: (class, name) of the instance methods found remotable (only those: a
-#: caller sending made-up names cannot grow it).
-_remotable_found: set[tuple[type, str]] = set()
-
-
 def _remotable_instance_method(objinst: Any, method: Any) -> Any:
-    if type(method) is str and (type(objinst), method) in _remotable_found:
-        return getattr(objinst, method)
-    objname = objinst.obj_name()
-    _refuse_name(objname, method)
-    static = inspect.getattr_static(type(objinst), method, None)
-    if isinstance(static, (classmethod, staticmethod)) or static is None:
+    if remotable.kind(type(objinst), method) != remotable.INSTANCE:
+        objname = objinst.obj_name()
+        _refuse_name(objname, method)
         raise exception.MethodNotRemotable(objname=objname, method=method)
-    if not getattr(static, "remotable", False):
-        raise exception.MethodNotRemotable(objname=objname, method=method)
-    _remotable_found.add((type(objinst), method))
     return getattr(objinst, method)
 
 
 def _remotable_class_method(objclass: Any, method: Any) -> Any:
-    objname = objclass.obj_name()
-    _refuse_name(objname, method)
-    static = inspect.getattr_static(objclass, method, None)
-    if not isinstance(static, classmethod):
-        raise exception.MethodNotRemotable(objname=objname, method=method)
-    if not getattr(static.__func__, "remotable", False):
+    if remotable.kind(objclass, method) != remotable.CLASS:
+        objname = objclass.obj_name()
+        _refuse_name(objname, method)
         raise exception.MethodNotRemotable(objname=objname, method=method)
     return getattr(objclass, method)
 
@@ -77,13 +62,7 @@ def _object_class(objname: Any, object_versions: Any,
         raise exception.MalformedRequest(
             reason="objname and objnamespace must be strings and "
                    "object_versions a dict")
-    if not codec.is_registered(objname, namespace):
-        if namespace not in codec.namespaces():
-            raise exception.UnknownNamespace(
-                namespace=namespace, objname=objname,
-                loaded=", ".join(sorted(codec.namespaces())))
-        raise exception.UnknownObject(objname=objname,
-                                      reason="no such object is registered")
+    codec.check_known(objname, namespace)
     version = object_versions.get(objname)
     if version is None:
         raise exception.MalformedRequest(

@@ -12,8 +12,6 @@ name or ``other``.
 from __future__ import annotations
 
 import functools
-import inspect
-import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -22,7 +20,7 @@ from oslo_versionedobjects import base as ovo_base
 
 from novalet import exception
 from novalet.metrics import registry
-from novalet.objects import codec
+from novalet.objects import codec, remotable
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -35,29 +33,6 @@ BACKPORT = "obj_backport"
 _ERROR_NAMES = frozenset(
     name for name, value in vars(exception).items()
     if isinstance(value, type) and issubclass(value, exception.NovaletException))
-
-_lock = threading.Lock()
-#: objname -> (number of registered classes seen, remotable method names).
-_remotable: dict[str, tuple[int, frozenset[str]]] = {}
-
-
-def _remotable_names(objname: str, classes: list[type]) -> frozenset[str]:
-    cached = _remotable.get(objname)
-    if cached is not None and cached[0] == len(classes):
-        return cached[1]
-    names = set()
-    for cls in classes:
-        for name in dir(cls):
-            static = inspect.getattr_static(cls, name, None)
-            if isinstance(static, (classmethod, staticmethod)):
-                static = static.__func__
-            if getattr(static, "remotable", False):
-                names.add(name)
-    found = frozenset(names)
-    with _lock:
-        _remotable[objname] = (len(classes), found)
-    return found
-
 
 def object_label(objname: Any, namespace: Any = codec.CORE) -> str:
     """``objname`` if it names a registered object of ``namespace`` (the
@@ -74,8 +49,10 @@ def method_label(objlabel: str, method: Any) -> str:
     if objlabel == UNKNOWN or type(method) is not str:
         return UNKNOWN
     namespace, _, objname = objlabel.rpartition(".")
-    classes = codec.classes_named(objname, namespace or codec.CORE)
-    return method if method in _remotable_names(objlabel, classes) else UNKNOWN
+    for cls in codec.classes_named(objname, namespace or codec.CORE):
+        if remotable.kind(cls, method) is not None:
+            return method
+    return UNKNOWN
 
 
 def error_label(error: BaseException) -> str:

@@ -229,6 +229,23 @@ def is_registered(objname: str, namespace: str = CORE) -> bool:
     return (namespace, objname) in _by_key
 
 
+def check_known(objname: str, namespace: str = CORE) -> None:
+    """The one check of an object a caller names: raise ``UnknownNamespace``
+    (no app of that name is loaded) or ``UnknownObject`` unless
+    ``namespace.objname`` is registered."""
+    if (namespace, objname) in _by_key:
+        return
+    from novalet import exception
+
+    if namespace not in namespaces():
+        raise exception.UnknownNamespace(
+            namespace=namespace, objname=objname,
+            loaded=", ".join(sorted(namespaces())) or "none")
+    raise exception.UnknownObject(
+        objname=objname if namespace == CORE else "%s.%s" % (namespace, objname),
+        reason="no such object is registered")
+
+
 def classes_named(objname: str, namespace: str = CORE) -> list[Any]:
     """The registered classes of ``namespace.objname``, newest first."""
     return list(_by_key.get((namespace, objname), ()))
@@ -260,11 +277,7 @@ def _found(objname: str, namespace: str) -> list[Any]:
     if found:
         return found
     if namespace not in namespaces():
-        from novalet import exception
-
-        raise exception.UnknownNamespace(
-            namespace=namespace, objname=objname,
-            loaded=", ".join(sorted(namespaces())) or "none")
+        check_known(objname, namespace)  # raises UnknownNamespace
     raise ovo_exc.UnsupportedObjectError(objtype="%s.%s" % (namespace, objname))
 
 
