@@ -15,7 +15,7 @@ from typing import Any
 
 from oslo_config import cfg
 
-from novalet import app, objects, rpc, upgrade
+from novalet import objects, rpc, upgrade
 
 #: The newest compute RPC API version this client can send.
 RPC_API_VERSION = "1.1"
@@ -31,14 +31,12 @@ class ComputeAPI:
         self.conf = conf
         self.client = rpc.Client(conf.compute.topic, RPC_API_VERSION,
                                  timeout=conf.rpc_response_timeout)
-        self.caps = upgrade.VersionCaps(
-            COMPUTE, app.CORE, upgrade.core_releases(),
-            lambda: conf.upgrade_levels.compute,
-            upgrade.ServiceVersions(
-                lambda ctxt: objects.Service.get_minimum_version(ctxt, COMPUTE),
-                holders=lambda ctxt, version: upgrade.services_at(
-                    objects.ServiceList.get_by_binary(ctxt, COMPUTE), version)),
-            rpc_api="compute_rpc", on_change=self.client.set_version_cap,
+        self.caps = upgrade.core_caps(
+            COMPUTE, "compute_rpc", lambda: conf.upgrade_levels.compute,
+            lambda ctxt: objects.Service.get_minimum_version(ctxt, COMPUTE),
+            holders=lambda ctxt, version: upgrade.services_at(
+                objects.ServiceList.get_by_binary(ctxt, COMPUTE), version),
+            on_change=self.client.set_version_cap,
             refresh_interval=lambda: conf.upgrade_levels.refresh_interval,
             wait_bound=lambda: conf.rpc_response_timeout + 5)
 

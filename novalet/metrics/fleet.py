@@ -54,7 +54,7 @@ class FleetCollector:
     and ``novalet_version_cap_info``, read through ``servicegroup_api``."""
 
     def __init__(self, conf: Any, servicegroup_api: Any) -> None:
-        from novalet import app, objects, upgrade
+        from novalet import objects, upgrade
 
         self.conf = conf
         self.servicegroup_api = servicegroup_api
@@ -65,12 +65,10 @@ class FleetCollector:
         self.reads = 0
         self.failures = 0
         self._caps = {
-            binary: upgrade.VersionCaps(
-                binary, app.CORE, upgrade.core_releases(),
-                functools.partial(_setting, conf, group),
-                upgrade.ServiceVersions(
-                    functools.partial(_minimum_version, objects, binary)),
-                rpc_api=rpc_key, refresh_interval=lambda: 1.0)
+            binary: upgrade.core_caps(
+                binary, rpc_key, functools.partial(_setting, conf, group),
+                functools.partial(_minimum_version, objects, binary),
+                refresh_interval=lambda: 1.0)
             for binary, group, rpc_key in CAPPED}
 
     def _read(self) -> dict[str, Any]:

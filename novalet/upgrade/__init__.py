@@ -20,7 +20,9 @@ from novalet.upgrade.caps import (
     AppReleases,
     ServiceVersions,
     VersionCaps,
+    app_caps,
     cap_manifest,
+    core_caps,
     release_map,
     services_at,
 )
@@ -38,6 +40,7 @@ from novalet.upgrade.releases import (
 __all__ = [
     "OLDEST_SUPPORTED_SERVICE_VERSION", "RELEASES", "RELEASE_MAPPING",
     "SERVICE_VERSION", "SERVICE_VERSION_HISTORY", "AppReleases", "Negotiator",
-    "Release", "ServiceVersions", "VersionCaps", "cap_manifest", "core_releases",
+    "Release", "ServiceVersions", "VersionCaps", "app_caps", "cap_manifest",
+    "core_caps", "core_releases",
     "for_conductors", "release_map", "services_at",
 ]

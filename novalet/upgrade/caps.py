@@ -338,3 +338,25 @@ class VersionCaps:
                            ", ".join(releases_module.RELEASES)))
         _, objects = self._caps_of(max(candidates))
         return setting, objects, "pinned to RPC %s" % setting, 3600.0
+
+
+def core_caps(binary: str, rpc_api: str, setting: Callable[[], str | None],
+              minimum_version: Callable[[Any], int], *,
+              holders: Callable[[Any, int], list[str]] | None = None,
+              **kwargs: Any) -> VersionCaps:
+    """The caps of the core's objects and its RPC API ``rpc_api`` (a key of
+    the release map: ``conductor_rpc``, ``compute_rpc``) for ``binary``,
+    ``auto`` following the lowest service version (``ServiceVersions``);
+    ``kwargs`` as ``VersionCaps`` takes them."""
+    return VersionCaps(binary, app_module.CORE, releases_module.core_releases(),
+                       setting, ServiceVersions(minimum_version, holders),
+                       rpc_api=rpc_api, **kwargs)
+
+
+def app_caps(binary: str, app: Any, setting: Callable[[], str | None],
+             app_releases: Callable[[Any], list[dict[str, str]]],
+             **kwargs: Any) -> VersionCaps:
+    """The caps of ``app``'s objects for ``binary``, ``auto`` following
+    the releases of the app its services record (``AppReleases``)."""
+    return VersionCaps(binary, app.name, release_map(app), setting,
+                       AppReleases(app_releases), **kwargs)

@@ -106,22 +106,18 @@ def for_conductors(conf: cfg.ConfigOpts, client: ConductorClient,
     def wait_bound() -> float:
         return float(conf.rpc_response_timeout + 5)
 
-    core = caps_module.VersionCaps(
-        CONDUCTOR, app.CORE, releases.core_releases(),
-        lambda: conf.upgrade_levels.conductor,
-        caps_module.ServiceVersions(minimum_version, holders),
-        rpc_api="conductor_rpc", on_change=on_change,
+    core = caps_module.core_caps(
+        CONDUCTOR, "conductor_rpc", lambda: conf.upgrade_levels.conductor,
+        minimum_version, holders=holders, on_change=on_change,
         refresh_interval=refresh_interval, wait_bound=wait_bound)
 
     def app_caps(namespace: str) -> caps_module.VersionCaps | None:
         declared = app.loaded().get(namespace)
         if declared is None or not declared.releases:
             return None
-        return caps_module.VersionCaps(
-            CONDUCTOR, namespace, caps_module.release_map(declared),
-            lambda: conf.upgrade_levels.apps.get(namespace),
-            caps_module.AppReleases(app_releases),
-            refresh_interval=refresh_interval, wait_bound=wait_bound)
+        return caps_module.app_caps(
+            CONDUCTOR, declared, lambda: conf.upgrade_levels.apps.get(namespace),
+            app_releases, refresh_interval=refresh_interval, wait_bound=wait_bound)
 
     return Negotiator(client, objects, core, app_caps)
 

@@ -39,10 +39,8 @@ class Peers:
 
 def caps_for(peers: Peers, setting: str | None = "auto", **kwargs: Any,
              ) -> upgrade.VersionCaps:
-    holders = kwargs.pop("holders", None)
-    return upgrade.VersionCaps("novalet-conductor", app.CORE, releases.core_releases(),
-                               lambda: setting, upgrade.ServiceVersions(peers, holders),
-                               rpc_api="conductor_rpc", **kwargs)
+    return upgrade.core_caps("novalet-conductor", "conductor_rpc", lambda: setting,
+                             peers, **kwargs)
 
 
 def test_auto_follows_the_oldest_service() -> None:
@@ -169,10 +167,9 @@ def app_caps_for(recorded: Any, setting: str | None = None) -> upgrade.VersionCa
             raise recorded
         return list(recorded)
 
-    return upgrade.VersionCaps(
-        "novalet-conductor", "widgets",
-        upgrade.release_map(app.App(name="widgets", releases=WIDGETS)),
-        lambda: setting, upgrade.AppReleases(app_releases))
+    return upgrade.app_caps(
+        "novalet-conductor", app.App(name="widgets", releases=WIDGETS),
+        lambda: setting, app_releases)
 
 
 def test_app_caps_follow_the_oldest_conductor_running_the_app(caplog: Any) -> None:
