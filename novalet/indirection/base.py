@@ -67,7 +67,7 @@ class ConductorIndirectionAPI(IndirectionAPI):
     conductors' caps (``self.caps``: the core's) and reads what comes back.
     ``on_change`` gets each new RPC cap."""
 
-    def __init__(self, conf: cfg.ConfigOpts, client: upgrade.negotiator.ConductorClient,
+    def __init__(self, conf: cfg.ConfigOpts, client: upgrade.ConductorClient,
                  on_change: Callable[[str | None], None] | None = None) -> None:
         super().__init__(conf)
         self.negotiator = upgrade.for_conductors(conf, client, versions,

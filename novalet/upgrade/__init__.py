@@ -2,7 +2,8 @@
 
 * ``releases``: the core's release map, one literal entry per release
   (service version, conductor and compute RPC API versions, object
-  versions), ``SERVICE_VERSION`` and ``OLDEST_SUPPORTED_SERVICE_VERSION``;
+  versions), ``SERVICE_VERSION`` and ``OLDEST_SUPPORTED_SERVICE_VERSION``
+  (read it there, at the time of use: it is the policy tests change);
   ``Release``, the one shape of every app's history (``release_map(app)``).
 * ``caps``: ``VersionCaps``, what to send to the services of one binary for
   one namespace (the core's objects and RPC API, or an app's objects).
@@ -26,9 +27,13 @@ from novalet.upgrade.caps import (
     release_map,
     services_at,
 )
-from novalet.upgrade.negotiator import Negotiator, for_conductors
+from novalet.upgrade.negotiator import (
+    ConductorClient,
+    Negotiator,
+    ObjectVersions,
+    for_conductors,
+)
 from novalet.upgrade.releases import (
-    OLDEST_SUPPORTED_SERVICE_VERSION,
     RELEASE_MAPPING,
     RELEASES,
     SERVICE_VERSION,
@@ -38,8 +43,9 @@ from novalet.upgrade.releases import (
 )
 
 __all__ = [
-    "OLDEST_SUPPORTED_SERVICE_VERSION", "RELEASES", "RELEASE_MAPPING",
-    "SERVICE_VERSION", "SERVICE_VERSION_HISTORY", "AppReleases", "Negotiator",
+    "RELEASES", "RELEASE_MAPPING",
+    "SERVICE_VERSION", "SERVICE_VERSION_HISTORY", "AppReleases", "ConductorClient",
+    "Negotiator", "ObjectVersions",
     "Release", "ServiceVersions", "VersionCaps", "app_caps", "cap_manifest",
     "core_caps", "core_releases",
     "for_conductors", "release_map", "services_at",
