@@ -30,7 +30,7 @@ from oslo_service import loopingcall
 from oslo_service import service as oslo_service
 from oslo_utils import timeutils
 
-from novalet import app, exception, indirection, objects, rpc
+from novalet import app, exception, indirection, objects, rpc, upgrade
 from novalet import context as novalet_context
 
 LOG = logging.getLogger(__name__)
@@ -166,7 +166,7 @@ class Service(oslo_service.Service):
         except exception.ServiceNotFound:
             ref = objects.Service(ctxt, host=self.host, binary=self.binary,
                                   topic=self.topic,
-                                  version=objects.service.SERVICE_VERSION,
+                                  version=upgrade.releases.SERVICE_VERSION,
                                   started_at=timeutils.utcnow(),
                                   app_releases=app.current_releases())
             try:
@@ -176,7 +176,7 @@ class Service(oslo_service.Service):
                 # A sibling worker won the race to create it.
                 ref = objects.Service.get_by_host_and_binary(
                     ctxt, self.host, self.binary)
-        version = objects.service.SERVICE_VERSION
+        version = upgrade.releases.SERVICE_VERSION
         if ref.version != version:
             ref.version = version
         releases = app.current_releases()

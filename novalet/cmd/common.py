@@ -104,13 +104,13 @@ def check_schema() -> None:
 def check_service_versions(ctxt: Any) -> None:
     """Raise ``ServiceTooOld`` naming a live service older than the oldest
     release this one supports (it must be upgraded first)."""
-    from novalet.objects import service as service_obj
+    from novalet.upgrade import releases
 
     for svc in objects.ServiceList.get_all(ctxt):
-        if svc.version < service_obj.OLDEST_SUPPORTED_SERVICE_VERSION:
+        if svc.version < releases.OLDEST_SUPPORTED_SERVICE_VERSION:
             raise exception.ServiceTooOld(
                 binary=svc.binary, host=svc.host, version=svc.version,
-                minimum=service_obj.OLDEST_SUPPORTED_SERVICE_VERSION)
+                minimum=releases.OLDEST_SUPPORTED_SERVICE_VERSION)
 
 
 def fail(binary: str, error: Exception) -> int:

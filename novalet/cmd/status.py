@@ -130,14 +130,13 @@ class UpgradeChecks(upgradecheck.UpgradeCommands):
     @_guarded
     def check_service_versions(self) -> Result:
         """Failure while a live service is older than the oldest supported."""
-        from novalet.objects import service as service_module
+        from novalet.upgrade import releases
 
         skipped = self._schema_not_current()
         if skipped is not None:
             return skipped
-        oldest = service_module.OLDEST_SUPPORTED_SERVICE_VERSION
-        release = service_module.SERVICE_VERSION_HISTORY.get(oldest, {}).get(
-            "release", "?")
+        oldest = releases.OLDEST_SUPPORTED_SERVICE_VERSION
+        release = releases.release_of_service_version(oldest) or "?"
         services = list(objects.ServiceList.get_all(
             novalet_context.get_admin_context()))
         too_old = ["%s/%s (version %d)" % (s.host, s.binary, s.version)
@@ -158,13 +157,13 @@ class UpgradeChecks(upgradecheck.UpgradeCommands):
     def check_services_holding_caps(self) -> Result:
         """Warning for services of an older release that are down: ``auto``
         still counts them, so every caller keeps speaking their release."""
-        from novalet.objects import service as service_module
         from novalet.servicegroup import api as servicegroup_api
+        from novalet.upgrade import releases
 
         skipped = self._schema_not_current()
         if skipped is not None:
             return skipped
-        current = service_module.SERVICE_VERSION
+        current = releases.SERVICE_VERSION
         ctxt = novalet_context.get_admin_context()
         services = [s for s in objects.ServiceList.get_all(ctxt)
                     if s.version < current and not s.forced_down]
@@ -178,15 +177,15 @@ class UpgradeChecks(upgradecheck.UpgradeCommands):
             driver.stop()
         down = [s for s, up in older if not up]
         if down:
-            releases = sorted({str(service_module.SERVICE_VERSION_HISTORY.get(
-                s.version, {}).get("release", s.version)) for s in down})
+            names = sorted({releases.release_of_service_version(s.version)
+                            or str(s.version) for s in down})
             commands = ["novalet-manage service delete %s %s" % (s.host, s.binary)
                         for s in down]
             return Result(Code.WARNING, "%d service(s) of an older release are "
                           "down, and [upgrade_levels] auto still counts them: "
                           "callers keep speaking release %s. %s. Delete the "
                           "record of each one that will not come back: %s."
-                          % (len(down), ", ".join(releases), _listing(
+                          % (len(down), ", ".join(names), _listing(
                               ["%s/%s (version %d, down)" % (s.host, s.binary,
                                                              s.version)
                                for s in down]),

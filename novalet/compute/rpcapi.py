@@ -6,7 +6,7 @@ API version history (the one place it is written down):
 * 1.1 - Release 2: ``terminate_instance`` takes ``clean_shutdown``.
 
 The cap comes from ``[upgrade_levels] compute`` (see
-``novalet.version_caps``): ``auto`` follows the oldest running compute.
+``novalet.upgrade.caps``): ``auto`` follows the oldest running compute.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 from oslo_config import cfg
 
-from novalet import objects, rpc, version_caps
+from novalet import objects, rpc, upgrade
 from novalet.objects import base as objects_base
 
 #: The newest compute RPC API version this client can send.
@@ -33,13 +33,13 @@ class ComputeAPI:
         self.client = rpc.Client(conf.compute.topic, RPC_API_VERSION,
                                  timeout=conf.rpc_response_timeout,
                                  entities=objects_base.NovaletObjectSerializer())
-        self.caps = version_caps.VersionCaps(
-            COMPUTE, lambda: conf.upgrade_levels.compute, "compute_rpc",
+        self.caps = upgrade.core_caps(
+            COMPUTE, "compute_rpc", lambda: conf.upgrade_levels.compute,
             lambda ctxt: objects.Service.get_minimum_version(ctxt, COMPUTE),
+            holders=lambda ctxt, version: upgrade.services_at(
+                objects.ServiceList.get_by_binary(ctxt, COMPUTE), version),
             on_change=self.client.set_version_cap,
             refresh_interval=lambda: conf.upgrade_levels.refresh_interval,
-            holders=lambda ctxt, version: version_caps.services_at(
-                objects.ServiceList.get_by_binary(ctxt, COMPUTE), version),
             wait_bound=lambda: conf.rpc_response_timeout + 5)
 
     def _send(self, ctxt: Any, obj: Any) -> Any:
@@ -48,7 +48,7 @@ class ComputeAPI:
         caps = self.caps.object_versions(ctxt)
         if caps is None or obj.obj_name() not in caps:
             return obj
-        manifest = version_caps.cap_manifest(
+        manifest = upgrade.cap_manifest(
             objects.base.ovo_base.obj_tree_get_versions(obj.obj_name()), caps)
         return obj.obj_to_primitive(target_version=manifest[obj.obj_name()],
                                     version_manifest=manifest)

@@ -12,7 +12,8 @@ API version history (the one place it is written down):
   1.1 callers are served as before). Core class calls keep the 1.0 form.
 
 The cap comes from ``[upgrade_levels] conductor`` (see
-``novalet.version_caps``); every call picks the lowest version it needs.
+``novalet.upgrade.caps``; the release map, ``novalet.upgrade.releases``,
+names each release's version); every call picks the lowest version it needs.
 """
 
 from __future__ import annotations

@@ -4,15 +4,20 @@ Three methods, as in oslo.versionedobjects' ``VersionedObjectIndirectionAPI``:
 ``object_action``, ``object_class_action_versions`` and
 ``object_backport_versions``. An implementation is a class registered in the
 ``novalet.indirection`` entry point namespace, constructed with the
-configuration.
+configuration. ``ConductorIndirectionAPI`` is the base of those that call a
+conductor, wiring the version negotiation in once.
 """
 
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from typing import Any
 
 from oslo_config import cfg
+
+from novalet import app, upgrade
+from novalet.objects import versions
 
 
 class IndirectionAPI(abc.ABC):
@@ -52,3 +57,37 @@ class IndirectionAPI(abc.ABC):
 
     def stop(self) -> None:  # noqa: B027 (optional hook)
         """Called when the API is replaced or the process stops."""
+
+
+class ConductorIndirectionAPI(IndirectionAPI):
+    """Base of the implementations that call a conductor (``rpc``,
+    ``inprocess``): each gives its conductor ``client`` (the calls of
+    ``ConductorAPI``), and every remotable call goes through one
+    ``upgrade.Negotiator`` over it, which lowers what is sent to the
+    conductors' caps (``self.caps``: the core's) and reads what comes back.
+    ``on_change`` gets each new RPC cap."""
+
+    def __init__(self, conf: cfg.ConfigOpts, client: upgrade.ConductorClient,
+                 on_change: Callable[[str | None], None] | None = None) -> None:
+        super().__init__(conf)
+        self.negotiator = upgrade.for_conductors(conf, client, versions,
+                                                 on_change=on_change)
+        self.caps = self.negotiator.caps
+
+    def object_action(self, context: Any, objinst: Any, objmethod: str,
+                      args: Any, kwargs: Any) -> tuple[dict[str, Any], Any]:
+        return self.negotiator.object_action(context, objinst, objmethod,
+                                             args, kwargs)
+
+    def object_class_action_versions(self, context: Any, objname: str,
+                                     objmethod: str,
+                                     object_versions: dict[str, str],
+                                     args: Any, kwargs: Any,
+                                     objnamespace: str = app.CORE) -> Any:
+        return self.negotiator.object_class_action(
+            context, objname, objmethod, object_versions, args, kwargs,
+            namespace=objnamespace)
+
+    def invalidate_caps(self) -> None:
+        """Re-read the conductors' versions at the next call (SIGHUP)."""
+        self.negotiator.invalidate()

@@ -8,30 +8,27 @@ in the caller's thread, which may use the database while it does.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from oslo_config import cfg
 
-from novalet import exception, rpc
-from novalet.conductor import manager
-from novalet.indirection import base, negotiation
+from novalet import app, exception, rpc
+from novalet.conductor import manager as conductor_manager
+from novalet.indirection import base
 from novalet.objects import base as objects_base
 
 
-class InProcessIndirectionAPI(base.IndirectionAPI):
-    """Serializes each call, runs it in a local ``ConductorManager``,
-    serializes the answer back."""
+class LocalConductor:
+    """The conductor client's calls (``ConductorAPI``'s), each serialized,
+    run in a local ``ConductorManager`` and its answer serialized back."""
 
     def __init__(self, conf: cfg.ConfigOpts) -> None:
-        super().__init__(conf)
-        self.manager = manager.ConductorManager(conf)
+        self.manager = conductor_manager.ConductorManager(conf)
         self._serializer = rpc.RequestContextSerializer(
             objects_base.NovaletObjectSerializer())
-        self.caps = negotiation.conductor_caps(conf, self._class_action)
-        self.negotiator = negotiation.Negotiator(
-            self.caps, negotiation.conductor_app_caps(conf, self._class_action))
 
-    def _call(self, context: Any, method: str, **kwargs: Any) -> Any:
+    def call(self, context: Any, method: str, **kwargs: Any) -> Any:
         ser = self._serializer
         wire_ctxt = rpc.wire_roundtrip(ser.serialize_context(context))
         wire_kwargs = rpc.wire_roundtrip(
@@ -51,40 +48,48 @@ class InProcessIndirectionAPI(base.IndirectionAPI):
         return ser.deserialize_entity(context, wire_result)
 
     def object_action(self, context: Any, objinst: Any, objmethod: str,
-                      args: Any, kwargs: Any) -> tuple[dict[str, Any], Any]:
-        return self.negotiator.object_action(
-            context, objinst, objmethod, args, kwargs, self._object_action)
-
-    def _object_action(self, context: Any, objinst: Any, objmethod: str,
-                       args: Any, kwargs: Any, manifest: Any) -> Any:
-        updates, result = self._call(context, "object_action", objinst=objinst,
-                                     objmethod=objmethod, args=args,
-                                     kwargs=kwargs, object_versions=manifest)
-        return updates, result
+                      args: Any, kwargs: Any,
+                      object_versions: Mapping[str, str] | None = None) -> Any:
+        return self.call(context, "object_action", objinst=objinst,
+                         objmethod=objmethod, args=args, kwargs=kwargs,
+                         object_versions=object_versions)
 
     def object_class_action_versions(self, context: Any, objname: str,
-                                     objmethod: str,
-                                     object_versions: dict[str, str],
+                                     objmethod: str, object_versions: Any,
                                      args: Any, kwargs: Any,
-                                     objnamespace: str = "novalet") -> Any:
-        return self.negotiator.object_class_action(
-            context, objname, objmethod, object_versions, args, kwargs,
-            namespace=objnamespace, call=
-            self._class_action)
+                                     objnamespace: str = app.CORE) -> Any:
+        """``objnamespace`` goes only for an app's class, as the RPC
+        client's 1.0 form of a core class call leaves it out."""
+        extra = {} if objnamespace == app.CORE else {"objnamespace": objnamespace}
+        return self.call(context, "object_class_action_versions",
+                         objname=objname, objmethod=objmethod,
+                         object_versions=object_versions, args=args,
+                         kwargs=kwargs, **extra)
 
-    def _class_action(self, context: Any, objname: str, objmethod: str,
-                      object_versions: Any, args: Any, kwargs: Any,
-                      **namespace: str) -> Any:
-        return self._call(context, "object_class_action_versions",
-                          objname=objname, objmethod=objmethod,
-                          object_versions=object_versions, args=args,
-                          kwargs=kwargs, **namespace)
+    def object_backport_versions(self, context: Any, objinst: Any,
+                                 object_versions: Any) -> Any:
+        return self.call(context, "object_backport_versions",
+                         objinst=objinst, object_versions=object_versions)
+
+
+class InProcessIndirectionAPI(base.ConductorIndirectionAPI):
+    """Serializes each call, runs it in a local ``ConductorManager``,
+    serializes the answer back (``LocalConductor``)."""
+
+    def __init__(self, conf: cfg.ConfigOpts) -> None:
+        self.conductor = LocalConductor(conf)
+        super().__init__(conf, self.conductor)
+
+    @property
+    def manager(self) -> conductor_manager.ConductorManager:
+        """The conductor that runs the calls."""
+        return self.conductor.manager
+
+    @manager.setter
+    def manager(self, value: conductor_manager.ConductorManager) -> None:
+        self.conductor.manager = value
 
     def object_backport_versions(self, context: Any, objinst: Any,
                                  object_versions: dict[str, str]) -> Any:
-        return self._call(context, "object_backport_versions",
-                          objinst=objinst, object_versions=object_versions)
-
-    def invalidate_caps(self) -> None:
-        """Re-read the conductors' versions at the next call (SIGHUP)."""
-        self.negotiator.invalidate()
+        return self.conductor.object_backport_versions(context, objinst,
+                                                       object_versions)

@@ -28,7 +28,7 @@ STATES = ("up", "down", "disabled", "forced_down")
 MAX_BINARIES = 32
 
 #: The binaries whose version caps are shown, and their [upgrade_levels]
-#: option and RPC key in the service version history.
+#: option and RPC API key in the release map.
 CAPPED = (("novalet-conductor", "conductor", "conductor_rpc"),
           ("novalet-compute", "compute", "compute_rpc"))
 
@@ -54,7 +54,7 @@ class FleetCollector:
     and ``novalet_version_cap_info``, read through ``servicegroup_api``."""
 
     def __init__(self, conf: Any, servicegroup_api: Any) -> None:
-        from novalet import objects, version_caps
+        from novalet import objects, upgrade
 
         self.conf = conf
         self.servicegroup_api = servicegroup_api
@@ -65,15 +65,14 @@ class FleetCollector:
         self.reads = 0
         self.failures = 0
         self._caps = {
-            binary: version_caps.VersionCaps(
-                binary, functools.partial(_setting, conf, group), rpc_key,
+            binary: upgrade.core_caps(
+                binary, rpc_key, functools.partial(_setting, conf, group),
                 functools.partial(_minimum_version, objects, binary),
                 refresh_interval=lambda: 1.0)
             for binary, group, rpc_key in CAPPED}
 
     def _read(self) -> dict[str, Any]:
         from novalet import context
-        from novalet.objects import service as service_obj
 
         ctxt = context.get_admin_context()
         counts: dict[str, dict[str, int]] = {}
@@ -90,11 +89,7 @@ class FleetCollector:
         for binary, caps_of in self._caps.items():
             rpc_cap = caps_of.rpc_cap(ctxt)
             objects = caps_of.object_versions(ctxt)
-            release = "newest"
-            if objects is not None:
-                release = next((str(e["release"]) for e in
-                                service_obj.SERVICE_VERSION_HISTORY.values()
-                                if e["objects"] == objects), "?")
+            release = "newest" if objects is None else caps_of.release_of(objects)
             caps[binary] = (rpc_cap or "newest", release)
         return {"counts": counts, "versions": versions, "caps": caps}
 

@@ -10,43 +10,7 @@ from oslo_utils import uuidutils, versionutils
 from novalet import exception
 from novalet.db import api as db_api
 from novalet.objects import base, fields, retry, stored_json
-
-#: The version of this code as a service. Bump it with every change to the
-#: RPC APIs or objects a service sends; ``SERVICE_VERSION_HISTORY`` says what
-#: each value understands.
-SERVICE_VERSION = 3
-
-_RELEASE_1_OBJECTS = {
-    "Service": "1.0", "ServiceList": "1.0", "ComputeNode": "1.0",
-    "ComputeNodeList": "1.0", "Instance": "1.0", "InstanceList": "1.0",
-    "Migration": "1.0", "MigrationList": "1.0"}
-
-SERVICE_VERSION_HISTORY: dict[int, dict[str, Any]] = {
-    # Release 1: the first.
-    1: {"release": "1", "conductor_rpc": "1.0", "compute_rpc": "1.0",
-        "objects": _RELEASE_1_OBJECTS},
-    # Release 2: ComputeNode 1.1 (pci_device_pools, typed metrics),
-    # Service 1.1 (started_at), conductor RPC 1.1, compute RPC 1.1.
-    2: {"release": "2", "conductor_rpc": "1.1", "compute_rpc": "1.1",
-        "objects": dict(_RELEASE_1_OBJECTS, Service="1.1", ServiceList="1.1",
-                        ComputeNode="1.1", ComputeNodeList="1.1",
-                        PciDevicePool="1.0", PciDevicePoolList="1.0",
-                        MonitorMetric="1.0", MonitorMetricList="1.0")},
-}
-# Release 3: Migration 1.1 (status "completed"), Service 1.2 (app_releases,
-# get_app_releases()), conductor RPC 1.2 (apps' class methods).
-SERVICE_VERSION_HISTORY[3] = {
-    "release": "3", "conductor_rpc": "1.2", "compute_rpc": "1.1",
-    "objects": dict(SERVICE_VERSION_HISTORY[2]["objects"], Migration="1.1",
-                    MigrationList="1.1", Service="1.2", ServiceList="1.2")}
-
-#: Release name -> its service version.
-RELEASES = {entry["release"]: version
-            for version, entry in SERVICE_VERSION_HISTORY.items()}
-
-#: The lowest ``Service.version`` this release works with: a live service
-#: below it must be upgraded first (``novalet-status upgrade check`` fails).
-OLDEST_SUPPORTED_SERVICE_VERSION = 1
+from novalet.upgrade import releases
 
 
 @base.NovaletObjectRegistry.register
@@ -72,7 +36,7 @@ class Service(base.NovaletPersistentObject, base.NovaletObject):
         "disabled_reason": fields.StringField(nullable=True, default=None),  # type: ignore[arg-type]
         "forced_down": fields.BooleanField(default=False),
         "last_seen_up": fields.DateTimeField(nullable=True, default=None),
-        "version": fields.NonNegativeIntegerField(default=SERVICE_VERSION),
+        "version": fields.NonNegativeIntegerField(default=releases.SERVICE_VERSION),
         "started_at": fields.DateTimeField(nullable=True, default=None),
         # None: not recorded (a service of release 2 or older).
         "app_releases": fields.DictOfStringsField(nullable=True, default=None),  # type: ignore[arg-type]
@@ -111,16 +75,17 @@ class Service(base.NovaletPersistentObject, base.NovaletObject):
 
         Compatibility shim for release 1, whose services leave ``version``
         unset on create (the default was applied where create ran, i.e. on
-        the conductor): a Service at object version 1.0 comes from a service
-        version 1. Remove in release 3, when release 1 is no longer
-        supported (``tests/unit/objects/test_compat.py`` checks).
+        the conductor, which would record this release's version for a
+        release 1 compute): a Service at object version 1.0 comes from a
+        service version 1. Remove it with release 1's support, when
+        ``OLDEST_SUPPORTED_SERVICE_VERSION`` rises above 1
+        (``tests/unit/objects/test_compat.py`` holds us to it).
         """
-        # Newest first: releases 2 and 3 share Service 1.1 (and set version).
-        for version, entry in sorted(SERVICE_VERSION_HISTORY.items(),
-                                     reverse=True):
+        # Newest first: each release has its own Service version.
+        for entry in reversed(releases.RELEASE_MAPPING.values()):
             if entry["objects"]["Service"] == self.VERSION:
-                return version
-        return SERVICE_VERSION
+                return int(entry["service_version"])
+        return releases.SERVICE_VERSION
 
     @classmethod
     @base.remotable

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from novalet.objects.service import SERVICE_VERSION as CURRENT
+from novalet.upgrade.releases import SERVICE_VERSION as CURRENT
 from tests import processes
 from tests.processes import wait_for
 

@@ -33,7 +33,7 @@ from novalet import context, exception, indirection, objects
 from novalet.db import api as db_api
 from novalet.db import migration
 from novalet.objects import base as objects_base
-from novalet.objects import service as service_obj
+from novalet.upgrade import releases
 from tests import matrix, services
 from tests.conftest import CONDUCTOR_HOST, start_conductor, stop_conductor
 
@@ -42,8 +42,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 objects.register_all()
 METHODS = matrix.remotable_methods()
 #: A pin of this release itself resolves to no caps, like "none": left out.
-CAPS = ["none", *(name for name, version in service_obj.RELEASES.items()
-                  if version < service_obj.SERVICE_VERSION), "auto-unreachable"]
+CAPS = ["none", *(name for name, version in releases.RELEASES.items()
+                  if version < releases.SERVICE_VERSION), "auto-unreachable"]
 CONDUCTORS = ["inprocess", "rpc", "rpc-r1"]
 R1_HOST = "matrix-r1-conductor"
 
@@ -249,14 +249,14 @@ def _configure(conf: Any, target: Target, caps: str) -> Any:
     real thing, as separate processes, is in test_negotiation_processes)."""
     for (name, group), value in target.settings.items():
         conf(name, value, group)
-    conf("conductor", caps if caps in service_obj.RELEASES else None, "upgrade_levels")
+    conf("conductor", caps if caps in releases.RELEASES else None, "upgrade_levels")
     api = indirection.configure(novalet_conf.CONF)
-    api.caps_asked = api.caps._minimum_version
+    api.caps_asked = api.caps.peers.minimum_version
     if caps == "auto-unreachable":
         def unreachable(ctxt: Any) -> int:
             raise exception.RPCTimeout(topic=target.settings.get(("topic", "conductor")),
                                        timeout=0)
-        api.caps._minimum_version = unreachable
+        api.caps.peers.minimum_version = unreachable
     return api
 
 
@@ -280,7 +280,7 @@ def test_every_method_at_every_cap(method: matrix.Method, caps: str, target: Tar
 
     may_refuse = target.r1_methods is not None and (
         method.id not in target.r1_methods
-        or service_obj.RELEASES.get(caps, 1) > 1)  # pinned above release 1
+        or releases.RELEASES.get(caps, 1) > 1)  # pinned above release 1
     try:
         result, subject = _play(method, ctxt, world)
     except (exception.DispatchRefused, exception.NovaletException) as e:
@@ -308,7 +308,7 @@ def test_every_method_at_every_cap(method: matrix.Method, caps: str, target: Tar
         return  # nothing to rise to (release 1's conductor stays capped)
     # The caps rise (the pin is lifted; auto reads this release's conductor).
     conf("conductor", None, "upgrade_levels")
-    api.caps._minimum_version = api.caps_asked  # the conductors answer again
+    api.caps.peers.minimum_version = api.caps_asked  # the conductors answer again
     api.caps.invalidate()
     assert api.caps.object_versions(ctxt) is None
     _raise_caps(subject, effective)

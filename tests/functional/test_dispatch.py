@@ -20,7 +20,7 @@ def _send(method, **kwargs):
     ctxt = context.get_admin_context()
     api = indirection.current()
     if hasattr(api, "manager"):  # inprocess: same serializer, no transport
-        return api._call(ctxt, method, **kwargs)
+        return api.conductor.call(ctxt, method, **kwargs)
     client = rpc.Client(novalet_conf.CONF.conductor.topic, "1.0", timeout=30,
                         entities=objects_base.NovaletObjectSerializer())
     return client.call(ctxt, method, **kwargs)

@@ -17,7 +17,7 @@ import sqlalchemy
 from novalet import context, exception, objects
 from novalet.cmd import manage, manage_service, status
 from novalet.db import migration
-from novalet.objects import service as service_module
+from novalet.upgrade import releases
 from tests import commands, processes
 from tests.private_rabbit import free_port
 
@@ -170,7 +170,7 @@ def test_service_list_json(run: Manage, cloud: dict[str, Any]) -> None:
         "novalet-compute", "enabled", "up")
     assert cmp1["forced_down"] is False and cmp1["disabled_reason"] is None
     assert cmp1["report_count"] == 1
-    assert cmp1["version"] == service_module.SERVICE_VERSION
+    assert cmp1["version"] == releases.SERVICE_VERSION
     assert cmp1["last_seen_up"].endswith("Z")
     assert 0 <= cmp1["seconds_since_heartbeat"] < 60
     # Never reported: down, no heartbeat at all.

@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from novalet import conf as novalet_conf
-from novalet import context, exception, indirection, objects, servicegroup
+from novalet import context, exception, indirection, objects, servicegroup, upgrade
 from novalet.metrics import endpoint, fleet, health, registry
 from tests.scrape import delta, get, label_values, scrape, value
 
@@ -127,7 +127,7 @@ def test_fleet_states_read_at_most_once_per_interval(metrics_on, sqlite_db, conf
     assert value(samples, "novalet_version_cap_info", binary="novalet-compute",
                  rpc="newest", objects="newest") == 1
     assert value(samples, "novalet_service_version_minimum",
-                 binary="novalet-compute") == objects.service.SERVICE_VERSION
+                 binary="novalet-compute") == upgrade.SERVICE_VERSION
     assert value(samples, "novalet_fleet_read_timestamp_seconds") > 0
 
 

@@ -9,7 +9,7 @@ import datetime
 
 import pytest
 
-from novalet import context, exception, objects
+from novalet import context, exception, objects, upgrade
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -38,7 +38,7 @@ def test_service_create_and_get(path):
     got = objects.Service.get_by_host_and_binary(ctxt, "h1", "novalet-compute")
     assert got.uuid == svc.uuid
     assert got.report_count == 0 and got.disabled is False
-    assert got.version == objects.service.SERVICE_VERSION
+    assert got.version == upgrade.SERVICE_VERSION
     assert got.created_at is not None and got.created_at.tzinfo is not None
     rows = path.database.query("SELECT host, topic FROM services "
                                "WHERE host <> 'test-conductor'")

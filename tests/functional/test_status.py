@@ -15,7 +15,7 @@ from novalet import context, objects
 from novalet.cmd import status
 from novalet.db import api as db_api
 from novalet.db import migration
-from novalet.objects import service as service_module
+from novalet.upgrade import releases
 from tests import commands, processes
 from tests.private_rabbit import free_port
 
@@ -30,7 +30,7 @@ SUCCESS, WARNING, FAILURE = 0, 1, 2
 
 
 def _release(version: int) -> str:
-    return str(service_module.SERVICE_VERSION_HISTORY[version]["release"])
+    return str(releases.SERVICE_VERSION_HISTORY[version]["release"])
 
 
 @pytest.fixture(autouse=True)
@@ -91,7 +91,7 @@ def test_healthy_deployment_passes(run: Status, healthy: Any) -> None:
     assert results[SCHEMA] == (SUCCESS, "The database schema is at revision %s, "
                                "the newest this release knows."
                                % migration.head_revision())
-    oldest = service_module.OLDEST_SUPPORTED_SERVICE_VERSION
+    oldest = releases.OLDEST_SUPPORTED_SERVICE_VERSION
     assert results[VERSIONS] == (SUCCESS, "All 3 service(s) are at version %d "
                                  "(release %s) or newer." % (oldest, _release(oldest)))
     assert results[TIMING] == (SUCCESS, "service_down_time (60s) is 6.0 times "
@@ -163,7 +163,7 @@ def test_service_older_than_oldest_supported(run: Status, healthy: Any) -> None:
     assert code == FAILURE
     result, details = results[VERSIONS]
     assert result == FAILURE
-    oldest = service_module.OLDEST_SUPPORTED_SERVICE_VERSION
+    oldest = releases.OLDEST_SUPPORTED_SERVICE_VERSION
     assert details.startswith("1 service(s) are older than the oldest this release "
                               "supports (version %d, release %s): old1/novalet-compute "
                               "(version 0)." % (oldest, _release(oldest)))
@@ -172,8 +172,8 @@ def test_service_older_than_oldest_supported(run: Status, healthy: Any) -> None:
 
 def test_oldest_supported_version_is_the_constant(
         run: Status, healthy: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    current = service_module.SERVICE_VERSION
-    monkeypatch.setattr(service_module, "OLDEST_SUPPORTED_SERVICE_VERSION", current + 1)
+    current = releases.SERVICE_VERSION
+    monkeypatch.setattr(releases, "OLDEST_SUPPORTED_SERVICE_VERSION", current + 1)
     _code, results = run.check()
     result, details = results[VERSIONS]
     assert result == FAILURE
@@ -210,7 +210,7 @@ def test_nothing_older_holds_the_caps(run: Status, healthy: Any) -> None:
 
 def test_a_down_service_of_an_older_release_is_named_with_its_delete(
         run: Status, healthy: Any) -> None:
-    old = service_module.SERVICE_VERSION - 1
+    old = releases.SERVICE_VERSION - 1
     _compute(healthy, "gone1", version=old, nodes=())  # never beat: down
     _beat(_compute(healthy, "live1", version=old, nodes=()))
     code, results = run.check()
@@ -225,7 +225,7 @@ def test_a_down_service_of_an_older_release_is_named_with_its_delete(
 
 def test_running_services_of_an_older_release_are_an_upgrade_in_progress(
         run: Status, healthy: Any) -> None:
-    old = service_module.SERVICE_VERSION - 1
+    old = releases.SERVICE_VERSION - 1
     _beat(_compute(healthy, "live1", version=old, nodes=()))
     code, results = run.check()
     assert code == SUCCESS
@@ -235,7 +235,7 @@ def test_running_services_of_an_older_release_are_an_upgrade_in_progress(
 
 
 def test_forced_down_services_do_not_hold_the_caps(run: Status, healthy: Any) -> None:
-    service = _compute(healthy, "gone1", version=service_module.SERVICE_VERSION - 1,
+    service = _compute(healthy, "gone1", version=releases.SERVICE_VERSION - 1,
                        nodes=())
     service.forced_down = True
     service.save()

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from novalet import context, objects
 from novalet.objects import base
-from novalet.objects import service as service_obj
+from novalet.upgrade import releases
+from tests.conftest import calls_through
 
-RELEASE_1 = service_obj.SERVICE_VERSION_HISTORY[1]["objects"]
+RELEASE_1 = releases.SERVICE_VERSION_HISTORY[1]["objects"]
 
 
 def _node():
@@ -62,20 +63,41 @@ def test_release_1_service_version_shim():
     old.VERSION = "1.0"  # as deserialized from a release-1 service
     assert old.obj_implied_service_version() == 1
     assert objects.Service().obj_implied_service_version() == \
-        service_obj.SERVICE_VERSION
+        releases.SERVICE_VERSION
 
 
-def test_release_1_shims_go_when_release_1_is_unsupported():
-    """Release 3 drops release 1: then this shim must go too."""
-    if service_obj.OLDEST_SUPPORTED_SERVICE_VERSION >= 2:
-        assert not hasattr(objects.Service, "obj_implied_service_version")
+def test_the_release_1_shim_lives_as_long_as_release_1_is_supported():
+    """The shim goes with release 1's support (``OLDEST_SUPPORTED_SERVICE_
+    VERSION`` above 1), and not before."""
+    assert hasattr(objects.Service, "obj_implied_service_version") == (
+        releases.OLDEST_SUPPORTED_SERVICE_VERSION <= 1)
+
+
+def test_a_release_1_compute_s_record_says_release_1(conf, sqlite_db):
+    """What the shim is for: a release 1 compute creates its record without
+    ``version`` (Service 1.0), and the conductor, which would otherwise
+    apply this release's default, records service version 1, so ``auto``
+    caps the computes to release 1 (the real thing, a release 1 process:
+    ``tests/compat/test_mixed_releases.py``)."""
+    ctxt = context.get_admin_context()
+    with calls_through(conf, "inprocess"):
+        from novalet import indirection
+
+        sent = objects.Service(host="r1", binary="novalet-compute",
+                               topic="compute")
+        sent.VERSION = "1.0"  # as a release 1 service sends it
+        indirection.current().conductor.call(
+            ctxt, "object_action", objinst=sent, objmethod="create",
+            args=(), kwargs={})
+        got = objects.Service.get_by_host_and_binary(ctxt, "r1", "novalet-compute")
+    assert got.version == 1
 
 
 def test_a_completed_migration_reads_as_done_in_releases_1_and_2():
     migration = objects.Migration(
         instance_uuid="11111111-1111-4111-8111-111111111111",
         status="completed", migration_type="live-migration")
-    for manifest in (RELEASE_1, service_obj.SERVICE_VERSION_HISTORY[2]["objects"]):
+    for manifest in (RELEASE_1, releases.SERVICE_VERSION_HISTORY[2]["objects"]):
         listed = objects.MigrationList(objects=[migration]).obj_to_primitive(
             target_version=manifest["MigrationList"], version_manifest=manifest)
         [child] = listed["novalet_object.data"]["objects"]

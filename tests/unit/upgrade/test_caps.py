@@ -1,5 +1,5 @@
-"""VersionCaps: what ``auto`` and pins resolve to, and that asking the
-peers never holds the lock other callers need."""
+"""VersionCaps: what ``auto`` and pins resolve to, for the core and for an
+app, and that asking the peers never holds the lock other callers need."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
-from novalet import exception, version_caps
+from novalet import app, exception, upgrade
 from novalet.objects import service as service_obj
+from novalet.upgrade import releases
 
-RELEASE_1 = service_obj.SERVICE_VERSION_HISTORY[1]
+RELEASE_1 = releases.SERVICE_VERSION_HISTORY[1]
 
 
 class Peers:
@@ -37,9 +38,9 @@ class Peers:
 
 
 def caps_for(peers: Peers, setting: str | None = "auto", **kwargs: Any,
-             ) -> version_caps.VersionCaps:
-    return version_caps.VersionCaps("novalet-conductor", lambda: setting,
-                                    "conductor_rpc", peers, **kwargs)
+             ) -> upgrade.VersionCaps:
+    return upgrade.core_caps("novalet-conductor", "conductor_rpc", lambda: setting,
+                             peers, **kwargs)
 
 
 def test_auto_follows_the_oldest_service() -> None:
@@ -47,17 +48,17 @@ def test_auto_follows_the_oldest_service() -> None:
     caps = caps_for(peers)
     assert caps.rpc_cap(None) == RELEASE_1["conductor_rpc"]
     assert caps.object_versions(None) == RELEASE_1["objects"]
-    peers.version = service_obj.SERVICE_VERSION
+    peers.version = releases.SERVICE_VERSION
     caps.invalidate()
     assert caps.rpc_cap(None) is None and caps.object_versions(None) is None
 
 
 def test_unreachable_peers_mean_the_oldest_supported_release() -> None:
-    peers = Peers(service_obj.SERVICE_VERSION)
+    peers = Peers(releases.SERVICE_VERSION)
     peers.error = exception.RPCTimeout(topic="conductor", method="m", timeout=1)
     caps = caps_for(peers)
-    assert caps.object_versions(None) == service_obj.SERVICE_VERSION_HISTORY[
-        service_obj.OLDEST_SUPPORTED_SERVICE_VERSION]["objects"]
+    assert caps.object_versions(None) == releases.SERVICE_VERSION_HISTORY[
+        releases.OLDEST_SUPPORTED_SERVICE_VERSION]["objects"]
 
 
 def test_a_refresh_in_flight_does_not_block_other_callers() -> None:
@@ -66,7 +67,7 @@ def test_a_refresh_in_flight_does_not_block_other_callers() -> None:
     assert caps.object_versions(None) == RELEASE_1["objects"]
     # The caps expire; one caller asks the peers, who take their time.
     caps.invalidate()
-    peers.version = service_obj.SERVICE_VERSION
+    peers.version = releases.SERVICE_VERSION
     peers.hold, peers.entered = threading.Event(), threading.Event()
     refresher = threading.Thread(target=caps.object_versions, args=(None,))
     refresher.start()
@@ -100,15 +101,15 @@ def test_before_the_first_answer_callers_wait_for_it() -> None:
 
 def test_a_first_answer_that_never_comes_falls_back_to_the_oldest_release(
         caplog: pytest.LogCaptureFixture) -> None:
-    peers = Peers(service_obj.SERVICE_VERSION)
+    peers = Peers(releases.SERVICE_VERSION)
     peers.hold = threading.Event()
     caps = caps_for(peers, wait_bound=lambda: 0.1)
     first = threading.Thread(target=caps.object_versions, args=(None,))
     first.start()
     assert peers.entered.wait(10)
     with caplog.at_level(logging.WARNING):
-        assert caps.object_versions(None) == service_obj.SERVICE_VERSION_HISTORY[
-            service_obj.OLDEST_SUPPORTED_SERVICE_VERSION]["objects"]
+        assert caps.object_versions(None) == releases.SERVICE_VERSION_HISTORY[
+            releases.OLDEST_SUPPORTED_SERVICE_VERSION]["objects"]
     assert "still being resolved" in caplog.text
     peers.hold.set()
     first.join(10)
@@ -132,7 +133,7 @@ def test_the_log_names_the_services_holding_the_caps_down(
 
 
 def test_holders_are_not_asked_when_nothing_holds_the_caps_down() -> None:
-    caps = caps_for(Peers(service_obj.SERVICE_VERSION),
+    caps = caps_for(Peers(releases.SERVICE_VERSION),
                     holders=lambda ctxt, version: pytest.fail("asked"))
     assert caps.object_versions(None) is None
 
@@ -144,7 +145,7 @@ def test_services_at_skips_forced_down_and_other_versions() -> None:
                                     last_seen_up=None),
                 service_obj.Service(host="c", version=2, forced_down=False,
                                     last_seen_up=None)]
-    assert version_caps.services_at(services, 1) == ["a (last heartbeat never)"]
+    assert upgrade.services_at(services, 1) == ["a (last heartbeat never)"]
 
 
 def test_pins() -> None:
@@ -154,21 +155,19 @@ def test_pins() -> None:
         caps_for(Peers(1), "banana").rpc_cap(None)
 
 
-# -- AppVersionCaps: one app's objects, by the app's own releases -----------
+# -- An app's caps: its objects, by the app's own releases -----------------
 
 WIDGETS = {"1": {"Widget": "1.0"}, "2": {"Widget": "1.1", "WidgetList": "1.0"},
            "3": {"Widget": "1.2", "WidgetList": "1.1"}}
 
 
-def app_caps_for(recorded: Any, setting: str | None = None) -> version_caps.AppVersionCaps:
-    from novalet import app
-
+def app_caps_for(recorded: Any, setting: str | None = None) -> upgrade.VersionCaps:
     def app_releases(ctxt: Any) -> list[dict[str, str]]:
         if isinstance(recorded, Exception):
             raise recorded
         return list(recorded)
 
-    return version_caps.AppVersionCaps(
+    return upgrade.app_caps(
         "novalet-conductor", app.App(name="widgets", releases=WIDGETS),
         lambda: setting, app_releases)
 
@@ -213,6 +212,6 @@ def test_app_pins() -> None:
 
 def test_app_caps_leave_other_namespaces_objects_alone() -> None:
     manifest = {"Widget": "1.2", "WidgetList": "1.1", "Service": "1.2"}
-    assert version_caps.cap_manifest(manifest, {"Widget": "1.0"},
+    assert upgrade.cap_manifest(manifest, {"Widget": "1.0"},
                                      {"Widget", "WidgetList"}) == {
         "Widget": "1.0", "Service": "1.2"}
