@@ -139,9 +139,9 @@ def check_database(conf: cfg.ConfigOpts) -> None:
     ``DatabaseUnavailable`` at once (oslo.db itself would retry
     ``[database] max_retries`` times, ``retry_interval`` apart, before
     failing: minutes for an admin command)."""
-    from novalet.db import api as db_api
+    from novalet.db import engine as db_engine
 
-    db_api.check_connection(conf, 0)
+    db_engine.check_connection(conf, 0)
 
 
 def admin_context(prog: str) -> Any:

@@ -8,7 +8,7 @@ from oslo_serialization import jsonutils
 from oslo_utils import uuidutils, versionutils
 
 from novalet import exception
-from novalet.db import api as db_api
+from novalet.db import services as db_api  # the services table's queries
 from novalet.objects import base, fields, retry, stored_json
 
 #: The version of this code as a service. Bump it with every change to the

@@ -1,4 +1,4 @@
-"""novalet.db.api's transaction modes, on every backend."""
+"""novalet.db.engine's transaction modes, on every backend."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from novalet import context, exception
-from novalet.db import api as db_api
+from novalet.db import compute_nodes as db_nodes
 from novalet.db import engine as db_engine
 
 
@@ -23,8 +23,8 @@ def test_a_connection_writer_commits_alone_and_joins_an_outer_transaction(databa
     its own it commits; inside a caller's writer transaction it is part of
     it (rolled back with it)."""
     ctxt = context.get_admin_context()
-    node_id = db_api.compute_node_create(ctxt, _node_values()).id
-    db_api.compute_node_update(ctxt, node_id, {"memory_mb_used": 7})
+    node_id = db_nodes.compute_node_create(ctxt, _node_values()).id
+    db_nodes.compute_node_update(ctxt, node_id, {"memory_mb_used": 7})
     assert database.query("SELECT memory_mb_used FROM compute_nodes")[0][0] == 7
 
     class Abort(Exception):
@@ -32,10 +32,10 @@ def test_a_connection_writer_commits_alone_and_joins_an_outer_transaction(databa
 
     with pytest.raises(Abort):
         with db_engine._get_manager().writer.using(ctxt):
-            db_api.compute_node_update(ctxt, node_id, {"memory_mb_used": 8})
+            db_nodes.compute_node_update(ctxt, node_id, {"memory_mb_used": 8})
             assert ctxt.session.execute(sa.text(
                 "SELECT memory_mb_used FROM compute_nodes")).scalar() == 8
             raise Abort()
     assert database.query("SELECT memory_mb_used FROM compute_nodes")[0][0] == 7
     with pytest.raises(exception.ComputeHostNotFound):
-        db_api.compute_node_update(ctxt, node_id + 1, {"memory_mb_used": 9})
+        db_nodes.compute_node_update(ctxt, node_id + 1, {"memory_mb_used": 9})
