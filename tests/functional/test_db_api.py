@@ -39,3 +39,51 @@ def test_a_connection_writer_commits_alone_and_joins_an_outer_transaction(databa
     assert database.query("SELECT memory_mb_used FROM compute_nodes")[0][0] == 7
     with pytest.raises(exception.ComputeHostNotFound):
         db_nodes.compute_node_update(ctxt, node_id + 1, {"memory_mb_used": 9})
+
+
+def test_apps_and_the_table_modules_share_one_transaction_api():
+    """``novalet.db.reader`` / ``writer`` are the engine's own: one API."""
+    from novalet import db
+
+    assert db.reader is db_engine.reader
+    assert db.writer is db_engine.writer
+
+
+def test_the_decorator_finds_the_context_after_self_or_cls_or_by_name(sqlite_db):
+    from novalet import db
+
+    class Widgets:
+        @db.reader
+        def count(self, context):
+            return context.session.execute(sa.text(
+                "SELECT COUNT(*) FROM services")).scalar()
+
+        @classmethod
+        @db.writer
+        def touch(cls, context, value):
+            context.session.execute(sa.text(
+                "UPDATE services SET report_count = :v"), {"v": value})
+            return value
+
+    ctxt = context.get_admin_context()
+    assert Widgets().count(ctxt) == 0
+    assert Widgets().count(context=ctxt) == 0
+    assert Widgets.touch(ctxt, 3) == 3
+    assert Widgets.touch(context=ctxt, value=4) == 4
+
+
+def test_throwing_the_switch_imports_no_database_code():
+    """``import novalet.db`` (a compute blocking its database use) loads
+    the engine only when ``reader`` or ``writer`` is first used."""
+    import subprocess
+    import sys
+
+    script = ("import sys, novalet.db as db\n"
+              "db.block_access('x')\n"
+              "print('novalet.db.engine' in sys.modules)\n"
+              "db.reader\n"
+              "print('novalet.db.engine' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "True"]
