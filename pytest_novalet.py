@@ -106,9 +106,9 @@ def novalet_conf(_novalet_parsed: None) -> Iterator[ConfOverrides]:
     finally:
         indirection.reset()
         rpc.cleanup()
-        from novalet.db import api as db_api
+        from novalet.db import engine as db_engine
 
-        db_api.dispose()
+        db_engine.dispose()
         overrides.clear()
 
 
@@ -160,17 +160,17 @@ def novalet_db(novalet_conf: ConfOverrides, novalet_registry: list[app.App],
     ``[database] connection``; yields its URL. A fresh SQLite file per test,
     or ``NOVALET_TEST_DATABASE_URL``."""
     from novalet import conf as _conf
-    from novalet.db import api as db_api
+    from novalet.db import engine as db_engine
     from novalet.db import migration
 
     url = os.environ.get("NOVALET_TEST_DATABASE_URL") or (
         "sqlite:///%s" % (tmp_path / "novalet.db"))
     novalet_conf("connection", url, "database")
-    db_api.configure(_conf.CONF)
+    db_engine.configure(_conf.CONF)
     for lineage in migration.lineages():
         migration.db_sync(app=lineage)
     yield url
-    db_api.dispose()
+    db_engine.dispose()
 
 
 def _broker_url() -> str:

@@ -69,7 +69,7 @@ class Echo:
         """The database write of ``save()`` alone: novalet.db's
         ``compute_node_update`` (oslo.db writer transaction, one UPDATE)."""
         from novalet import context
-        from novalet.db import api as db_api
+        from novalet.db import compute_nodes as db_api
         db_api.compute_node_update(context.get_admin_context(), node_id,
                                    {"memory_mb_used": value})
 
@@ -85,7 +85,7 @@ def run_echo_server(url: str, topic: str, db_url: str) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     from novalet import service
-    from novalet.db import api as db_api  # noqa: F401  (imported before the freeze)
+    from novalet.db import compute_nodes  # noqa: F401  (imported before the freeze)
     service.freeze_heap()  # as novalet-conductor does before it serves (fair baseline)
     server.start()
     print("echo server ready", flush=True)

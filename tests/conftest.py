@@ -17,7 +17,7 @@ import novalet  # noqa: F401  (must stay first)
 from novalet import auth, indirection, objects, rpc
 from novalet import conf as novalet_conf
 from novalet import service as novalet_service
-from novalet.db import api as db_api
+from novalet.db import engine as db_engine
 from novalet.db import migration
 from novalet.testing import plugin as testing_plugin
 from tests import services
@@ -114,7 +114,7 @@ def conf() -> Iterator[ConfOverrides]:
     yield overrides
     indirection.reset()
     rpc.cleanup()
-    db_api.dispose()
+    db_engine.dispose()
     overrides.clear()
 
 
@@ -143,7 +143,7 @@ def _database_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any
 def use_database(conf: ConfOverrides, database: services.Database) -> None:
     """Point novalet at ``database``, migrated and empty."""
     conf("connection", database.url, "database")
-    db_api.configure(novalet_conf.CONF)
+    db_engine.configure(novalet_conf.CONF)
     if migration.db_version() != migration.head_revision():
         migration.db_sync()
     database.clean()

@@ -6,7 +6,7 @@ receiving RPC server verifies the signature before any object in it is
 rebuilt and puts the verified ``Principal`` on the request context
 (``RequestContext.principal``), never one read from the wire. Writes are
 then scoped to the principal's host where the rows are written
-(``novalet.db.api``). See ``keys`` (key files and derivation), ``signing``
+(``novalet.db.scope``). See ``keys`` (key files and derivation), ``signing``
 (the signature and its checks) and ``principal``.
 
 ``configure(conf)`` reads the key files once per process (``novalet.rpc.init``

@@ -27,7 +27,7 @@ from novalet.cmd import common, exit_codes, status_view
 from novalet.compute import manager as compute_manager
 from novalet.compute import rpcapi as compute_rpcapi
 from novalet.conductor import manager as conductor_manager
-from novalet.db import api as db_api
+from novalet.db import engine as db_engine
 from novalet.db import migration
 from novalet.metrics import endpoint as metrics_endpoint
 from novalet.virt import fake
@@ -191,7 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         CONF.set_override("indirection", "inprocess", "objects")
     try:
         _own_master_key(CONF)
-        db_api.check_connection(CONF, CONF.startup_timeout)
+        db_engine.check_connection(CONF, CONF.startup_timeout)
         migration.db_sync()
         rpc.check_broker(CONF, CONF.startup_timeout)
     except Exception as e:  # one line and its exit code, never a traceback
@@ -204,7 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("novalet-allinone: starting %d compute(s) x %d node(s) on %s, %s "
           "(log: %s)" % (args.computes, args.nodes,
                          rpc.masked_transport_url(CONF),
-                         db_api.masked_url(CONF.database.connection),
+                         db_engine.masked_url(CONF.database.connection),
                          CONF.log_file or "stderr"), flush=True)
     if endpoint is not None:
         print("novalet-allinone: metrics on %s/metrics, health on %s/healthz"

@@ -13,7 +13,7 @@ from novalet import conf as novalet_conf
 from novalet import context, rpc, service, servicegroup
 from novalet.cmd import common
 from novalet.conductor import manager as conductor_manager
-from novalet.db import api as db_api
+from novalet.db import engine as db_engine
 from novalet.metrics import endpoint as metrics
 
 LOG = logging.getLogger(__name__)
@@ -36,16 +36,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         LOG.info("%s starting on %s: transport %s, database %s, %d worker(s), "
                  "servicegroup driver %s", BINARY, CONF.host,
                  rpc.masked_transport_url(CONF),
-                 db_api.masked_url(CONF.database.connection),
+                 db_engine.masked_url(CONF.database.connection),
                  CONF.conductor.workers, CONF.servicegroup_driver)
         rpc.check_auth(CONF, BINARY, verifies_all=True)
-        db_api.check_connection(CONF, CONF.startup_timeout)
+        db_engine.check_connection(CONF, CONF.startup_timeout)
         common.check_schema()
         common.check_service_versions(context.get_admin_context())
         rpc.check_broker(CONF, CONF.startup_timeout)
     except Exception as e:  # one line and its exit code, never a traceback
         return common.fail(BINARY, e)
-    db_api.dispose()  # workers open their own connections after the fork
+    db_engine.dispose()  # workers open their own connections after the fork
     sg = servicegroup.API(CONF)
     server = service.Service(
         CONF, host=CONF.host, binary=BINARY, topic=CONF.conductor.topic,

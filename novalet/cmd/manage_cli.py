@@ -179,11 +179,11 @@ def check_database(conf: cfg.ConfigOpts, *, create: bool = False) -> None:
     create an SQLite file; for any other one a missing file is
     ``SchemaMissing`` and nothing is created.
     """
-    from novalet.db import api as db_api
+    from novalet.db import engine as db_engine
 
     if not create and database_file_missing(conf):
         raise exception.SchemaMissing(url=database_url(conf))
-    db_api.check_connection(conf, 0)
+    db_engine.check_connection(conf, 0)
 
 
 def check_schema_present(conf: cfg.ConfigOpts) -> None:

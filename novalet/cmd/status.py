@@ -246,12 +246,12 @@ class UpgradeChecks(upgradecheck.UpgradeCommands):
     def check_stored_json(self) -> Result:
         """Warning for rows whose stored JSON does not parse (they read as
         empty values until written again)."""
-        from novalet.db import api as db_api
+        from novalet.db import compute_nodes as db_nodes
 
         skipped = self._schema_not_current()
         if skipped is not None:
             return skipped
-        rows = db_api.compute_node_get_all(novalet_context.get_admin_context())
+        rows = db_nodes.compute_node_get_all(novalet_context.get_admin_context())
         bad = []
         for row in rows:
             columns = objects.ComputeNode.obj_corrupt_columns(row)
@@ -273,12 +273,12 @@ class UpgradeChecks(upgradecheck.UpgradeCommands):
         """Warning (Failure with ``[auth] enforce`` true) while a service's
         last heartbeat was not signed: a release 2 service, or one without
         its key; ``enforce`` must stay false until every service signs."""
-        from novalet.db import api as db_api
+        from novalet.db import services as db_services
 
         skipped = self._schema_not_current()
         if skipped is not None:
             return skipped
-        rows = db_api.service_get_signing(novalet_context.get_admin_context())
+        rows = db_services.service_get_signing(novalet_context.get_admin_context())
         unsigned = ["%s/%s (%s)" % (r.host, r.binary,
                                     "version %d" % r.version if r.version < 3
                                     else "heartbeat %s" % (r.last_auth

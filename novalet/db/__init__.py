@@ -1,19 +1,20 @@
 """The database layer. Only the objects' local path and the conductor use it.
 
 ``block_access`` is the switch a process without database rights (a compute
-agent) throws at start: from then on every call into ``novalet.db.api`` raises
-``DBNotAllowed``. It lives here, not in ``api``, so throwing it imports no
+agent) throws at start: from then on every transaction of
+``novalet.db.engine`` (so every query function of the table modules) raises
+``DBNotAllowed``. It lives here, not in ``engine``, so throwing it imports no
 database code.
 
-``reader`` and ``writer`` (``novalet.db.facade``) are the transactions apps'
-remotable methods use; the switch covers them too.
+``reader`` and ``writer`` (``novalet.db.engine``'s, imported on first use)
+are the transactions apps' remotable methods use; the switch covers them too.
 """
 
 from __future__ import annotations
 
 import sys
 import threading
-from typing import cast
+from typing import TYPE_CHECKING, Any, cast
 
 from novalet import exception
 
@@ -77,7 +78,19 @@ def check_access(function: str) -> None:
                                  caller=caller)
 
 
-from novalet.db.facade import reader, writer  # noqa: E402  (imports no database code)
+if TYPE_CHECKING:
+    from novalet.db.engine import reader, writer
+
+
+def __getattr__(name: str) -> Any:
+    # ``reader`` and ``writer`` on first use: ``import novalet.db`` (to
+    # throw the switch) imports no database code.
+    if name in ("reader", "writer"):
+        from novalet.db import engine
+
+        return getattr(engine, name)
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))
+
 
 __all__ = ["access_blocked", "allow_access", "block_access", "check_access",
            "conductor_access", "reader", "writer"]

@@ -1,12 +1,14 @@
 """The database engine behind novalet and every app: oslo.db's
-enginefacade configured from ``[database]``, the reader and writer
-transactions the query functions run in, and the errors of an unreachable
-database as ``DatabaseUnavailable``."""
+enginefacade configured from ``[database]``, the one transaction API (the
+``reader`` and ``writer`` the query functions run in, which apps use as
+``novalet.db.reader`` / ``novalet.db.writer``), and the errors of an
+unreachable database as ``DatabaseUnavailable``."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import os
 import threading
 import time
@@ -155,31 +157,72 @@ def translate_errors() -> Iterator[None]:
             url=masked_connection(), reason=str(e.orig).strip() or e)
 
 
-def _transaction(mode: str, connection: bool = False) -> Callable[[F], F]:
-    def decorator(fn: F) -> F:
+class Transaction:
+    """One enginefacade mode, resolved on each use (``configure()`` may
+    replace the engine facade). Every use passes the no-database guard
+    first (``novalet.db.check_access``) and leaves an unreachable database
+    as ``DatabaseUnavailable``.
+
+    A decorator: the context is the first argument, after ``self`` or
+    ``cls`` (or the keyword ``context``); it carries the transaction
+    (``context.session``, or ``context.connection`` for ``connection``
+    transactions). A function of a ``reader`` that has a ``replica``
+    parameter reads from ``[database] slave_connection`` when called with
+    ``replica=True`` and a replica is configured: for listings that may lag
+    the primary a little, never for a read that feeds a write.
+
+    Or a context manager: ``with writer.using(ctxt) as session``. Either
+    way, a transaction of the same context already open is joined.
+    """
+
+    __slots__ = ("mode", "connection", "name")
+
+    def __init__(self, mode: str, *, connection: bool = False) -> None:
+        self.mode = mode
+        self.connection = connection
+        self.name = mode + ("_connection" if connection else "")
+
+    def _factory(self, replica: bool = False) -> Any:
+        factory = getattr(_get_manager(), self.mode)
+        if replica and self.mode == "reader":
+            # oslo.db's async reader: [database] slave_connection if set
+            # (inside a transaction, that transaction's engine).
+            factory = factory.async_
+        if self.connection:
+            factory = factory.connection
+        return factory
+
+    @contextlib.contextmanager
+    def using(self, context: Any) -> Iterator[Any]:
+        """``with ...using(ctxt) as session``: a transaction (joined if one
+        of this context is already open)."""
+        db_switch.check_access("%s.using" % self.name)
+        with translate_errors(), self._factory().using(context) as session:
+            yield session
+
+    def __call__(self, fn: F) -> F:
+        params = list(inspect.signature(fn).parameters)
+        index = 1 if params and params[0] in ("self", "cls") else 0
+        replica = "replica" in params and self.mode == "reader"
+        name = fn.__qualname__
+
         @functools.wraps(fn)
-        def wrapper(context: Any, *args: Any, **kwargs: Any) -> Any:
-            db_switch.check_access(fn.__name__)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            db_switch.check_access(name)
+            context = args[index] if len(args) > index else kwargs["context"]
             with translate_errors():
-                factory = getattr(_get_manager(), mode)
-                if kwargs.pop("replica", False) and mode == "reader":
-                    # oslo.db's async reader: [database] slave_connection if
-                    # set (inside a transaction, that transaction's engine).
-                    factory = factory.async_
-                if connection:
-                    factory = factory.connection
+                factory = self._factory(replica and kwargs.get("replica", False))
                 with factory.using(context):
-                    return fn(context, *args, **kwargs)
+                    return fn(*args, **kwargs)
         return wrapper  # type: ignore[return-value]
-    return decorator
 
 
-#: A read-only transaction on the primary (``connection``). Functions that
-#: take ``replica`` read from ``[database] slave_connection`` when called
-#: with ``replica=True`` and a replica is configured: for listings that may
-#: lag the primary a little, never for a read that feeds a write.
-reader = _transaction("reader")
-writer = _transaction("writer")
+#: A read-only transaction on the primary (``connection``), or a replica
+#: for a ``replica=True`` call of a function that takes ``replica``.
+#: ``novalet.db.reader`` for apps.
+reader = Transaction("reader")
+#: A read-write transaction with an ORM session. ``novalet.db.writer``.
+writer = Transaction("writer")
 #: A writer whose body runs Core statements only: ``context.connection``,
 #: no ORM session (inside a session transaction, it joins that one).
-writer_connection = _transaction("writer", connection=True)
+writer_connection = Transaction("writer", connection=True)

@@ -16,7 +16,7 @@ from alembic import config as alembic_config
 from alembic import migration as alembic_migration
 from alembic import script as alembic_script
 
-from novalet.db import api as db_api
+from novalet.db import engine as db_engine
 
 MIGRATIONS_DIR = os.path.join(os.path.dirname(__file__), "migrations")
 CORE = "novalet"
@@ -62,7 +62,7 @@ def db_sync(revision: str = "head", app: str | None = None) -> None:
     names = [app] if app else lineages()
     if revision != "head" and not app:
         names = [CORE]
-    engine = db_api.get_engine()
+    engine = db_engine.get_engine()
     for name in names:
         config = _alembic_config(name)
         with engine.begin() as connection:
@@ -73,7 +73,7 @@ def db_sync(revision: str = "head", app: str | None = None) -> None:
 def db_version(app: str = CORE) -> str | None:
     """The revision the configured database is at in ``app``'s lineage
     (None: not versioned)."""
-    engine = db_api.get_engine()
+    engine = db_engine.get_engine()
     table = _alembic_config(app).attributes["version_table"]
     with engine.connect() as connection:
         context = alembic_migration.MigrationContext.configure(
@@ -112,7 +112,7 @@ def run_env() -> None:
             context.run_migrations()
 
     if connection is None:
-        with db_api.get_engine().begin() as connection:
+        with db_engine.get_engine().begin() as connection:
             run(connection)
     else:
         run(connection)

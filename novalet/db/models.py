@@ -132,6 +132,15 @@ class Instance(Base):
         sa.DateTime)
 
 
+#: The ``status`` of a migration that no longer holds resources; any other
+#: is in progress (the host scope of ``novalet.db.scope`` lets the two ends
+#: of an in-progress migration move its instance). The objects'
+#: ``fields.MigrationStatus`` names these values (``DONE_STATES``).
+#: ``completed``: the last state of a live migration (Migration 1.1).
+MIGRATION_DONE_STATES = ("confirmed", "reverted", "error", "failed",
+                         "cancelled", "done", "completed")
+
+
 class Migration(Base):
     __tablename__ = "migrations"
     __table_args__ = (

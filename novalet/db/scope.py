@@ -26,7 +26,6 @@ from novalet.auth import principal as principal_mod
 from novalet.auth import signing
 from novalet.db import models
 from novalet.db.sqlfuncs import exact
-from novalet.objects import fields
 
 #: The bound parameter of the caller's host in scoped statements.
 CALLER = "scope_caller"
@@ -132,7 +131,7 @@ def migration_peers(connection: Any, instance_uuid: Any, host: str) -> set[str]:
     rows = connection.execute(sa.select(
         table.c.source_compute, table.c.dest_compute).where(
         table.c.instance_uuid == instance_uuid, table.c.deleted == 0,
-        table.c.status.not_in(list(fields.MigrationStatus.DONE_STATES)),
+        table.c.status.not_in(list(models.MIGRATION_DONE_STATES)),
         sa.or_(is_caller(table.c.source_compute),
                is_caller(table.c.dest_compute))), {CALLER: host}).all()
     return {h for row in rows for h in row if h is not None}
@@ -173,7 +172,7 @@ def instance_condition(allow_unplaced: bool) -> Any:
     moving = sa.exists().where(
         migrations.c.instance_uuid == instances.c.uuid,
         migrations.c.deleted == 0,
-        migrations.c.status.not_in(list(fields.MigrationStatus.DONE_STATES)),
+        migrations.c.status.not_in(list(models.MIGRATION_DONE_STATES)),
         sa.or_(is_caller(migrations.c.source_compute),
                is_caller(migrations.c.dest_compute)),
         sa.or_(instances.c.host == migrations.c.source_compute,

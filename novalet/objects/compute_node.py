@@ -8,7 +8,7 @@ from oslo_serialization import jsonutils
 from oslo_utils import versionutils
 
 from novalet import objects
-from novalet.db import api as db_api
+from novalet.db import compute_nodes as db_nodes
 from novalet.objects import base, fields, retry, stored_json
 
 if TYPE_CHECKING:
@@ -154,7 +154,7 @@ class ComputeNode(base.NovaletPersistentObject, base.NovaletObject):
     @base.remotable
     def get_by_id(cls, context: Any, node_id: int) -> ComputeNode:
         """The live node with this id; raises ``ComputeHostNotFound``."""
-        return cls.obj_from_db(context, db_api.compute_node_get(context, node_id))  # type: ignore[no-any-return]
+        return cls.obj_from_db(context, db_nodes.compute_node_get(context, node_id))  # type: ignore[no-any-return]
 
     @classmethod
     @base.remotable
@@ -162,7 +162,7 @@ class ComputeNode(base.NovaletPersistentObject, base.NovaletObject):
                                  nodename: str) -> ComputeNode:
         """The live node ``nodename`` of ``host``; raises
         ``ComputeHostNotFound``."""
-        row = db_api.compute_node_get_by_host_and_nodename(context, host,
+        row = db_nodes.compute_node_get_by_host_and_nodename(context, host,
                                                            nodename)
         return cls.obj_from_db(context, row)  # type: ignore[no-any-return]
 
@@ -170,19 +170,19 @@ class ComputeNode(base.NovaletPersistentObject, base.NovaletObject):
     @base.remotable
     def create(self) -> None:
         """Insert this node; raises ``ComputeHostExists`` on a live duplicate."""
-        self.obj_db_create(db_api.compute_node_create)
+        self.obj_db_create(db_nodes.compute_node_create)
 
     @base.skip_if_unchanged
     @base.remotable
     def save(self) -> None:
         """Write the changed fields only (one UPDATE); raises
         ``ComputeHostNotFound``."""
-        self.obj_db_update(db_api.compute_node_update)
+        self.obj_db_update(db_nodes.compute_node_update)
 
     @base.remotable
     def destroy(self) -> None:
         """Soft-delete this node; raises ``ComputeHostNotFound``."""
-        self.obj_db_destroy(db_api.compute_node_destroy)
+        self.obj_db_destroy(db_nodes.compute_node_destroy)
 
 
 @base.NovaletObjectRegistry.register
@@ -198,12 +198,12 @@ class ComputeNodeList(base.ovo_base.ObjectListBase, base.NovaletObject):
     @base.remotable
     def get_all(cls, context: Any) -> ComputeNodeList:
         """Every live compute node."""
-        rows = db_api.compute_node_get_all(context, replica=True)
+        rows = db_nodes.compute_node_get_all(context, replica=True)
         return base.obj_make_list(context, cls(context), rows)  # type: ignore[call-overload, no-any-return]
 
     @classmethod
     @base.remotable
     def get_by_host(cls, context: Any, host: str) -> ComputeNodeList:
         """The live nodes of ``host`` (empty if none)."""
-        rows = db_api.compute_node_get_all(context, host=host)
+        rows = db_nodes.compute_node_get_all(context, host=host)
         return base.obj_make_list(context, cls(context), rows)  # type: ignore[call-overload, no-any-return]

@@ -13,6 +13,8 @@ from typing import Any
 from oslo_versionedobjects.fields import *  # noqa: F401,F403
 from oslo_versionedobjects.fields import AutoTypedField, BaseEnumField, Enum, FieldType, String
 
+from novalet.db import models as db_models
+
 
 class StrictUUID(FieldType):
     """A UUID string; anything that does not parse as a UUID is refused.
@@ -68,17 +70,11 @@ class MigrationStatus(Enum):
     MIGRATING = "migrating"
     POST_MIGRATING = "post-migrating"
     FINISHED = "finished"
-    CONFIRMED = "confirmed"
-    REVERTED = "reverted"
-    ERROR = "error"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    DONE = "done"
-    #: The last state of a live migration (Migration 1.1).
-    COMPLETED = "completed"
-    #: A migration in one of these states no longer holds resources.
-    DONE_STATES = (CONFIRMED, REVERTED, ERROR, FAILED, CANCELLED, DONE,
-                   COMPLETED)
+    #: A migration in one of these states no longer holds resources. The
+    #: database's tuple: its host scope reads the same one.
+    DONE_STATES = db_models.MIGRATION_DONE_STATES
+    #: COMPLETED: the last state of a live migration (Migration 1.1).
+    CONFIRMED, REVERTED, ERROR, FAILED, CANCELLED, DONE, COMPLETED = DONE_STATES
     ALL = (PRE_MIGRATING, MIGRATING, POST_MIGRATING, FINISHED) + DONE_STATES
 
     def __init__(self) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from novalet.db import api as db_api
+from novalet.db import instances as db_instances
 from novalet.objects import base, fields, retry
 
 
@@ -44,24 +44,24 @@ class Instance(base.NovaletPersistentObject, base.NovaletObject):
     @base.remotable
     def get_by_uuid(cls, context: Any, uuid: str) -> Instance:
         """The live instance ``uuid``; raises ``InstanceNotFound``."""
-        return cls.obj_from_db(context, db_api.instance_get_by_uuid(context, uuid))  # type: ignore[no-any-return]
+        return cls.obj_from_db(context, db_instances.instance_get_by_uuid(context, uuid))  # type: ignore[no-any-return]
 
     @retry.caller_assigns_uuid
     @base.remotable
     def create(self) -> None:
         """Insert this instance; raises ``InstanceExists``."""
-        self.obj_db_create(db_api.instance_create)
+        self.obj_db_create(db_instances.instance_create)
 
     @base.skip_if_unchanged
     @base.remotable
     def save(self) -> None:
         """Write the changed fields only; raises ``InstanceNotFound``."""
-        self.obj_db_update(db_api.instance_update)
+        self.obj_db_update(db_instances.instance_update)
 
     @base.remotable
     def destroy(self) -> None:
         """Soft-delete this instance; raises ``InstanceNotFound``."""
-        self.obj_db_destroy(db_api.instance_destroy)
+        self.obj_db_destroy(db_instances.instance_destroy)
 
 
 @base.NovaletObjectRegistry.register
@@ -76,19 +76,19 @@ class InstanceList(base.ovo_base.ObjectListBase, base.NovaletObject):
     def get_by_host_and_node(cls, context: Any, host: str,
                              node: str) -> InstanceList:
         """The live instances on ``node`` of ``host``."""
-        rows = db_api.instance_get_all(context, host=host, node=node)
+        rows = db_instances.instance_get_all(context, host=host, node=node)
         return base.obj_make_list(context, cls(context), rows)  # type: ignore[call-overload, no-any-return]
 
     @classmethod
     @base.remotable
     def get_by_host(cls, context: Any, host: str) -> InstanceList:
         """The live instances on every node of ``host``."""
-        rows = db_api.instance_get_all(context, host=host)
+        rows = db_instances.instance_get_all(context, host=host)
         return base.obj_make_list(context, cls(context), rows)  # type: ignore[call-overload, no-any-return]
 
     @classmethod
     @base.remotable
     def get_all(cls, context: Any) -> InstanceList:
         """Every live instance."""
-        rows = db_api.instance_get_all(context, replica=True)
+        rows = db_instances.instance_get_all(context, replica=True)
         return base.obj_make_list(context, cls(context), rows)  # type: ignore[call-overload, no-any-return]

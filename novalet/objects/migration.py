@@ -6,7 +6,7 @@ from typing import Any
 
 from oslo_utils import versionutils
 
-from novalet.db import api as db_api
+from novalet.db import migration_records as db_migrations
 from novalet.objects import base, fields, retry
 
 
@@ -58,24 +58,24 @@ class Migration(base.NovaletPersistentObject, base.NovaletObject):
     @base.remotable
     def get_by_id(cls, context: Any, migration_id: int) -> Migration:
         """The live migration with this id; raises ``MigrationNotFound``."""
-        return cls.obj_from_db(context, db_api.migration_get(context, migration_id))  # type: ignore[no-any-return]
+        return cls.obj_from_db(context, db_migrations.migration_get(context, migration_id))  # type: ignore[no-any-return]
 
     @retry.caller_assigns_uuid
     @base.remotable
     def create(self) -> None:
         """Insert this migration."""
-        self.obj_db_create(db_api.migration_create)
+        self.obj_db_create(db_migrations.migration_create)
 
     @base.skip_if_unchanged
     @base.remotable
     def save(self) -> None:
         """Write the changed fields only; raises ``MigrationNotFound``."""
-        self.obj_db_update(db_api.migration_update)
+        self.obj_db_update(db_migrations.migration_update)
 
     @base.remotable
     def destroy(self) -> None:
         """Soft-delete this migration; raises ``MigrationNotFound``."""
-        self.obj_db_destroy(db_api.migration_destroy)
+        self.obj_db_destroy(db_migrations.migration_destroy)
 
 
 @base.NovaletObjectRegistry.register
@@ -92,6 +92,6 @@ class MigrationList(base.ovo_base.ObjectListBase, base.NovaletObject):
     def get_in_progress_by_host_and_node(cls, context: Any, host: str,
                                          node: str) -> MigrationList:
         """Migrations not yet done whose source or destination is this node."""
-        rows = db_api.migration_get_in_progress_by_host_and_node(
+        rows = db_migrations.migration_get_in_progress_by_host_and_node(
             context, host, node, fields.MigrationStatus.DONE_STATES)
         return base.obj_make_list(context, cls(context), rows)  # type: ignore[call-overload, no-any-return]

@@ -5,7 +5,7 @@ written. ``caller_assigns_uuid`` makes the call safe to send again: the
 object's uuid is chosen by the caller, before the call leaves, so a resent
 ``create()`` carries the same uuid, and the database layer answers a create
 whose uuid already names the same row with that row instead of a second one
-(``novalet.db.api``'s idempotent creates).
+(``novalet.db.rows.idempotent_create``).
 """
 
 from __future__ import annotations

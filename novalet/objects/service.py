@@ -8,7 +8,7 @@ from oslo_serialization import jsonutils
 from oslo_utils import uuidutils, versionutils
 
 from novalet import exception
-from novalet.db import api as db_api
+from novalet.db import services as db_services
 from novalet.objects import base, fields, retry, stored_json
 from novalet.upgrade import releases
 
@@ -91,27 +91,27 @@ class Service(base.NovaletPersistentObject, base.NovaletObject):
     @base.remotable
     def get_by_id(cls, context: Any, service_id: int) -> Service:
         """The live service with this id; raises ``ServiceNotFound``."""
-        return cls.obj_from_db(context, db_api.service_get(context, service_id))  # type: ignore[no-any-return]
+        return cls.obj_from_db(context, db_services.service_get(context, service_id))  # type: ignore[no-any-return]
 
     @classmethod
     @base.remotable
     def get_by_uuid(cls, context: Any, uuid: str) -> Service:
         """The live service with this uuid; raises ``ServiceNotFound``."""
-        return cls.obj_from_db(context, db_api.service_get_by_uuid(context, uuid))  # type: ignore[no-any-return]
+        return cls.obj_from_db(context, db_services.service_get_by_uuid(context, uuid))  # type: ignore[no-any-return]
 
     @classmethod
     @base.remotable
     def get_by_host_and_binary(cls, context: Any, host: str,
                                binary: str) -> Service:
         """The live service ``binary`` on ``host``; raises ``ServiceNotFound``."""
-        row = db_api.service_get_by_host_and_binary(context, host, binary)
+        row = db_services.service_get_by_host_and_binary(context, host, binary)
         return cls.obj_from_db(context, row)  # type: ignore[no-any-return]
 
     @classmethod
     @base.remotable
     def get_minimum_version(cls, context: Any, binary: str) -> int:
         """The lowest ``version`` among live services of ``binary`` (0: none)."""
-        return db_api.service_get_minimum_version(context, binary) or 0
+        return db_services.service_get_minimum_version(context, binary) or 0
 
     @classmethod
     @base.remotable
@@ -123,7 +123,7 @@ class Service(base.NovaletPersistentObject, base.NovaletObject):
             raise exception.MalformedRequest(
                 reason="get_app_releases takes a binary name")
         releases = []
-        for text in db_api.service_get_app_releases(context, binary):
+        for text in db_services.service_get_app_releases(context, binary):
             try:
                 releases.append(stored_json.parse_dict_of_strings(text))
             except exception.InvalidJSONValue:
@@ -135,7 +135,7 @@ class Service(base.NovaletPersistentObject, base.NovaletObject):
     def get_db_time(cls, context: Any) -> str:
         """The database clock (UTC, ISO 8601 text, the same on every path),
         against which ``last_seen_up`` is compared."""
-        return db_api.db_utcnow(context).replace(tzinfo=None).isoformat()
+        return db_services.db_utcnow(context).replace(tzinfo=None).isoformat()
 
     @retry.caller_assigns_uuid
     @base.remotable
@@ -150,23 +150,23 @@ class Service(base.NovaletPersistentObject, base.NovaletObject):
         if not self.obj_attr_is_set("version"):
             self.version = self.obj_implied_service_version()
         self.obj_set_defaults()
-        row = db_api.service_create(self._context, self.obj_db_changes())
+        row = db_services.service_create(self._context, self.obj_db_changes())
         self._from_db_object(self._context, self, row)
 
     @base.skip_if_unchanged
     @base.remotable
     def save(self) -> None:
         """Write the changed fields only; raises ``ServiceNotFound``."""
-        row = db_api.service_update(self._context, self.id,
+        row = db_services.service_update(self._context, self.id,
                                     self.obj_db_changes())
         self._from_db_object(self._context, self, row)
 
     @base.remotable
     def destroy(self) -> None:
         """Soft-delete this service and, in the same transaction, the compute
-        nodes that belong to it (see ``novalet.db.api.service_destroy``);
+        nodes that belong to it (see ``novalet.db.services.service_destroy``);
         raises ``ServiceNotFound``, ``ServiceHasInstances``."""
-        db_api.service_destroy(self._context, self.id)
+        db_services.service_destroy(self._context, self.id)
         self.deleted = True
         self.obj_reset_changes(["deleted"])
 
@@ -187,7 +187,7 @@ class ServiceList(base.ovo_base.ObjectListBase, base.NovaletObject):
                 host: str | None = None) -> ServiceList:
         """Every live service, optionally of one binary and/or host."""
         # A fleet listing may come from a replica; one host's, the primary.
-        rows = db_api.service_get_all(context, binary=binary, host=host,
+        rows = db_services.service_get_all(context, binary=binary, host=host,
                                       replica=host is None)
         return base.obj_make_list(context, cls(context), rows)  # type: ignore[call-overload, no-any-return]
 
@@ -201,11 +201,11 @@ class ServiceList(base.ovo_base.ObjectListBase, base.NovaletObject):
                 or not all(type(i) is int for i in service_ids)):
             raise exception.MalformedRequest(
                 reason="report_heartbeats takes a list of service ids")
-        return db_api.service_heartbeat(context, service_ids)
+        return db_services.service_heartbeat(context, service_ids)
 
     @classmethod
     @base.remotable
     def get_by_binary(cls, context: Any, binary: str) -> ServiceList:
         """Every live service of ``binary``."""
-        rows = db_api.service_get_all(context, binary=binary, replica=True)
+        rows = db_services.service_get_all(context, binary=binary, replica=True)
         return base.obj_make_list(context, cls(context), rows)  # type: ignore[call-overload, no-any-return]

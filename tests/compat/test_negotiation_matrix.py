@@ -30,7 +30,7 @@ import pytest
 
 from novalet import conf as novalet_conf
 from novalet import context, exception, indirection, objects
-from novalet.db import api as db_api
+from novalet.db import engine as db_engine
 from novalet.db import migration
 from novalet.objects import base as objects_base
 from novalet.upgrade import releases
@@ -124,7 +124,7 @@ def _use_database(conf: Any, target: Target) -> None:
     that too, and ``auto`` would then see no conductor at all)."""
     indirection.reset()
     conf("connection", target.database.url, "database")
-    db_api.configure(novalet_conf.CONF)
+    db_engine.configure(novalet_conf.CONF)
     if migration.db_version() != migration.head_revision():
         migration.db_sync()
     target.database.clean(keep_host=target.keep_host)

@@ -49,15 +49,15 @@ def _apps() -> tuple[object, object]:
 def app_db(conf, tmp_path):
     """A database of its own (the session's shared ones keep the core's
     tables only), migrated for the core and appa."""
-    from novalet.db import api as db_api
+    from novalet.db import engine as db_engine
     from novalet.db import migration
 
     conf("connection", "sqlite:///%s" % (tmp_path / "apps.db"), "database")
-    db_api.configure(novalet_conf.CONF)
+    db_engine.configure(novalet_conf.CONF)
     mods = _apps()
     migration.db_sync()
     yield mods
-    db_api.dispose()
+    db_engine.dispose()
 
 
 @pytest.fixture(params=["local", "inprocess", "fakerpc"])

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from novalet import conf as novalet_conf
 from novalet import context, objects
-from novalet.db import api as db_api
+from novalet.db import engine as db_engine
 from novalet.db import migration
 from tests import conftest as root
 from tests import services
@@ -26,14 +26,14 @@ def primary_and_replica(request, conf, _database_registry, tmp_path):
         root.service_unavailable(str(e))
     try:
         conf("connection", replica.url, "database")
-        db_api.configure(novalet_conf.CONF)
+        db_engine.configure(novalet_conf.CONF)
         migration.db_sync()
         conf("connection", primary.url, "database")
         conf("slave_connection", replica.url, "database")
-        db_api.configure(novalet_conf.CONF)
+        db_engine.configure(novalet_conf.CONF)
         yield primary, replica
     finally:
-        db_api.dispose()
+        db_engine.dispose()
         replica.drop()
 
 

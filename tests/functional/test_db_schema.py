@@ -5,13 +5,13 @@ from __future__ import annotations
 from alembic import autogenerate
 from alembic import migration as alembic_migration
 
-from novalet.db import api as db_api
+from novalet.db import engine as db_engine
 from novalet.db import migration, models
 
 
 def test_migrations_match_models(database):
     assert migration.db_version() == migration.head_revision()
-    with db_api.get_engine().connect() as connection:
+    with db_engine.get_engine().connect() as connection:
         context = alembic_migration.MigrationContext.configure(
             connection, opts={"compare_type": True})
         diff = autogenerate.compare_metadata(context, models.Base.metadata)

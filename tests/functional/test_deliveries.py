@@ -7,11 +7,11 @@ import datetime
 from typing import Any
 
 from novalet import auth, context, objects
-from novalet.db import api as db_api
+from novalet.db import services as db_services
 
 
 def _beats(ctxt: Any, service_id: int) -> int:
-    db_api.service_heartbeat(ctxt, [service_id])
+    db_services.service_heartbeat(ctxt, [service_id])
     with objects.base.run_locally():
         return objects.Service.get_by_id(context.get_admin_context(),
                                          service_id).report_count

@@ -11,7 +11,7 @@ import pytest
 
 from novalet import conf as novalet_conf
 from novalet import context, exception, indirection, objects
-from novalet.db import api as db_api
+from novalet.db import services as db_services
 from novalet.objects import base as objects_base
 
 THIRD_PARTY = '''
@@ -59,7 +59,7 @@ def test_third_party_indirection_is_loaded_by_name(third_party_plugin,
     script = textwrap.dedent('''
         import sys
         from novalet import conf, context, exception, indirection, objects
-        from novalet.db import api as db_api
+        from novalet.db import services as db_services
         conf.parse_args(["--config-file", sys.argv[1]])
         objects.register_all()
         api = indirection.configure(conf.CONF)
@@ -71,7 +71,7 @@ def test_third_party_indirection_is_loaded_by_name(third_party_plugin,
         objects.ServiceList.get_all(ctxt)
         print(type(api).__name__, api.calls)
         try:
-            db_api.service_get_all(ctxt)
+            db_services.service_get_all(ctxt)
         except exception.DBNotAllowed:
             print("database blocked")
     ''')
@@ -97,7 +97,7 @@ def test_direct_runs_locally(conf, sqlite_db):
     conf("indirection", "direct", "objects")
     indirection.configure(novalet_conf.CONF)
     assert objects_base.get_indirection_api() is None
-    db_api.service_get_all(context.get_admin_context())  # allowed
+    db_services.service_get_all(context.get_admin_context())  # allowed
 
 
 def test_inprocess_blocks_the_caller_but_not_its_conductor(conf, sqlite_db):
@@ -106,7 +106,7 @@ def test_inprocess_blocks_the_caller_but_not_its_conductor(conf, sqlite_db):
     ctxt = context.get_admin_context()
     objects.Service(ctxt, host="h", binary="novalet-compute").create()
     with pytest.raises(exception.DBNotAllowed) as info:
-        db_api.service_get_all(ctxt)
+        db_services.service_get_all(ctxt)
     assert "novalet-compute" in info.value.message
     assert "service_get_all" in info.value.message
     assert "test_indirection" in info.value.message  # the caller
@@ -121,12 +121,12 @@ def test_a_process_with_rpc_indirection_cannot_query(sqlite_db, tmp_path):
     script = textwrap.dedent('''
         import sys
         from novalet import conf, context, exception, indirection, objects
-        from novalet.db import api as db_api
+        from novalet.db import services as db_services
         conf.parse_args(["--config-file", sys.argv[1]])
         objects.register_all()
         indirection.configure(conf.CONF, binary="novalet-compute")
         try:
-            db_api.service_get_all(context.get_admin_context())
+            db_services.service_get_all(context.get_admin_context())
         except exception.DBNotAllowed as e:
             print("refused:", e)
             sys.exit(0)

@@ -327,7 +327,7 @@ def test_service_delete_is_one_transaction(cloud: dict[str, Any],
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """If deleting the service row fails after its nodes were deleted, the
     nodes come back with the rollback: never nodes gone and service live."""
-    from novalet.db import api as db_api
+    from novalet.db import rows as db_rows
 
     ctxt = cloud["ctxt"]
     cmp2 = cloud["services"]["cmp2"]
@@ -335,7 +335,7 @@ def test_service_delete_is_one_transaction(cloud: dict[str, Any],
     def fail(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("the service row cannot be written")
 
-    monkeypatch.setattr(db_api, "_soft_delete", fail)
+    monkeypatch.setattr(db_rows, "soft_delete", fail)
     with pytest.raises(RuntimeError):
         cmp2.destroy()
     monkeypatch.undo()

@@ -132,7 +132,7 @@ def test_fleet_states_read_at_most_once_per_interval(metrics_on, sqlite_db, conf
 
 
 def test_database_disconnect_and_reconnect_counted(metrics_on, postgresql_db):
-    from novalet.db import api as db_api
+    from novalet.db import engine as db_engine
 
     ctxt = context.get_admin_context()
     ep = _serve()
@@ -150,4 +150,4 @@ def test_database_disconnect_and_reconnect_counted(metrics_on, postgresql_db):
     assert delta(before, after, "novalet_database_reconnects_total") >= 1
     assert delta(before, after, "novalet_database_errors_total",
                  error="disconnect") >= 1
-    db_api.dispose()
+    db_engine.dispose()

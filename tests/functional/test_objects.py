@@ -80,7 +80,7 @@ def test_heartbeat_moves_last_seen_up_only_when_report_count_grows(path):
 
 
 def test_report_heartbeats_beats_many_services_in_one_call(path, monkeypatch):
-    from novalet.db import api as db_api
+    from novalet.db import services as db_services
 
     ctxt = context.get_admin_context()
     live = [_service(ctxt, host="hb-%d" % i) for i in range(5)]
@@ -94,7 +94,7 @@ def test_report_heartbeats_beats_many_services_in_one_call(path, monkeypatch):
 
     before = rows()
     # Several statements when there are many ids (chunks), on the local paths.
-    monkeypatch.setattr(db_api, "HEARTBEAT_CHUNK", 2)
+    monkeypatch.setattr(db_services, "HEARTBEAT_CHUNK", 2)
     missing = objects.ServiceList.report_heartbeats(
         ctxt, [ids[0], gone.id, *ids[1:], 999999])
     assert missing == [gone.id, 999999]

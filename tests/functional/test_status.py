@@ -13,7 +13,7 @@ import pytest
 from novalet import conf as novalet_conf
 from novalet import context, objects
 from novalet.cmd import status
-from novalet.db import api as db_api
+from novalet.db import engine as db_engine
 from novalet.db import migration
 from novalet.upgrade import releases
 from tests import commands, processes
@@ -115,8 +115,8 @@ def test_table_output(run: Status, healthy: Any) -> None:
 def scratch_db(conf: Any, tmp_path: Any) -> Any:
     """A database of this test's own, not migrated."""
     conf("connection", "sqlite:///%s" % (tmp_path / "scratch.sqlite"), "database")
-    db_api.configure(novalet_conf.CONF)
-    return db_api.get_engine()
+    db_engine.configure(novalet_conf.CONF)
+    return db_engine.get_engine()
 
 
 def test_schema_never_synced(run: Status, scratch_db: Any) -> None:

@@ -10,8 +10,8 @@ target_metadata = models.Base.metadata
 def run_migrations_online():
     connection = context.config.attributes.get("connection")
     if connection is None:
-        from novalet.db import api as db_api
-        with db_api.get_engine().begin() as connection:
+        from novalet.db import engine as db_engine
+        with db_engine.get_engine().begin() as connection:
             _run(connection)
     else:
         _run(connection)
