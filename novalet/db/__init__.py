@@ -61,6 +61,13 @@ def conductor_access() -> _ConductorAccess:
     return _CONDUCTOR_ACCESS
 
 
+def dispatching() -> bool:
+    """Whether this thread is inside ``conductor_access()``: dispatching
+    for a conductor (the one per-thread depth: the objects' indirection
+    switch reads it too)."""
+    return bool(getattr(_local, "depth", 0))
+
+
 def check_access(function: str) -> None:
     """Raise ``DBNotAllowed`` naming ``function`` and its caller if blocked."""
     if _blocked_for is None or cast(int, getattr(_local, "depth", 0)):
@@ -93,4 +100,4 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = ["access_blocked", "allow_access", "block_access", "check_access",
-           "conductor_access", "reader", "writer"]
+           "conductor_access", "dispatching", "reader", "writer"]

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime
 import functools
-import threading
 from collections.abc import Callable, MutableMapping, Sequence
 from typing import Any, TypeVar
 
@@ -34,7 +33,6 @@ obj_make_list = ovo_base.obj_make_list
 # -- the indirection switch ---------------------------------------------------
 
 _indirection_api: Any = None
-_local = threading.local()
 
 
 class _IndirectionSwitch:
@@ -42,7 +40,7 @@ class _IndirectionSwitch:
     in a thread that is running remotable methods for a caller."""
 
     def __get__(self, obj: Any, objtype: Any = None) -> Any:
-        if getattr(_local, "depth", 0):
+        if db.dispatching():
             return None
         api = _indirection_api
         if api is None or objtype is None:
@@ -102,28 +100,12 @@ def get_indirection_api() -> Any:
     return _indirection_api
 
 
-class _RunLocally:
-    """Re-entrant; the depth is per thread (a class: entered for every
-    argument the conductor receives)."""
-
-    __slots__ = ()
-
-    def __enter__(self) -> None:
-        _local.depth = getattr(_local, "depth", 0) + 1
-        db.conductor_access().__enter__()
-
-    def __exit__(self, *exc_info: object) -> None:
-        db.conductor_access().__exit__(*exc_info)
-        _local.depth -= 1
-
-
-_RUN_LOCALLY = _RunLocally()
-
-
-def run_locally() -> _RunLocally:
+def run_locally() -> Any:
     """``with run_locally():`` this thread runs remotable methods itself and
-    may use the database (it is dispatching for a conductor)."""
-    return _RUN_LOCALLY
+    may use the database (it is dispatching for a conductor): the database
+    layer's ``conductor_access``, whose per-thread depth the indirection
+    switch reads."""
+    return db.conductor_access()
 
 
 # -- registry and base classes -----------------------------------------------
