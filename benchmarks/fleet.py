@@ -10,6 +10,7 @@ seconds: a compute reported down while its process runs is a false down.
 
     python benchmarks/fleet.py [--driver db|tooz] [--computes 500,1000,2000,5000]
         [--duration 60] [--workers 4] [--mode batched|separate|save] [--py-spy DIR]
+        [--report-interval 10] [--json PATH] [--plot PATH]
 
 db modes: ``batched`` (default): the driver as shipped, one per process, so a
 process's computes share heartbeat calls (``ServiceList.report_heartbeats``);
@@ -21,6 +22,17 @@ runs from when it was due (or its call started, if earlier: the batcher sends
 beats due within 0.25 s together) to the end of the call that carried it. A step
 during which the broker went away (someone restarting RabbitMQ) is repeated.
 Exits 0.
+
+Signed as a deployment is: the conductor holds a master key (``[auth]
+enforce`` on: an unsigned request is refused) and every simulated compute its
+own host key (written by ``novalet.auth.keys``, as ``novalet-manage auth
+host-key`` does): it creates its record and, in ``separate`` and ``save``
+modes, sends its beats signed with it. In ``batched`` mode one call carries
+many hosts' beats, which no host key may sign: the load generators hold the
+master key and sign those calls as the admin.
+
+Figures: ``--json PATH`` and ``--plot PATH`` (p99 and conductor CPU per beat
+against N; see ``figures.py``).
 """
 
 from __future__ import annotations
@@ -47,7 +59,10 @@ from typing import Any
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+# isort: off
 import novalet  # noqa: E402,F401  (first: selects oslo.service's threading backend)
+import figures  # noqa: E402
+# isort: on
 
 BINARY, TOPIC = "novalet-compute", "compute"
 TICK = os.sysconf("SC_CLK_TCK")
@@ -86,15 +101,57 @@ class Recorder:
                 "calls": [c[1:] for c in self.calls if t0 <= c[0] < t1]}
 
 
+class HostSigners:
+    """The simulated computes' own keys, one file each in ``key_dir``: a
+    call made inside ``as_host(host)`` is signed with ``host``'s key, any
+    other with the process's own key (``[auth]``, if any). Installed as
+    ``novalet.auth.signer``, which novalet's RPC client asks at every call."""
+
+    def __init__(self, key_dir: str, conductor_topic: str) -> None:
+        from novalet import auth
+        self._auth = auth
+        self._process_signer = auth.signer
+        self._dir = key_dir
+        self._topic = conductor_topic
+        self._signers: dict[str, Any] = {}
+        self._local = threading.local()
+        auth.signer = self.current  # type: ignore[assignment]
+
+    def load(self, host: str) -> None:
+        ring = self._auth.keys.KeyRing.from_files(
+            None, os.path.join(self._dir, host + ".key"), self._topic)
+        self._signers[host] = self._auth.signing.Signer(ring)
+
+    def current(self) -> Any:
+        host = getattr(self._local, "host", None)
+        return self._process_signer() if host is None else self._signers[host]
+
+    @contextlib.contextmanager
+    def as_host(self, host: str | None) -> Any:
+        before = getattr(self._local, "host", None)
+        self._local.host = host
+        try:
+            yield
+        finally:
+            self._local.host = before
+
+
 def timed_driver(name: str, conf: Any, recorder: Recorder, group_prefix: str,
-                 batched: bool = True) -> Any:
+                 batched: bool = True, signers: HostSigners | None = None) -> Any:
     """The ``name`` servicegroup driver, every beat timed."""
     from novalet.servicegroup.drivers import db, tooz
+
+    def signing(hosts: set[str]) -> Any:
+        """Sign as the one host beating, if host keys are in use."""
+        if signers is None or len(hosts) != 1:
+            return contextlib.nullcontext()
+        return signers.as_host(hosts.pop())
 
     class TimedBatcher(db.Batcher):
         def send(self, due: list[tuple[float, Any]]) -> None:
             start, t0 = time.time(), time.monotonic()
-            super().send(due)
+            with signing({reporter.name for _, reporter in due}):
+                super().send(due)
             end = time.monotonic()
             recorder.calls.append((start, end - t0, len(due)))
             for when, reporter in due:  # when: monotonic due time (or just after)
@@ -109,7 +166,12 @@ def timed_driver(name: str, conf: Any, recorder: Recorder, group_prefix: str,
                 reporter = super()._make_reporter(host, topic, service)
                 reporter.name = host
                 if not batched:
-                    reporter.run_once = recorder.timed(host, reporter.run_once)
+                    run_once = reporter.run_once
+
+                    def signed_run_once() -> bool:
+                        with signing({host}):
+                            return bool(run_once())
+                    reporter.run_once = recorder.timed(host, signed_run_once)
                 return reporter
 
         return TimedDbDriver(conf, batched=batched)
@@ -134,22 +196,27 @@ def worker(args: argparse.Namespace) -> int:
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # tooz: a socket each
     ctxt, rnd, recorder = context.get_admin_context(), random.Random(args.index), Recorder()
+    hosts = ["%s-w%d-%05d" % (args.prefix, args.index, i) for i in range(args.count)]
+    signers = HostSigners(args.keys, conf.conductor.topic)
+    for host in hosts:
+        signers.load(host)
 
     def create(host: str) -> Any:
-        ref = objects.Service(ctxt, host=host, binary=BINARY, topic=TOPIC)
-        ref.create()
+        with signers.as_host(host):  # each compute creates its own record
+            ref = objects.Service(ctxt, host=host, binary=BINARY, topic=TOPIC)
+            ref.create()
         return ref
 
     with futures.ThreadPoolExecutor(8) as pool:
-        refs = list(pool.map(create, ["%s-w%d-%05d" % (args.prefix, args.index, i)
-                                      for i in range(args.count)]))
+        refs = list(pool.map(create, hosts))
     print("created", flush=True)
     if not sys.stdin.readline():
         os._exit(1)  # the run was interrupted
     def new_api() -> Any:
         return servicegroup.API(conf, driver=timed_driver(
             conf.servicegroup_driver, conf, recorder, args.group_prefix,
-            batched=args.mode != "save"))
+            batched=args.mode != "save",
+            signers=None if args.mode == "batched" else signers))
 
     apis = [new_api()]
 
@@ -213,7 +280,8 @@ def start_worker(args: argparse.Namespace, ctx: dict[str, Any], prefix: str, ind
     with open(os.path.join(ctx["tmp"], "%s-w%d.log" % (prefix, index)), "w") as log:
         return subprocess.Popen(
             [sys.executable, os.path.abspath(__file__), "--worker", "--config", ctx["config"],
-             "--prefix", prefix, "--index", str(index), "--count", str(count), "--group-prefix",
+             "--prefix", prefix, "--index", str(index), "--count", str(count),
+             "--keys", ctx["keys"], "--group-prefix",
              ctx["group_prefix"], "--mode", args.mode, "--join-timeout", str(args.join_timeout)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
             start_new_session=True)
@@ -249,10 +317,16 @@ def stop_workers(procs: list[subprocess.Popen[str]], grace: float) -> None:
 
 
 def step(args: argparse.Namespace, n: int, ctx: dict[str, Any]) -> dict[str, Any]:
-    from novalet import context
+    from novalet import auth, context
     interval, conductor, lost0 = ctx["conf"].report_interval, ctx["conductor"], ctx["lost"]()
     prefix = "fleet-%s-n%d-%s" % (ctx["run_id"], n, uuid.uuid4().hex[:4])
     k = max(1, min(args.workers, n))
+    ctx["keys"] = os.path.join(ctx["tmp"], "keys-" + prefix)
+    for i in range(k):  # each compute's own key, as novalet-manage auth host-key writes it
+        for j in range(n // k + (i < n % k)):
+            host = "%s-w%d-%05d" % (prefix, i, j)
+            auth.keys.write_host_key(ctx["master_key"], host,
+                                     os.path.join(ctx["keys"], host + ".key"))
     workers = [start_worker(args, ctx, prefix, i, n // k + (i < n % k)) for i in range(k)]
     sessions_sql = "SELECT sessions FROM pg_stat_database WHERE datname = :n"
     try:
@@ -296,6 +370,9 @@ def step(args: argparse.Namespace, n: int, ctx: dict[str, Any]) -> dict[str, Any
         sessions = ctx["database"].query(sessions_sql, n=ctx["database"].name)[0][0] - sessions0
         send(workers, "%r %r" % (t0, t1))
         results = [json.loads(expect(w, "{")) for w in workers]
+        signed_by = dict(ctx["database"].query(  # how each record's last beat came
+            "SELECT last_auth, count(*) FROM services WHERE host LIKE :p GROUP BY last_auth",
+            p=prefix + "-%"))
     finally:
         stop_workers(workers, 60 if sys.exc_info()[0] is None else 3)
         ctx["database"].query("DELETE FROM services WHERE host LIKE :p", p=prefix + "-%")
@@ -308,7 +385,8 @@ def step(args: argparse.Namespace, n: int, ctx: dict[str, Any]) -> dict[str, Any
            "n": n, "rate": len(latencies) / (t1 - t0), "p50": percentile(latencies, 0.5) * 1000,
            "p99": percentile(latencies, 0.99) * 1000, "down": len(down),
            "failed": sum(r["failed"] for r in results), "gap": max(r["max_gap"] for r in results),
-           "cond_ms": cores["conductor"] * (t1 - t0) * 1000 / max(1, len(latencies))}
+           "cond_ms": cores["conductor"] * (t1 - t0) * 1000 / max(1, len(latencies)),
+           "last_beat_by": {str(k): v for k, v in signed_by.items()}}
     reasons = [why for why, bad in (
         ("p99>1s", row["p99"] > 1000), ("false down", row["down"] > 0),
         ("failed beats", row["failed"] > 0), ("worker died", died),
@@ -321,6 +399,8 @@ def step(args: argparse.Namespace, n: int, ctx: dict[str, Any]) -> dict[str, Any
           "down (%d observations), longest gap %.1fs -> %s" % (
               n, row["rate"], n / interval, row["p50"], row["p99"], row["failed"],
               row["down"], observations, row["gap"], row["verdict"]))
+    print("    last heartbeat of each record signed by: %s" % ", ".join(
+        "%s %d" % kv for kv in sorted(row["last_beat_by"].items())))
     print("    CPU cores used: %s (of %d); %d new PostgreSQL sessions, load %.1f" % (
         ", ".join("%s %.2f" % kv for kv in cores.items()), os.cpu_count() or 0, sessions,
         os.getloadavg()[0]))
@@ -337,8 +417,8 @@ def step(args: argparse.Namespace, n: int, ctx: dict[str, Any]) -> dict[str, Any
 
 def run(args: argparse.Namespace, stack: contextlib.ExitStack,
         rows: list[dict[str, Any]]) -> None:
+    from novalet import auth, indirection, objects, servicegroup
     from novalet import conf as novalet_conf
-    from novalet import indirection, objects, servicegroup
     from tests import processes, services
 
     run_id = uuid.uuid4().hex[:8]
@@ -349,16 +429,28 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack,
     stack.callback(vhost.delete)
     if args.driver == "tooz":
         stack.callback(clean_redis, services.check_redis(), run_id)
-    config = processes.write_config(os.path.join(tmp, "novalet.conf"), {
+    master_key = os.path.join(tmp, "master.key")
+    auth.keys.init_master(master_key)  # as novalet-manage auth init does
+    common = {
         "DEFAULT": {"transport_url": vhost.url, "host": "fleet-conductor",
-                    "report_interval": 10, "service_down_time": 60,
+                    "report_interval": args.report_interval, "service_down_time": 60,
                     "servicegroup_driver": args.driver},
         "database": {"connection": database.url},
         "conductor": {"workers": 1, "topic": "conductor-fleet-%s" % run_id},
-        "servicegroup": {"backend_url": services.REDIS_URL}})
-    with open(config, "a") as f:  # --set: appended sections win (last value)
-        f.writelines("[%s]\n%s = %s\n" % (*o.split("=", 1)[0].split("."), o.split("=", 1)[1])
-                     for o in args.set)
+        "servicegroup": {"backend_url": services.REDIS_URL}}
+    # The conductor (and the observer, which reads the database itself)
+    # hold the master key; the load generators only their computes' keys,
+    # and the master key in batched mode (see the module's docstring).
+    config, worker_config = (processes.write_config(
+        os.path.join(tmp, name), dict(common, auth=auth_section))
+        for name, auth_section in (
+            ("novalet.conf", {"master_key_file": master_key}),
+            ("worker.conf", {"master_key_file": master_key} if args.mode == "batched"
+             else {})))
+    for path in (config, worker_config):
+        with open(path, "a") as f:  # --set: appended sections win (last value)
+            f.writelines("[%s]\n%s = %s\n" % (*o.split("=", 1)[0].split("."),
+                                               o.split("=", 1)[1]) for o in args.set)
     result = processes.run_command("novalet-manage", "--config-file", config, "db", "sync")
     if result.returncode != 0:
         raise RuntimeError("db sync failed: %s" % result.stderr)
@@ -375,7 +467,8 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack,
     group_prefix = "novalet-fleet-%s" % run_id
     api = servicegroup.API(conf, driver=timed_driver(args.driver, conf, Recorder(), group_prefix))
     stack.callback(api.stop)
-    ctx = {"conf": conf, "run_id": run_id, "config": config, "tmp": tmp, "api": api,
+    ctx = {"conf": conf, "run_id": run_id, "config": worker_config, "tmp": tmp, "api": api,
+           "master_key": master_key,
            "group_prefix": group_prefix, "conductor": conductor.proc.pid, "database": database,
            "lost": lambda: conductor.log().count("is unreachable")}
     print("fleet: driver %s, mode %s%s, report_interval %ds, service_down_time %ds, %d "
@@ -420,6 +513,21 @@ def table(rows: list[dict[str, Any]]) -> None:
         max(passed) if passed else "none of %s" % sorted({r["n"] for r in rows})))
 
 
+def write_figures(args: argparse.Namespace, rows: list[dict[str, Any]], json_path: str,
+                  png_path: str) -> None:
+    """The rows as JSON; p99 and conductor CPU per heartbeat against N as a PNG."""
+    figures.write_json(json_path, "fleet", args, {"rows": rows})
+    measured = [r for r in rows if not r["verdict"].startswith("DISTURBED")]
+    label = measured[0]["driver"] if measured else args.driver
+    ns = [r["n"] for r in measured]
+    figures.plot(png_path, "fleet: %s, one conductor worker, report_interval %ds" % (
+        label, args.report_interval), [
+        ("simulated computes N", "heartbeat p99 ms",
+         [(label, ns, [r["p99"] for r in measured])], ("target: 1 s", 1000.0)),
+        ("simulated computes N", "conductor CPU ms per heartbeat",
+         [(label, ns, [r["cond_ms"] for r in measured])], None)], log_x=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add = parser.add_argument
@@ -429,6 +537,8 @@ def main() -> int:
     add("--duration", type=float, default=60.0, help="measured seconds per N (default 60)")
     add("--workers", type=int, default=4, help="load-generator processes (default 4)")
     add("--observe-every", type=float, default=5.0, help="seconds between two get_all()")
+    add("--report-interval", type=int, default=10,
+        help="[DEFAULT] report_interval of every process (default 10)")
     add("--mode", choices=["batched", "separate", "save"], default="batched",
         help="db: computes of a process share calls (batched, the default), each "
              "sends its own (separate), or each saves its Service (save)")
@@ -439,8 +549,9 @@ def main() -> int:
         help="extra option for every process, e.g. database.max_pool_size=64")
     add("--keep-going", action="store_true", help="go on with larger N after a MISS")
     add("--py-spy", metavar="DIR", help="py-spy profiles (GIL) of conductor and a worker")
+    figures.add_arguments(parser)
     add("--worker", action="store_true", help=argparse.SUPPRESS)
-    for hidden in ("--config", "--prefix", "--group-prefix"):
+    for hidden in ("--config", "--prefix", "--group-prefix", "--keys"):
         add(hidden, help=argparse.SUPPRESS)
     add("--index", type=int, default=0, help=argparse.SUPPRESS)
     add("--count", type=int, default=0, help=argparse.SUPPRESS)
@@ -450,6 +561,7 @@ def main() -> int:
     if args.py_spy:
         os.makedirs(args.py_spy, exist_ok=True)
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # clean up as on Ctrl-C
+    json_path, png_path = figures.paths(args, "fleet")
     rows: list[dict[str, Any]] = []
     with contextlib.ExitStack() as stack:
         try:
@@ -457,6 +569,7 @@ def main() -> int:
         except KeyboardInterrupt:
             print("interrupted; cleaning up", file=sys.stderr)
     table(rows)
+    write_figures(args, rows, json_path, png_path)
     return 0
 
 
