@@ -87,8 +87,10 @@ def plot(path: str, title: str, panels: list[Panel], *, log_x: bool = False) -> 
             ax.axhline(limit[1], color="grey", linestyle="--", linewidth=1, label=limit[0])
         if log_x:
             ax.set_xscale("log", base=2)
-            xs_all = sorted({x for _, xs, _ in lines for x in xs})
-            ax.set_xticks(xs_all, [str(int(x)) if x == int(x) else str(x) for x in xs_all])
+        xs_all = sorted({x for _, xs, _ in lines for x in xs})
+        if len(xs_all) <= 12:  # the measured x values, as they were given
+            ax.set_xticks(xs_all, ["%g" % x for x in xs_all])
+            ax.minorticks_off()
         ax.set_xlabel(x_label)
         ax.set_ylabel(y_label)
         ax.set_ylim(bottom=0)
