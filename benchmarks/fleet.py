@@ -188,9 +188,10 @@ def step(args: argparse.Namespace, n: int, ctx: dict[str, Any]) -> dict[str, Any
         sessions = ctx["database"].query(sessions_sql, n=ctx["database"].name)[0][0] - sessions0
         send(workers, "%r %r" % (t0, t1))
         results = [json.loads(expect(w, "{")) for w in workers]
-        signed_by = dict(ctx["database"].query(  # how each record's last beat came
-            "SELECT last_auth, count(*) FROM services WHERE host LIKE :p GROUP BY last_auth",
-            p=prefix + "-%"))
+        signed_by = {str(how): (records, int(beats)) for how, records, beats in ctx[
+            "database"].query(  # how each record's last beat came, beats it took
+                "SELECT last_auth, count(*), sum(report_count) FROM services WHERE "
+                "host LIKE :p AND report_count > 0 GROUP BY last_auth", p=prefix + "-%")}
     finally:
         stop_workers(workers, 60 if sys.exc_info()[0] is None else 3)
         ctx["database"].query("DELETE FROM services WHERE host LIKE :p", p=prefix + "-%")
@@ -204,12 +205,15 @@ def step(args: argparse.Namespace, n: int, ctx: dict[str, Any]) -> dict[str, Any
            "p99": percentile(latencies, 0.99) * 1000, "down": len(down),
            "failed": sum(r["failed"] for r in results), "gap": max(r["max_gap"] for r in results),
            "cond_ms": cores["conductor"] * (t1 - t0) * 1000 / max(1, len(latencies)),
-           "last_beat_by": {str(k): v for k, v in signed_by.items()}}
+           "last_beat_by": {k: v[0] for k, v in signed_by.items()},
+           "beats_recorded": sum(v[1] for v in signed_by.values())}
     reasons = [why for why, bad in (
         ("p99>1s", row["p99"] > 1000), ("false down", row["down"] > 0),
         ("failed beats", row["failed"] > 0), ("worker died", died),
         ("%d get_all() unanswered" % unanswered, unanswered > 0),
-        ("rate<95%", row["rate"] < 0.95 * n / interval)) if bad]
+        ("rate<95%", row["rate"] < 0.95 * n / interval),
+        ("beats not recorded (refused?)", args.driver == "db"
+         and row["beats_recorded"] < len(latencies))) if bad]
     row["verdict"] = "PASS" if not reasons else "MISS (%s)" % ", ".join(reasons)
     if ctx["lost"]() > lost0 and args.driver == "db":
         row["verdict"] = "DISTURBED (the broker went away during the step)"
@@ -217,8 +221,9 @@ def step(args: argparse.Namespace, n: int, ctx: dict[str, Any]) -> dict[str, Any
           "down (%d observations), longest gap %.1fs -> %s" % (
               n, row["rate"], n / interval, row["p50"], row["p99"], row["failed"],
               row["down"], observations, row["gap"], row["verdict"]))
-    print("    last heartbeat of each record signed by: %s" % ", ".join(
-        "%s %d" % kv for kv in sorted(row["last_beat_by"].items())))
+    print("    %d beats recorded; records by how their last beat was signed: %s" % (
+        row["beats_recorded"], ", ".join("%s %d" % kv for kv in sorted(
+            row["last_beat_by"].items())) or "none beat"))
     print("    CPU cores used: %s (of %d); %d new PostgreSQL sessions, load %.1f" % (
         ", ".join("%s %.2f" % kv for kv in cores.items()), os.cpu_count() or 0, sessions,
         os.getloadavg()[0]))
