@@ -39,7 +39,7 @@ def paths(args: argparse.Namespace, name: str) -> tuple[str, str]:
 
 def machine() -> dict[str, Any]:
     """What the figures were measured on."""
-    versions = {}
+    versions: dict[str, str | None] = {}
     for dist in ("novalet", "oslo.messaging", "oslo.versionedobjects", "oslo.db",
                  "SQLAlchemy", "kombu"):
         try:

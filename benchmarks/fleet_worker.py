@@ -72,6 +72,7 @@ class HostSigners:
     def load(self, host: str) -> None:
         ring = self._auth.keys.KeyRing.from_files(
             None, os.path.join(self._dir, host + ".key"), self._topic)
+        assert ring is not None
         self._signers[host] = self._auth.signing.Signer(ring)
 
     def current(self) -> Any:
@@ -123,7 +124,7 @@ def timed_driver(name: str, conf: Any, recorder: Recorder, group_prefix: str,
                     def signed_run_once() -> bool:
                         with signing({host}):
                             return bool(run_once())
-                    reporter.run_once = recorder.timed(host, signed_run_once)
+                    reporter.run_once = recorder.timed(host, signed_run_once)  # type: ignore[method-assign]
                 return reporter
 
         return TimedDbDriver(conf, batched=batched)

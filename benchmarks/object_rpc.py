@@ -222,7 +222,10 @@ def start_servers(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict
                         "rpc_response_timeout": 30},
             "database": {"connection": database.url},
             "conductor": {"workers": 1, "topic": topic},
-            "auth": {"master_key_file": master_key, "enforce": "false"}, **extra})
+            "auth": {"master_key_file": master_key, "enforce": "false"},
+            # A connection per caller waiting (oslo.messaging's default is 30).
+            "oslo_messaging_rabbit": {"rpc_conn_pool_size": max(30, max(args.callers) + 8)},
+            **extra})
     config = conductor_conf("novalet.conf", "bench-conductor",
                             "conductor-bench-%s" % os.urandom(4).hex())
     result = processes.run_command("novalet-manage", "--config-file", config, "db", "sync")
@@ -297,8 +300,10 @@ def make_callers(spec: dict[str, Any], callers: int, tag: str,
         novalet_conf.CONF.clear_override("topic", "conductor")
     # Signed as the host bench-host (its key, as a compute) or not at all;
     # novalet.rpc asks novalet.auth.signer() at every call.
-    host_signer = auth.signing.Signer(auth.keys.KeyRing.from_files(
-        None, spec["host_key"], novalet_conf.CONF.conductor.topic))
+    host_ring = auth.keys.KeyRing.from_files(None, spec["host_key"],
+                                             novalet_conf.CONF.conductor.topic)
+    assert host_ring is not None
+    host_signer = auth.signing.Signer(host_ring)
 
     def through(api: Any, call: Callable[[], Any],
                 signer: Any = None) -> Callable[[], Any]:

@@ -96,12 +96,12 @@ def report(cases: list[Case], callers: int) -> None:
         for suffix, what in (("+m", "with metrics / without"), ("+s", "signed / unsigned")):
             if name in by_name and name + suffix in by_name:
                 plain, other = by_name[name], by_name[name + suffix]
+                cpu: list[float] = [s.cpu_ms().get(group, 0.0) for group in (
+                    "client", "conductor") for s in (plain, other)]
                 print("%s %s: %.3fx (ratio to raw %.2f -> %.2f); CPU ms per call "
                       "client %.3f -> %.3f, conductor %.3f -> %.3f" % (
                           name, what, other.rate / plain.rate, plain.rate / raw.rate,
-                          other.rate / raw.rate,
-                          *(s.cpu_ms().get(group, 0) for group in ("client", "conductor")
-                            for s in (plain, other))))
+                          other.rate / raw.rate, *cpu))
     if "raw+DB" in by_name and "save()" in by_name:
         print("save() / raw+DB: %.2fx (the same database write, with and without novalet's "
               "objects, serializer and dispatcher); raw+DB / raw: %.2fx" % (

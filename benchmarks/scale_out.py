@@ -274,7 +274,7 @@ def report(args: argparse.Namespace, setups: list[SetUp], json_path: str,
     print("| set-up | calls/s | p50 ms | p99 ms | ratio |")
     print("|---|---|---|---|---|")
     base_rate = None
-    rows = []
+    rows: list[dict[str, Any]] = []
     for setup in setups:
         lat = sorted(setup.latencies)
         rate = len(lat) / setup.seconds

@@ -31,7 +31,10 @@ BENCHMARKS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
 
 #: Each benchmark's tiny run: its arguments and what its JSON must show.
 TINY: dict[str, list[str]] = {
-    "object_rpc.py": ["--callers", "1,2", "--calls", "8", "--rounds", "1", "--warmup", "2"],
+    # Caller processes: their callers are threads (run_threads) as this
+    # process's own are, so both ways of calling run.
+    "object_rpc.py": ["--callers", "1,2", "--processes", "2", "--calls", "8", "--rounds", "1",
+                      "--warmup", "2"],
     "fleet.py": ["--computes", "3", "--workers", "2", "--duration", "2",
                  "--report-interval", "1", "--observe-every", "1", "--mode", "separate",
                  "--retries", "0"],
