@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TextIO
 
 
 def run_threads(calls: list[Callable[[], Any]], total: int, seconds: float
@@ -61,15 +61,17 @@ def run_threads(calls: list[Callable[[], Any]], total: int, seconds: float
     return [x for mine in per_thread for x in mine], start, end
 
 
-def serve(calls: dict[str, list[Callable[[], Any]]]) -> int:
+def serve(calls: dict[str, list[Callable[[], Any]]], answers: TextIO) -> int:
     """A caller process's loop: run what each line of stdin asks (see the
-    module's docstring), answer on stdout; return at end of input."""
-    print("ready", flush=True)
+    module's docstring), answer on ``answers`` (the process's stdout, which
+    nothing else may print to); return at end of input."""
+    print("ready", file=answers, flush=True)
     for line in sys.stdin:
         order = json.loads(line)
         latencies, start, end = run_threads(
             calls[order["case"]][:order["threads"]], order["calls"], order["seconds"])
-        print(json.dumps({"latencies": latencies, "start": start, "end": end}), flush=True)
+        print(json.dumps({"latencies": latencies, "start": start, "end": end}),
+              file=answers, flush=True)
     return 0
 
 
