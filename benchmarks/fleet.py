@@ -10,6 +10,7 @@ seconds: a compute reported down while its process runs is a false down.
 
     python benchmarks/fleet.py [--driver db|tooz] [--computes 500,1000,2000,5000]
         [--duration 60] [--workers 4] [--mode batched|separate|save] [--py-spy DIR]
+        [--report-interval 10] [--json PATH] [--plot PATH]
 
 db modes: ``batched`` (default): the driver as shipped, one per process, so a
 process's computes share heartbeat calls (``ServiceList.report_heartbeats``);
@@ -21,160 +22,44 @@ runs from when it was due (or its call started, if earlier: the batcher sends
 beats due within 0.25 s together) to the end of the call that carried it. A step
 during which the broker went away (someone restarting RabbitMQ) is repeated.
 Exits 0.
+
+Signed as a deployment is: the conductor holds a master key (``[auth]
+enforce`` on: an unsigned request is refused) and every simulated compute its
+own host key (written by ``novalet.auth.keys``, as ``novalet-manage auth
+host-key`` does): it creates its record and, in ``separate`` and ``save``
+modes, sends its beats signed with it. In ``batched`` mode one call carries
+many hosts' beats, which no host key may sign: the load generators hold the
+master key and sign those calls as the admin.
+
+Figures: ``--json PATH`` and ``--plot PATH`` (p99 and conductor CPU per beat
+against N; see ``figures.py``).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import itertools
 import json
 import os
-import random
-import resource
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import types
 import uuid
-from collections.abc import Callable
-from concurrent import futures
 from typing import Any
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+# isort: off
 import novalet  # noqa: E402,F401  (first: selects oslo.service's threading backend)
+import figures  # noqa: E402
+from fleet_worker import BINARY, Recorder, timed_driver, worker  # noqa: E402
+# isort: on
 
-BINARY, TOPIC = "novalet-compute", "compute"
 TICK = os.sysconf("SC_CLK_TCK")
-Beat = tuple[float, float, bool, str]  # (start or due time, latency, ok, host)
-
-
-# -- worker mode: N/K simulated computes in one process -----------------------
-
-class Recorder:
-    """Every heartbeat of this process: when, how long, whether it worked."""
-
-    def __init__(self) -> None:
-        self.beats: list[Beat] = []
-        self.calls: list[tuple[float, float, int]] = []  # batched calls: start, latency, beats
-
-    def timed(self, host: str, run_once: Callable[[], bool]) -> Callable[[], bool]:
-        def run() -> bool:
-            start, t0 = time.time(), time.perf_counter()
-            ok = run_once()
-            self.beats.append((start, time.perf_counter() - t0, ok, host))
-            return ok
-        return run
-
-    def summary(self, t0: float, t1: float) -> dict[str, Any]:
-        """Beats that started (were due) in [t0, t1); the longest gap between
-        two completed beats of one compute, ending in the window."""
-        window = [b for b in self.beats if t0 <= b[0] < t1]
-        ends: dict[str, list[float]] = {}
-        for start, latency, ok, host in sorted(self.beats):
-            if ok:
-                ends.setdefault(host, []).append(start + latency)
-        gap = max((b - a for e in ends.values() for a, b in itertools.pairwise(e)
-                   if t0 <= b < t1), default=0.0)
-        return {"latencies": [round(b[1], 5) for b in window if b[2]],
-                "failed": sum(1 for b in window if not b[2]), "max_gap": gap,
-                "calls": [c[1:] for c in self.calls if t0 <= c[0] < t1]}
-
-
-def timed_driver(name: str, conf: Any, recorder: Recorder, group_prefix: str,
-                 batched: bool = True) -> Any:
-    """The ``name`` servicegroup driver, every beat timed."""
-    from novalet.servicegroup.drivers import db, tooz
-
-    class TimedBatcher(db.Batcher):
-        def send(self, due: list[tuple[float, Any]]) -> None:
-            start, t0 = time.time(), time.monotonic()
-            super().send(due)
-            end = time.monotonic()
-            recorder.calls.append((start, end - t0, len(due)))
-            for when, reporter in due:  # when: monotonic due time (or just after)
-                recorder.beats.append((start - (t0 - when), end - min(when, t0),
-                                       not reporter.lost, reporter.name))
-
-    if name == "db":
-        class TimedDbDriver(db.DbDriver):
-            batcher_class = TimedBatcher
-
-            def _make_reporter(self, host: str, topic: str, service: Any) -> Any:
-                reporter = super()._make_reporter(host, topic, service)
-                reporter.name = host
-                if not batched:
-                    reporter.run_once = recorder.timed(host, reporter.run_once)
-                return reporter
-
-        return TimedDbDriver(conf, batched=batched)
-
-    class TimedToozDriver(tooz.ToozDriver):
-        def _make_reporter(self, host: str, topic: str, service: Any) -> Any:
-            reporter = super()._make_reporter(host, topic, service)
-            reporter.run_once = recorder.timed(host, reporter.run_once)  # type: ignore[method-assign]
-            return reporter
-
-    return TimedToozDriver(conf, group_prefix=group_prefix)
-
-
-def worker(args: argparse.Namespace) -> int:
-    from novalet import conf as novalet_conf
-    from novalet import context, indirection, objects, servicegroup
-    conf = novalet_conf.CONF
-    novalet_conf.parse_args(["--config-file", args.config], default_config_files=[])
-    conf.set_override("indirection", "rpc", "objects")
-    objects.register_all()
-    indirection.configure(conf, binary=BINARY)
-    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # tooz: a socket each
-    ctxt, rnd, recorder = context.get_admin_context(), random.Random(args.index), Recorder()
-
-    def create(host: str) -> Any:
-        ref = objects.Service(ctxt, host=host, binary=BINARY, topic=TOPIC)
-        ref.create()
-        return ref
-
-    with futures.ThreadPoolExecutor(8) as pool:
-        refs = list(pool.map(create, ["%s-w%d-%05d" % (args.prefix, args.index, i)
-                                      for i in range(args.count)]))
-    print("created", flush=True)
-    if not sys.stdin.readline():
-        os._exit(1)  # the run was interrupted
-    def new_api() -> Any:
-        return servicegroup.API(conf, driver=timed_driver(
-            conf.servicegroup_driver, conf, recorder, args.group_prefix,
-            batched=args.mode != "save"))
-
-    apis = [new_api()]
-
-    def join_all() -> None:
-        for ref in refs:
-            if args.mode == "separate" and apis[-1].driver.joined():
-                apis.append(new_api())
-            apis[-1].join(ref.host, TOPIC, types.SimpleNamespace(service_ref=ref, binary=BINARY),
-                          initial_delay=rnd.uniform(0, conf.report_interval))
-
-    joining = threading.Thread(target=join_all, daemon=True)
-    joining.start()
-    joining.join(args.join_timeout)  # the ones not joined by then run but are down
-
-    def stop() -> None:
-        for api in apis:
-            api.stop()
-
-    print("joined %d threads" % threading.active_count(), flush=True)
-    window = sys.stdin.readline().split()
-    if window:
-        print(json.dumps(recorder.summary(float(window[0]), float(window[1]))), flush=True)
-    threading.Timer(60, os._exit, (3,)).start()  # a bound on stopping
-    stop()
-    os._exit(0)
 
 
 # -- measuring ----------------------------------------------------------------
@@ -213,7 +98,8 @@ def start_worker(args: argparse.Namespace, ctx: dict[str, Any], prefix: str, ind
     with open(os.path.join(ctx["tmp"], "%s-w%d.log" % (prefix, index)), "w") as log:
         return subprocess.Popen(
             [sys.executable, os.path.abspath(__file__), "--worker", "--config", ctx["config"],
-             "--prefix", prefix, "--index", str(index), "--count", str(count), "--group-prefix",
+             "--prefix", prefix, "--index", str(index), "--count", str(count),
+             "--keys", ctx["keys"], "--group-prefix",
              ctx["group_prefix"], "--mode", args.mode, "--join-timeout", str(args.join_timeout)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
             start_new_session=True)
@@ -249,10 +135,16 @@ def stop_workers(procs: list[subprocess.Popen[str]], grace: float) -> None:
 
 
 def step(args: argparse.Namespace, n: int, ctx: dict[str, Any]) -> dict[str, Any]:
-    from novalet import context
+    from novalet import auth, context
     interval, conductor, lost0 = ctx["conf"].report_interval, ctx["conductor"], ctx["lost"]()
     prefix = "fleet-%s-n%d-%s" % (ctx["run_id"], n, uuid.uuid4().hex[:4])
     k = max(1, min(args.workers, n))
+    ctx["keys"] = os.path.join(ctx["tmp"], "keys-" + prefix)
+    for i in range(k):  # each compute's own key, as novalet-manage auth host-key writes it
+        for j in range(n // k + (i < n % k)):
+            host = "%s-w%d-%05d" % (prefix, i, j)
+            auth.keys.write_host_key(ctx["master_key"], host,
+                                     os.path.join(ctx["keys"], host + ".key"))
     workers = [start_worker(args, ctx, prefix, i, n // k + (i < n % k)) for i in range(k)]
     sessions_sql = "SELECT sessions FROM pg_stat_database WHERE datname = :n"
     try:
@@ -296,6 +188,10 @@ def step(args: argparse.Namespace, n: int, ctx: dict[str, Any]) -> dict[str, Any
         sessions = ctx["database"].query(sessions_sql, n=ctx["database"].name)[0][0] - sessions0
         send(workers, "%r %r" % (t0, t1))
         results = [json.loads(expect(w, "{")) for w in workers]
+        signed_by = {str(how): (records, int(beats)) for how, records, beats in ctx[
+            "database"].query(  # how each record's last beat came, beats it took
+                "SELECT last_auth, count(*), sum(report_count) FROM services WHERE "
+                "host LIKE :p AND report_count > 0 GROUP BY last_auth", p=prefix + "-%")}
     finally:
         stop_workers(workers, 60 if sys.exc_info()[0] is None else 3)
         ctx["database"].query("DELETE FROM services WHERE host LIKE :p", p=prefix + "-%")
@@ -308,12 +204,16 @@ def step(args: argparse.Namespace, n: int, ctx: dict[str, Any]) -> dict[str, Any
            "n": n, "rate": len(latencies) / (t1 - t0), "p50": percentile(latencies, 0.5) * 1000,
            "p99": percentile(latencies, 0.99) * 1000, "down": len(down),
            "failed": sum(r["failed"] for r in results), "gap": max(r["max_gap"] for r in results),
-           "cond_ms": cores["conductor"] * (t1 - t0) * 1000 / max(1, len(latencies))}
+           "cond_ms": cores["conductor"] * (t1 - t0) * 1000 / max(1, len(latencies)),
+           "last_beat_by": {k: v[0] for k, v in signed_by.items()},
+           "beats_recorded": sum(v[1] for v in signed_by.values())}
     reasons = [why for why, bad in (
         ("p99>1s", row["p99"] > 1000), ("false down", row["down"] > 0),
         ("failed beats", row["failed"] > 0), ("worker died", died),
         ("%d get_all() unanswered" % unanswered, unanswered > 0),
-        ("rate<95%", row["rate"] < 0.95 * n / interval)) if bad]
+        ("rate<95%", row["rate"] < 0.95 * n / interval),
+        ("beats not recorded (refused?)", args.driver == "db"
+         and row["beats_recorded"] < len(latencies))) if bad]
     row["verdict"] = "PASS" if not reasons else "MISS (%s)" % ", ".join(reasons)
     if ctx["lost"]() > lost0 and args.driver == "db":
         row["verdict"] = "DISTURBED (the broker went away during the step)"
@@ -321,6 +221,9 @@ def step(args: argparse.Namespace, n: int, ctx: dict[str, Any]) -> dict[str, Any
           "down (%d observations), longest gap %.1fs -> %s" % (
               n, row["rate"], n / interval, row["p50"], row["p99"], row["failed"],
               row["down"], observations, row["gap"], row["verdict"]))
+    print("    %d beats recorded; records by how their last beat was signed: %s" % (
+        row["beats_recorded"], ", ".join("%s %d" % kv for kv in sorted(
+            row["last_beat_by"].items())) or "none beat"))
     print("    CPU cores used: %s (of %d); %d new PostgreSQL sessions, load %.1f" % (
         ", ".join("%s %.2f" % kv for kv in cores.items()), os.cpu_count() or 0, sessions,
         os.getloadavg()[0]))
@@ -337,8 +240,8 @@ def step(args: argparse.Namespace, n: int, ctx: dict[str, Any]) -> dict[str, Any
 
 def run(args: argparse.Namespace, stack: contextlib.ExitStack,
         rows: list[dict[str, Any]]) -> None:
+    from novalet import auth, indirection, objects, servicegroup
     from novalet import conf as novalet_conf
-    from novalet import indirection, objects, servicegroup
     from tests import processes, services
 
     run_id = uuid.uuid4().hex[:8]
@@ -349,16 +252,28 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack,
     stack.callback(vhost.delete)
     if args.driver == "tooz":
         stack.callback(clean_redis, services.check_redis(), run_id)
-    config = processes.write_config(os.path.join(tmp, "novalet.conf"), {
+    master_key = os.path.join(tmp, "master.key")
+    auth.keys.init_master(master_key)  # as novalet-manage auth init does
+    common = {
         "DEFAULT": {"transport_url": vhost.url, "host": "fleet-conductor",
-                    "report_interval": 10, "service_down_time": 60,
+                    "report_interval": args.report_interval, "service_down_time": 60,
                     "servicegroup_driver": args.driver},
         "database": {"connection": database.url},
         "conductor": {"workers": 1, "topic": "conductor-fleet-%s" % run_id},
-        "servicegroup": {"backend_url": services.REDIS_URL}})
-    with open(config, "a") as f:  # --set: appended sections win (last value)
-        f.writelines("[%s]\n%s = %s\n" % (*o.split("=", 1)[0].split("."), o.split("=", 1)[1])
-                     for o in args.set)
+        "servicegroup": {"backend_url": services.REDIS_URL}}
+    # The conductor (and the observer, which reads the database itself)
+    # hold the master key; the load generators only their computes' keys,
+    # and the master key in batched mode (see the module's docstring).
+    config, worker_config = (processes.write_config(
+        os.path.join(tmp, name), dict(common, auth=auth_section))
+        for name, auth_section in (
+            ("novalet.conf", {"master_key_file": master_key}),
+            ("worker.conf", {"master_key_file": master_key} if args.mode == "batched"
+             else {})))
+    for path in (config, worker_config):
+        with open(path, "a") as f:  # --set: appended sections win (last value)
+            f.writelines("[%s]\n%s = %s\n" % (*o.split("=", 1)[0].split("."),
+                                               o.split("=", 1)[1]) for o in args.set)
     result = processes.run_command("novalet-manage", "--config-file", config, "db", "sync")
     if result.returncode != 0:
         raise RuntimeError("db sync failed: %s" % result.stderr)
@@ -375,7 +290,8 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack,
     group_prefix = "novalet-fleet-%s" % run_id
     api = servicegroup.API(conf, driver=timed_driver(args.driver, conf, Recorder(), group_prefix))
     stack.callback(api.stop)
-    ctx = {"conf": conf, "run_id": run_id, "config": config, "tmp": tmp, "api": api,
+    ctx = {"conf": conf, "run_id": run_id, "config": worker_config, "tmp": tmp, "api": api,
+           "master_key": master_key,
            "group_prefix": group_prefix, "conductor": conductor.proc.pid, "database": database,
            "lost": lambda: conductor.log().count("is unreachable")}
     print("fleet: driver %s, mode %s%s, report_interval %ds, service_down_time %ds, %d "
@@ -420,6 +336,21 @@ def table(rows: list[dict[str, Any]]) -> None:
         max(passed) if passed else "none of %s" % sorted({r["n"] for r in rows})))
 
 
+def write_figures(args: argparse.Namespace, rows: list[dict[str, Any]], json_path: str,
+                  png_path: str) -> None:
+    """The rows as JSON; p99 and conductor CPU per heartbeat against N as a PNG."""
+    figures.write_json(json_path, "fleet", args, {"rows": rows})
+    measured = [r for r in rows if not r["verdict"].startswith("DISTURBED")]
+    label = measured[0]["driver"] if measured else args.driver
+    ns = [r["n"] for r in measured]
+    figures.plot(png_path, "fleet: %s, one conductor worker, report_interval %ds" % (
+        label, args.report_interval), [
+        ("simulated computes N", "heartbeat p99 ms",
+         [(label, ns, [r["p99"] for r in measured])], ("target: 1 s", 1000.0)),
+        ("simulated computes N", "conductor CPU ms per heartbeat",
+         [(label, ns, [r["cond_ms"] for r in measured])], None)], log_x=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add = parser.add_argument
@@ -429,6 +360,8 @@ def main() -> int:
     add("--duration", type=float, default=60.0, help="measured seconds per N (default 60)")
     add("--workers", type=int, default=4, help="load-generator processes (default 4)")
     add("--observe-every", type=float, default=5.0, help="seconds between two get_all()")
+    add("--report-interval", type=int, default=10,
+        help="[DEFAULT] report_interval of every process (default 10)")
     add("--mode", choices=["batched", "separate", "save"], default="batched",
         help="db: computes of a process share calls (batched, the default), each "
              "sends its own (separate), or each saves its Service (save)")
@@ -439,8 +372,9 @@ def main() -> int:
         help="extra option for every process, e.g. database.max_pool_size=64")
     add("--keep-going", action="store_true", help="go on with larger N after a MISS")
     add("--py-spy", metavar="DIR", help="py-spy profiles (GIL) of conductor and a worker")
+    figures.add_arguments(parser)
     add("--worker", action="store_true", help=argparse.SUPPRESS)
-    for hidden in ("--config", "--prefix", "--group-prefix"):
+    for hidden in ("--config", "--prefix", "--group-prefix", "--keys"):
         add(hidden, help=argparse.SUPPRESS)
     add("--index", type=int, default=0, help=argparse.SUPPRESS)
     add("--count", type=int, default=0, help=argparse.SUPPRESS)
@@ -450,6 +384,7 @@ def main() -> int:
     if args.py_spy:
         os.makedirs(args.py_spy, exist_ok=True)
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # clean up as on Ctrl-C
+    json_path, png_path = figures.paths(args, "fleet")
     rows: list[dict[str, Any]] = []
     with contextlib.ExitStack() as stack:
         try:
@@ -457,6 +392,7 @@ def main() -> int:
         except KeyboardInterrupt:
             print("interrupted; cleaning up", file=sys.stderr)
     table(rows)
+    write_figures(args, rows, json_path, png_path)
     return 0
 
 

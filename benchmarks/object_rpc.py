@@ -2,12 +2,20 @@
 
 A private PostgreSQL database and RabbitMQ vhost, one ``novalet-conductor``
 (workers=1) and, for the baseline, an echo server in its own process (client
-<-> broker <-> server process in every case). One caller, sequential calls after
-a warm-up, cases interleaved in rounds; also prints each process's CPU time per
-call (/proc), steadier than rates on a shared machine. Exits 0 either way.
+<-> broker <-> server process in every case): an oslo.messaging ``call()`` of
+a payload as long as the object's primitive. Cases interleaved in rounds after
+a warm-up; also prints each process's CPU time per call (/proc), steadier than
+rates on a shared machine. Exits 0 either way.
 
-    python benchmarks/object_rpc.py [--calls N] [--seconds S] [--rounds R]
-        [--cases no-DB,save()] [--py-spy DIR] [--metrics]
+    python benchmarks/object_rpc.py [--callers 1,8,32] [--processes P]
+        [--calls N] [--seconds S] [--rounds R] [--cases no-DB,save()]
+        [--py-spy DIR] [--metrics] [--json PATH] [--plot PATH]
+
+``--callers``: the cases run with each number of concurrent callers in turn
+(each caller its own ComputeNode row and objects; the ratio to raw is at the
+same number), as threads of this process or, with ``--processes P``, threads
+spread over P caller processes (``callers.py``). The figures go to a JSON
+file and a PNG (throughput and p99 against callers; ``figures.py``).
 
 Signed requests: the conductor holds a master key with ``[auth] enforce =
 false``; the novalet cases run unsigned and, interleaved with them, signed
@@ -27,8 +35,8 @@ import argparse
 import contextlib
 import itertools
 import json
+import logging
 import os
-import platform
 import signal
 import subprocess
 import sys
@@ -36,7 +44,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from importlib import metadata
 from typing import Any
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -46,14 +53,17 @@ sys.path.insert(0, ROOT)
 import novalet  # noqa: E402,F401  (first: selects oslo.service's threading backend)
 import oslo_messaging as messaging  # noqa: E402
 from oslo_config import cfg  # noqa: E402
+import callers as callers_mod  # noqa: E402
+import figures  # noqa: E402
+import proc_cpu  # noqa: E402
+import object_rpc_report  # noqa: E402
+from object_rpc_report import TARGETS, Case, Runner, plot, report, summary  # noqa: E402
 # isort: on
 
 NO_DB_CALL = ("BenchProbe.touch(n): a remotable method that sets one field and does "
               "no DB work, on an object with ComputeNode's fields and values "
               "(registered by this script in itself and in the conductor it starts)")
-TARGETS = {"no-DB": 0.85, "save()": 0.6}
 ECHO_EXCHANGE = "novalet-bench"  # explicit: the processes' defaults differ
-TICK = os.sysconf("SC_CLK_TCK")
 
 
 # -- the baseline's server: plain oslo.messaging, no novalet serializer ------
@@ -134,108 +144,6 @@ def run_conductor(argv: list[str]) -> int:
     return conductor.main(argv)
 
 
-# -- CPU accounting from /proc -------------------------------------------------
-
-def _stat(pid: int) -> list[str]:
-    """/proc/PID/stat after the command name: [0] state, [1] ppid, [11] utime..."""
-    with open("/proc/%d/stat" % pid) as f:
-        return f.read().rsplit(")", 1)[1].split()
-
-
-def process_tree(root: int) -> list[int]:
-    parents = {}
-    for pid in (int(entry) for entry in os.listdir("/proc") if entry.isdigit()):
-        with contextlib.suppress(OSError):
-            parents[pid] = int(_stat(pid)[1])
-    found, todo = [], [root]
-    while todo:
-        found.append(todo.pop())
-        todo.extend(pid for pid, ppid in parents.items() if ppid == found[-1])
-    return found
-
-
-def cpu_seconds(groups: dict[str, list[int]]) -> dict[str, float]:
-    """User+system CPU seconds of each group (all threads)."""
-    result = {}
-    for name, pids in groups.items():
-        ticks = 0
-        for pid in pids:
-            with contextlib.suppress(OSError):
-                fields = _stat(pid)
-                ticks += int(fields[11]) + int(fields[12])
-        result[name] = ticks / TICK
-    return result
-
-
-# -- measuring -----------------------------------------------------------------
-
-class Case:
-    """One kind of call: latencies, per-round rates, CPU use per process group."""
-
-    def __init__(self, name: str, call: Callable[[], Any]) -> None:
-        self.name = name
-        self.call = call
-        self.reset()
-
-    def reset(self) -> None:
-        self.latencies: list[float] = []
-        self.elapsed = 0.0
-        self.round_rates: list[float] = []
-        self.cpu: dict[str, float] = {}
-
-    def run(self, calls: int, seconds: float, groups: dict[str, list[int]]) -> None:
-        latencies: list[float] = []
-        cpu_before = cpu_seconds(groups)
-        start = now = time.perf_counter()
-        while len(latencies) < calls and now < start + seconds:
-            t0 = time.perf_counter()
-            self.call()
-            now = time.perf_counter()
-            latencies.append(now - t0)
-        self.elapsed += now - start
-        self.latencies.extend(latencies)
-        self.round_rates.append(len(latencies) / (now - start))
-        for name, used in cpu_seconds(groups).items():
-            self.cpu[name] = self.cpu.get(name, 0.0) + used - cpu_before[name]
-
-    @property
-    def rate(self) -> float:
-        return len(self.latencies) / self.elapsed
-
-    def percentile_ms(self, p: float) -> float:
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000
-
-
-def report(cases: list[Case]) -> None:
-    baseline = cases[0]
-    print("%-7s %6s %8s %7s %7s %6s  %s" % (
-        "case", "calls", "calls/s", "p50 ms", "p99 ms", "ratio", "round calls/s"))
-    for case in cases:
-        ratio = case.rate / baseline.rate
-        target = TARGETS.get(case.name)
-        verdict = "" if target is None else "  %s (target >= %.2fx)" % (
-            "PASS" if ratio >= target else "MISS", target)
-        print("%-7s %6d %8.0f %7.2f %7.2f %5.2fx  %-16s%s" % (
-            case.name, len(case.latencies), case.rate, case.percentile_ms(0.5),
-            case.percentile_ms(0.99), ratio,
-            "%.0f-%.0f" % (min(case.round_rates), max(case.round_rates)), verdict))
-    print("CPU ms per call, by process (an idle process's own use included):")
-    for case in cases:
-        per_call = {k: v * 1000 / len(case.latencies) for k, v in case.cpu.items()}
-        print("  %-7s %s  total %.2f" % (case.name, "  ".join(
-            "%s %.2f" % item for item in per_call.items()), sum(per_call.values())))
-
-
-def environment() -> str:
-    git = subprocess.run(["git", "-C", ROOT, "describe", "--always", "--dirty"],
-                         capture_output=True, text=True).stdout.strip()
-    return "env: %d CPUs, load %s, Python %s, %s, novalet %s" % (
-        os.cpu_count() or 0, "/".join("%.2f" % x for x in os.getloadavg()),
-        platform.python_version(), ", ".join("%s %s" % (dist, metadata.version(dist)) for dist in (
-            "oslo.messaging", "oslo.versionedobjects", "SQLAlchemy", "kombu")), git or "?")
-
-
 # -- helper processes ------------------------------------------------------------
 
 def _stop_on_exit(proc: subprocess.Popen[Any], stack: contextlib.ExitStack,
@@ -291,12 +199,12 @@ def start_py_spy(pid: int, out: str, stack: contextlib.ExitStack) -> None:
     _stop_on_exit(proc, stack, signal.SIGINT)  # py-spy writes its file on SIGINT
 
 
-# -- the run ---------------------------------------------------------------------
+# -- the servers (this process starts them) -------------------------------------
 
-def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
-
-    from novalet import auth, context, indirection, objects, rpc
-    from novalet import conf as novalet_conf
+def start_servers(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict[str, Any]:
+    """Keys, database, vhost, conductor(s), echo server: what the callers
+    need to know of them (the spec a caller process gets), and handles."""
+    from novalet import auth
     from tests import processes, services
 
     tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="novalet-bench-"))
@@ -308,13 +216,19 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
     stack.callback(database.drop)
     vhost = services.RabbitVhost()
     stack.callback(vhost.delete)
-    config = processes.write_config(os.path.join(tmp, "novalet.conf"), {
-        "DEFAULT": {"transport_url": vhost.url, "host": "bench-conductor",
-                    "rpc_response_timeout": 30},
-        "database": {"connection": database.url},
-        "conductor": {"workers": 1, "topic": "conductor-bench-%s" % os.urandom(4).hex()},
-        "auth": {"master_key_file": master_key, "enforce": "false"},
-    })
+
+    def conductor_conf(name: str, host: str, topic: str, **extra: Any) -> str:
+        return processes.write_config(os.path.join(tmp, name), {
+            "DEFAULT": {"transport_url": vhost.url, "host": host,
+                        "rpc_response_timeout": 30},
+            "database": {"connection": database.url},
+            "conductor": {"workers": 1, "topic": topic},
+            "auth": {"master_key_file": master_key, "enforce": "false"},
+            # A connection per caller waiting (oslo.messaging's default is 30).
+            "oslo_messaging_rabbit": {"rpc_conn_pool_size": max(30, max(args.callers) + 8)},
+            **extra})
+    config = conductor_conf("novalet.conf", "bench-conductor",
+                            "conductor-bench-%s" % os.urandom(4).hex())
     result = processes.run_command("novalet-manage", "--config-file", config, "db", "sync")
     if result.returncode != 0:
         raise RuntimeError("db sync failed: %s" % result.stderr)
@@ -328,103 +242,171 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
                                          os.path.join(tmp, "conductor.log"), bin_dir=tmp)
     stack.callback(conductor.stop)
     conductor.wait_for_log(r"novalet-conductor started on bench-conductor")
-    metered_topic = None
+    conductors, metered_topic = [conductor.proc.pid], None
     if args.metrics:
         metered_topic = "conductor-bench-m-%s" % os.urandom(4).hex()
         metered = processes.ServiceProcess(
-            "novalet-conductor", processes.write_config(
-                os.path.join(tmp, "metered.conf"), {
-                    "DEFAULT": {"transport_url": vhost.url, "host": "bench-conductor-m",
-                                "rpc_response_timeout": 30},
-                    "database": {"connection": database.url},
-                    "conductor": {"workers": 1, "topic": metered_topic},
-                    "auth": {"master_key_file": master_key, "enforce": "false"},
-                    "metrics": {"bind_port": 0}}),
+            "novalet-conductor", conductor_conf("metered.conf", "bench-conductor-m",
+                                                metered_topic, metrics={"bind_port": 0}),
             os.path.join(tmp, "metered.log"), bin_dir=tmp)
         stack.callback(metered.stop)
         metrics_url = metered.wait_for_log(r"Metrics on (http://\S+)/metrics").group(1)
         metered.wait_for_log(r"novalet-conductor started on bench-conductor-m")
         start_scraper(metrics_url + "/metrics", stack)
+        conductors.append(metered.proc.pid)
     echo_topic = "echo-bench-%s" % os.urandom(4).hex()
     echo_pid = start_echo_server(vhost.url, echo_topic, database.url, stack)
+    spec = {"config": config, "host_key": host_key, "echo_topic": echo_topic,
+            "metered_topic": metered_topic, "url": vhost.url,
+            "cases": case_names(args), "tmp": tmp}
+    return {"spec": spec, "conductor": conductor, "conductors": conductors,
+            "echo": echo_pid, "database": database}
 
-    # This process plays the compute: its objects go to the conductor.
-    novalet_conf.parse_args(["--config-file", config], default_config_files=[])
+
+def case_names(args: argparse.Namespace) -> list[str]:
+    """raw first (the baseline), then the references and the novalet cases."""
+    wanted = set(args.cases)
+    names = ["raw"]
+    names += [n for n, on in (("no-DB", "no-DB"), ("no-DB/1", "no-DB"),
+                              ("raw+DB", "save()"), ("save()", "save()")) if on in wanted]
+    names += [n + "+s" for n in TARGETS if n in wanted]
+    if args.metrics:
+        names += [n + "+m" for n in TARGETS if n in wanted]
+    return names
+
+
+# -- the callers (this process, or each caller process) ---------------------------
+
+def make_callers(spec: dict[str, Any], callers: int, tag: str,
+                 stack: contextlib.ExitStack) -> tuple[dict[str, list[Callable[[], Any]]],
+                                                       list[Any]]:
+    """This process as a compute (its objects go to the conductor), with
+    ``callers`` callers: each its own ComputeNode row and objects. Returns
+    each case's calls (one per caller) and the nodes."""
+    from novalet import auth, context, indirection, objects, rpc
+    from novalet import conf as novalet_conf
+    from novalet.objects import base as objects_base
+
+    novalet_conf.parse_args(["--config-file", spec["config"]], default_config_files=[])
     novalet_conf.CONF.set_override("indirection", "rpc", "objects")
     probe_class = register_probe()
     indirection.configure(novalet_conf.CONF)
     stack.callback(rpc.cleanup)
     stack.callback(indirection.reset)
-    from novalet.objects import base as objects_base
-
     plain_api = objects_base.get_indirection_api()
     metered_api = None
-    if metered_topic is not None:
-        novalet_conf.CONF.set_override("topic", metered_topic, "conductor")
+    if spec["metered_topic"] is not None:
+        novalet_conf.CONF.set_override("topic", spec["metered_topic"], "conductor")
         metered_api = indirection.load("rpc", novalet_conf.CONF)
         novalet_conf.CONF.clear_override("topic", "conductor")
-
-    # This process signs as the host bench-host (its key, as a compute) or
-    # not at all; novalet.rpc asks novalet.auth.signer() at every call.
-    host_signer = auth.signing.Signer(auth.keys.KeyRing.from_files(
-        None, host_key, novalet_conf.CONF.conductor.topic))
+    # Signed as the host bench-host (its key, as a compute) or not at all;
+    # novalet.rpc asks novalet.auth.signer() at every call.
+    host_ring = auth.keys.KeyRing.from_files(None, spec["host_key"],
+                                             novalet_conf.CONF.conductor.topic)
+    assert host_ring is not None
+    host_signer = auth.signing.Signer(host_ring)
 
     def through(api: Any, call: Callable[[], Any],
                 signer: Any = None) -> Callable[[], Any]:
         """``call`` with the objects' calls going through ``api``, signed
-        by ``signer`` (None: unsigned)."""
+        by ``signer`` (None: unsigned). All callers of a case set the same."""
         def run_through() -> Any:
             objects_base.set_indirection_api(api)
             auth._signer = signer
             return call()
         return run_through
-    ctxt = context.get_admin_context()
-    node = objects.ComputeNode(
-        ctxt, host="bench-host", hypervisor_hostname="bench-node", vcpus=16,
-        memory_mb=65536, local_gb=1000, hypervisor_type="fake", hypervisor_version=1,
-        cpu_info="{}", host_ip="192.0.2.1", stats={"num_instances": "0"})
-    node.create()  # through the conductor
 
-    primitive = rpc.RequestContextSerializer().serialize_entity(ctxt, node)
-    raw_transport = messaging.get_rpc_transport(cfg.CONF, url=vhost.url)
+    # oslo.messaging suspects a leak when over 10 calls of a process wait
+    # for their replies at once: here N callers do, by design.
+    logging.getLogger("oslo_messaging._drivers.amqpdriver").addFilter(
+        lambda record: not str(record.msg).startswith("Number of call queues"))
+    ctxt = context.get_admin_context()
+    raw_transport = messaging.get_rpc_transport(cfg.CONF, url=spec["url"])
     stack.callback(raw_transport.cleanup)
     raw_client = messaging.get_rpc_client(
-        raw_transport, messaging.Target(exchange=ECHO_EXCHANGE, topic=echo_topic,
+        raw_transport, messaging.Target(exchange=ECHO_EXCHANGE, topic=spec["echo_topic"],
                                         version="1.0"), timeout=30)
-    probe = probe_class(ctxt)
-    for name in node.fields:
-        if node.obj_attr_is_set(name):
-            setattr(probe, name, getattr(node, name))
-    probe.obj_reset_changes(recursive=True)
-    counter = itertools.count(1)
-    small = probe_class.small(ctxt, memory_mb_used=0)
-    small.obj_reset_changes()
+    counter = itertools.count(1)  # next() is atomic under the GIL
+    calls: dict[str, list[Callable[[], Any]]] = {name: [] for name in spec["cases"]}
+    nodes = []
+    for i in range(callers):
+        node = objects.ComputeNode(
+            ctxt, host="bench-host", hypervisor_hostname="bench-node-%s-%d" % (tag, i),
+            vcpus=16, memory_mb=65536, local_gb=1000, hypervisor_type="fake",
+            hypervisor_version=1, cpu_info="{}", host_ip="192.0.2.1",
+            stats={"num_instances": "0"})
+        node.create()  # through the conductor
+        nodes.append(node)
+        primitive = rpc.RequestContextSerializer().serialize_entity(ctxt, node)
+        probe = probe_class(ctxt)
+        for name in node.fields:
+            if node.obj_attr_is_set(name):
+                setattr(probe, name, getattr(node, name))
+        probe.obj_reset_changes(recursive=True)
+        small = probe_class.small(ctxt, memory_mb_used=0)
+        small.obj_reset_changes()
 
-    def save() -> None:
-        node.memory_mb_used = next(counter)
-        node.save()
+        def save(node: Any = node) -> None:
+            node.memory_mb_used = next(counter)
+            node.save()
 
-    def touch() -> None:
-        probe.touch(next(counter))
+        def touch(probe: Any = probe) -> None:
+            probe.touch(next(counter))
 
-    cases = [c for c in (
-        Case("raw", lambda: raw_client.call({}, "echo", payload=primitive)),
-        Case("no-DB", through(plain_api, touch)),
-        Case("no-DB/1", through(plain_api, lambda: small.touch(next(counter)))),
-        Case("raw+DB", lambda: raw_client.call({}, "echo_update", payload=primitive,
-                                               node_id=node.id, value=next(counter))),
-        Case("save()", through(plain_api, save)),
-    ) if c.name == "raw" or c.name in args.cases
-        or (c.name == "raw+DB" and "save()" in args.cases)
-        or (c.name == "no-DB/1" and "no-DB" in args.cases)]
-    cases += [Case(name + "+s", through(plain_api, call, host_signer))
-              for name, call in (("no-DB", touch), ("save()", save))
-              if name in args.cases]
-    if metered_api is not None:  # the same calls, to the conductor with metrics
-        cases += [Case(name + "+m", through(metered_api, call))
-                  for name, call in (("no-DB", touch), ("save()", save))
-                  if name in args.cases]
-    print(environment())
+        mine = {
+            "raw": lambda p=primitive: raw_client.call({}, "echo", payload=p),
+            "no-DB": through(plain_api, touch),
+            "no-DB/1": through(plain_api, lambda s=small: s.touch(next(counter))),
+            "raw+DB": lambda p=primitive, n=node: raw_client.call(
+                {}, "echo_update", payload=p, node_id=n.id, value=next(counter)),
+            "save()": through(plain_api, save),
+            "no-DB+s": through(plain_api, touch, host_signer),
+            "save()+s": through(plain_api, save, host_signer),
+            "no-DB+m": through(metered_api, touch),
+            "save()+m": through(metered_api, save)}
+        for name in calls:
+            calls[name].append(mine[name])
+    return calls, nodes
+
+
+def run_caller_process(spec_path: str, callers: int, index: int) -> int:
+    """``--caller-process``: callers of its own, run as the parent asks."""
+    with open(spec_path) as f:
+        spec = json.load(f)
+    answers, sys.stdout = sys.stdout, sys.stderr  # stdout: the answers only
+    with contextlib.ExitStack() as stack:
+        calls, _ = make_callers(spec, callers, "p%d" % index, stack)
+        return callers_mod.serve(calls, answers)
+
+
+# -- the run ---------------------------------------------------------------------
+
+def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict[str, Any]:
+    from novalet import context, rpc
+
+    servers = start_servers(args, stack)
+    spec, database = servers["spec"], servers["database"]
+    most = max(args.callers)
+    pool = None
+    if args.processes:
+        spec_path = os.path.join(spec["tmp"], "callers.json")
+        with open(spec_path, "w") as f:
+            json.dump(spec, f)
+        per_process = -(-most // args.processes)
+        pool = callers_mod.CallerProcesses(
+            [sys.executable, os.path.abspath(__file__), "--caller-process", spec_path,
+             str(per_process)], min(args.processes, most))
+        stack.callback(pool.stop)
+    # This process calls too with threads; with caller processes it makes
+    # one node only (the sizes printed, the row checked).
+    calls, nodes = make_callers(spec, 1 if pool else most, "t", stack)
+    runner: Runner = pool.run if pool else (
+        lambda name, n, total, seconds: callers_mod.run_threads(
+            calls[name][:n], total, seconds))
+    cases = [Case(name, runner) for name in spec["cases"]]
+    ctxt = context.get_admin_context()
+    primitive = rpc.RequestContextSerializer().serialize_entity(ctxt, nodes[0])
+    print(object_rpc_report.environment())
     wire_context = rpc.RequestContextSerializer().serialize_context(ctxt)
     print("payload: a ComputeNode primitive, %d bytes of JSON (raw: the same plain dict, "
           "empty context; novalet adds its context, %d bytes)" % (
@@ -436,15 +418,17 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
           "(novalet.db compute_node_update: oslo.db writer transaction, one UPDATE)")
     print("save(): ComputeNode.save() of memory_mb_used, [objects] indirection=rpc -> "
           "novalet-conductor -> PostgreSQL")
-    for case in cases:
-        case.run(args.warmup, 60, {})
-        case.reset()
+    print("+s: signed with the host's key; +m: to a conductor with [metrics] on")
+    print("callers: %s, as %s; each its own ComputeNode row and objects" % (
+        ", ".join(map(str, args.callers)),
+        "threads of %d caller process(es)" % len(pool.procs) if pool
+        else "threads of this process"))
     groups = {
-        "client": [os.getpid()], "echo": process_tree(echo_pid),
-        "conductor": process_tree(conductor.proc.pid) + (
-            process_tree(metered.proc.pid) if metered_topic else []),
-        "rabbitmq": [int(pid) for pid in subprocess.run(
-            ["pgrep", "-x", "beam.smp"], capture_output=True, text=True).stdout.split()],
+        "client": [os.getpid(), *(pool.pids if pool else [])],
+        "echo": proc_cpu.process_tree(servers["echo"]),
+        "conductor": [p for pid in servers["conductors"] for p in proc_cpu.process_tree(pid)],
+        "rabbitmq": proc_cpu.listening(5672, [int(pid) for pid in subprocess.run(
+            ["pgrep", "-x", "beam.smp"], capture_output=True, text=True).stdout.split()]),
         "postgres": [row[0] for row in database.query(
             "SELECT pid FROM pg_stat_activity WHERE datname = :n "
             "AND pid <> pg_backend_pid()", n=database.name)]}
@@ -455,68 +439,53 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
                 start_py_spy(pid, os.path.join(args.py_spy, "%s-%d.txt" % (group, pid)),
                              stack)
         time.sleep(1)
-    for _ in range(args.rounds):
+    for n in args.callers:
         for case in cases:
-            case.run(max(1, args.calls // args.rounds), args.seconds / args.rounds, groups)
-    print("%d round(s) of sequential calls from one caller, after %d warm-up calls each"
-          % (args.rounds, args.warmup))
-    report(cases)
-    by_name = {c.name: c for c in cases}
-    for name in ("no-DB", "save()"):
-        if name in by_name and name + "+m" in by_name:
-            plain, metered_case = by_name[name], by_name[name + "+m"]
-            print("%s with metrics / without: %.3fx (ratio to raw %.2f -> %.2f); "
-                  "conductor CPU ms per call %.3f -> %.3f" % (
-                      name, metered_case.rate / plain.rate,
-                      plain.rate / by_name["raw"].rate,
-                      metered_case.rate / by_name["raw"].rate,
-                      plain.cpu.get("conductor", 0) * 1000 / len(plain.latencies),
-                      metered_case.cpu.get("conductor", 0) * 1000
-                      / len(metered_case.latencies)))
-    for name in ("no-DB", "save()"):
-        if name in by_name and name + "+s" in by_name:
-            plain, signed = by_name[name], by_name[name + "+s"]
-            print("%s signed / unsigned: %.3fx (ratio to raw %.2f -> %.2f); "
-                  "CPU ms per call client %.3f -> %.3f, conductor %.3f -> %.3f"
-                  % (name, signed.rate / plain.rate,
-                     plain.rate / by_name["raw"].rate,
-                     signed.rate / by_name["raw"].rate,
-                     *(case.cpu.get(group, 0) * 1000 / len(case.latencies)
-                       for group in ("client", "conductor")
-                       for case in (plain, signed))))
-    if "raw+DB" in by_name and "save()" in by_name:
-        print("save() / raw+DB: %.2fx (the same database write, with and without novalet's "
-              "objects, serializer and dispatcher); raw+DB / raw: %.2fx" % (
-                  by_name["save()"].rate / by_name["raw+DB"].rate,
-                  by_name["raw+DB"].rate / by_name["raw"].rate))
-    if any(max(c.round_rates) > 1.5 * min(c.round_rates) for c in cases):
-        print("WARNING: a case's rate varied over 1.5x between rounds (a busy machine?): "
-              "treat PASS/MISS as unreliable; the CPU figures are steadier")
+            case.run(n, args.warmup, 60)
+        for _ in range(args.rounds):
+            for case in cases:
+                case.run(n, max(1, args.calls // args.rounds), args.seconds / args.rounds,
+                         groups)
+        print("\n%d caller(s): %d round(s), after %d warm-up calls per case" % (
+            n, args.rounds, args.warmup))
+        report(cases, n)
+    figures_ = summary(cases, args.callers)
     if not all(os.path.exists("/proc/%d" % pid) for pid in groups["rabbitmq"]):
         print("WARNING: RabbitMQ restarted during the run: these figures are not valid")
-    stored = database.query("SELECT memory_mb_used FROM compute_nodes WHERE id = :i",
-                            i=node.id)[0][0]
-    if stored != node.memory_mb_used:
-        print("WARNING: the row has memory_mb_used=%s, the object %s"
-              % (stored, node.memory_mb_used))
-    if conductor.errors():
-        print("conductor logged errors:\n  " + "\n  ".join(conductor.errors()[:10]))
+    for node in nodes:
+        stored = database.query("SELECT memory_mb_used FROM compute_nodes WHERE id = :i",
+                                i=node.id)[0][0]
+        if stored != node.memory_mb_used:
+            print("WARNING: the row has memory_mb_used=%s, the object %s"
+                  % (stored, node.memory_mb_used))
+    if servers["conductor"].errors():
+        print("conductor logged errors:\n  " + "\n  ".join(servers["conductor"].errors()[:10]))
+    return figures_
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=3000,
-                        help="calls per case over all rounds (default 3000)")
+                        help="calls per case and number of callers over all rounds "
+                             "(default 3000)")
     parser.add_argument("--seconds", type=float, default=60.0,
-                        help="time cap per case over all rounds (default 60)")
+                        help="time cap per case and number of callers over all rounds "
+                             "(default 60)")
     parser.add_argument("--rounds", type=int, default=10,
                         help="interleaved rounds of all cases (default 10: a busy "
                              "spell on the machine falls on every case alike)")
     parser.add_argument("--warmup", type=int, default=200,
-                        help="warm-up calls per case (default 200)")
+                        help="warm-up calls per case and number of callers (default 200)")
     parser.add_argument("--cases", type=lambda v: v.split(","), default=list(TARGETS),
                         help="novalet cases to run, of %s; raw always runs"
                         % ",".join(TARGETS))
+    parser.add_argument("--callers", type=lambda v: [int(x) for x in v.split(",")],
+                        default=[1], help="concurrent callers, e.g. 1,8,32 (default 1): "
+                        "the cases run at each number in turn")
+    parser.add_argument("--processes", type=int, default=0, metavar="P",
+                        help="run the callers as threads of P caller processes (one "
+                             "process's GIL limits many threads); default 0: threads "
+                             "of this process")
     parser.add_argument("--py-spy", metavar="DIR",
                         help="record py-spy stacks (GIL holders) of the client, echo "
                              "server and conductor processes during the measured rounds "
@@ -524,23 +493,35 @@ def main() -> int:
     parser.add_argument("--metrics", action="store_true",
                         help="also run the novalet cases against a conductor with "
                              "[metrics] on (cases no-DB+m, save()+m), interleaved")
+    figures.add_arguments(parser)
     parser.add_argument("--echo-server", nargs=3, metavar=("URL", "TOPIC", "DB"),
+                        help=argparse.SUPPRESS)
+    parser.add_argument("--caller-process", nargs=3, metavar=("SPEC", "CALLERS", "INDEX"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.echo_server:
         return run_echo_server(*args.echo_server)
+    if args.caller_process:
+        spec, count, index = args.caller_process
+        return run_caller_process(spec, int(count), int(index))
+    json_path, png_path = figures.paths(args, "object_rpc")
     for signum in (signal.SIGINT, signal.SIGTERM):  # clean up on either, even when
         signal.signal(signum, signal.default_int_handler)  # started with SIGINT ignored
     from novalet import exception
 
     with contextlib.ExitStack() as stack:
         try:
-            run(args, stack)
+            figures_ = run(args, stack)
         except KeyboardInterrupt:
             print("interrupted; cleaning up", file=sys.stderr)
+            return 0
         except (exception.RPCTimeout, exception.RPCUnavailable) as e:
             print("measurement failed (was the broker restarted?): %s" % e, file=sys.stderr)
             return 1
+    figures.write_json(json_path, "object_rpc", args, {"callers": args.callers,
+                                                       "cases": figures_})
+    plot(png_path, figures_, args.callers,
+         "threads of %d processes" % args.processes if args.processes else "threads")
     return 0
 
 

@@ -10,7 +10,16 @@ ComputeNode row, for ``--seconds`` per round; the set-ups take turns in
 ``--rounds`` rounds so a busy spell on the machine falls on both. Not a test;
 exits 0 either way.
 
+Signed as a deployment is: the conductors hold a master key (``[auth]
+enforce`` on) and this process, the compute ``bench``, its own host key.
+
+``--shared``: no private servers (the smoke test's mode, and for a machine
+without RabbitMQ's and PostgreSQL's binaries): the machine's RabbitMQ, a
+vhost of its own per set-up (the quorum queues on its one node), and a
+database of its own on the machine's PostgreSQL.
+
     python benchmarks/scale_out.py [--callers 8] [--seconds 10] [--rounds 3]
+        [--shared] [--json PATH] [--plot PATH]
 """
 
 from __future__ import annotations
@@ -32,9 +41,10 @@ sys.path.insert(0, ROOT)
 # isort: off
 import novalet  # noqa: E402,F401  (first: selects oslo.service's threading backend)
 from oslo_concurrency import lockutils  # noqa: E402,F401  (registers lock_path)
+import figures  # noqa: E402
+from novalet import auth, context, indirection, objects, rpc  # noqa: E402
 from novalet import conf as novalet_conf  # noqa: E402
-from novalet import context, indirection, objects, rpc  # noqa: E402
-from tests import processes  # noqa: E402
+from tests import processes, services  # noqa: E402
 from tests.faults.cluster import RabbitCluster  # noqa: E402
 from tests.faults.postgres import PrivatePostgres  # noqa: E402
 # isort: on
@@ -54,18 +64,43 @@ def rabbit_section(quorum: bool, host: str, binary: str) -> dict[str, Any]:
     return section
 
 
+class SharedBroker:
+    """The machine's RabbitMQ, a vhost of its own (as ``RabbitCluster`` is
+    used here: ``start``, ``transport_url``, ``close``)."""
+
+    def __init__(self) -> None:
+        self.vhost: services.RabbitVhost | None = None
+
+    def start(self) -> None:
+        self.vhost = services.RabbitVhost()
+
+    def transport_url(self) -> str:
+        assert self.vhost is not None
+        return self.vhost.url
+
+    def close(self) -> None:
+        if self.vhost is not None:
+            self.vhost.delete()
+
+
 class SetUp:
     def __init__(self, name: str, base: str, size: int, conductors: int,
-                 db_url: str) -> None:
+                 db_url: str, master_key: str, *, quorum: bool | None = None,
+                 shared: bool = False) -> None:
         self.name = name
         self.dir = os.path.join(base, name)
         os.makedirs(self.dir)
-        self.quorum = size > 1
-        self.cluster = RabbitCluster(os.path.join(self.dir, "rabbit"), size=size)
+        self.quorum = size > 1 if quorum is None else quorum
+        self.cluster: RabbitCluster | SharedBroker = (
+            SharedBroker() if shared else
+            RabbitCluster(os.path.join(self.dir, "rabbit"), size=size))
+        self.size = size
         self.db_url = db_url
+        self.master_key = master_key
         self.n_conductors = conductors
         self.conductors: list[processes.ServiceProcess] = []
         self.latencies: list[float] = []
+        self.rounds: list[tuple[float, float]] = []  # (calls/s, p99 s) of each round
         self.calls = 0
         self.seconds = 0.0
 
@@ -79,6 +114,7 @@ class SetUp:
                                 "transport_url": self.cluster.transport_url()},
                     "database": {"connection": self.db_url},
                     "conductor": {"workers": 1},
+                    "auth": {"master_key_file": self.master_key},
                     "oslo_messaging_rabbit": rabbit_section(
                         self.quorum, host, "novalet-conductor"),
                     "oslo_concurrency": {"lock_path": os.path.join(
@@ -131,14 +167,21 @@ def run_round(setup: SetUp, nodes: list[Any], seconds: float) -> None:
     for node in nodes:
         node.current_workload = 0
         node.save()
-    started = time.monotonic()
+    started, before = time.monotonic(), len(setup.latencies)
     threads = [threading.Thread(target=caller, args=(n,)) for n in nodes]
     for t in threads:
         t.start()
     for t in threads:
         t.join(seconds + 120)
-    setup.seconds += time.monotonic() - started
+    took = time.monotonic() - started
+    setup.seconds += took
     setup.calls = len(setup.latencies)
+    mine = sorted(setup.latencies[before:])
+    setup.rounds.append((len(mine) / took, percentile(mine, 0.99)))
+
+
+def percentile(ordered: list[float], p: float) -> float:
+    return ordered[min(len(ordered) - 1, int(len(ordered) * p))] if ordered else float("nan")
 
 
 def main() -> int:
@@ -146,17 +189,27 @@ def main() -> int:
     parser.add_argument("--callers", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--shared", action="store_true",
+                        help="the machine's RabbitMQ (a vhost per set-up) and PostgreSQL "
+                             "instead of private servers")
+    figures.add_arguments(parser)
     args = parser.parse_args()
+    json_path, png_path = figures.paths(args, "scale_out")
 
     novalet_conf.parse_args([], default_config_files=[])
     objects.register_all()
     base = tempfile.mkdtemp(prefix="novalet-scale-")
-    pg = PrivatePostgres()
+    pg = None if args.shared else PrivatePostgres()
+    database = None
     setups: list[SetUp] = []
     try:
-        pg.initdb()
-        pg.start()
-        db_url = pg.create_database("novalet")
+        if pg is not None:
+            pg.initdb()
+            pg.start()
+            db_url = pg.create_database("novalet")
+        else:
+            database = services.provision_database("postgresql", base)
+            db_url = database.url
         sync = processes.write_config(os.path.join(base, "manage.conf"), {
             "database": {"connection": db_url}})
         result = processes.run_command("novalet-manage", "--config-file", sync,
@@ -164,11 +217,24 @@ def main() -> int:
         if result.returncode != 0:
             print(result.stderr)
             return 0
+        # The conductors' master key; this process is the compute "bench",
+        # holding its own host key only.
+        master_key, host_key = (os.path.join(base, name) for name in ("master.key",
+                                                                      "bench.key"))
+        auth.keys.init_master(master_key)
+        auth.keys.write_host_key(master_key, "bench", host_key)
+        CONF.set_override("host", "bench")
+        CONF.set_override("key_file", host_key, "auth")
         CONF.set_override("connection", db_url, "database")
         CONF.set_override("indirection", "rpc", "objects")
         CONF.set_override("rpc_response_timeout", 30)
-        setups = [SetUp("classic-1-node", base, 1, 1, db_url),
-                  SetUp("quorum-3-nodes", base, 3, 2, db_url)]
+        if args.shared:
+            setups = [SetUp("classic-shared", base, 1, 1, db_url, master_key, shared=True),
+                      SetUp("quorum-shared", base, 1, 2, db_url, master_key, quorum=True,
+                            shared=True)]
+        else:
+            setups = [SetUp("classic-1-node", base, 1, 1, db_url, master_key),
+                      SetUp("quorum-3-nodes", base, 3, 2, db_url, master_key)]
         for setup in setups:
             setup.start()
         ctxt = context.get_admin_context()
@@ -184,29 +250,51 @@ def main() -> int:
         for _ in range(args.rounds):
             for setup in setups:
                 run_round(setup, nodes, args.seconds)
-        print("ComputeNode.save(), %d callers, %d x %.0f s per set-up "
-              "(PostgreSQL private, fsync on)" % (
-                  args.callers, args.rounds, args.seconds))
-        print("| set-up | calls/s | p50 ms | p99 ms | ratio |")
-        print("|---|---|---|---|---|")
-        base_rate = None
-        for setup in setups:
-            lat = sorted(setup.latencies)
-            rate = len(lat) / setup.seconds
-            base_rate = base_rate or rate
-            p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
-            print("| %s, %d conductor(s) | %.0f | %.2f | %.2f | %.2f |" % (
-                setup.name, setup.n_conductors, rate,
-                statistics.median(lat) * 1000, p99 * 1000, rate / base_rate))
+        report(args, setups, json_path, png_path)
     finally:
         rpc.cleanup()
         for setup in setups:
             setup.close()
-        pg.close()
+        if pg is not None:
+            pg.close()
+        if database is not None:
+            database.drop()
         shutil.rmtree(base, ignore_errors=True)
-        for name in glob.glob("/dev/shm/*quorum-3-nodes*_qmanager"):
+        for name in glob.glob("/dev/shm/*quorum-*_qmanager"):
             os.remove(name)  # oslo.messaging's queue manager counters
     return 0
+
+
+def report(args: argparse.Namespace, setups: list[SetUp], json_path: str,
+           png_path: str) -> None:
+    print("ComputeNode.save(), signed by the host bench, %d callers, %d x %.0f s per "
+          "set-up (PostgreSQL %s, fsync on)" % (
+              args.callers, args.rounds, args.seconds,
+              "the machine's" if args.shared else "private"))
+    print("| set-up | calls/s | p50 ms | p99 ms | ratio |")
+    print("|---|---|---|---|---|")
+    base_rate = None
+    rows: list[dict[str, Any]] = []
+    for setup in setups:
+        lat = sorted(setup.latencies)
+        rate = len(lat) / setup.seconds
+        base_rate = base_rate or rate
+        rows.append({"set_up": setup.name, "rabbitmq_nodes": setup.size,
+                     "quorum": setup.quorum, "conductors": setup.n_conductors,
+                     "calls": len(lat), "rate": rate,
+                     "p50_ms": statistics.median(lat) * 1000,
+                     "p99_ms": percentile(lat, 0.99) * 1000, "ratio": rate / base_rate,
+                     "rounds": [{"rate": r, "p99_ms": p * 1000} for r, p in setup.rounds]})
+        print("| %s, %d conductor(s) | %.0f | %.2f | %.2f | %.2f |" % (
+            setup.name, setup.n_conductors, rate, rows[-1]["p50_ms"], rows[-1]["p99_ms"],
+            rate / base_rate))
+    figures.write_json(json_path, "scale_out", args, {"rows": rows})
+    rounds = list(range(1, args.rounds + 1))
+    figures.plot(png_path, "scale_out: ComputeNode.save(), %d callers, per round" % args.callers, [
+        ("round", "calls/s", [(r["set_up"], rounds, [x["rate"] for x in r["rounds"]])
+                              for r in rows], None),
+        ("round", "p99 ms", [(r["set_up"], rounds, [x["p99_ms"] for x in r["rounds"]])
+                             for r in rows], None)])
 
 
 if __name__ == "__main__":
