@@ -79,8 +79,8 @@ class Echo:
         """The database write of ``save()`` alone: novalet.db's
         ``compute_node_update`` (oslo.db writer transaction, one UPDATE)."""
         from novalet import context
-        from novalet.db import compute_nodes as db_api
-        db_api.compute_node_update(context.get_admin_context(), node_id,
+        from novalet.db import compute_nodes as db_compute_nodes
+        db_compute_nodes.compute_node_update(context.get_admin_context(), node_id,
                                    {"memory_mb_used": value})
 
 
@@ -337,7 +337,7 @@ def make_callers(spec: dict[str, Any], callers: int, tag: str,
             stats={"num_instances": "0"})
         node.create()  # through the conductor
         nodes.append(node)
-        primitive = rpc.RequestContextSerializer().serialize_entity(ctxt, node)
+        primitive = objects_base.NovaletObjectSerializer().serialize_entity(ctxt, node)
         probe = probe_class(ctxt)
         for name in node.fields:
             if node.obj_attr_is_set(name):
@@ -405,7 +405,9 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict[str, Any]
             calls[name][:n], total, seconds))
     cases = [Case(name, runner) for name in spec["cases"]]
     ctxt = context.get_admin_context()
-    primitive = rpc.RequestContextSerializer().serialize_entity(ctxt, nodes[0])
+    from novalet.objects import base as objects_base
+
+    primitive = objects_base.NovaletObjectSerializer().serialize_entity(ctxt, nodes[0])
     print(object_rpc_report.environment())
     wire_context = rpc.RequestContextSerializer().serialize_context(ctxt)
     print("payload: a ComputeNode primitive, %d bytes of JSON (raw: the same plain dict, "
