@@ -24,10 +24,10 @@ from typing import Any
 from oslo_config import cfg
 
 from novalet import exception, rpc
+from novalet.app import CORE
 from novalet.objects import base as objects_base
 
 #: The core app's namespace (its class calls keep the 1.0 form).
-CORE = "novalet"
 
 #: The newest conductor RPC API version this client can send.
 RPC_API_VERSION = "1.2"

@@ -16,10 +16,10 @@ from alembic import config as alembic_config
 from alembic import migration as alembic_migration
 from alembic import script as alembic_script
 
+from novalet.app import CORE
 from novalet.db import engine as db_engine
 
 MIGRATIONS_DIR = os.path.join(os.path.dirname(__file__), "migrations")
-CORE = "novalet"
 
 
 def _app(name: str) -> Any:

@@ -17,6 +17,7 @@ from typing import Any
 from oslo_config import cfg
 
 from novalet import app, upgrade
+from novalet.app import CORE
 from novalet.objects import versions
 
 
@@ -42,7 +43,7 @@ class IndirectionAPI(abc.ABC):
                                      objmethod: str,
                                      object_versions: dict[str, str],
                                      args: Any, kwargs: Any,
-                                     objnamespace: str = "novalet") -> Any:
+                                     objnamespace: str = CORE) -> Any:
         """Run class method ``objname.objmethod`` of the app
         ``objnamespace``; objects in the result come back at
         ``object_versions``."""

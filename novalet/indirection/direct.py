@@ -12,6 +12,7 @@ from typing import Any
 
 from oslo_config import cfg
 
+from novalet.app import CORE
 from novalet.conductor import manager
 from novalet.indirection import base
 
@@ -32,7 +33,7 @@ class DirectIndirectionAPI(base.IndirectionAPI):
                                      objmethod: str,
                                      object_versions: dict[str, str],
                                      args: Any, kwargs: Any,
-                                     objnamespace: str = "novalet") -> Any:
+                                     objnamespace: str = CORE) -> Any:
         return self.manager.object_class_action_versions(
             context, objname, objmethod, object_versions, args, kwargs,
             objnamespace=objnamespace)

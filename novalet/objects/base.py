@@ -151,7 +151,7 @@ class NovaletObject(ovo_base.VersionedObject):
     """
 
     OBJ_SERIAL_NAMESPACE = "novalet_object"
-    OBJ_PROJECT_NAMESPACE = "novalet"
+    OBJ_PROJECT_NAMESPACE = codec.CORE
 
     indirection_api = _IndirectionSwitch()  # type: ignore[assignment]
 

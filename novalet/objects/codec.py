@@ -20,6 +20,7 @@ from oslo_versionedobjects import base as ovo_base
 from oslo_versionedobjects import exception as ovo_exc
 from oslo_versionedobjects import fields as ovo_fields
 
+from novalet.app import CORE
 from novalet.objects import fields
 
 
@@ -187,8 +188,6 @@ class _RegistryCache(dict[Any, Any]):
 _trees = _RegistryCache()
 _classes = _RegistryCache()
 
-#: The core app's namespace (``novalet``).
-CORE = "novalet"
 
 #: Every registered novalet object class: ``{(namespace, name): [class,
 #: ...]}``, newest version first (oslo.versionedobjects' own registry is
