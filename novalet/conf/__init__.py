@@ -66,10 +66,11 @@ def set_lib_defaults() -> None:
     objects themselves so that ``oslo-config-generator`` shows them too
     (entry point ``oslo.config.opts.defaults``)."""
     from oslo_db import options as db_options
-    from oslo_messaging import transport as messaging_transport
+
+    from novalet.rpc import internals
 
     # oslo.messaging offers no public setter for transport_url's default.
-    cfg.set_defaults(messaging_transport._transport_opts,
+    cfg.set_defaults(internals.transport_opts(),
                      transport_url=DEFAULT_TRANSPORT_URL)
     cfg.set_defaults(db_options.database_opts,
                      connection=database.DEFAULT_CONNECTION)

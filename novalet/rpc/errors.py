@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import oslo_messaging as messaging
-from oslo_messaging._drivers import common as wire_common
 from oslo_serialization import jsonutils
 
 from novalet import exception
+from novalet.rpc import internals
 
 #: The only module whose exceptions a caller rebuilds as themselves.
 ALLOWED_EXMODS = [exception.__name__]
@@ -69,9 +69,10 @@ def as_received(exc_info: Any) -> BaseException:
     """What a caller receives for the server's ``exc_info`` over a real
     transport: oslo.messaging's own remote-exception (de)serialization (two
     functions of a private module of oslo.messaging, the ones its drivers
-    use; tests/functional/test_rpc_errors.py compares this with RabbitMQ)."""
-    data = wire_common.serialize_remote_exception(exc_info)
-    return wire_common.deserialize_remote_exception(data, ALLOWED_EXMODS)  # type: ignore[no-any-return]
+    use, reached through ``novalet.rpc.internals``;
+    tests/functional/test_rpc_errors.py compares this with RabbitMQ)."""
+    data = internals.serialize_remote_exception(exc_info)
+    return internals.deserialize_remote_exception(data, ALLOWED_EXMODS)  # type: ignore[no-any-return]
 
 
 @contextlib.contextmanager
