@@ -1,4 +1,5 @@
-"""Test helpers for app authors (the pytest plugin is ``novalet.testing.plugin``,
+"""Test helpers for app authors (the pytest plugin is the top-level module
+``pytest_novalet``, also importable as ``novalet.testing.plugin``,
 registered through the ``pytest11`` entry point; its fixtures are opt-in,
 all named ``novalet_*``).
 
