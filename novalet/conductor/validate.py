@@ -38,6 +38,9 @@ from novalet.objects import codec
 MAX_TEXT = 255
 MAX_ITEMS = 10000
 MAX_DEPTH = 6
+#: A version manifest names at most this many objects (novalet's and every
+#: app's together are a few dozen).
+MAX_MANIFEST = 1000
 INT_RANGE = (-(2 ** 31), 2 ** 31 - 1)
 BIGINT_RANGE = (-(2 ** 63), 2 ** 63 - 1)
 #: Text in an object's fields without a column to say how long it may be.
@@ -222,11 +225,11 @@ def check_object(objinst: Any, where: str | None = None, *,
 
 
 def check_manifest(where: str, versions: Any) -> None:
-    """A version manifest: at most ``MAX_ITEMS`` names and versions, text."""
+    """A version manifest: at most ``MAX_MANIFEST`` names and versions, text."""
     if not isinstance(versions, dict):
         return
-    if len(versions) > 1000:
-        raise _bad(where, "object_versions names more than 1000 objects")
+    if len(versions) > MAX_MANIFEST:
+        raise _bad(where, "object_versions names more than %d objects" % MAX_MANIFEST)
     for key, value in versions.items():
         if type(key) is not str or type(value) is not str:
             raise _bad(where, "object_versions maps names to version strings")
