@@ -26,6 +26,9 @@ class RequestContext(oslo_context.RequestContext):
         #: Set with the principal by the server that verified the request
         #: (``novalet.auth.delivery_key``), never from the wire.
         self.delivery_key: str | None = None
+        #: Seconds an RPC call made with this context waits for its answer
+        #: (None: the client's timeout); never on the wire.
+        self.call_timeout: float | None = None
 
     @property
     def principal(self) -> Any:
@@ -63,10 +66,20 @@ class RequestContext(oslo_context.RequestContext):
     def from_dict(cls, values: dict[str, Any], **kwargs: Any) -> RequestContext:
         return super().from_dict(values, **kwargs)  # type: ignore[return-value]
 
+    def with_call_timeout(self, seconds: float | None) -> RequestContext:
+        """A copy of this context whose RPC calls wait at most ``seconds``
+        (e.g. a heartbeat: an answer older than the next beat is worthless)."""
+        ctxt = self.__class__.from_dict(self.to_dict())
+        ctxt._principal = self._principal
+        ctxt.delivery_key = self.delivery_key
+        ctxt.call_timeout = seconds
+        return ctxt
+
     def elevated(self) -> RequestContext:
         ctxt = self.__class__.from_dict(self.to_dict())
         ctxt._principal = self._principal  # elevated, never unscoped
         ctxt.delivery_key = self.delivery_key
+        ctxt.call_timeout = self.call_timeout
         ctxt.is_admin = True
         if "admin" not in ctxt.roles:
             ctxt.roles.append("admin")

@@ -39,8 +39,8 @@ def _check_service_versions(conf: object) -> None:
     CONF = novalet_conf.CONF
     indirection.configure(CONF, default="rpc", binary=BINARY)
     try:
-        with rpc.call_timeout(max(1, CONF.startup_timeout)):
-            common.check_service_versions(context.get_admin_context())
+        common.check_service_versions(context.get_admin_context().with_call_timeout(
+            max(1, CONF.startup_timeout)))
     finally:
         indirection.reset()
         rpc.cleanup()

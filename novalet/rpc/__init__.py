@@ -28,9 +28,6 @@ from novalet.rpc.client import (  # the package's public names
     Client as Client,
 )
 from novalet.rpc.client import (
-    call_timeout as call_timeout,
-)
-from novalet.rpc.client import (
     send_retries as send_retries,
 )
 from novalet.rpc.errors import (

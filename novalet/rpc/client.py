@@ -3,9 +3,6 @@ holds a key, with oslo.messaging's errors turned into novalet's."""
 
 from __future__ import annotations
 
-import contextlib
-import threading
-from collections.abc import Iterator
 from typing import Any
 
 import kombu.exceptions
@@ -14,20 +11,6 @@ from oslo_config import cfg
 
 from novalet import auth, exception
 from novalet.rpc import serializer, transport
-
-_local = threading.local()
-
-
-@contextlib.contextmanager
-def call_timeout(seconds: float) -> Iterator[None]:
-    """Calls made by this thread inside the block wait at most ``seconds``
-    (e.g. a heartbeat: an answer older than the next beat is worthless)."""
-    previous = getattr(_local, "timeout", None)
-    _local.timeout = seconds
-    try:
-        yield
-    finally:
-        _local.timeout = previous
 
 
 def send_retries(conf: Any, timeout: float) -> int | None:
@@ -109,8 +92,9 @@ class Client:
     """An RPC client for one topic; oslo.messaging errors leave as novalet ones.
 
     ``entities`` serializes what the calls carry (novalet's clients pass the
-    objects' serializer); a call waits ``timeout`` seconds, or what the
-    block of ``call_timeout`` around it says, or ``rpc_response_timeout``.
+    objects' serializer); a call waits what its ``timeout`` argument says,
+    else its context's ``call_timeout``, else this client's ``timeout``,
+    else ``rpc_response_timeout``.
     """
 
     def __init__(self, topic: str, version: str, *, server: str | None = None,
@@ -164,7 +148,7 @@ class Client:
              server: str | None = None, timeout: float | None = None,
              **kwargs: Any) -> Any:
         if timeout is None:
-            timeout = getattr(_local, "timeout", None)
+            timeout = getattr(ctxt, "call_timeout", None)
         cctxt = self._prepared.context(version, server, timeout)
         ctxt, kwargs = self._sign(ctxt, method, version, server, kwargs)
         try:

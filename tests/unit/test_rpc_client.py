@@ -7,7 +7,7 @@ import oslo_messaging as messaging
 import pytest
 
 from novalet import conf as novalet_conf
-from novalet import context, rpc
+from novalet import context, exception, rpc
 from novalet.objects import base as objects_base
 
 
@@ -63,3 +63,20 @@ def test_sending_retries_only_as_long_as_the_call_may_wait(conf):
 def test_no_retry_bound_on_other_drivers(fake_transport):
     assert rpc.send_retries(novalet_conf.CONF, 5) is None
 
+
+
+def test_a_context_bounds_the_calls_made_with_it(fake_transport):
+    """A call waits what its context's ``call_timeout`` says (a heartbeat's
+    context: an answer older than the next beat is worthless), an explicit
+    ``timeout`` still wins, and a context without one leaves the client's."""
+    client = rpc.Client("novalet-unit-timeout", "1.0", timeout=30,
+                        entities=objects_base.NovaletObjectSerializer())
+    bounded = context.get_admin_context().with_call_timeout(0.5)
+    assert bounded.call_timeout == 0.5
+    assert "call_timeout" not in bounded.to_wire()
+    for ctxt, timeout, expected in ((bounded, None, 0.5), (bounded, 0.2, 0.2)):
+        with pytest.raises(exception.RPCTimeout) as caught:
+            client.call(ctxt, "nobody_answers", timeout=timeout)
+        assert caught.value.kwargs["timeout"] == expected
+    assert context.get_admin_context().call_timeout is None
+    assert bounded.elevated().call_timeout == 0.5

@@ -37,7 +37,7 @@ from typing import Any
 from oslo_log import log as logging
 from oslo_service import loopingcall
 
-from novalet import app, exception, objects, rpc
+from novalet import app, exception, objects
 from novalet import context as novalet_context
 from novalet.metrics import heartbeat as metrics
 from novalet.servicegroup.drivers import base
@@ -72,12 +72,20 @@ class DbReporter(base.Reporter):
         self.timeout = timeout
         self.batcher = batcher
 
+    def bounded(self, record: Any) -> Any:
+        """``record`` (the service's own record, which only its heartbeat
+        and re-registration call with) with a context whose calls wait at
+        most this reporter's timeout."""
+        ctxt = record.obj_context or novalet_context.get_admin_context()
+        if ctxt.call_timeout != self.timeout:
+            record._context = ctxt.with_call_timeout(self.timeout)
+        return record
+
     def _save_beat(self) -> None:
-        ref = self.service.service_ref
+        ref = self.bounded(self.service.service_ref)
         ref.report_count += 1
         try:
-            with rpc.call_timeout(self.timeout):
-                ref.save()
+            ref.save()
         except exception.ServiceNotFound:
             self.register_again()
 
@@ -86,16 +94,15 @@ class DbReporter(base.Reporter):
         create it again (and beat once) rather than fail every beat."""
         LOG.warning("The record of %s was deleted while it runs; "
                     "registering it again", self.service)
-        old = self.service.service_ref
+        old = self.bounded(self.service.service_ref)
         ref = objects.Service(old.obj_context, host=old.host,
                               binary=old.binary, topic=old.topic,
                               version=old.version,
                               app_releases=app.current_releases())
-        with rpc.call_timeout(self.timeout):
-            ref.create()
-            self.service.service_ref = ref
-            ref.report_count = 1
-            ref.save()
+        ref.create()
+        self.service.service_ref = ref
+        ref.report_count = 1
+        ref.save()
         replaced = getattr(self.service, "record_replaced", None)
         if replaced is not None:
             try:
@@ -217,8 +224,9 @@ class Batcher:
             return
         refs = [r.service.service_ref for r in reporters]
         try:
-            ctxt = refs[0].obj_context or novalet_context.get_admin_context()
-            with rpc.call_timeout(reporters[0].timeout), metrics.timer():
+            ctxt = (refs[0].obj_context or novalet_context.get_admin_context()
+                    ).with_call_timeout(reporters[0].timeout)
+            with metrics.timer():
                 missing = set(objects.ServiceList.report_heartbeats(
                     ctxt, [ref.id for ref in refs]))
         except exception.DispatchRefused as e:
