@@ -1,5 +1,5 @@
-"""Release 1, installed from this repository's own history into an
-environment of its own, for the mixed-release tests."""
+"""Earlier releases (1 and 3), installed from this repository's own history
+into environments of their own, for the mixed-release tests."""
 
 from __future__ import annotations
 
@@ -41,17 +41,19 @@ class ReleaseEnv:
                               env=self.env)
 
 
-@pytest.fixture(scope="session")
-def release1(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReleaseEnv]:
-    commit = release_commit("1.0.0")
-    root = tmp_path_factory.mktemp("release1")
+def install_release(version: str, service_version: int,
+                    tmp_path_factory: pytest.TempPathFactory) -> ReleaseEnv:
+    """Release ``version`` (its commit from RELEASES), installed into a
+    prefix of its own on this environment's dependencies."""
+    commit = release_commit(version)
+    root = tmp_path_factory.mktemp("release-%s" % version)
     source = root / "src"
     source.mkdir()
     archive = subprocess.run(["git", "-C", REPO, "archive", "--format=tar",
                               commit], capture_output=True, timeout=60)
     assert archive.returncode == 0, (
-        "cannot read release 1 (%s) from the repository history: %s"
-        % (commit, archive.stderr.decode()))
+        "cannot read release %s (%s) from the repository history: %s"
+        % (version, commit, archive.stderr.decode()))
     subprocess.run(["tar", "-x", "-C", str(source)], input=archive.stdout,
                    check=True, timeout=60)
     prefix = root / "env"
@@ -68,5 +70,16 @@ def release1(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReleaseEnv]:
          "novalet; print(s.SERVICE_VERSION, novalet.__file__)"],
         capture_output=True, text=True, env=env.env, timeout=60,
         cwd=str(root))
-    assert probe.stdout.startswith("1 " + env.site), probe.stdout + probe.stderr
-    yield env
+    assert probe.stdout.startswith("%d %s" % (service_version, env.site)), (
+        probe.stdout + probe.stderr)
+    return env
+
+
+@pytest.fixture(scope="session")
+def release1(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReleaseEnv]:
+    yield install_release("1.0.0", 1, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def release3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReleaseEnv]:
+    yield install_release("3.0.0", 3, tmp_path_factory)

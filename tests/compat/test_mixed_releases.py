@@ -1,6 +1,7 @@
-"""Rolling upgrades against release 1's real code, as separate processes on
-RabbitMQ and PostgreSQL: an old compute with a new conductor, a new compute
-with an old conductor, then the rest of the upgrade with no manual pin."""
+"""Rolling upgrades against earlier releases' real code (1 and 3), as
+separate processes on RabbitMQ and PostgreSQL: an old compute with a new
+conductor, a new compute with an old conductor, then the rest of the upgrade
+with no manual pin."""
 
 from __future__ import annotations
 
@@ -14,16 +15,19 @@ from tests.processes import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
-R1_NODE = "r1host-node-1"
+#: The earlier releases run against this one: (release, its fixture).
+OLD_RELEASES = [1, 3]
 
 
 class Deployment:
     """Config files and processes of one mixed-release deployment."""
 
-    def __init__(self, tmp_path, rabbit_vhost, database, release1):
+    def __init__(self, tmp_path, rabbit_vhost, database, old, old_release):
         self.tmp = tmp_path
         self.db = database
-        self.release1 = release1
+        self.old = old
+        #: The earlier release's number (its service version).
+        self.old_release = old_release
         suffix = os.urandom(4).hex()
         self.common = {
             "DEFAULT": {"transport_url": rabbit_vhost.url,
@@ -37,7 +41,8 @@ class Deployment:
             "compute": {"topic": "compute-" + suffix, "virt_driver": "fake"},
             "fake": {"nodes": 1},
             "upgrade_levels": {"refresh_interval": 2},
-            # A rolling upgrade: release 1 services do not sign.
+            # A rolling upgrade from release 1 or 2 (they do not sign); a
+            # release 3 one starts with enforce false as the README says.
             "auth": {"enforce": "false"},
         }
         self.procs = []
@@ -48,13 +53,14 @@ class Deployment:
         return processes.write_config(str(self.tmp / (host + ".conf")),
                                       sections)
 
-    def start(self, binary, host, release):
-        log = str(self.tmp / ("%s-%s-r%d-%d.log" % (binary, host, release,
-                                                     len(self.procs))))
-        if release == 1:
+    def start(self, binary, host, *, old):
+        log = str(self.tmp / ("%s-%s-%s-%d.log" % (
+            binary, host, "r%d" % self.old_release if old else "new",
+            len(self.procs))))
+        if old:
             proc = processes.ServiceProcess(
-                binary, self.config(host), log, bin_dir=self.release1.bin,
-                env=self.release1.env)
+                binary, self.config(host), log, bin_dir=self.old.bin,
+                env=self.old.env)
         else:
             proc = processes.ServiceProcess(binary, self.config(host), log)
         proc.wait_for_log("%s started" % binary, timeout=90)
@@ -90,12 +96,13 @@ def _clean_errors(proc):
             if "AMQP server" not in line and "Connection failed" not in line]
 
 
-@pytest.fixture
-def deployment(tmp_path, rabbit_vhost, release1, _database_registry):
+@pytest.fixture(params=OLD_RELEASES, ids=["release%d" % r for r in OLD_RELEASES])
+def deployment(request, tmp_path, rabbit_vhost, _database_registry):
     from tests import services
 
+    old = request.getfixturevalue("release%d" % request.param)
     database = services.provision_database("postgresql", str(tmp_path))
-    dep = Deployment(tmp_path, rabbit_vhost, database, release1)
+    dep = Deployment(tmp_path, rabbit_vhost, database, old, request.param)
     result = processes.run_command("novalet-manage", "--config-file",
                                    dep.config("manage"), "db", "sync")
     assert result.returncode == 0, result.stderr
@@ -106,10 +113,10 @@ def deployment(tmp_path, rabbit_vhost, release1, _database_registry):
 
 def test_old_compute_with_new_conductor_then_upgrade(deployment):
     dep = deployment
-    conductor = dep.start("novalet-conductor", "cond", release=CURRENT)
-    old_compute = dep.start("novalet-compute", "r1host", release=1)
+    conductor = dep.start("novalet-conductor", "cond", old=False)
+    old_compute = dep.start("novalet-compute", "r1host", old=True)
     dep.heartbeats_grow(("r1host", "novalet-compute"))
-    assert dep.services()[("r1host", "novalet-compute")][0] == 1
+    assert dep.services()[("r1host", "novalet-compute")][0] == dep.old_release
     node = wait_for(lambda: dep.node("r1host"), 30, "the old compute's node")
     assert node[0] == 16 and node[2] == 0  # the fake driver's defaults
     assert not _clean_errors(old_compute), _clean_errors(old_compute)
@@ -117,7 +124,7 @@ def test_old_compute_with_new_conductor_then_upgrade(deployment):
 
     # Finish the upgrade: this release replaces the compute on the same host.
     old_compute.stop()
-    new_compute = dep.start("novalet-compute", "r1host", release=CURRENT)
+    new_compute = dep.start("novalet-compute", "r1host", old=False)
     wait_for(lambda: dep.services()[("r1host", "novalet-compute")][0]
              == CURRENT, 30, "the compute record at this service version")
     dep.heartbeats_grow(("r1host", "novalet-compute"))
@@ -130,22 +137,24 @@ def test_old_compute_with_new_conductor_then_upgrade(deployment):
 
 def test_new_compute_with_old_conductor_then_upgrade(deployment):
     dep = deployment
-    old_conductor = dep.start("novalet-conductor", "cond", release=1)
-    assert "newer than this release" in old_conductor.log()  # expand-only
-    compute = dep.start("novalet-compute", "r2host", release=CURRENT)
+    old_conductor = dep.start("novalet-conductor", "cond", old=True)
+    if dep.old_release == 1:
+        assert "newer than this release" in old_conductor.log()  # expand-only
+    compute = dep.start("novalet-compute", "r2host", old=False)
     dep.heartbeats_grow(("r2host", "novalet-compute"))
     assert dep.services()[("r2host", "novalet-compute")][0] == CURRENT
     node = wait_for(lambda: dep.node("r2host"), 30, "the new compute's node")
     assert node[0] == 16
-    assert node[5] is None  # release 1 cannot store PCI pools: not sent
-    compute.wait_for_log(r"Version cap for novalet-conductor: RPC 1\.0, "
-                         r"objects of release 1", timeout=30)
+    if dep.old_release == 1:
+        assert node[5] is None  # release 1 cannot store PCI pools: not sent
+        compute.wait_for_log(r"Version cap for novalet-conductor: RPC 1\.0, "
+                             r"objects of release 1", timeout=30)
     assert not _clean_errors(compute), _clean_errors(compute)
     assert not _clean_errors(old_conductor), _clean_errors(old_conductor)
 
     # Upgrade the conductor in place: the compute's caps rise by themselves.
     old_conductor.stop()
-    new_conductor = dep.start("novalet-conductor", "cond", release=CURRENT)
+    new_conductor = dep.start("novalet-conductor", "cond", old=False)
     compute.wait_for_log(r"Version cap for novalet-conductor: RPC newest, "
                          r"objects newest", timeout=60)
     wait_for(lambda: (dep.node("r2host") or [None] * 6)[5], 30,
