@@ -238,6 +238,34 @@ def test_instances_move_only_to_the_caller_or_along_its_migration(
     assert hosts[world.inst_a.uuid] == "hosta"
 
 
+def test_a_migration_reaches_only_an_instance_on_one_of_its_ends(
+        world: World) -> None:
+    """Host B may create a migration naming any instance, as long as B is
+    one of its ends; that migration must not open an instance that sits on
+    a third host (C) to B."""
+    on_c = _instance(_ctxt(), "hostc")
+    _migration(world.b, on_c, "hostb", "hosta")  # B's own migration
+    inst = world.as_b(on_c)
+    inst.vm_state = "error"
+    _refused(world, inst.save)
+    inst = world.as_b(on_c)
+    inst.host, inst.node = "hostb", "n1"
+    _refused(world, inst.save)
+    inst = world.as_b(on_c)
+    inst.host, inst.node = "hosta", "n1"  # the migration's other end
+    _refused(world, inst.save)
+    # An instance at either end of B's migration is B's to update.
+    for source, dest in (("hosta", "hostb"), ("hostb", "hosta")):
+        on_a = _instance(_ctxt(), "hosta")
+        _migration(world.b, on_a, source, dest)
+        inst = world.as_b(on_a)
+        inst.vm_state = "active"
+        inst.save()
+        assert objects.Instance.get_by_uuid(_ctxt(),
+                                            on_a.uuid).vm_state == "active"
+    assert objects.Instance.get_by_uuid(_ctxt(), on_c.uuid).vm_state == "building"
+
+
 def test_migrations_of_other_hosts(world: World) -> None:
     mig = world.as_b(world.mig_ac)
     mig.status = "error"
