@@ -91,3 +91,96 @@ def test_the_call_binds_to_the_signature():
             validate.check_call(objects.Service.get_by_id, "Obj.method", args,
                                 kwargs, drop=2)
     _check(objects.Service.get_by_id, service_id=1)
+
+
+def test_a_refusal_names_the_call_and_the_reason():
+    with pytest.raises(exception.MalformedRequest) as info:
+        validate.check_value("Obj.method(x)", True, int)
+    assert info.value.kwargs["reason"] == "Obj.method(x): bool is not int"
+
+
+# -- the fields of an object -------------------------------------------------------
+
+def _refused(obj: Any, reason: str, **kwargs: Any) -> str:
+    with pytest.raises(exception.MalformedRequest, match=reason) as info:
+        validate.check_object(obj, **kwargs)
+    return str(info.value.kwargs["reason"])
+
+
+def _instance(**values: Any) -> Any:
+    values = dict({"id": 1, "vcpus": 1, "memory_mb": 64}, **values)
+    return objects.Instance(**values)
+
+
+def test_text_fits_its_column():
+    assert _refused(_instance(task_state="x" * 256), "longer than 255") == \
+        "Instance.task_state: text longer than 255"
+    _refused(_instance(task_state="a\0b"), "NUL")
+    validate.check_object(_instance(task_state="x" * 255))
+    # A field without a column of its own: the wide limit.
+    pool = objects.PciDevicePool(vendor_id="v" * 300, product_id="p", count=1)
+    validate.check_object(pool)
+    pool.vendor_id = "v" * (validate.MAX_FIELD_TEXT + 1)
+    _refused(pool, "PciDevicePool.vendor_id: text longer than 65535")
+
+
+def test_integers_fit_their_column():
+    _refused(_instance(vcpus=2 ** 31), "Instance.vcpus: integer out of range")
+    validate.check_object(_instance(vcpus=2 ** 31 - 1))
+    _refused(objects.ComputeNode(free_disk_gb=-(2 ** 31) - 1),
+             "ComputeNode.free_disk_gb: integer out of range")
+    validate.check_object(objects.ComputeNode(free_disk_gb=-(2 ** 31)))
+    # Without a column (a nested object's field): the 64-bit range.
+    pool = objects.PciDevicePool(vendor_id="v", product_id="p", count=2 ** 31)
+    validate.check_object(pool)
+    pool.count = 2 ** 63
+    _refused(pool, "PciDevicePool.count: integer out of range")
+
+
+def test_floats_are_finite_and_datetimes_storable():
+    import datetime
+
+    for value in (float("inf"), float("nan")):
+        _refused(objects.MonitorMetric(name="m", value=value, source="s"),
+                 "MonitorMetric.value: not a finite number")
+    validate.check_object(objects.MonitorMetric(name="m", value=1.5, source="s"))
+    utc = datetime.UTC
+    _refused(_instance(launched_at=datetime.datetime(999, 1, 1, tzinfo=utc)),
+             "Instance.launched_at: year 999 out of range")
+    for year in (1000, 9999):
+        validate.check_object(_instance(
+            launched_at=datetime.datetime(year, 1, 1, tzinfo=utc)))
+
+
+def test_nested_objects_lists_and_dicts_are_checked():
+    def node(**values: Any) -> Any:
+        return objects.ComputeNode(id=1, **values)
+
+    bad_pool = objects.PciDevicePool(vendor_id="v", product_id="p",
+                                     count=2 ** 63)
+    _refused(node(pci_device_pools=objects.PciDevicePoolList(
+        objects=[bad_pool])), "PciDevicePool.count")
+    bad_metric = objects.MonitorMetric(name="m", value=float("nan"), source="s")
+    _refused(node(metrics=objects.MonitorMetricList(objects=[bad_metric])),
+             "MonitorMetric.value")
+    _refused(node(stats={"a": "b\0"}), "ComputeNode.stats: text with a NUL")
+    _refused(node(stats={"a\0": "b"}), "ComputeNode.stats: text with a NUL")
+    good = objects.MonitorMetric(name="m", value=1.0, source="s")
+    validate.check_object(node(
+        stats={"a": "b"}, metrics=objects.MonitorMetricList(objects=[good]),
+        pci_device_pools=objects.PciDevicePoolList(objects=[
+            objects.PciDevicePool(vendor_id="v", product_id="p", count=1)])))
+    many = objects.MonitorMetricList(objects=[good] * (validate.MAX_ITEMS + 1))
+    _refused(node(metrics=many), "MonitorMetricList.objects: more than")
+
+
+def test_changed_only_checks_the_changes_and_the_id():
+    inst = _instance(task_state="a\0b")
+    inst.obj_reset_changes()
+    validate.check_object(inst, changed_only=True)  # not what it writes
+    _refused(inst, "Instance.task_state")  # all of it
+    inst.vcpus = 2 ** 31
+    _refused(inst, "Instance.vcpus", changed_only=True)
+    inst = _instance(id=2 ** 31)
+    inst.obj_reset_changes()
+    _refused(inst, "Instance.id", changed_only=True)
