@@ -4,6 +4,8 @@ directly on the core's remotable methods: each rule refuses with a typed
 
 from __future__ import annotations
 
+import datetime
+import typing
 from typing import Any
 
 import pytest
@@ -43,9 +45,13 @@ def test_values_that_do_not_match_their_annotation(value, hint):
 
 
 @pytest.mark.parametrize("value, hint", [
-    (1, int), ("x", str), (False, bool), (None, int | None), (None, type(None)),
-    ([1, 2], list[int]), ((1, 2), list[int]), ({"a": 1}, dict[str, int]),
-    ("x", Any), (object(), Any), ("x", None),
+    (1, int), ("x", str), (False, bool), (None, int | None), (1, int | None),
+    (None, type(None)), ([1, 2], list[int]), ((1, 2), list[int]),
+    ({"a": 1}, dict[str, int]), ("x", Any), (object(), Any), ("x", None),
+    ("x", Any | None), ([1, 2], list[int] | None),
+    ([1], typing.List),  # noqa: UP006 (a bare generic: no item type)
+    (datetime.datetime(2020, 1, 1), datetime.datetime),
+    (1, typing.TypeVar("T")),  # not understood: not checked
 ])
 def test_values_that_match_their_annotation(value, hint):
     validate.check_value("Obj.method(x)", value, hint)
@@ -93,10 +99,47 @@ def test_the_call_binds_to_the_signature():
     _check(objects.Service.get_by_id, service_id=1)
 
 
-def test_a_refusal_names_the_call_and_the_reason():
+@pytest.mark.parametrize("value, hint, reason", [
+    (True, int, "bool is not int"),
+    ("x", int | None, "str is not int | None"),
+    (1, str, "int is not str"),
+])
+def test_a_refusal_names_the_call_and_the_reason(value, hint, reason):
     with pytest.raises(exception.MalformedRequest) as info:
-        validate.check_value("Obj.method(x)", True, int)
-    assert info.value.kwargs["reason"] == "Obj.method(x): bool is not int"
+        validate.check_value("Obj.method(x)", value, hint)
+    assert info.value.kwargs["reason"] == "Obj.method(x): " + reason
+
+
+# -- the version manifest ------------------------------------------------------------
+
+def _manifest_refused(versions: Any) -> str:
+    with pytest.raises(exception.MalformedRequest) as info:
+        validate.check_manifest("object_action", versions)
+    return str(info.value.kwargs["reason"])
+
+
+def test_a_manifest_names_at_most_1000_objects():
+    validate.check_manifest("object_action",
+                            {"O%d" % i: "1.0" for i in range(1000)})
+    assert _manifest_refused({"O%d" % i: "1.0" for i in range(1001)}) == \
+        "object_action: object_versions names more than 1000 objects"
+
+
+@pytest.mark.parametrize("versions", [
+    {1: "1.0"}, {"Service": 1}, {"Service": None}, {None: None},
+])
+def test_a_manifest_maps_names_to_version_strings(versions):
+    assert _manifest_refused(versions) == \
+        "object_action: object_versions maps names to version strings"
+
+
+def test_a_manifest_holds_short_text():
+    validate.check_manifest("object_action", {"S" * 255: "1" * 32})
+    assert "longer than 255" in _manifest_refused({"S" * 256: "1.0"})
+    assert "longer than 32" in _manifest_refused({"Service": "1" * 33})
+    assert "NUL" in _manifest_refused({"Service": "1.0\0"})
+    for absent in (None, [], "1.0"):  # not a manifest: nothing to check
+        validate.check_manifest("object_action", absent)
 
 
 # -- the fields of an object -------------------------------------------------------
@@ -138,8 +181,6 @@ def test_integers_fit_their_column():
 
 
 def test_floats_are_finite_and_datetimes_storable():
-    import datetime
-
     for value in (float("inf"), float("nan")):
         _refused(objects.MonitorMetric(name="m", value=value, source="s"),
                  "MonitorMetric.value: not a finite number")
@@ -170,8 +211,30 @@ def test_nested_objects_lists_and_dicts_are_checked():
         stats={"a": "b"}, metrics=objects.MonitorMetricList(objects=[good]),
         pci_device_pools=objects.PciDevicePoolList(objects=[
             objects.PciDevicePool(vendor_id="v", product_id="p", count=1)])))
-    many = objects.MonitorMetricList(objects=[good] * (validate.MAX_ITEMS + 1))
+    many = objects.MonitorMetricList(objects=[good] * validate.MAX_ITEMS)
+    validate.check_object(node(metrics=many))
+    many.objects.append(good)
     _refused(node(metrics=many), "MonitorMetricList.objects: more than")
+
+
+def test_an_apps_list_of_plain_values_is_checked():
+    """An app's object may hold a list of plain values (the core's hold
+    lists of objects only): each item is checked as an argument would be."""
+    from novalet.objects import base
+    from novalet.objects import fields as object_fields
+    from novalet.testing import isolated_registry
+
+    with isolated_registry():
+        @base.NovaletObjectRegistry.register
+        class Tagged(base.NovaletObject):
+            OBJ_PROJECT_NAMESPACE = "validatetest"
+            VERSION = "1.0"
+            fields = {"tags": object_fields.ListOfStringsField()}
+
+        validate.check_object(Tagged(tags=["a", "b" * validate.MAX_TEXT]))
+        assert _refused(Tagged(tags=["a", "b\0"]), "NUL") == \
+            "Tagged.tags: text with a NUL character"
+        _refused(Tagged(tags=["b" * (validate.MAX_TEXT + 1)]), "longer than")
 
 
 def test_changed_only_checks_the_changes_and_the_id():
@@ -184,3 +247,15 @@ def test_changed_only_checks_the_changes_and_the_id():
     inst = _instance(id=2 ** 31)
     inst.obj_reset_changes()
     _refused(inst, "Instance.id", changed_only=True)
+
+
+def test_fields_are_checked_against_the_columns_they_are_stored_in():
+    """A field stored under another column's name (``obj_db_columns``) is
+    checked against that column."""
+    from novalet.db import models
+
+    columns = validate._columns(objects.ComputeNode(id=1))
+    table = models.ComputeNode.__table__
+    assert columns["pci_device_pools"] is table.c.pci_stats
+    assert columns["hypervisor_hostname"] is table.c.hypervisor_hostname
+    assert "metrics" in columns and "id" in columns
