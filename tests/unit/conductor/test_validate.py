@@ -58,7 +58,7 @@ def test_values_that_match_their_annotation(value, hint):
 
 
 @pytest.mark.parametrize("value, reason", [
-    (2 ** 63, "out of range"), (-(2 ** 63) - 1, "out of range"),
+    (2 ** 63, "integer out of range"), (-(2 ** 63) - 1, "integer out of range"),
     (float("inf"), "finite"), (float("nan"), "finite"),
     ("a\0b", "NUL"), ("x" * (validate.MAX_TEXT + 1), "longer than 255"),
     ([0] * (validate.MAX_ITEMS + 1), "more than"),
@@ -66,8 +66,63 @@ def test_values_that_match_their_annotation(value, hint):
     ({"a\0": 1}, "NUL"), ({"a": "b\0"}, "NUL"), ([["\0"]], "NUL"),
 ])
 def test_limits(value, reason):
-    with pytest.raises(exception.MalformedRequest, match=reason):
+    with pytest.raises(exception.MalformedRequest, match=reason) as info:
         validate.check_value("Obj.method(x)", value, None)
+    assert info.value.kwargs["reason"].startswith("Obj.method(x): ")
+
+
+def test_dicts_at_the_item_limit_pass():
+    validate.check_value("Obj.method(x)",
+                         {str(i): 0 for i in range(validate.MAX_ITEMS)}, None)
+
+
+def test_the_items_of_lists_and_dicts_match_their_annotation():
+    for value, hint, reason in [
+            ([1, "x"], list[int], "str is not int"),
+            ({"a": "x"}, dict[str, int], "str is not int"),
+            ({"a": [1, "x"]}, dict[str, list[int]], "str is not int"),
+            (["\0"], None, "text with a NUL character")]:
+        with pytest.raises(exception.MalformedRequest) as info:
+            validate.check_value("Obj.method(x)", value, hint)
+        assert info.value.kwargs["reason"] == "Obj.method(x): " + reason
+
+
+def test_an_object_argument_has_its_fields_checked():
+    bad = objects.Instance(id=1, vcpus=2 ** 31, memory_mb=1)
+    with pytest.raises(exception.MalformedRequest, match="Instance.vcpus"):
+        validate.check_value("Obj.method(x)", bad, None)
+    validate.check_value("Obj.method(x)",
+                         objects.Instance(id=1, vcpus=1, memory_mb=1), None)
+
+
+class _Plain:
+    """Methods that are not remotable-wrapped: a bound method, and one
+    taking any arguments."""
+
+    def method(self, context: Any, number: int) -> None:
+        pass
+
+    def anything(self, context: Any, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+def test_a_plain_bound_method_is_checked_against_its_own_signature():
+    with pytest.raises(exception.MalformedRequest) as info:
+        validate.check_call(_Plain().method, "Plain.method", (True,), {}, drop=2)
+    assert info.value.kwargs["reason"] == "Plain.method(number): bool is not int"
+    validate.check_call(_Plain().method, "Plain.method", (1,), {}, drop=2)
+
+
+def test_any_positional_and_keyword_arguments_are_checked_one_by_one():
+    method = _Plain().anything
+    validate.check_call(method, "Plain.anything", (1, "x"), {"k": [1]}, drop=2)
+    for args, kwargs, reason in [
+            ((1, "a\0"), {}, "Plain.anything(args): text with a NUL character"),
+            ((), {"extra": "b\0"},
+             "Plain.anything(extra): text with a NUL character")]:
+        with pytest.raises(exception.MalformedRequest) as info:
+            validate.check_call(method, "Plain.anything", args, kwargs, drop=2)
+        assert info.value.kwargs["reason"] == reason
 
 
 @pytest.mark.parametrize("value", [
@@ -78,13 +133,16 @@ def test_values_at_the_limits_pass(value):
     validate.check_value("Obj.method(x)", value, None)
 
 
-def test_nesting_deeper_than_max_depth_is_refused():
+@pytest.mark.parametrize("wrap", [lambda v: [v], lambda v: {"k": v}],
+                         ids=["lists", "dicts"])
+def test_nesting_deeper_than_max_depth_is_refused(wrap):
     value: Any = "x"
     for _ in range(validate.MAX_DEPTH):
-        value = [value]
+        value = wrap(value)
     validate.check_value("Obj.method(x)", value, None)
-    with pytest.raises(exception.MalformedRequest, match="nested too deep"):
-        validate.check_value("Obj.method(x)", [value], None)
+    with pytest.raises(exception.MalformedRequest) as info:
+        validate.check_value("Obj.method(x)", wrap(value), None)
+    assert info.value.kwargs["reason"] == "Obj.method(x): nested too deep"
 
 
 def test_the_call_binds_to_the_signature():
@@ -93,9 +151,19 @@ def test_the_call_binds_to_the_signature():
             ((1, 2), {}, "too many"),
             ((), {"service_id": 1, "other": 2}, "unexpected keyword"),
             ((), {1: 1}, "argument names must be strings")]:
-        with pytest.raises(exception.MalformedRequest, match=reason):
+        with pytest.raises(exception.MalformedRequest, match=reason) as info:
             validate.check_call(objects.Service.get_by_id, "Obj.method", args,
                                 kwargs, drop=2)
+        assert info.value.kwargs["reason"].startswith("Obj.method: ")
+    with pytest.raises(exception.MalformedRequest) as info:
+        validate.check_call(objects.Service.get_by_id, "Obj.method", (), {1: 1},
+                            drop=2)
+    assert info.value.kwargs["reason"] == \
+        "Obj.method: argument names must be strings"
+    with pytest.raises(exception.MalformedRequest) as info:
+        _check(objects.Service.get_by_id, 2 ** 63)
+    assert info.value.kwargs["reason"] == \
+        "Obj.method(service_id): integer out of range"
     _check(objects.Service.get_by_id, service_id=1)
 
 
@@ -135,9 +203,12 @@ def test_a_manifest_maps_names_to_version_strings(versions):
 
 def test_a_manifest_holds_short_text():
     validate.check_manifest("object_action", {"S" * 255: "1" * 32})
-    assert "longer than 255" in _manifest_refused({"S" * 256: "1.0"})
-    assert "longer than 32" in _manifest_refused({"Service": "1" * 33})
-    assert "NUL" in _manifest_refused({"Service": "1.0\0"})
+    assert _manifest_refused({"S" * 256: "1.0"}) == \
+        "object_action: text longer than 255"
+    assert _manifest_refused({"Service": "1" * 33}) == \
+        "object_action: text longer than 32"
+    assert _manifest_refused({"Service": "1.0\0"}) == \
+        "object_action: text with a NUL character"
     for absent in (None, [], "1.0"):  # not a manifest: nothing to check
         validate.check_manifest("object_action", absent)
 
