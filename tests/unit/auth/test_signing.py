@@ -278,3 +278,37 @@ def test_the_refusal_log_forgets_its_kinds_past_256():
     assert not log.warn("kind-0", "refused")  # 256 kinds: still remembered
     assert log.warn("kind-256", "refused")
     assert log.warn("kind-0", "refused")  # 257: forgotten, logged again
+
+
+def test_what_is_signed_is_written_down_byte_for_byte():
+    """Both ends of a rolling upgrade hash the same bytes only while the
+    canonical form stays as documented: sorted keys, no spaces, ASCII,
+    NaN allowed; method, version, namespace, arguments, context (without
+    the signature and the transport's keys) and the signature fields but
+    ``sig``."""
+    assert signing.canonical({"b": [1.5, "\u00e9"], "a": float("nan")}) == \
+        b'{"a":NaN,"b":[1.5,"\\u00e9"]}'
+    payload = signing._payload(
+        {"method": "object_action", "version": "1.2", "namespace": None,
+         "args": {"x": 1}},
+        {"user": "u", signing.FIELD: {"sig": "s"}, "msg_id": "m"},
+        {"v": 1, "n": "nonce", "sig": "s"})
+    assert payload == (b'{"a":{"x":1},"c":{"user":"u"},"f":{"n":"nonce","v":1},'
+                       b'"m":"object_action","ns":null,"v":"1.2"}')
+
+
+def test_a_principal_names_one_host_in_at_most_300_characters():
+    assert signing.parse_principal("host:h1").host == "h1"
+    with pytest.raises(exception.SignatureRefused) as info:
+        signing.parse_principal("host:a:b")
+    assert info.value.kwargs["reason"] == \
+        "malformed signature (principal 'host:a:b')"
+    long_name = "x" * 100
+    with pytest.raises(exception.SignatureRefused) as info:
+        signing.parse_principal(long_name)
+    assert info.value.kwargs["reason"] == \
+        "malformed signature (principal %r)" % long_name[:80]
+    assert signing._text({"k": "x" * 300}, "k") == "x" * 300
+    with pytest.raises(exception.SignatureRefused) as info:
+        signing._text({"k": "x" * 301}, "k")
+    assert info.value.kwargs["reason"] == "malformed signature (field k)"
