@@ -138,7 +138,7 @@ main() {
   for arg in "$@"; do
     case $arg in
       --results) results_only=1 ;;
-      -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+      -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
       *) wanted+=("$arg") ;;
     esac
   done
