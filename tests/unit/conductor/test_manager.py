@@ -160,3 +160,32 @@ def test_a_method_that_changes_nothing_returns_no_fields(manager, sqlite_db):
         updates, _ = manager.object_action(context.get_admin_context(), sent,
                                            "save", [], {})
         assert updates == {"obj_what_changed": []}
+
+
+def test_changes_made_in_place_go_back(manager):
+    """A method that edits a dict, a nested object or the objects of a
+    nested list in place (no assignment) still sends those fields back."""
+    metric = objects.MonitorMetric(name="cpu", value=1.0, source="s")
+    node = objects.ComputeNode(
+        context.get_admin_context(), id=1, stats={"a": "1"},
+        metrics=objects.MonitorMetricList(objects=[metric]),
+        pci_device_pools=objects.PciDevicePoolList(objects=[
+            objects.PciDevicePool(vendor_id="v", product_id="p", count=1)]))
+    node.obj_reset_changes(recursive=True)
+
+    def touch(self: Any) -> None:
+        self.stats["b"] = "2"
+        self.metrics.objects[0].value = 9.0
+        self.pci_device_pools.objects[0].count = 2
+    touch.remotable = True  # type: ignore[attr-defined]
+    node_type = type(node)
+    try:
+        node_type.touch = touch
+        updates, _ = manager.object_action(context.get_admin_context(), node,
+                                           "touch", [], {})
+    finally:
+        del node_type.touch
+        conductor_manager._remotable_found.discard((node_type, "touch"))
+    assert set(updates) == {"stats", "metrics", "pci_device_pools",
+                            "obj_what_changed"}
+    assert updates["stats"] == {"a": "1", "b": "2"}
