@@ -189,3 +189,71 @@ def test_changes_made_in_place_go_back(manager):
     assert set(updates) == {"stats", "metrics", "pci_device_pools",
                             "obj_what_changed"}
     assert updates["stats"] == {"a": "1", "b": "2"}
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"object_versions": ["ComputeNode"]},
+    {"objnamespace": 5},
+    {"objname": 5},
+])
+def test_class_action_arguments_of_the_wrong_type_are_malformed(manager, kwargs):
+    call = dict(objname="ComputeNode", objmethod="get_by_id",
+                object_versions=_versions(objects.ComputeNode), args=[1],
+                kwargs={})
+    call.update(kwargs)
+    with pytest.raises(exception.MalformedRequest) as info:
+        manager.object_class_action_versions(context.get_admin_context(),
+                                             **call)
+    assert info.value.kwargs["reason"] == (
+        "objname and objnamespace must be strings and object_versions a dict")
+
+
+def test_unknown_objects_and_namespaces_are_named(manager):
+    ctxt = context.get_admin_context()
+    with pytest.raises(exception.UnknownNamespace) as info:
+        manager.object_class_action_versions(
+            ctxt, "Widget", "get", {"Widget": "1.0"}, [], {},
+            objnamespace="nowhere")
+    assert info.value.kwargs == {"namespace": "nowhere", "objname": "Widget",
+                                 "loaded": "novalet"}
+    with pytest.raises(exception.UnknownObject) as info:
+        manager.object_class_action_versions(
+            ctxt, "Widget", "get", {"Widget": "1.0"}, [], {})
+    assert info.value.kwargs == {"objname": "Widget",
+                                 "reason": "no such object is registered"}
+
+
+def test_a_save_that_reads_its_row_back_returns_only_what_changed(
+        manager, sqlite_db):
+    """``Service.save`` assigns every field again from the row it reads
+    back: equal values are not changes."""
+    ctxt = context.get_admin_context()
+    svc = objects.Service(ctxt, host="h1", binary="novalet-compute",
+                          topic="compute")
+    svc.create()
+    svc.disabled_reason = "maintenance"
+    updates, _ = manager.object_action(ctxt, svc, "save", [], {})
+    assert "disabled_reason" not in updates  # the caller sent it
+    assert not {"host", "binary", "topic", "created_at", "report_count",
+                "uuid", "id", "version"} & set(updates)
+    assert "updated_at" in updates
+
+
+def test_pending_changes_are_reported_when_the_method_changes_nothing(manager):
+    node = objects.ComputeNode(context.get_admin_context(), id=1,
+                               memory_mb_used=0)
+    node.obj_reset_changes()
+    node.memory_mb_used = 5  # not saved by the method below
+
+    def noop(self: Any) -> None:
+        pass
+    noop.remotable = True  # type: ignore[attr-defined]
+    node_type = type(node)
+    try:
+        node_type.noop = noop
+        updates, _ = manager.object_action(context.get_admin_context(), node,
+                                           "noop", [], {})
+    finally:
+        del node_type.noop
+        conductor_manager._remotable_found.discard((node_type, "noop"))
+    assert updates == {"obj_what_changed": ["memory_mb_used"]}
