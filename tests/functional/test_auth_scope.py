@@ -238,6 +238,94 @@ def test_instances_move_only_to_the_caller_or_along_its_migration(
     assert hosts[world.inst_a.uuid] == "hosta"
 
 
+def test_a_migration_reaches_only_an_instance_on_one_of_its_ends(
+        world: World) -> None:
+    """Host B may create a migration naming any instance, as long as B is
+    one of its ends; that migration must not open an instance that sits on
+    a third host (C) to B."""
+    on_c = _instance(_ctxt(), "hostc")
+    _migration(world.b, on_c, "hostb", "hosta")  # B's own migration
+    inst = world.as_b(on_c)
+    inst.vm_state = "error"
+    _refused(world, inst.save)
+    inst = world.as_b(on_c)
+    inst.host, inst.node = "hostb", "n1"
+    _refused(world, inst.save)
+    inst = world.as_b(on_c)
+    inst.host, inst.node = "hosta", "n1"  # the migration's other end
+    _refused(world, inst.save)
+    # An instance at either end of B's migration is B's to update.
+    for source, dest in (("hosta", "hostb"), ("hostb", "hosta")):
+        on_a = _instance(_ctxt(), "hosta")
+        _migration(world.b, on_a, source, dest)
+        inst = world.as_b(on_a)
+        inst.vm_state = "active"
+        inst.save()
+        assert objects.Instance.get_by_uuid(_ctxt(),
+                                            on_a.uuid).vm_state == "active"
+    assert objects.Instance.get_by_uuid(_ctxt(), on_c.uuid).vm_state == "building"
+
+
+def test_an_instance_moves_only_to_the_other_end_of_its_own_live_migration(
+        world: World) -> None:
+    """B may hand its instance to the other end of a migration of that
+    instance in progress in which B takes part; no other migration opens
+    another host to it (another instance's, a finished or deleted one, or
+    one between two other hosts)."""
+    admin = _ctxt()
+    inst = world.as_b(world.inst_b)
+
+    def move_to(host: str) -> Any:
+        moving = world.as_b(world.inst_b)
+        moving.host = host
+        return moving.save
+
+    _migration(admin, world.inst_a, "hostb", "hostd")  # another instance's
+    done = _migration(admin, world.inst_b, "hostb", "hoste")
+    done.status = "done"
+    done.save()
+    _migration(admin, world.inst_b, "hostb", "hostf").destroy()
+    _migration(admin, world.inst_b, "hosta", "hostg")  # B is no end of it
+    for host in ("hostd", "hoste", "hostf", "hostg", "hosta"):
+        _refused(world, move_to(host))
+    _migration(world.b, world.inst_b, "hostb", "hostc")
+    _refused(world, move_to("hostd"))
+    move_to("hostc")()
+    assert objects.Instance.get_by_uuid(admin, inst.uuid).host == "hostc"
+
+
+def test_other_migrations_do_not_open_an_instance(world: World) -> None:
+    """The migration that lets B update an instance on A is one of that
+    instance, in progress, and not deleted."""
+    admin = _ctxt()
+    _migration(world.b, world.inst_b, "hostb", "hosta")  # another instance's
+    done = _migration(admin, world.inst_a, "hosta", "hostb")
+    done.status = "completed"
+    done.save()
+    _migration(admin, world.inst_a, "hosta", "hostb").destroy()
+    inst = world.as_b(world.inst_a)
+    inst.vm_state = "error"
+    _refused(world, inst.save)
+
+
+def test_a_migration_keeps_the_caller_at_one_end(world: World) -> None:
+    mine = _migration(world.b, world.inst_b, "hostb", "hostc")
+    mine.source_compute, mine.dest_compute = "hosta", "hostc"
+    _refused(world, mine.save)
+    # A migration that does not exist is not found, whatever it claims.
+    ghost = objects.Migration(world.b, id=999999, instance_uuid=mine.instance_uuid)
+    ghost.obj_reset_changes()
+    ghost.dest_compute = "hostb"
+    with pytest.raises(exception.MigrationNotFound):
+        ghost.save()
+    # B at the destination end updates and deletes it as well.
+    incoming = _migration(_ctxt(), world.inst_a, "hosta", "hostb")
+    theirs = world.as_b(incoming)
+    theirs.status = "post-migrating"
+    theirs.save()
+    world.as_b(incoming).destroy()
+
+
 def test_migrations_of_other_hosts(world: World) -> None:
     mig = world.as_b(world.mig_ac)
     mig.status = "error"

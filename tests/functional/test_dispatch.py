@@ -168,3 +168,51 @@ def test_unknown_rpc_method_is_refused_typed(remote):
     with pytest.raises(exception.MethodNotRemotable) as info:
         _send("run_periodic_tasks", raise_on_error=True)
     assert "ConductorManager.run_periodic_tasks" in info.value.message
+
+
+def test_a_classmethod_that_is_not_remotable_is_refused(remote):
+    """``to_json_schema``: a public classmethod of every object, past the
+    name filter and the "is it a classmethod" check; only the remotable
+    mark stops it."""
+    with pytest.raises(exception.MethodNotRemotable) as info:
+        _send("object_class_action_versions", objname="ComputeNode",
+              objmethod="to_json_schema",
+              object_versions={"ComputeNode": objects.ComputeNode.VERSION},
+              args=[], kwargs={})
+    assert "ComputeNode.to_json_schema" in info.value.message
+
+
+def test_an_attribute_that_is_not_a_remotable_method_is_refused(remote):
+    """``Instance.disk_gb`` (a property) and ``fields`` pass the name
+    filter and are not classmethods; only the remotable mark stops them."""
+    ctxt = context.get_admin_context()
+    inst = objects.Instance(ctxt, host="h1", node="n1", vcpus=1, memory_mb=64)
+    inst.create()
+    for name in ("disk_gb", "fields"):
+        with pytest.raises(exception.MethodNotRemotable) as info:
+            _send("object_action", objinst=inst, objmethod=name, args=[],
+                  kwargs={})
+        assert "Instance.%s" % name in info.value.message
+
+
+def test_an_older_caller_gets_only_the_changed_fields_back(remote):
+    """A caller at Migration 1.0 (the conductor backports what it returns)
+    gets back what the save changed, not every field."""
+    ctxt = context.get_admin_context()
+    inst = objects.Instance(ctxt, host="h1", node="n1", vcpus=1, memory_mb=64)
+    inst.create()
+    mig = objects.Migration(ctxt, instance_uuid=inst.uuid, source_compute="h1",
+                            dest_compute="h2", source_node="n1",
+                            dest_node="n2", status="migrating")
+    mig.create()
+    for version in ("1.0", objects.Migration.VERSION):
+        primitive = mig.obj_to_primitive(target_version=version)
+        primitive["novalet_object.data"]["new_vcpus"] = 3
+        primitive["novalet_object.changes"] = ["new_vcpus"]
+        updates, result = _send("object_action", objinst=primitive,
+                                objmethod="save", args=[], kwargs={})
+        assert result is None
+        assert set(updates) == {"updated_at", "obj_what_changed"}, version
+        assert updates["obj_what_changed"] == []
+    rows = remote.database.query("SELECT new_vcpus FROM migrations")
+    assert [r[0] for r in rows] == [3]

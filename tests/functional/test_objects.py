@@ -79,6 +79,30 @@ def test_heartbeat_moves_last_seen_up_only_when_report_count_grows(path):
     assert again.report_count == 1
 
 
+def test_a_stale_report_count_never_moves_last_seen_up(path):
+    """A save of a report_count that is not above the stored one (a stale
+    copy of a dead service, saved late) leaves last_seen_up where it was:
+    the service must not look alive."""
+    ctxt = context.get_admin_context()
+    svc = _service(ctxt)
+    svc.report_count = 5
+    svc.save()
+    stale = objects.Service.get_by_id(ctxt, svc.id)
+    long_ago = datetime.datetime(2020, 1, 2, 3, 4, 5)
+    path.database.query("UPDATE services SET last_seen_up = :t WHERE id = :id",
+                        t=long_ago, id=svc.id)
+    for count in (5, 3):  # the same count, then a lower one
+        stale.report_count = count
+        stale.save()
+        got = objects.Service.get_by_id(ctxt, svc.id)
+        assert got.report_count == count
+        assert got.last_seen_up == long_ago.replace(tzinfo=datetime.UTC), count
+    stale.report_count = 4  # grows again: a heartbeat
+    stale.save()
+    assert objects.Service.get_by_id(ctxt, svc.id).last_seen_up > \
+        long_ago.replace(tzinfo=datetime.UTC)
+
+
 def test_report_heartbeats_beats_many_services_in_one_call(path, monkeypatch):
     from novalet.db import services as db_services
 
@@ -169,16 +193,56 @@ def test_one_field_save_writes_one_column(path):
     assert tuple(row) == (7, 4096)
 
 
-def test_noop_save_does_nothing(path):
+def _instance(ctxt):
+    inst = objects.Instance(ctxt, host="h1", node="node-1", vcpus=1,
+                            memory_mb=128)
+    inst.create()
+    return inst
+
+
+def _migration(ctxt):
+    mig = objects.Migration(ctxt, instance_uuid=_instance(ctxt).uuid,
+                            source_compute="h1", source_node="node-1",
+                            dest_compute="h2", dest_node="node-2")
+    mig.create()
+    return mig
+
+
+NOOP_SAVES = [
+    # (make one, its table, a change, the error once its row is gone)
+    (_node, "compute_nodes", ("memory_mb_used", 1), exception.ComputeHostNotFound),
+    (_service, "services", ("report_count", 1), exception.ServiceNotFound),
+    (_instance, "instances", ("vcpus", 2), exception.InstanceNotFound),
+    (_migration, "migrations", ("new_vcpus", 2), exception.MigrationNotFound),
+]
+
+
+@pytest.mark.parametrize("make, table, change, gone", NOOP_SAVES,
+                         ids=["ComputeNode", "Service", "Instance", "Migration"])
+def test_noop_save_does_nothing(path, monkeypatch, make, table, change, gone):
+    from novalet.objects import base
+
     ctxt = context.get_admin_context()
-    node = _node(ctxt)
+    obj = make(ctxt)
+    sent = []
+    api = base.get_indirection_api()
+    if api is not None:
+        real = api.object_action
+
+        def spy(*args, **kwargs):
+            sent.append(args[2] if len(args) > 2 else kwargs.get("objmethod"))
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(api, "object_action", spy)
     # Remove the row behind the object's back: a save that ran any SQL (or
-    # reached the conductor) would now fail with ComputeHostNotFound.
-    path.database.query("DELETE FROM compute_nodes WHERE id = :id", id=node.id)
-    node.save()
-    node.memory_mb_used = 1
-    with pytest.raises(exception.ComputeHostNotFound):
-        node.save()
+    # reached the conductor) would now fail with its NotFound error.
+    path.database.query("DELETE FROM %s WHERE id = :id" % table, id=obj.id)
+    obj.save()
+    assert sent == []
+    setattr(obj, *change)
+    with pytest.raises(gone):
+        obj.save()
+    assert sent == ([] if api is None else ["save"])
 
 
 def test_bad_values_name_object_and_field_and_write_nothing(path):

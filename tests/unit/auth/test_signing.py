@@ -239,3 +239,76 @@ def test_a_flood_of_refusals_logs_one_line_per_interval(caplog):
     lines = [r.getMessage() for r in caplog.records]
     assert lines == ["refused a", "refused c (50 more like it not logged in "
                      "the last 10s)"]
+
+
+def test_the_replay_cache_keeps_what_was_signed_at_the_window_edge():
+    cache = signing.ReplayCache(10)
+    assert cache.check_and_add("edge", 2000, 0) is None
+    assert cache.check_and_add("edge", 2000, 2000) == \
+        "replayed (this signature was used before)"
+    assert cache.check_and_add("later", 2001, 2001) is None
+    assert len(cache) == 1  # "edge", signed before the window, is gone
+
+
+def test_the_replay_cache_says_why_it_refuses():
+    cache = signing.ReplayCache(1)
+    assert cache.check_and_add("a", 1000, 0) is None
+    assert cache.check_and_add("b", 1000, 0) == (
+        "signed before the oldest signature this process still remembers "
+        "(replay cache full)")
+    assert cache.check_and_add("c", 999, 0) == (
+        "signed before the oldest signature this process still remembers "
+        "(replay cache full)")
+
+
+def test_refusals_are_quiet_for_exactly_one_interval(caplog):
+    now = [100.0]
+    log = signing.RefusalLog(interval=10, clock=lambda: now[0])
+    assert log.warn("kind", "refused")
+    now[0] = 105.0
+    assert not log.warn("kind", "refused")
+    now[0] = 110.0  # one interval after the last line
+    assert log.warn("kind", "refused")
+
+
+def test_the_refusal_log_forgets_its_kinds_past_256():
+    log = signing.RefusalLog(interval=10, clock=lambda: 0.0)
+    for i in range(256):
+        assert log.warn("kind-%d" % i, "refused")
+    assert not log.warn("kind-0", "refused")  # 256 kinds: still remembered
+    assert log.warn("kind-256", "refused")
+    assert log.warn("kind-0", "refused")  # 257: forgotten, logged again
+
+
+def test_what_is_signed_is_written_down_byte_for_byte():
+    """Both ends of a rolling upgrade hash the same bytes only while the
+    canonical form stays as documented: sorted keys, no spaces, ASCII,
+    NaN allowed; method, version, namespace, arguments, context (without
+    the signature and the transport's keys) and the signature fields but
+    ``sig``."""
+    assert signing.canonical({"b": [1.5, "\u00e9"], "a": float("nan")}) == \
+        b'{"a":NaN,"b":[1.5,"\\u00e9"]}'
+    payload = signing._payload(
+        {"method": "object_action", "version": "1.2", "namespace": None,
+         "args": {"x": 1}},
+        {"user": "u", signing.FIELD: {"sig": "s"}, "msg_id": "m"},
+        {"v": 1, "n": "nonce", "sig": "s"})
+    assert payload == (b'{"a":{"x":1},"c":{"user":"u"},"f":{"n":"nonce","v":1},'
+                       b'"m":"object_action","ns":null,"v":"1.2"}')
+
+
+def test_a_principal_names_one_host_in_at_most_300_characters():
+    assert signing.parse_principal("host:h1").host == "h1"
+    with pytest.raises(exception.SignatureRefused) as info:
+        signing.parse_principal("host:a:b")
+    assert info.value.kwargs["reason"] == \
+        "malformed signature (principal 'host:a:b')"
+    long_name = "x" * 100
+    with pytest.raises(exception.SignatureRefused) as info:
+        signing.parse_principal(long_name)
+    assert info.value.kwargs["reason"] == \
+        "malformed signature (principal %r)" % long_name[:80]
+    assert signing._text({"k": "x" * 300}, "k") == "x" * 300
+    with pytest.raises(exception.SignatureRefused) as info:
+        signing._text({"k": "x" * 301}, "k")
+    assert info.value.kwargs["reason"] == "malformed signature (field k)"
