@@ -7,6 +7,7 @@ from __future__ import annotations
 import configparser
 import glob
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -74,7 +75,8 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> str:
 def test_the_wheel_carries_the_license_and_py_typed(wheel: str) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert "novalet/py.typed" in names
-    [license_file] = [n for n in names if n.endswith(".dist-info/licenses/LICENSE")]
+    # setuptools 77 and newer keep it under licenses/ (PEP 639).
+    [license_file] = [n for n in names if re.search(r"\.dist-info/(licenses/)?LICENSE$", n)]
     text = zipfile.ZipFile(wheel).read(license_file).decode()
     assert "Apache License" in text and "Version 2.0, January 2004" in text
     with open(os.path.join(ROOT, "LICENSE")) as f:
