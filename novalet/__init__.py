@@ -51,3 +51,11 @@ except _service_backend.exceptions.BackendAlreadySelected:  # pragma: no cover
 import oslo_utils.eventletutils  # noqa: E402,F401
 
 __all__: list[str] = []
+
+from importlib import metadata as _metadata  # noqa: E402
+
+try:
+    #: The installed distribution's version (setup.cfg's ``version``).
+    __version__: str = _metadata.version("novalet")
+except _metadata.PackageNotFoundError:  # pragma: no cover (not installed)
+    __version__ = "0+unknown"

@@ -8,6 +8,7 @@ Each helper raises ``ServiceUnavailable`` when its service cannot be reached;
 
 from __future__ import annotations
 
+import datetime
 import os
 import shutil
 import socket
@@ -64,6 +65,11 @@ class Database:
                     conn.execute(sa.text("DELETE FROM %s" % table))
 
     def query(self, sql: str, **params: Any) -> list[Any]:
+        if self.backend == "sqlite":
+            # Bound as sqlite3's default datetime adapter did (deprecated
+            # since Python 3.12): the text SQLAlchemy's DateTime reads.
+            params = {k: v.isoformat(" ") if isinstance(v, datetime.datetime) else v
+                      for k, v in params.items()}
         with self.engine.begin() as conn:
             result = conn.execute(sa.text(sql), params)
             return list(result) if result.returns_rows else []

@@ -14,6 +14,7 @@ import argparse
 import os
 import signal
 import sys
+import textwrap
 import threading
 import time
 from collections.abc import Sequence
@@ -36,24 +37,90 @@ LOG = logging.getLogger(__name__)
 BINARY = "novalet-allinone"
 
 
+DESCRIPTION = """\
+A whole novalet cluster in one process: a conductor and --computes compute
+agents of --nodes fake nodes each, which boot --instances instances, shown in
+a live view refreshed every second until Ctrl-C. On the embedded default
+(a fresh SQLite database under [DEFAULT] state_path, the conductor in this
+process) it needs no other service; with --transport-url and
+--database-connection it runs on RabbitMQ and PostgreSQL, its conductor then
+serving RPC like novalet-conductor's. The log goes to a file and the metrics
+to a free loopback port: the view names both above its tables.
+"""
+
+#: The configuration defaults of this command, (group, option): value;
+#: ``--help`` lists them.
+DEFAULTS: dict[tuple[str | None, str], Any] = {
+    (None, "report_interval"): 1,
+    (None, "service_down_time"): 5,
+    (None, "update_resources_interval"): 2,
+    (None, "periodic_fuzzy_delay"): 0,
+    (None, "log_file"): "$state_path/novalet-allinone.log",
+    ("metrics", "bind_port"): 0,
+}
+
+#: What the live view's columns mean (``status_view.render``).
+COLUMNS = """\
+The live view:
+  Services     host, binary; state: up, or DOWN when its last heartbeat is
+               older than [DEFAULT] service_down_time; last beat: seconds
+               since that heartbeat; reports: heartbeats counted;
+               flags: disabled (novalet-manage service disable: no new work
+               is scheduled to it), forced-down (novalet-manage service
+               force-down: counted down whatever its heartbeats say), - for
+               neither
+  Hypervisors  node; vCPU, RAM, disk: used/total with a bar; VMs: instances
+               running; TOTAL: the sum of every node
+
+Other options are novalet's configuration and logging options, as
+novalet-conductor --help lists them: --config-file PATH, --config-dir DIR,
+--debug, --log-file PATH and the rest of oslo.log's. Its configuration
+defaults differ from the services' (the view moves within seconds, the log
+goes to a file, metrics are on, on a free loopback port):
+"""
+
+#: Under the tables of every frame of the live view.
+LEGEND = ("flags: disabled = no new work is scheduled to it; forced-down = "
+          "counted down\n       whatever its heartbeats say. Every column: "
+          "%s --help" % BINARY)
+
+
 def _parse(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     parser = argparse.ArgumentParser(
-        prog=BINARY, description="A whole novalet cluster in one process.",
-        epilog=exit_codes.HELP)
-    parser.add_argument("--computes", type=int, default=3,
-                        help="compute agents to run (default 3)")
-    parser.add_argument("--nodes", type=int, default=2,
-                        help="fake nodes per compute (default 2)")
-    parser.add_argument("--instances", type=int, default=6,
-                        help="instances to boot through build_instance")
+        prog=BINARY, usage="%(prog)s [options] [--config-file PATH]",
+        description=DESCRIPTION,
+        epilog=COLUMNS + textwrap.fill(", ".join(
+            "%s%s = %s" % ("[%s] " % group if group else "", name, value)
+            for (group, name), value in DEFAULTS.items()) + ".",
+            79, initial_indent="  ", subsequent_indent="  ") + "\n\n" +
+        textwrap.fill(exit_codes.HELP, 79),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--computes", type=int, default=3, metavar="N",
+                        help="compute agents to run, compute-1 to compute-N "
+                             "(default: %(default)s)")
+    parser.add_argument("--nodes", type=int, default=2, metavar="N",
+                        help="fake nodes per compute (default: %(default)s)")
+    parser.add_argument("--instances", type=int, default=6, metavar="N",
+                        help="instances to boot through build_instance, "
+                             "round-robin over the computes (default: "
+                             "%(default)s)")
     parser.add_argument("--once", action="store_true",
-                        help="print one snapshot once the cluster is up, exit")
+                        help="print one snapshot once the cluster is up, then "
+                             "stop (default: a live view until Ctrl-C)")
     parser.add_argument("--duration", type=float, default=None,
-                        help="run this many seconds, then stop")
-    parser.add_argument("--transport-url", default=None,
-                        help="e.g. rabbit://guest:guest@127.0.0.1:5672/")
-    parser.add_argument("--database-connection", default=None,
-                        help="e.g. postgresql+psycopg2://user@host/db")
+                        metavar="SECONDS",
+                        help="stop after this many seconds (default: run "
+                             "until Ctrl-C)")
+    parser.add_argument("--transport-url", default=None, metavar="URL",
+                        help="the message broker, e.g. "
+                             "rabbit://guest:guest@127.0.0.1:5672/ (default: "
+                             "[DEFAULT] transport_url, else fake://: in "
+                             "this process)")
+    parser.add_argument("--database-connection", default=None, metavar="URL",
+                        help="the database, e.g. "
+                             "postgresql+psycopg2://user@host/db (default: "
+                             "[database] connection, else a fresh "
+                             "$state_path/novalet-allinone.sqlite)")
     args, rest = parser.parse_known_args(list(argv))
     if args.computes < 1 or args.nodes < 1 or args.instances < 0:
         parser.error("--computes and --nodes must be >= 1, --instances >= 0")
@@ -162,18 +229,18 @@ def _own_master_key(conf: Any) -> None:
     conf.set_override("master_key_file", path, "auth")
 
 
+def _log_path(conf: Any) -> str:
+    """Where the log goes: ``log_file`` (under ``log_dir`` if relative)."""
+    if not conf.log_file:
+        return "stderr"
+    return os.path.abspath(os.path.join(conf.log_dir or "", conf.log_file))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args, rest = _parse(sys.argv[1:] if argv is None else argv)
     CONF = novalet_conf.CONF
-    # Defaults that make the view move within seconds.
-    CONF.set_default("report_interval", 1)
-    CONF.set_default("service_down_time", 5)
-    CONF.set_default("update_resources_interval", 2)
-    CONF.set_default("periodic_fuzzy_delay", 0)
-    # Logs go to a file: the terminal shows the status view.
-    CONF.set_default("log_file", "$state_path/novalet-allinone.log")
-    # Metrics on, on a free loopback port ([metrics] bind_port chooses one).
-    CONF.set_default("bind_port", 0, "metrics")
+    for (group, name), value in DEFAULTS.items():
+        CONF.set_default(name, value, group)
     common.setup(rest, prog=BINARY)
     if args.transport_url:
         CONF.set_override("transport_url", args.transport_url)
@@ -201,14 +268,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *a: stop.set())
     cluster = Cluster(CONF, args)
     endpoint = cluster.serve_metrics()
-    print("novalet-allinone: starting %d compute(s) x %d node(s) on %s, %s "
-          "(log: %s)" % (args.computes, args.nodes,
-                         rpc.masked_transport_url(CONF),
-                         db_engine.masked_url(CONF.database.connection),
-                         CONF.log_file or "stderr"), flush=True)
+    # The start lines head every frame of the live view too.
+    started = ["novalet-allinone: starting %d compute(s) x %d node(s) on %s, %s "
+               "(log: %s)" % (args.computes, args.nodes,
+                              rpc.masked_transport_url(CONF),
+                              db_engine.masked_url(CONF.database.connection),
+                              _log_path(CONF))]
     if endpoint is not None:
-        print("novalet-allinone: metrics on %s/metrics, health on %s/healthz"
-              % (endpoint.url, endpoint.url), flush=True)
+        started.append("novalet-allinone: metrics on %s/metrics, health on "
+                       "%s/healthz" % (endpoint.url, endpoint.url))
+    print("\n".join(started), flush=True)
     try:
         cluster.start()
         cluster.boot(args.instances)
@@ -221,8 +290,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         end = None if args.duration is None else time.monotonic() + args.duration
         while not stop.is_set() and (end is None or time.monotonic() < end):
-            sys.stdout.write("\x1b[H\x1b[2J" + cluster.snapshot() +
-                             "\n\nCtrl-C stops every service.\n")
+            sys.stdout.write("\x1b[H\x1b[2J" + "\n".join(started) + "\n\n" +
+                             cluster.snapshot() + "\n\n" + LEGEND +
+                             "\nCtrl-C stops every service.\n")
             sys.stdout.flush()
             stop.wait(1.0)
     except Exception as e:  # one line and its exit code, never a traceback

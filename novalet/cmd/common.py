@@ -17,12 +17,14 @@ from novalet.cmd import exit_codes, manage_cli
 LOG = logging.getLogger(__name__)
 
 
-def setup(argv: Sequence[str] | None, *, prog: str) -> None:
+def setup(argv: Sequence[str] | None, *, prog: str,
+          description: str | None = None, usage: str | None = None) -> None:
     """Parse the command line and config files, set up logging, register
-    the objects."""
+    the objects. ``description`` and ``usage`` open the ``--help`` text."""
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        novalet_conf.parse_args(args, prog=prog, epilog=exit_codes.HELP)
+        novalet_conf.parse_args(args, prog=prog, epilog=exit_codes.HELP,
+                                description=description, usage=usage)
     except cfg.Error as e:
         print("%s: %s" % (prog, e), file=sys.stderr)
         raise SystemExit(exit_codes.USAGE)

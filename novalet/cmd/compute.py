@@ -19,6 +19,14 @@ from novalet.metrics import endpoint as metrics
 LOG = logging.getLogger(__name__)
 BINARY = "novalet-compute"
 
+DESCRIPTION = (
+    "The novalet compute agent of one host ([DEFAULT] host): it reports the "
+    "host's nodes and their resources from its virt driver ([compute] "
+    "virt_driver), sends its heartbeats and builds the instances it is "
+    "sent. It never reaches the database: every object call goes to the "
+    "conductor over RPC. " + novalet_conf.OPTIONS_HELP)
+USAGE = "%(prog)s [--config-file PATH] [options]"
+
 
 def check_no_database_access(conf: object) -> None:
     """Raise ``ConfigurationError`` if ``[objects] indirection`` would let
@@ -48,7 +56,7 @@ def _check_service_versions(conf: object) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     CONF = novalet_conf.CONF
-    common.setup(argv, prog=BINARY)
+    common.setup(argv, prog=BINARY, description=DESCRIPTION, usage=USAGE)
     common.setup_guru_meditation(BINARY)
     try:
         check_no_database_access(CONF)

@@ -19,10 +19,19 @@ from novalet.metrics import endpoint as metrics
 LOG = logging.getLogger(__name__)
 BINARY = "novalet-conductor"
 
+DESCRIPTION = (
+    "The novalet conductor, the one service that reaches the database: it "
+    "runs the remotable methods of every app's objects that the compute "
+    "agents call over RPC ([conductor] topic), with [conductor] workers "
+    "processes, and serves the fleet's metrics ([metrics] bind_port). Run "
+    "it on one or more hosts behind the same broker. "
+    + novalet_conf.OPTIONS_HELP)
+USAGE = "%(prog)s [--config-file PATH] [options]"
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     CONF = novalet_conf.CONF
-    common.setup(argv, prog=BINARY)
+    common.setup(argv, prog=BINARY, description=DESCRIPTION, usage=USAGE)
     common.setup_guru_meditation(BINARY)
     # Before any worker exists (the launcher forks even one): every worker's
     # metrics go to this run's directory and this process serves them all.

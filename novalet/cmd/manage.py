@@ -30,8 +30,6 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from oslo_config import cfg
-
 from novalet import conf as novalet_conf
 from novalet.cmd import (
     manage_auth,
@@ -42,6 +40,13 @@ from novalet.cmd import (
 )
 
 BINARY = "novalet-manage"
+
+DESCRIPTION = (
+    "Administers a novalet deployment with its services' configuration "
+    "files: the database schema, the services and their liveness, the "
+    "compute nodes and their resources, signing keys and broker users. "
+    + novalet_conf.OPTIONS_HELP)
+USAGE = "%(prog)s [--config-file PATH] [options] COMMAND ACTION [...]"
 
 
 def _db_sync(args: Any) -> int:
@@ -90,7 +95,7 @@ def _format_parent() -> argparse.ArgumentParser:
 
 
 def _add_commands(subparsers: Any) -> None:
-    db = subparsers.add_parser("db", help="database schema")
+    db = subparsers.add_parser("db", help="the database schema: sync, version")
     db_sub = db.add_subparsers(dest="action", metavar="ACTION")
     db_sub.required = True
     sync = db_sub.add_parser("sync", help="upgrade the schema to the newest")
@@ -108,9 +113,9 @@ def _add_commands(subparsers: Any) -> None:
     manage_auth.add_parsers(subparsers)
 
 
-_command_opt = cfg.SubCommandOpt("category", title="commands",
-                                 handler=_add_commands,
-                                 help="what to manage")
+_command_opt = novalet_conf.CommandOpt(
+    "category", metavar="COMMAND", title="commands", handler=_add_commands,
+    help="what to manage; 'novalet-manage COMMAND --help' lists its actions")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -122,7 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     CONF = novalet_conf.CONF
     with manage_cli.sub_command(CONF, _command_opt.dest,
                                 lambda: CONF.register_cli_opt(_command_opt)):
-        code = manage_cli.parse(argv, BINARY)
+        code = manage_cli.parse(argv, BINARY, description=DESCRIPTION,
+                                usage=USAGE)
         if code is not None:
             return code
         args = CONF.category

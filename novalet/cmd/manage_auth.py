@@ -140,7 +140,9 @@ def rabbitmq(args: Any) -> int:
 
 def add_parsers(subparsers: Any) -> None:
     """Add ``auth`` and its actions to the ``novalet-manage`` parser."""
-    parser = subparsers.add_parser("auth", help="signing keys and broker users")
+    parser = subparsers.add_parser(
+        "auth", help="signing keys and broker users: init, retire, host-key, "
+                     "rabbitmq")
     actions = parser.add_subparsers(dest="action", metavar="ACTION")
     actions.required = True
     init = actions.add_parser("init", help="write the master key file "

@@ -79,9 +79,11 @@ def _argparse_error(captured: str) -> str:
 
 
 def parse(argv: Sequence[str] | None, prog: str,
-          epilog: str = exit_codes.HELP) -> int | None:
+          epilog: str = exit_codes.HELP, *, description: str | None = None,
+          usage: str | None = None) -> int | None:
     """Parse the command line and config files into ``CONF``, then set up
-    logging and register the objects.
+    logging and register the objects. ``description`` and ``usage`` open
+    the ``--help`` text (``novalet.conf.parse_args``).
 
     Returns None when the command should run, else its exit code: 0 after
     ``--help`` or ``--version``, 2 after a bad command line or config file,
@@ -94,7 +96,8 @@ def parse(argv: Sequence[str] | None, prog: str,
     captured = io.StringIO()
     try:
         with contextlib.redirect_stderr(captured):
-            novalet_conf.parse_args(args, prog=prog, epilog=epilog)
+            novalet_conf.parse_args(args, prog=prog, epilog=epilog,
+                                    description=description, usage=usage)
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
         if code == 0:

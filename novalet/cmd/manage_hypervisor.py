@@ -179,7 +179,8 @@ def add_parsers(subparsers: Any, parents: list[Any]) -> None:
     """Add ``hypervisor`` and its actions to the ``novalet-manage`` parser;
     ``parents`` carry the shared options (``--format``)."""
     hypervisor = subparsers.add_parser("hypervisor",
-                                       help="compute nodes and their resources")
+                                       help="compute nodes and their resources: "
+                                            "list, show, stats")
     actions = hypervisor.add_subparsers(dest="action", metavar="ACTION")
     actions.required = True
     listing = actions.add_parser("list", parents=parents,

@@ -223,7 +223,9 @@ def delete_service(args: Any) -> int:
 def add_parsers(subparsers: Any, parents: list[Any]) -> None:
     """Add ``service`` and its actions to the ``novalet-manage`` parser;
     ``parents`` carry the shared options (``--format``)."""
-    service = subparsers.add_parser("service", help="services and their liveness")
+    service = subparsers.add_parser(
+        "service", help="the services and their liveness: list, disable, "
+                        "enable, force-down, delete")
     actions = service.add_subparsers(dest="action", metavar="ACTION")
     actions.required = True
 

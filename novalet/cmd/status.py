@@ -23,6 +23,7 @@ import functools
 import sys
 import warnings
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from oslo_config import cfg
 from oslo_log import log as logging
@@ -36,6 +37,13 @@ from novalet.cmd import exit_codes, manage_cli
 LOG = logging.getLogger(__name__)
 
 BINARY = "novalet-status"
+
+DESCRIPTION = (
+    "Checks whether a novalet deployment is ready for this release: run it "
+    "with the new release's code and configuration before restarting the "
+    "services. Each check answers Success, Warning or Failure, with what to "
+    "do. " + novalet_conf.OPTIONS_HELP)
+USAGE = "%(prog)s [--config-file PATH] [options] upgrade check [--json]"
 COMPUTE_BINARY = "novalet-compute"
 
 #: ``services.last_auth`` of a heartbeat that proves the service signs (or
@@ -339,6 +347,25 @@ def _run(conf: cfg.ConfigOpts) -> int:
         return int(upgradecheck.run(conf))
 
 
+def _command_opt(checks: UpgradeChecks) -> novalet_conf.CommandOpt:
+    """``upgrade check [--json]`` (as oslo.upgradecheck's
+    ``register_cli_options`` adds it, with help and the words of ours)."""
+    def add_parsers(subparsers: Any) -> None:
+        upgrade = subparsers.add_parser(
+            "upgrade", help="is this deployment ready for this release: "
+                            "'upgrade check [--json]'")
+        upgrade.add_argument("check", metavar="ACTION",
+                             help="check: run every check (the only action)")
+        upgrade.add_argument("--json", action="store_true",
+                             help="print the results as JSON (default: a "
+                                  "table)")
+        upgrade.set_defaults(action_fn=checks.check)
+
+    return novalet_conf.CommandOpt("command", metavar="COMMAND",
+                                   title="commands", handler=add_parsers,
+                                   help="what to check")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``novalet-status``; returns its exit code. ``argv`` excludes the
     program name (default: ``sys.argv[1:]``). Can run any number of times in
@@ -346,9 +373,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     CONF = novalet_conf.CONF
     checks = UpgradeChecks(CONF)
     with manage_cli.sub_command(
-            CONF, "command",
-            lambda: upgradecheck.register_cli_options(CONF, checks)):
-        code = manage_cli.parse(argv, BINARY, epilog=exit_codes.STATUS_HELP)
+            CONF, "command", lambda: CONF.register_cli_opt(_command_opt(checks))):
+        code = manage_cli.parse(argv, BINARY, epilog=exit_codes.STATUS_HELP,
+                                description=DESCRIPTION, usage=USAGE)
         if code is not None:
             return code
         return manage_cli.run(BINARY, _run, CONF, failed=int(Code.FAILURE))

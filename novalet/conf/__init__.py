@@ -8,7 +8,8 @@ oslo.messaging registers some of its groups there only.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import oslo_messaging
 from oslo_config import cfg
@@ -36,6 +37,13 @@ _MODULES = (default, database, objects, conductor, compute, fake, libvirt,
             servicegroup, upgrade_levels, metrics, auth)
 
 DEFAULT_TRANSPORT_URL = "fake://"
+
+#: How a program's ``--help`` description ends: what its options (all
+#: oslo.config's and oslo.log's) are for.
+OPTIONS_HELP = ("Its options say which configuration files to read "
+                "(--config-file, --config-dir: oslo.config) and how to log "
+                "(--debug, --log-file and the rest: oslo.log); everything "
+                "else is set in the configuration files.")
 
 
 def _register_library_defaults(conf: cfg.ConfigOpts) -> None:
@@ -78,14 +86,48 @@ def set_lib_defaults() -> None:
 
 def parse_args(argv: Sequence[str], *, prog: str | None = None,
                default_config_files: list[str] | None = None,
-               epilog: str | None = None) -> None:
+               epilog: str | None = None, description: str | None = None,
+               usage: str | None = None) -> None:
     """Parse the command line and config files into ``CONF``.
 
-    ``argv`` excludes the program name (pass ``sys.argv[1:]``); ``epilog``
-    ends the ``--help`` text (the command's exit codes).
+    ``argv`` excludes the program name (pass ``sys.argv[1:]``). The
+    ``--help`` text opens with ``usage`` (``%(prog)s`` is the program; by
+    default argparse lists every option) and ``description`` (what the
+    program does), and ends with ``epilog`` (the command's exit codes).
     """
     CONF(list(argv), project="novalet", prog=prog,
-         default_config_files=default_config_files, epilog=epilog)
+         default_config_files=default_config_files, epilog=epilog,
+         description=description, usage=usage)
+
+
+class CommandOpt(cfg.SubCommandOpt):
+    """A command line's sub-command (``novalet-manage db ...``) listed in
+    ``--help`` under ``title`` before the options (oslo.config's own
+    sub-command puts it after the ~20 logging options oslo.log registers),
+    and named ``metavar`` alike in the usage, the help and the error for a
+    missing one. ``dest`` is the ``CONF`` attribute that holds the parsed
+    sub-command's namespace, as with ``cfg.SubCommandOpt``."""
+
+    def __init__(self, name: str, *, metavar: str, title: str,
+                 handler: Callable[[Any], None], dest: str | None = None,
+                 help: str | None = None) -> None:
+        super().__init__(name, dest=dest, handler=handler, title=title,
+                         help=help)
+        self.metavar = metavar
+
+    def _add_to_cli(self, parser: Any, group: Any = None) -> None:
+        # oslo.config calls this (a private hook) to put the option on its
+        # argparse parser. Without a title argparse keeps the sub-commands
+        # among the positional arguments, the group it prints first; that
+        # group takes this option's title. The sub-parsers' prog is the
+        # program's name, not the custom usage line argparse would use.
+        dest = self.dest if group is None else group.name + "_" + self.dest
+        subparsers = parser.add_subparsers(dest=dest, metavar=self.metavar,
+                                           help=self.help, prog=parser.prog)
+        subparsers.required = True
+        parser._positionals.title = self.title
+        if self.handler is not None:
+            self.handler(subparsers)
 
 
 def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
@@ -99,4 +141,4 @@ def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
     return sorted(merged.items())
 
 
-__all__ = ["CONF", "parse_args", "list_opts"]
+__all__ = ["CONF", "CommandOpt", "parse_args", "list_opts"]

@@ -44,7 +44,8 @@ def test_recorded_deliveries_are_forgotten_after_twice_the_window(
                           binary="novalet-compute")
     svc.create()
     _beats(_delivered("c" * 64), svc.id)
-    old = datetime.datetime.utcnow() - datetime.timedelta(seconds=11)
+    old = (datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+           - datetime.timedelta(seconds=11))
     database.query("UPDATE rpc_deliveries SET seen_at = :t", t=old)
     _beats(_delivered("d" * 64), svc.id)
     assert [r[0] for r in database.query("SELECT delivery_key FROM rpc_deliveries")] == ["d" * 64]

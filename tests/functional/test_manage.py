@@ -368,7 +368,7 @@ def test_unknown_service(run: Manage, cloud: dict[str, Any], action: list[str]) 
 
 
 @pytest.mark.parametrize("argv, fragment", [
-    ([], "the following arguments are required: category"),
+    ([], "the following arguments are required: COMMAND"),
     (["bogus"], "invalid choice: 'bogus'"),
     (["service"], "novalet-manage service: error: the following arguments are "
                   "required: ACTION"),

@@ -303,8 +303,8 @@ def test_long_listings_are_cut(run: Status, sqlite_db: Any) -> None:
 # -- the command line ----------------------------------------------------------------
 
 @pytest.mark.parametrize("argv, fragment", [
-    ([], "the following arguments are required: command"),
-    (["upgrade"], "the following arguments are required: check"),
+    ([], "the following arguments are required: COMMAND"),
+    (["upgrade"], "the following arguments are required: ACTION"),
     (["upgrade", "fix"], "unknown upgrade action 'fix'"),
     (["downgrade", "check"], "invalid choice: 'downgrade'"),
     (["upgrade", "check", "--yaml"], "unrecognized arguments: --yaml"),

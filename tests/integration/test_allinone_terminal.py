@@ -57,6 +57,10 @@ def test_live_view_shows_the_cluster_and_ctrl_c_stops_it(tmp_path, tmux_session)
     assert "compute-2  novalet-compute  up" in screen
     assert "compute-1-node-1" in screen and "compute-2-node-2" in screen
     assert "TOTAL" in screen and "[#" in screen  # usage bars are not empty
+    # The start lines stay in view above the tables: the log, the metrics.
+    assert "(log: %s)" % (tmp_path / "state" / "novalet-allinone.log") in screen
+    assert "novalet-allinone: metrics on http://127.0.0.1:" in screen
+    assert "flags: disabled = no new work is scheduled to it" in screen
     # The view refreshes: the heartbeat counters move.
     first = _screen(tmux_session)
     time.sleep(2.5)
