@@ -156,8 +156,33 @@ def test_host_b_attacks_host_a(deployment: Any, conf: Any) -> None:
     assert _row(db, "SELECT last_auth FROM services WHERE id = :i",
                 i=service_a.id).last_auth == "host"
 
+    # Migrations an admin started: A's instance to a third host, and one of
+    # B's instances to A (in progress, and finished).
+    node_a_name = _row(db, "SELECT hypervisor_hostname FROM compute_nodes "
+                       "WHERE id = :i", i=node_a.id).hypervisor_hostname
+    instance_b = objects.Instance(ctxt, vcpus=1, memory_mb=64, host=HOST_B,
+                                  node="n1")
+    instance_b.create()
+
+    def migration(inst: Any, source: str, dest: str, status: str) -> Any:
+        mig = objects.Migration(ctxt, instance_uuid=inst.uuid,
+                                source_compute=source, dest_compute=dest,
+                                source_node="n1", dest_node=node_a_name,
+                                status=status, new_vcpus=1, new_memory_mb=64)
+        mig.create()
+        return mig
+
+    migration_a = migration(instance, HOST_A, "auth-c-" + SUFFIX, "migrating")
+    migration_ba = migration(instance_b, HOST_B, HOST_A, "migrating")
+    migration_done = migration(instance_b, HOST_B, HOST_A, "error")
     world = {"host_a": HOST_A, "service_a": service_a.id, "node_a": node_a.id,
-             "instance_a": instance.uuid}
+             "instance_a": instance.uuid, "node_a_name": node_a_name,
+             "instance_b": instance_b.uuid, "migration_a": migration_a.id,
+             "migration_ba": migration_ba.id,
+             "migration_done": migration_done.id}
+    migrations_before = db.query("SELECT * FROM migrations ORDER BY id")
+    instance_before = db.query("SELECT * FROM instances WHERE uuid = :u",
+                               u=instance.uuid)
     world_file = deployment["tmp"] / "world.json"
     world_file.write_text(json.dumps(world))
     result = subprocess.run(
@@ -171,7 +196,17 @@ def test_host_b_attacks_host_a(deployment: Any, conf: Any) -> None:
                  "destroy A's service", "create a node of A",
                  "create a node of A (case)", "create a node of A (look-alike)",
                  "heartbeat for A", "steal A's instance", "destroy A's instance",
-                 "set A's last_seen_up", "context claiming admin"]
+                 "set A's last_seen_up", "context claiming admin",
+                 "takeover: create a migration of A's instance to B",
+                 "takeover: save A's instance",
+                 "takeover: move A's instance to B",
+                 "takeover: destroy A's instance",
+                 "takeover: destroy A's migration",
+                 "usage: create a migration onto A",
+                 "usage: grow a migration onto A",
+                 "usage: point a migration at A's other node",
+                 "usage: revive a finished migration onto A",
+                 "usage: destroy a migration onto A"]
     refused_signatures = [
         "unsigned", "replayed", "one byte changed", "signed for another method",
         "signed for another version", "signed for another server",
@@ -223,6 +258,11 @@ def test_host_b_attacks_host_a(deployment: Any, conf: Any) -> None:
     assert (inst.host, inst.deleted) == (HOST_A, 0)
     assert db.query("SELECT host FROM compute_nodes WHERE host <> :h",
                     h=HOST_A) == []
+    # The migrations are as the admin made them, A's instance as it was
+    # (the compute may only have run its periodic tasks meanwhile).
+    assert db.query("SELECT * FROM migrations ORDER BY id") == migrations_before
+    assert db.query("SELECT * FROM instances WHERE uuid = :u",
+                    u=instance.uuid) == instance_before
     # A keeps beating; the conductor keeps serving, logged each refusal as a
     # warning naming the verified caller, and no traceback.
     count = _row(db, "SELECT report_count FROM services WHERE id = :i",

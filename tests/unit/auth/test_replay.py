@@ -102,3 +102,24 @@ def test_the_largest_holder_pays_when_the_cache_is_full():
     assert cache.check_and_add("c0", 500, 0, "host:c") is None
     assert cache.floor("host:a") == -1 and cache.floor("host:c") == -1
     assert cache.floor("host:b") == 2043
+
+
+def test_a_request_replayed_to_another_process_is_bounded_by_the_window(rings):
+    """Each process remembers its own nonces: a captured request replayed to
+    another conductor process is accepted there once (stated in the README;
+    a heartbeat's delivery key refuses it in the database), but never later
+    than ``timestamp_window`` after its timestamp, nor dated further ahead
+    than ``max_clock_ahead``: the exposure lasts at most the window plus
+    the bound ahead after signing."""
+    clock = [NOW]
+    one, other = (_verifier(rings["conductor"], clock) for _ in range(2))
+    ahead = _request(rings["hostb"], now=NOW + 5)
+    assert one.verify(*copy.deepcopy(ahead)) == principal.host("hostb")
+    with pytest.raises(exception.SignatureRefused, match="replayed"):
+        one.verify(*copy.deepcopy(ahead))
+    clock[0] = NOW + 65  # 60 s after its timestamp: still inside
+    assert other.verify(*copy.deepcopy(ahead)) == principal.host("hostb")
+    clock[0] = NOW + 65.001
+    late = _verifier(rings["conductor"], clock)
+    with pytest.raises(exception.SignatureRefused, match="stale"):
+        late.verify(*ahead)
