@@ -326,6 +326,24 @@ def main(config: str, world_file: str) -> int:
     # -- after all that, B still works as a caller --------------------------------
     attempt("read after the attacks", lambda: objects.Service.get_by_id(
         ctxt, world["service_a"]))
+
+    # -- last: a flood of casts dated as far ahead as accepted, to fill the
+    # conductor's replay cache (B's own later requests may be refused) ------
+    def flood() -> None:
+        """``world["flood"]`` casts dated 4.5 s ahead of now, then a few
+        dated now: older than the flood's oldest, which it forgot."""
+        raw = _raw()
+        request = _get_by_id(world["service_a"])
+        base = time.time()
+        for count, ahead in ((world["flood"], 4.5), (20, 0.0)):
+            for _ in range(count):
+                made_ctxt, made_args = _signed(
+                    "object_class_action_versions", request,
+                    clock=lambda a=ahead: base + a)
+                raw.cast(made_ctxt, "object_class_action_versions",
+                         **made_args)
+
+    attempt("flood of future-dated casts", flood)
     print(json.dumps(RESULTS))
     return 0
 

@@ -31,6 +31,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SUFFIX = os.urandom(3).hex()
 HOST_A, HOST_B = "auth-a-" + SUFFIX, "auth-b-" + SUFFIX
+#: Signed casts host B floods the conductor with, twice its replay cache.
+FLOOD = 2000
 
 #: Processes of a host hold its key only, never the master key the test
 #: session gives everything it starts (tests/conftest.py).
@@ -93,7 +95,8 @@ def deployment(tmp_path_factory: Any) -> Any:
                 host, host, services.RABBIT_HOST, vhost_path)
 
         conductor = processes.ServiceProcess(
-            "novalet-conductor", config("cond-" + SUFFIX, vhost.url),
+            "novalet-conductor", config("cond-" + SUFFIX, vhost.url,
+                                        auth={"replay_cache_size": FLOOD // 2}),
             str(tmp / "conductor.log"))
         procs.append(conductor)
         conductor.wait_for_log("novalet-conductor started", timeout=90)
@@ -179,7 +182,7 @@ def test_host_b_attacks_host_a(deployment: Any, conf: Any) -> None:
              "instance_a": instance.uuid, "node_a_name": node_a_name,
              "instance_b": instance_b.uuid, "migration_a": migration_a.id,
              "migration_ba": migration_ba.id,
-             "migration_done": migration_done.id}
+             "migration_done": migration_done.id, "flood": FLOOD}
     migrations_before = db.query("SELECT * FROM migrations ORDER BY id")
     instance_before = db.query("SELECT * FROM instances WHERE uuid = :u",
                                u=instance.uuid)
@@ -234,6 +237,7 @@ def test_host_b_attacks_host_a(deployment: Any, conf: Any) -> None:
         # host A refuses both (below).
         "broker: into A's queue by the default exchange": "done",
         "read after the attacks": "done",
+        "flood of future-dated casts": "done",
     }
     assert outcomes == expected
 
@@ -271,7 +275,20 @@ def test_host_b_attacks_host_a(deployment: Any, conf: Any) -> None:
                           i=service_a.id).report_count >= count + 2, 30,
              "A's heartbeats after the attacks")
     assert objects.Service.get_by_id(ctxt, service_a.id).host == HOST_A
+    # B's flood filled the conductor's replay cache (B paid: its own older
+    # casts refused) and refused nobody else: A's beats and the admin's
+    # calls above were served meanwhile.
+    deployment["conductor"].wait_for_log(
+        "of host:%s \\(replay cache full\\)" % HOST_B, timeout=60)
+    count = _row(db, "SELECT report_count FROM services WHERE id = :i",
+                 i=service_a.id).report_count
+    wait_for(lambda: _row(db, "SELECT report_count FROM services WHERE id = :i",
+                          i=service_a.id).report_count >= count + 2, 30,
+             "A's heartbeats after the flood")
+    assert objects.Service.get_by_id(ctxt, service_a.id).host == HOST_A
     log = deployment["conductor"].log()
+    assert "of host:%s (replay" % HOST_A not in log
+    assert "of admin (replay" not in log
     assert "Refused: host %s may not update a compute node" % HOST_B in log
     assert "Refused a object_class_action_versions request" in log
     assert not deployment["conductor"].errors(), deployment["conductor"].errors()
