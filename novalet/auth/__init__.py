@@ -78,6 +78,8 @@ def verifier(conf: cfg.ConfigOpts, *, topic: str, server: str | None,
     return signing.Verifier(
         _ring, topic=topic, server=server,
         window=lambda: float(conf.auth.timestamp_window),
+        future_window=lambda: float(min(conf.auth.max_clock_ahead,
+                                        conf.auth.timestamp_window)),
         enforce=lambda: bool(conf.auth.enforce), replay=replay,
         local=in_process)
 

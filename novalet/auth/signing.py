@@ -13,9 +13,11 @@ the signer read them back from JSON, so both ends hash the same values.
 
 The receiver (``Verifier.verify``) checks, cheapest first: the shape and
 sizes of the field, the principal's form, the timestamp against its clock
-(``[auth] timestamp_window`` either way), that it may verify that key for
-that principal, the topic and server (its own), the signature itself, and
-last the nonce (``ReplayCache``: a request seen once is refused again).
+(``[auth] timestamp_window`` behind it, ``[auth] max_clock_ahead`` ahead of
+it), that it may verify that key for that principal, the topic and server
+(its own), the signature itself, and last the nonce (``ReplayCache``: a
+request seen once is refused again; accounted per verified principal, so
+one principal's flood never refuses another's requests).
 Only then is a ``Principal`` made; the RPC server puts it on the context.
 """
 
@@ -114,46 +116,97 @@ class Signer:
         return fields
 
 
+_FULL = ("signed before the oldest signature this process still remembers "
+         "of %s (replay cache full)")
+
+
+class _Nonces:
+    """One principal's remembered nonces: nonce -> timestamp, a heap by
+    timestamp, and the floor (what was forgotten before its time)."""
+
+    __slots__ = ("seen", "heap", "floor")
+
+    def __init__(self) -> None:
+        self.seen: dict[str, int] = {}
+        self.heap: list[tuple[int, str]] = []
+        self.floor = -1
+
+    def expire(self, oldest_valid: int) -> int:
+        """Drop the entries signed before ``oldest_valid``; how many."""
+        heap, seen, dropped = self.heap, self.seen, 0
+        while heap and heap[0][0] < oldest_valid:
+            _, old = heapq.heappop(heap)
+            seen.pop(old, None)
+            dropped += 1
+        return dropped
+
+    def forget_oldest(self) -> None:
+        """Forget the oldest entry before its time: the floor rises to it."""
+        old_ts, old = heapq.heappop(self.heap)
+        self.seen.pop(old, None)
+        self.floor = max(self.floor, old_ts)
+
+
 class ReplayCache:
-    """The nonces of requests seen within the window, bounded: when full,
-    the oldest are forgotten and anything signed at or before them is
-    refused from then on (``floor``), so a forgotten nonce cannot come back.
-    Thread-safe."""
+    """The nonces of requests seen within the window, per verified
+    principal, at most ``max_entries`` in all. When full, the oldest entry of
+    the principal holding the most is forgotten and anything that principal
+    signed at or before it is refused from then on (its floor), so a
+    forgotten nonce cannot come back: a principal flooding the cache evicts
+    its own entries only, never another's. Thread-safe."""
 
     def __init__(self, max_entries: int) -> None:
         self.max_entries = max_entries
-        self._seen: dict[str, int] = {}
-        self._heap: list[tuple[int, str]] = []
-        self.floor = -1
+        self._by_principal: dict[str, _Nonces] = {}
+        self._size = 0
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
-        return len(self._seen)
+        return self._size
 
-    def check_and_add(self, nonce: str, ts: int, oldest_valid: int) -> str | None:
-        """Record ``nonce`` signed at ``ts``; returns why it is refused
-        (seen before, or older than what was forgotten), else None.
-        Entries signed before ``oldest_valid`` are dropped."""
+    def floor(self, who: str = "") -> int:
+        """The newest timestamp forgotten early of principal ``who``."""
+        nonces = self._by_principal.get(who)
+        return -1 if nonces is None else nonces.floor
+
+    def check_and_add(self, nonce: str, ts: int, oldest_valid: int,
+                      who: str = "") -> str | None:
+        """Record ``nonce`` signed at ``ts`` by principal ``who``; returns
+        why it is refused (seen before, or older than what was forgotten of
+        ``who``), else None. Entries signed before ``oldest_valid`` are
+        dropped."""
         with self._lock:
-            heap, seen = self._heap, self._seen
-            while heap and heap[0][0] < oldest_valid:
-                _, old = heapq.heappop(heap)
-                seen.pop(old, None)
-            if nonce in seen:
+            mine = self._by_principal.get(who)
+            if mine is None:
+                mine = self._by_principal[who] = _Nonces()
+            self._size -= mine.expire(oldest_valid)
+            if nonce in mine.seen:
                 return "replayed (this signature was used before)"
-            if ts <= self.floor:
-                return "signed before the oldest signature this process " \
-                       "still remembers (replay cache full)"
-            while len(seen) >= self.max_entries:
-                old_ts, old = heapq.heappop(heap)
-                seen.pop(old, None)
-                self.floor = max(self.floor, old_ts)
-            if ts <= self.floor:
-                return "signed before the oldest signature this process " \
-                       "still remembers (replay cache full)"
-            seen[nonce] = ts
-            heapq.heappush(heap, (ts, nonce))
+            if ts <= mine.floor:
+                return _FULL % (who or "its signer")
+            while self._size >= self.max_entries:
+                self._evict(mine, oldest_valid)
+            if ts <= mine.floor:
+                return _FULL % (who or "its signer")
+            mine.seen[nonce] = ts
+            heapq.heappush(mine.heap, (ts, nonce))
+            self._size += 1
             return None
+
+    def _evict(self, mine: _Nonces, oldest_valid: int) -> None:
+        """Make room for one entry of ``mine``: its own oldest when it holds
+        at least its share, else the oldest of whoever holds the most
+        (expired entries go first, without raising a floor)."""
+        share = self.max_entries // max(1, len(self._by_principal))
+        victim = mine
+        if len(mine.seen) < share or not mine.seen:
+            victim = max(self._by_principal.values(),
+                         key=lambda n: len(n.seen))
+        dropped = victim.expire(oldest_valid)
+        self._size -= dropped
+        if not dropped:
+            victim.forget_oldest()
+            self._size -= 1
 
 
 class RefusalLog:
@@ -218,12 +271,15 @@ class Verifier:
                  server: str | None, window: Callable[[], float],
                  enforce: Callable[[], bool], replay: ReplayCache,
                  local: bool = False, clock: Callable[[], float] = time.time,
-                 refusals: RefusalLog | None = None) -> None:
+                 refusals: RefusalLog | None = None,
+                 future_window: Callable[[], float] | None = None) -> None:
         self.ring = ring
         self.local = local
         self.topic = topic
         self.server = server
         self.window = window
+        #: Seconds a timestamp may be ahead of this clock (default: window).
+        self.future_window = future_window or window
         self.enforce = enforce
         self.replay = replay
         self.clock = clock
@@ -288,10 +344,11 @@ class Verifier:
             raise exception.SignatureRefused(
                 reason="stale signature (%.1fs old, the window is %ds)"
                 % ((now - ts) / 1000, window // 1000))
-        if ts > now + window:
+        ahead = int(self.future_window() * 1000)
+        if ts > now + ahead:
             raise exception.SignatureRefused(
-                reason="signature from the future (%.1fs ahead)"
-                % ((ts - now) / 1000))
+                reason="signature from the future (%.1fs ahead, at most %ss)"
+                % ((ts - now) / 1000, ahead / 1000))
         if topic != self.topic or server not in (None, self.server):
             raise exception.SignatureRefused(
                 reason="signed for another server (%s/%s)" % (topic, server))
@@ -317,7 +374,8 @@ class Verifier:
             raise exception.SignatureRefused(
                 reason="bad signature (the request was changed, or signed "
                        "with another key)")
-        why = self.replay.check_and_add(nonce, ts, now - window)
+        why = self.replay.check_and_add(nonce, ts, now - window,
+                                        principal.wire_name())
         if why is not None:
             raise exception.SignatureRefused(reason=why)
         return principal

@@ -28,14 +28,25 @@ opts = [
                      "in-process fake:// transport needs no keys."),
     cfg.IntOpt("timestamp_window", default=60, min=1, max=3600,
                mutable=True,
-               help="Seconds a signed request stays valid, before and after "
-                    "the receiver's clock (the sender's clock may be off by "
-                    "up to this much). A request seen once in this window "
-                    "is refused if it comes again (replay)."),
+               help="Seconds a signed request stays valid after it was "
+                    "signed, by the receiver's clock (a sender's clock may be "
+                    "behind by up to this much; ahead: max_clock_ahead). A "
+                    "request seen once in this window is refused if it comes "
+                    "again (replay)."),
+    cfg.IntOpt("max_clock_ahead", default=5, min=0, max=3600, mutable=True,
+               help="Seconds a signed request's timestamp may be ahead of "
+                    "the receiver's clock (at most timestamp_window). Keep "
+                    "the clocks in step (NTP): a request signed further "
+                    "ahead is refused. A request dated ahead stays in the "
+                    "replay cache longer, so a tight bound keeps the cache "
+                    "small."),
     cfg.IntOpt("replay_cache_size", default=200000, min=1000,
-               help="Most signatures a process remembers against replay. "
-                    "When it is full, the oldest are forgotten and requests "
-                    "signed before them are refused as stale."),
+               help="Most signatures a process remembers against replay, "
+                    "counted per verified principal. When it is full, the "
+                    "oldest of the principal holding the most are forgotten "
+                    "and that principal's requests signed before them are "
+                    "refused as stale: a flood from one host never makes "
+                    "another's requests refused."),
 ]
 
 

@@ -2,7 +2,7 @@
 
 Every function takes a ``RequestContext`` first and runs in a reader or
 writer transaction (``novalet.db.engine``); a host caller writes the
-instances on it, or moves one along a migration it takes part in
+instances on it, or moves one along a migration an admin made it an end of
 (``novalet.db.scope``).
 """
 
@@ -48,13 +48,16 @@ def instance_get_all(context: Any, host: str | None = None,
 def instance_update(context: Any, instance_id: int,
                     values: dict[str, Any]) -> Any:
     """Write ``values`` only. A host caller updates the instances on it,
-    places one that is nowhere yet on itself, or moves one along an
-    in-progress migration it takes part in (``novalet.db.scope``)."""
+    places one that is nowhere yet on itself, takes one off itself, or
+    moves one along an in-progress migration an admin made it an end of
+    (``novalet.db.scope``)."""
     host = scope.check_instance_values(context, values, create=False,
                                        connection=context.connection,
                                        instance_id=instance_id)
-    kind = ("instance_unplaced" if host is not None
-            and values.get("host", None) == host else "instance")
+    kind = "instance"
+    if host is not None and "host" in values:
+        kind = ("instance_unplaced" if values["host"] == host
+                else "instance_own" if values["host"] is None else "instance")
     return rows.update(context.connection, models.Instance, instance_id, values,
                        lambda: exception.InstanceNotFound(instance=instance_id),
                        lambda: exception.InstanceExists(uuid=values.get("uuid")),

@@ -3,8 +3,10 @@
 alembic scripts in ``novalet/db/migrations/``).
 
 Every function takes a ``RequestContext`` first and runs in a reader or
-writer transaction (``novalet.db.engine``); a host caller writes the
-migrations it is the source or destination of (``novalet.db.scope``).
+writer transaction (``novalet.db.engine``). An admin (or a local caller)
+starts, changes and deletes migrations; a host caller only reports the
+status of an in-progress one it is the source or destination of
+(``novalet.db.scope``).
 """
 
 from __future__ import annotations
@@ -50,17 +52,18 @@ def migration_get_in_progress_by_host_and_node(
 @writer_connection
 def migration_update(context: Any, migration_id: int,
                      values: dict[str, Any]) -> Any:
-    host = scope.check_migration_values(context, values, create=False,
-                                        connection=context.connection,
-                                        migration_id=migration_id)
+    host = scope.check_migration_values(context, values, create=False)
     return rows.update(context.connection, models.Migration, migration_id, values,
                        lambda: exception.MigrationNotFound(migration=migration_id),
                        lambda: exception.Conflict(reason="duplicate migration"),
-                       scoped=scope.scoped(context, host, "owned", "update a migration",
+                       scoped=scope.scoped(context, host, "migration",
+                                           "update a migration",
                                            "migration %s" % migration_id))
 
 
 @writer
 def migration_destroy(context: Any, migration_id: int) -> None:
+    """Soft-delete a migration: an admin's or a local caller's only (a host
+    owns none: ``scope.owned_condition``)."""
     rows.soft_delete(context, models.Migration, migration_id,
                      lambda: exception.MigrationNotFound(migration=migration_id))

@@ -3,12 +3,22 @@ row is written.
 
 A request signed with a host's key (``novalet.auth``) may create, update and
 delete only that host's ``services``, ``compute_nodes`` and ``instances``
-rows, and ``migrations`` rows whose source or destination it is. The checks
-never trust the object the caller sent: the values it asks to write are
-checked here, and the row it names must be the caller's in the database, in
-the same statement that writes it (``UPDATE ... WHERE id = :id AND host =
-:caller``). A refusal is ``Forbidden`` with nothing written and one warning
-naming the verified caller. Admins and local callers are unscoped.
+rows. The checks never trust the object the caller sent: the values it asks
+to write are checked here, and the row it names must be the caller's in the
+database, in the same statement that writes it (``UPDATE ... WHERE id = :id
+AND host = :caller``). A refusal is ``Forbidden`` with nothing written and
+one warning naming the verified caller. Admins and local callers are
+unscoped.
+
+Migrations are started by an admin (the conductor, on an admin's or the
+API's request), never by a host: a host creates and deletes none, and
+reports only the ``status`` of an in-progress migration it is the source or
+destination of. While such a migration is in progress and the instance sits
+on one of its ends, either end may update the instance and move it to the
+other end (the host and node the migration names); a host never changes an
+instance's sizes. So no host acts on an instance that is not on it unless an
+admin made it an end of that instance's migration, and no host makes
+another host's resource tracker count anything.
 
 Whoever the caller, ``services.last_seen_up`` is written by the database
 clock only (a heartbeat), never from a value sent.
@@ -123,25 +133,48 @@ def check_node_values(context: Any, values: dict[str, Any], *,
     return host
 
 
-def migration_peers(connection: Any, instance_uuid: Any, host: str) -> set[str]:
-    """The hosts at the other end of the in-progress migrations of
-    ``instance_uuid`` in which ``host`` takes part, and ``host`` itself
-    when there is one."""
+#: Instance fields only an admin changes: what a resource tracker counts
+#: wherever the instance goes, and the name its migrations refer to.
+ADMIN_INSTANCE_FIELDS = frozenset({"uuid", "vcpus", "memory_mb", "root_gb",
+                                   "ephemeral_gb"})
+
+#: Migration fields a host writes: the progress it reports as an end.
+HOST_MIGRATION_FIELDS = frozenset({"status"})
+
+
+def in_progress(migrations: Any) -> Any:
+    """A live migration not in a done state (it holds resources)."""
+    return sa.and_(migrations.c.deleted == 0, migrations.c.status.not_in(
+        list(models.MIGRATION_DONE_STATES)))
+
+
+def is_end(migrations: Any) -> Any:
+    """The caller is the migration's source or destination."""
+    return sa.or_(is_caller(migrations.c.source_compute),
+                  is_caller(migrations.c.dest_compute))
+
+
+def migration_ends(connection: Any, instance_uuid: Any,
+                   host: str) -> set[tuple[str, Any]]:
+    """The (host, node) ends of the in-progress migrations of
+    ``instance_uuid`` of which ``host`` is an end (that the instance sits
+    on one of them is the statement's condition: ``instance_condition``)."""
     table = models.Migration.__table__
     rows = connection.execute(sa.select(
-        table.c.source_compute, table.c.dest_compute).where(
-        table.c.instance_uuid == instance_uuid, table.c.deleted == 0,
-        table.c.status.not_in(list(models.MIGRATION_DONE_STATES)),
-        sa.or_(is_caller(table.c.source_compute),
-               is_caller(table.c.dest_compute))), {CALLER: host}).all()
-    return {h for row in rows for h in row if h is not None}
+        table.c.source_compute, table.c.source_node, table.c.dest_compute,
+        table.c.dest_node).where(
+        table.c.instance_uuid == instance_uuid, in_progress(table),
+        is_end(table)), {CALLER: host}).all()
+    return {end for src, src_node, dest, dest_node in rows
+            for end in ((src, src_node), (dest, dest_node))}
 
 
 def check_instance_values(context: Any, values: dict[str, Any], *,
                           create: bool, connection: Any,
                           instance_id: int | None = None) -> str | None:
     """Check where a caller puts an instance: on itself, nowhere (taking it
-    off itself), or along an in-progress migration it takes part in."""
+    off itself), or on the other end (host and node) of an in-progress
+    migration an admin made it an end of; and that it changes no size."""
     host = caller_host(context)
     if host is None:
         return None
@@ -149,74 +182,83 @@ def check_instance_values(context: Any, values: dict[str, Any], *,
         check_value(context, "create an instance", "host", values.get("host"),
                     (host,))
         return host
-    if "host" not in values or values["host"] in (None, host):
+    admin_only = sorted(ADMIN_INSTANCE_FIELDS & set(values))
+    if admin_only:
+        raise refuse(context, "update an instance", "%s are set by an admin"
+                     % ", ".join(admin_only))
+    if "host" not in values and "node" not in values:
         return host
+    if values.get("host", host) in (None, host) and "host" in values:
+        return host  # on itself, or off itself (kind "instance_own")
     table = models.Instance.__table__
-    uuid = connection.execute(sa.select(table.c.uuid).where(
-        table.c.id == instance_id)).scalar()
-    peers = migration_peers(connection, uuid, host)
-    if values["host"] not in peers:
-        raise refuse(context, "move an instance", "%r is not %s and no "
-                     "migration of the instance in progress leads there"
-                     % (values["host"], host))
+    row = connection.execute(sa.select(
+        table.c.uuid, table.c.host, table.c.node).where(
+        table.c.id == instance_id)).first()
+    if row is None:
+        return host  # the update finds nothing: InstanceNotFound
+    after = (values.get("host", row.host), values.get("node", row.node))
+    if after[0] == host:
+        return host  # a node of its own
+    ends = migration_ends(connection, row.uuid, host)
+    if not any(after[0] == end and node in (None, after[1])
+               for end, node in ends):
+        raise refuse(context, "move an instance", "%r (node %r) is not %s "
+                     "and no migration of the instance in progress leads "
+                     "there" % (after[0], after[1], host))
     return host
 
 
-def instance_condition(allow_unplaced: bool) -> Any:
-    """The instances a caller may update: on itself, subject of an
-    in-progress migration it takes part in (while on one of its ends), or,
-    when it places the instance on itself (``allow_unplaced``), placed
-    nowhere yet (a build claims it)."""
+def instance_condition(kind: str) -> Any:
+    """The instances a caller may update: ``instance_own``: on itself only
+    (it takes one off itself); ``instance``: on itself, or subject of an
+    in-progress migration it is an end of while on one of its ends;
+    ``instance_unplaced``: those, or placed nowhere yet (a build claims it
+    by placing it on itself)."""
     instances = models.Instance.__table__
+    if kind == "instance_own":
+        return is_caller(instances.c.host)
     migrations = models.Migration.__table__
     moving = sa.exists().where(
         migrations.c.instance_uuid == instances.c.uuid,
-        migrations.c.deleted == 0,
-        migrations.c.status.not_in(list(models.MIGRATION_DONE_STATES)),
-        sa.or_(is_caller(migrations.c.source_compute),
-               is_caller(migrations.c.dest_compute)),
+        in_progress(migrations), is_end(migrations),
         sa.or_(instances.c.host == migrations.c.source_compute,
                instances.c.host == migrations.c.dest_compute))
     allowed = [is_caller(instances.c.host), moving]
-    if allow_unplaced:
+    if kind == "instance_unplaced":
         allowed.append(instances.c.host.is_(None))
     return sa.or_(*allowed)
 
 
 def check_migration_values(context: Any, values: dict[str, Any], *,
-                           create: bool, connection: Any = None,
-                           migration_id: int | None = None) -> str | None:
-    """A migration a caller writes keeps it as its source or destination
-    (the row it updates must have it as one too: ``owned_condition``)."""
+                           create: bool) -> str | None:
+    """A host creates no migration (an admin starts them) and writes only
+    the ``status`` of one (the row must be in progress with the caller as
+    an end: ``migration_condition``)."""
     host = caller_host(context)
     if host is None:
         return None
-    ends = ("source_compute", "dest_compute")
     if create:
-        after = {values.get(end) for end in ends}
-    elif any(end in values for end in ends):
-        table = models.Migration.__table__
-        row = connection.execute(sa.select(*[table.c[end] for end in ends])
-                                 .where(table.c.id == migration_id)).first()
-        current = dict(zip(ends, row, strict=True)) if row else {}
-        after = {values.get(end, current.get(end)) for end in ends}
-    else:
-        return host
-    if host not in after:
-        raise refuse(context, "create a migration" if create
-                     else "update a migration",
-                     "%s would be neither its source nor its destination"
-                     % host)
+        raise refuse(context, "create a migration", "migrations are started "
+                     "by an admin, not by a host")
+    others = sorted(set(values) - HOST_MIGRATION_FIELDS)
+    if others:
+        raise refuse(context, "update a migration", "%s are set by an admin; "
+                     "an end reports its status only" % ", ".join(others))
     return host
+
+
+def migration_condition(model: type[models.Base]) -> Any:
+    """The migrations a host updates: in progress, the caller an end."""
+    table = models.Migration.__table__
+    return sa.and_(in_progress(table), is_end(table))
 
 
 def owned_condition(model: type[models.Base]) -> Any:
     """The rows of ``model`` a host owns (for deletes and node/service
-    updates): ``host`` is the caller; a migration: its source or dest."""
+    updates): ``host`` is the caller. A host owns no migration."""
     table = model.__table__
     if model is models.Migration:
-        return sa.or_(is_caller(table.c.source_compute),
-                      is_caller(table.c.dest_compute))
+        return sa.false()
     return is_caller(table.c.host)
 
 
@@ -238,8 +280,10 @@ class Scoped:
 
 _CONDITIONS: dict[str, Callable[[type[models.Base]], Any]] = {
     "owned": owned_condition,
-    "instance": lambda model: instance_condition(False),
-    "instance_unplaced": lambda model: instance_condition(True),
+    "migration": migration_condition,
+    "instance": lambda model: instance_condition("instance"),
+    "instance_own": lambda model: instance_condition("instance_own"),
+    "instance_unplaced": lambda model: instance_condition("instance_unplaced"),
 }
 
 _MODELS = {m.__tablename__: m for m in (models.Service, models.ComputeNode,

@@ -240,11 +240,10 @@ def test_instances_move_only_to_the_caller_or_along_its_migration(
 
 def test_a_migration_reaches_only_an_instance_on_one_of_its_ends(
         world: World) -> None:
-    """Host B may create a migration naming any instance, as long as B is
-    one of its ends; that migration must not open an instance that sits on
-    a third host (C) to B."""
+    """A migration (an admin's: hosts start none) with B as one of its
+    ends must not open an instance that sits on a third host (C) to B."""
     on_c = _instance(_ctxt(), "hostc")
-    _migration(world.b, on_c, "hostb", "hosta")  # B's own migration
+    _migration(_ctxt(), on_c, "hostb", "hosta")  # B is an end of it
     inst = world.as_b(on_c)
     inst.vm_state = "error"
     _refused(world, inst.save)
@@ -257,7 +256,7 @@ def test_a_migration_reaches_only_an_instance_on_one_of_its_ends(
     # An instance at either end of B's migration is B's to update.
     for source, dest in (("hosta", "hostb"), ("hostb", "hosta")):
         on_a = _instance(_ctxt(), "hosta")
-        _migration(world.b, on_a, source, dest)
+        _migration(_ctxt(), on_a, source, dest)
         inst = world.as_b(on_a)
         inst.vm_state = "active"
         inst.save()
@@ -288,7 +287,7 @@ def test_an_instance_moves_only_to_the_other_end_of_its_own_live_migration(
     _migration(admin, world.inst_b, "hosta", "hostg")  # B is no end of it
     for host in ("hostd", "hoste", "hostf", "hostg", "hosta"):
         _refused(world, move_to(host))
-    _migration(world.b, world.inst_b, "hostb", "hostc")
+    _migration(admin, world.inst_b, "hostb", "hostc")
     _refused(world, move_to("hostd"))
     move_to("hostc")()
     assert objects.Instance.get_by_uuid(admin, inst.uuid).host == "hostc"
@@ -298,7 +297,7 @@ def test_other_migrations_do_not_open_an_instance(world: World) -> None:
     """The migration that lets B update an instance on A is one of that
     instance, in progress, and not deleted."""
     admin = _ctxt()
-    _migration(world.b, world.inst_b, "hostb", "hosta")  # another instance's
+    _migration(admin, world.inst_b, "hostb", "hosta")  # another instance's
     done = _migration(admin, world.inst_a, "hosta", "hostb")
     done.status = "completed"
     done.save()
@@ -309,7 +308,7 @@ def test_other_migrations_do_not_open_an_instance(world: World) -> None:
 
 
 def test_a_migration_keeps_the_caller_at_one_end(world: World) -> None:
-    mine = _migration(world.b, world.inst_b, "hostb", "hostc")
+    mine = _migration(_ctxt(), world.inst_b, "hostb", "hostc")
     mine.source_compute, mine.dest_compute = "hosta", "hostc"
     _refused(world, mine.save)
     # A migration that does not exist is not found, whatever it claims.
@@ -318,12 +317,68 @@ def test_a_migration_keeps_the_caller_at_one_end(world: World) -> None:
     ghost.dest_compute = "hostb"
     with pytest.raises(exception.MigrationNotFound):
         ghost.save()
-    # B at the destination end updates and deletes it as well.
+    # B at the destination end reports its status, and deletes nothing.
     incoming = _migration(_ctxt(), world.inst_a, "hosta", "hostb")
     theirs = world.as_b(incoming)
     theirs.status = "post-migrating"
     theirs.save()
-    world.as_b(incoming).destroy()
+    _refused(world, world.as_b(incoming).destroy)
+
+
+def _tracked(host: str) -> list[Any]:
+    """What host's tracker counts: its in-progress migrations, as read."""
+    return [(m.id, m.status, m.source_compute, m.dest_compute, m.new_vcpus)
+            for m in objects.MigrationList.get_in_progress_by_host_and_node(
+                _ctxt(), host, "n1")]
+
+
+def test_a_host_starts_no_migration_and_takes_over_nothing(
+        world: World) -> None:
+    """The takeover: B makes itself the destination of A's instance, then
+    acts on it and removes the trace. Every step is refused."""
+    a_counts = _tracked("hosta")
+    err = _refused(world, lambda: _migration(world.b, world.inst_a, "hosta",
+                                             "hostb"))
+    assert err.kwargs["action"] == "create a migration"
+    # Even of its own instance, or from itself to itself.
+    _refused(world, lambda: _migration(world.b, world.inst_b, "hostb", "hosta"))
+    _refused(world, lambda: _migration(world.b, world.inst_b, "hostb", "hostb"))
+    inst = world.as_b(world.inst_a)
+    inst.vm_state, inst.task_state = "error", "migrating"
+    _refused(world, inst.save)
+    inst = world.as_b(world.inst_a)
+    inst.host, inst.node = "hostb", "n1"
+    _refused(world, inst.save)
+    inst = world.as_b(world.inst_a)
+    inst.host, inst.node = None, None
+    _refused(world, inst.save)
+    _refused(world, world.as_b(world.inst_a).destroy)
+    # A migration an admin started with B as an end: B reports its status,
+    # never deletes it.
+    admins = _migration(_ctxt(), world.inst_b, "hostb", "hosta")
+    _refused(world, world.as_b(admins).destroy)
+    # Pushing usage onto A's node: sizes, ends and nodes are an admin's.
+    for name, value in (("new_vcpus", 64), ("new_memory_mb", 1 << 20),
+                        ("dest_node", "n2"), ("dest_compute", "hostc"),
+                        ("source_compute", "hosta"),
+                        ("instance_uuid", world.inst_a.uuid)):
+        mig = world.as_b(admins)
+        setattr(mig, name, value)
+        _refused(world, mig.save)
+    # Sizes of its own instance, which it could then move onto A.
+    inst = world.as_b(world.inst_b)
+    inst.vcpus = 64
+    _refused(world, inst.save)
+    # A done migration stays done: reviving it would count again on A.
+    admins.status = "error"
+    admins.save()
+    revived = world.as_b(admins)
+    revived.status = "migrating"
+    _refused(world, revived.save)
+    assert _tracked("hosta") == a_counts
+    rows = world.database.query("SELECT host, node, vm_state, deleted FROM "
+                                "instances WHERE id = :i", i=world.inst_a.id)
+    assert [tuple(r) for r in rows] == [("hosta", "n1", "building", 0)]
 
 
 def test_migrations_of_other_hosts(world: World) -> None:
@@ -331,13 +386,65 @@ def test_migrations_of_other_hosts(world: World) -> None:
     mig.status = "error"
     _refused(world, mig.save)
     _refused(world, world.as_b(world.mig_ac).destroy)
-    _refused(world, lambda: _migration(world.b, world.inst_a, "hosta", "hostc"))
-    # Its own: as before, but it cannot hand it over to other hosts.
-    mine = _migration(world.b, world.inst_b, "hostb", "hostc")
-    mine.dest_compute = "hostd"
-    mine.save()
-    mine.source_compute = "hosta"
-    _refused(world, mine.save)
+    # The source of a migration of an instance on a third host acts on
+    # nothing: the instance must sit on one of its ends.
+    elsewhere = _instance(_ctxt(), "hostc")
+    _migration(_ctxt(), elsewhere, "hostb", "hosta")
+    inst = world.as_b(elsewhere)
+    inst.vm_state = "error"
+    _refused(world, inst.save)
+    inst = world.as_b(elsewhere)
+    inst.host = "hosta"
+    _refused(world, inst.save)
+
+
+def test_the_ends_report_progress_and_move_the_instance(world: World) -> None:
+    """An admin migrates A's instance to B: either end updates it and moves
+    it to the other end (its host and node), while it is in progress."""
+    moving = _instance(_ctxt(), "hosta")
+    mig = _migration(_ctxt(), moving, "hosta", "hostb")
+    a = _ctxt(principal.host("hosta"))
+    # The destination reports progress and updates the instance on A.
+    report = world.as_b(mig)
+    report.status = "post-migrating"
+    report.save()
+    inst = world.as_b(moving)
+    inst.task_state = "migrating"
+    inst.save()
+    # Onto another node of B's than the migration names, or a third host.
+    inst = world.as_b(moving)
+    inst.host, inst.node = "hostc", "n1"
+    _refused(world, inst.save)
+    inst = world.as_b(moving)
+    inst.node = "n2"
+    _refused(world, inst.save)
+    # Nor does it take the instance off A.
+    inst = world.as_b(moving)
+    inst.host, inst.node = None, None
+    _refused(world, inst.save)
+    # Along the migration, then back by the source (a revert).
+    inst = world.as_b(moving)
+    inst.host, inst.node = "hostb", "n1"
+    inst.save()
+    inst = objects.Instance.get_by_uuid(a, moving.uuid)
+    inst.host, inst.node = "hosta", "n1"
+    inst.save()
+    inst = world.as_b(moving)
+    inst.host, inst.node = "hostb", "n1"
+    inst.save()
+    # Done: B keeps what is on it, A reaches nothing any more.
+    done = world.as_b(mig)
+    done.status = "completed"
+    done.save()
+    inst = objects.Instance.get_by_uuid(a, moving.uuid)
+    inst.host, inst.node = "hosta", "n1"
+    with pytest.raises(exception.Forbidden):
+        inst.save()
+    rows = world.database.query("SELECT host, node, task_state FROM instances "
+                                "WHERE id = :i", i=moving.id)
+    assert [tuple(r) for r in rows] == [("hostb", "n1", "migrating")]
+    assert world.database.query("SELECT status FROM migrations WHERE id = :i",
+                                i=mig.id)[0][0] == "completed"
 
 
 def test_admins_and_local_callers_are_unscoped(world: World) -> None:

@@ -69,6 +69,55 @@ def _get_by_id(service_id: int) -> dict[str, Any]:
             "kwargs": {}}
 
 
+def takeover(ctxt: Any, world: dict[str, Any]) -> None:
+    """Host A's instance through a migration B makes itself, and usage
+    pushed onto A's node through migrations (issue 22)."""
+    me, host_a = CONF.host, world["host_a"]
+
+    def migration(instance: str, source: str, dest: str, **sizes: Any) -> Any:
+        return lambda: objects.Migration(
+            ctxt, instance_uuid=instance, source_compute=source,
+            dest_compute=dest, source_node=world["node_a_name"],
+            dest_node=world["node_a_name"], status="migrating",
+            **sizes).create()
+
+    def instance(**changes: Any) -> Any:
+        def run() -> None:
+            inst = objects.Instance.get_by_uuid(ctxt, world["instance_a"])
+            for name, value in changes.items():
+                setattr(inst, name, value)
+            inst.save()
+        return run
+
+    def change(migration_id: int, **changes: Any) -> Any:
+        def run() -> None:
+            mig = objects.Migration.get_by_id(ctxt, migration_id)
+            for name, value in changes.items():
+                setattr(mig, name, value)
+            mig.save()
+        return run
+
+    attempt("takeover: create a migration of A's instance to B",
+            migration(world["instance_a"], host_a, me))
+    attempt("takeover: save A's instance",
+            instance(vm_state="error", task_state="migrating"))
+    attempt("takeover: move A's instance to B", instance(host=me))
+    attempt("takeover: destroy A's instance", lambda: objects.Instance
+            .get_by_uuid(ctxt, world["instance_a"]).destroy())
+    attempt("takeover: destroy A's migration", lambda: objects.Migration
+            .get_by_id(ctxt, world["migration_a"]).destroy())
+    attempt("usage: create a migration onto A", migration(
+        world["instance_b"], me, host_a, new_vcpus=64, new_memory_mb=65536))
+    attempt("usage: grow a migration onto A", change(
+        world["migration_ba"], new_vcpus=64, new_memory_mb=65536))
+    attempt("usage: point a migration at A's other node", change(
+        world["migration_ba"], dest_node="other"))
+    attempt("usage: revive a finished migration onto A", change(
+        world["migration_done"], status="migrating"))
+    attempt("usage: destroy a migration onto A", lambda: objects.Migration
+            .get_by_id(ctxt, world["migration_ba"]).destroy())
+
+
 def main(config: str, world_file: str) -> int:
     novalet_conf.parse_args(["--config-file", config])
     objects.register_all()
@@ -272,9 +321,29 @@ def main(config: str, world_file: str) -> int:
 
     attempt("broker: into A's queue by the default exchange", into_a_queue)
 
+    takeover(ctxt, world)
+
     # -- after all that, B still works as a caller --------------------------------
     attempt("read after the attacks", lambda: objects.Service.get_by_id(
         ctxt, world["service_a"]))
+
+    # -- last: a flood of casts dated as far ahead as accepted, to fill the
+    # conductor's replay cache (B's own later requests may be refused) ------
+    def flood() -> None:
+        """``world["flood"]`` casts dated 4.5 s ahead of now, then a few
+        dated now: older than the flood's oldest, which it forgot."""
+        raw = _raw()
+        request = _get_by_id(world["service_a"])
+        base = time.time()
+        for count, ahead in ((world["flood"], 4.5), (20, 0.0)):
+            for _ in range(count):
+                made_ctxt, made_args = _signed(
+                    "object_class_action_versions", request,
+                    clock=lambda a=ahead: base + a)
+                raw.cast(made_ctxt, "object_class_action_versions",
+                         **made_args)
+
+    attempt("flood of future-dated casts", flood)
     print(json.dumps(RESULTS))
     return 0
 

@@ -31,6 +31,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SUFFIX = os.urandom(3).hex()
 HOST_A, HOST_B = "auth-a-" + SUFFIX, "auth-b-" + SUFFIX
+#: Signed casts host B floods the conductor with, twice its replay cache.
+FLOOD = 2000
 
 #: Processes of a host hold its key only, never the master key the test
 #: session gives everything it starts (tests/conftest.py).
@@ -93,7 +95,8 @@ def deployment(tmp_path_factory: Any) -> Any:
                 host, host, services.RABBIT_HOST, vhost_path)
 
         conductor = processes.ServiceProcess(
-            "novalet-conductor", config("cond-" + SUFFIX, vhost.url),
+            "novalet-conductor", config("cond-" + SUFFIX, vhost.url,
+                                        auth={"replay_cache_size": FLOOD // 2}),
             str(tmp / "conductor.log"))
         procs.append(conductor)
         conductor.wait_for_log("novalet-conductor started", timeout=90)
@@ -156,8 +159,33 @@ def test_host_b_attacks_host_a(deployment: Any, conf: Any) -> None:
     assert _row(db, "SELECT last_auth FROM services WHERE id = :i",
                 i=service_a.id).last_auth == "host"
 
+    # Migrations an admin started: A's instance to a third host, and one of
+    # B's instances to A (in progress, and finished).
+    node_a_name = _row(db, "SELECT hypervisor_hostname FROM compute_nodes "
+                       "WHERE id = :i", i=node_a.id).hypervisor_hostname
+    instance_b = objects.Instance(ctxt, vcpus=1, memory_mb=64, host=HOST_B,
+                                  node="n1")
+    instance_b.create()
+
+    def migration(inst: Any, source: str, dest: str, status: str) -> Any:
+        mig = objects.Migration(ctxt, instance_uuid=inst.uuid,
+                                source_compute=source, dest_compute=dest,
+                                source_node="n1", dest_node=node_a_name,
+                                status=status, new_vcpus=1, new_memory_mb=64)
+        mig.create()
+        return mig
+
+    migration_a = migration(instance, HOST_A, "auth-c-" + SUFFIX, "migrating")
+    migration_ba = migration(instance_b, HOST_B, HOST_A, "migrating")
+    migration_done = migration(instance_b, HOST_B, HOST_A, "error")
     world = {"host_a": HOST_A, "service_a": service_a.id, "node_a": node_a.id,
-             "instance_a": instance.uuid}
+             "instance_a": instance.uuid, "node_a_name": node_a_name,
+             "instance_b": instance_b.uuid, "migration_a": migration_a.id,
+             "migration_ba": migration_ba.id,
+             "migration_done": migration_done.id, "flood": FLOOD}
+    migrations_before = db.query("SELECT * FROM migrations ORDER BY id")
+    instance_before = db.query("SELECT * FROM instances WHERE uuid = :u",
+                               u=instance.uuid)
     world_file = deployment["tmp"] / "world.json"
     world_file.write_text(json.dumps(world))
     result = subprocess.run(
@@ -171,7 +199,17 @@ def test_host_b_attacks_host_a(deployment: Any, conf: Any) -> None:
                  "destroy A's service", "create a node of A",
                  "create a node of A (case)", "create a node of A (look-alike)",
                  "heartbeat for A", "steal A's instance", "destroy A's instance",
-                 "set A's last_seen_up", "context claiming admin"]
+                 "set A's last_seen_up", "context claiming admin",
+                 "takeover: create a migration of A's instance to B",
+                 "takeover: save A's instance",
+                 "takeover: move A's instance to B",
+                 "takeover: destroy A's instance",
+                 "takeover: destroy A's migration",
+                 "usage: create a migration onto A",
+                 "usage: grow a migration onto A",
+                 "usage: point a migration at A's other node",
+                 "usage: revive a finished migration onto A",
+                 "usage: destroy a migration onto A"]
     refused_signatures = [
         "unsigned", "replayed", "one byte changed", "signed for another method",
         "signed for another version", "signed for another server",
@@ -199,6 +237,7 @@ def test_host_b_attacks_host_a(deployment: Any, conf: Any) -> None:
         # host A refuses both (below).
         "broker: into A's queue by the default exchange": "done",
         "read after the attacks": "done",
+        "flood of future-dated casts": "done",
     }
     assert outcomes == expected
 
@@ -223,6 +262,11 @@ def test_host_b_attacks_host_a(deployment: Any, conf: Any) -> None:
     assert (inst.host, inst.deleted) == (HOST_A, 0)
     assert db.query("SELECT host FROM compute_nodes WHERE host <> :h",
                     h=HOST_A) == []
+    # The migrations are as the admin made them, A's instance as it was
+    # (the compute may only have run its periodic tasks meanwhile).
+    assert db.query("SELECT * FROM migrations ORDER BY id") == migrations_before
+    assert db.query("SELECT * FROM instances WHERE uuid = :u",
+                    u=instance.uuid) == instance_before
     # A keeps beating; the conductor keeps serving, logged each refusal as a
     # warning naming the verified caller, and no traceback.
     count = _row(db, "SELECT report_count FROM services WHERE id = :i",
@@ -231,7 +275,20 @@ def test_host_b_attacks_host_a(deployment: Any, conf: Any) -> None:
                           i=service_a.id).report_count >= count + 2, 30,
              "A's heartbeats after the attacks")
     assert objects.Service.get_by_id(ctxt, service_a.id).host == HOST_A
+    # B's flood filled the conductor's replay cache (B paid: its own older
+    # casts refused) and refused nobody else: A's beats and the admin's
+    # calls above were served meanwhile.
+    deployment["conductor"].wait_for_log(
+        "of host:%s \\(replay cache full\\)" % HOST_B, timeout=60)
+    count = _row(db, "SELECT report_count FROM services WHERE id = :i",
+                 i=service_a.id).report_count
+    wait_for(lambda: _row(db, "SELECT report_count FROM services WHERE id = :i",
+                          i=service_a.id).report_count >= count + 2, 30,
+             "A's heartbeats after the flood")
+    assert objects.Service.get_by_id(ctxt, service_a.id).host == HOST_A
     log = deployment["conductor"].log()
+    assert "of host:%s (replay" % HOST_A not in log
+    assert "of admin (replay" not in log
     assert "Refused: host %s may not update a compute node" % HOST_B in log
     assert "Refused a object_class_action_versions request" in log
     assert not deployment["conductor"].errors(), deployment["conductor"].errors()

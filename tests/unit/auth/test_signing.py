@@ -220,12 +220,12 @@ def test_a_full_replay_cache_forgets_the_oldest_and_refuses_older():
     for i in range(3):
         assert cache.check_and_add("n%d" % i, 1000 + i, 0) is None
     assert cache.check_and_add("n3", 1003, 0) is None  # forgets n0 (1000)
-    assert cache.floor == 1000 and len(cache) == 3
+    assert cache.floor() == 1000 and len(cache) == 3
     assert "replay cache" in cache.check_and_add("n0", 1000, 0)
     assert "replayed" in cache.check_and_add("n3", 1003, 0)
     # Expired entries go first, without raising the floor.
     assert cache.check_and_add("n4", 5000, 2000) is None
-    assert len(cache) == 1 and cache.floor == 1000
+    assert len(cache) == 1 and cache.floor() == 1000
 
 
 def test_a_flood_of_refusals_logs_one_line_per_interval(caplog):
