@@ -37,8 +37,13 @@ transport, and the in-process conductor alike):
 
 * an exception from this module raised by the server is re-raised in the
   caller as its class (a subclass of it named ``<Class>_Remote``: ``except
-  ServiceNotFound`` catches it, ``.kwargs`` and the message come along); this
-  module is the only one in ``novalet.rpc.ALLOWED_EXMODS``;
+  ServiceNotFound`` catches it, ``.kwargs`` and the message come along). So
+  is a ``NovaletException`` subclass of a module an app declares in
+  ``App(..., exceptions=["myapp.exception"])`` (the core app declares this
+  one): ``novalet.rpc.ALLOWED_EXMODS`` is this module and every loaded
+  app's. Such a class keeps this base's ``__init__(message=None,
+  **kwargs)`` signature: the caller rebuilds it from its message and
+  kwargs;
 * anything else, Python's builtins (``TypeError``, ``ValueError``,
   ``KeyError``, ...) included, arrives as ``oslo_messaging.RemoteError``:
   ``exc_type`` is the original class name, ``value`` its message,
