@@ -25,6 +25,8 @@ carries a message template filled from keyword arguments::
      +-- DatabaseUnavailable
      +-- SchemaNotCurrent           (the database is behind this release)
      |    +-- SchemaMissing         (it has no schema at all: never synced)
+     |    +-- SchemaIncomplete      (a statement names a table or column it
+     |                               lacks: not synced, or no migration)
      +-- RPCUnavailable
      |    +-- RPCTimeout, BrokerUnavailable
      +-- ComputeResourcesUnavailable
@@ -277,6 +279,13 @@ class SchemaMissing(SchemaNotCurrent):
     """The database has no novalet schema (or no database file) yet."""
     msg_fmt = ("the database at %(url)s has no schema: run 'novalet-manage "
                "db sync'")
+
+
+class SchemaIncomplete(SchemaNotCurrent):
+    """A statement names a table or column the database does not have."""
+    msg_fmt = ("%(what)s has no %(missing)s (the database is at %(current)s, "
+               "the code's head is %(head)s): run 'novalet-manage db sync'; "
+               "if it is at the head already, the app's migrations lack it")
 
 
 class RPCUnavailable(NovaletException):
