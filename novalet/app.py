@@ -259,6 +259,16 @@ def current_releases() -> dict[str, str]:
             if loaded_app.current_release is not None}
 
 
+def summary() -> str:
+    """The loaded apps and the release each runs, for a service's start-up
+    log line: ``novalet (release 3), leases (release 2)``."""
+    return ", ".join(
+        "%s (%s)" % (name, "release %s" % loaded_app.current_release
+                     if loaded_app.current_release is not None
+                     else "no releases")
+        for name, loaded_app in _loaded.items())
+
+
 def get(name: str) -> App:
     """The loaded app ``name``; ``AppLoadError`` when it is not loaded."""
     try:
