@@ -64,8 +64,8 @@ ADMIN_URLS = {"sqlite": None, "postgresql": services.PG_ADMIN_URL,
 def _pytest(directory: Any, env: dict[str, str], *args: str
             ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-         "-p", "no:xdist", *args],
+        [sys.executable, "-m", "pytest", "-W", "error", "-q", "-p",
+         "no:cacheprovider", "-p", "no:xdist", *args],
         cwd=str(directory), env=env, capture_output=True, text=True,
         timeout=240)
 
