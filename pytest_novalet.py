@@ -89,6 +89,8 @@ class ConfOverrides:
 
 @pytest.fixture(scope="session")
 def _novalet_parsed() -> None:
+    """``novalet.conf.CONF`` parsed once for the session (no config file)
+    unless the test run parsed it already."""
     from oslo_config import cfg
 
     from novalet import conf as _conf
