@@ -9,8 +9,13 @@ Every fixture is opt-in and named ``novalet_*``:
 * ``novalet_registry``: those apps loaded for the test; after it, the
   registry is as it was before (what the test registered is forgotten).
 * ``novalet_conf``: ``novalet_conf(name, value, group)`` overrides for one test.
-* ``novalet_db``: a fresh SQLite database (or ``NOVALET_TEST_DATABASE_URL``)
-  migrated for the core and every app under test.
+* ``novalet_db``: a database of the test's own, migrated for the core and
+  every app under test: a fresh SQLite file, or, when the environment
+  variable ``NOVALET_TEST_DATABASE_URL`` names a PostgreSQL or MariaDB/MySQL
+  server (``postgresql+psycopg2://user@host/postgres``,
+  ``mysql+pymysql://root@host/mysql``: a database to connect to, whose user
+  may create databases), a fresh database ``novalet_test_<random>`` there,
+  dropped after the test. Nothing one test writes is seen by the next.
 * ``novalet_path``: the test runs once per path: ``local`` (this process,
   against the database), ``inprocess`` (an in-process conductor: every call
   through the real serializer), ``rpc`` (a conductor behind oslo.messaging on
@@ -18,7 +23,11 @@ Every fixture is opt-in and named ``novalet_*``:
   127.0.0.1:5672; skipped with its reason when unreachable, failed instead
   when ``NOVALET_REQUIRE_SERVICES=1``, as in CI; every request signed as the
   admin with a master key of the test's own unless ``[auth] master_key_file``
-  is set). Its value is the path's name.
+  is set). Its value is the path's name. The ``rpc`` path's topic and
+  exchange are the test's own (``novalet-testing-<uuid>``); after the test
+  its queues and exchanges are deleted and its fanout and reply queues
+  expire within a second (``novalet.testing.broker``): nothing stays on the
+  broker.
 * ``novalet_no_db``: this process may not use the database (as a compute
   agent): remotable methods must go through a conductor path.
 """
@@ -80,6 +89,8 @@ class ConfOverrides:
 
 @pytest.fixture(scope="session")
 def _novalet_parsed() -> None:
+    """``novalet.conf.CONF`` parsed once for the session (no config file)
+    unless the test run parsed it already."""
     from oslo_config import cfg
 
     from novalet import conf as _conf
@@ -156,21 +167,32 @@ def novalet_registry(novalet_apps: list[Any],
 @pytest.fixture
 def novalet_db(novalet_conf: ConfOverrides, novalet_registry: list[app.App],
                tmp_path: Any) -> Iterator[str]:
-    """A database migrated for the core and every app under test, set as
-    ``[database] connection``; yields its URL. A fresh SQLite file per test,
-    or ``NOVALET_TEST_DATABASE_URL``."""
+    """A database of the test's own, migrated for the core and every app
+    under test, set as ``[database] connection``; yields its URL. A fresh
+    SQLite file; with ``NOVALET_TEST_DATABASE_URL`` naming a PostgreSQL or
+    MariaDB server, a fresh database there, dropped after the test."""
+    import sqlalchemy as sa
+
     from novalet import conf as _conf
     from novalet.db import engine as db_engine
     from novalet.db import migration
+    from novalet.testing import databases
 
-    url = os.environ.get("NOVALET_TEST_DATABASE_URL") or (
-        "sqlite:///%s" % (tmp_path / "novalet.db"))
-    novalet_conf("connection", url, "database")
-    db_engine.configure(_conf.CONF)
-    for lineage in migration.lineages():
-        migration.db_sync(app=lineage)
-    yield url
-    db_engine.dispose()
+    try:
+        database = databases.create(tmp_path)
+    except sa.exc.DBAPIError as e:
+        pytest.fail("novalet.testing: %s=%s: cannot create a database there: %s"
+                    % (databases.ENV, os.environ.get(databases.ENV),
+                       str(e.orig).strip()))
+    try:
+        novalet_conf("connection", database.url, "database")
+        db_engine.configure(_conf.CONF)
+        for lineage in migration.lineages():
+            migration.db_sync(app=lineage)
+        yield database.url
+    finally:
+        db_engine.dispose()
+        database.drop()
 
 
 def _broker_url() -> str:
@@ -212,9 +234,15 @@ def novalet_path(request: pytest.FixtureRequest, novalet_conf: ConfOverrides,
         return
     from novalet import service as novalet_service
     from novalet.conductor import manager as conductor_manager
+    from novalet.testing import broker
 
-    novalet_conf("transport_url", _broker_url())
-    novalet_conf("topic", "novalet-testing-%s" % uuid.uuid4().hex, "conductor")
+    url = _broker_url()
+    topic = "novalet-testing-%s" % uuid.uuid4().hex
+    novalet_conf("transport_url", url)
+    novalet_conf("topic", topic, "conductor")
+    # The test's own exchange too: everything it makes has its name, and is
+    # deleted after it (novalet.testing.broker).
+    novalet_conf("control_exchange", topic)
     keys_dir = None
     if not _conf.CONF.auth.master_key_file:
         # A real broker: requests are signed (as the admin) and verified.
@@ -226,19 +254,24 @@ def novalet_path(request: pytest.FixtureRequest, novalet_conf: ConfOverrides,
         novalet_conf("master_key_file", master, "auth")
     rpc.cleanup()
     rpc.init(_conf.CONF)
-    server = novalet_service.rpc_server(_conf.CONF.conductor.topic,
+    broker.transient_ttl(_conf.CONF, novalet_conf)
+    server_name = "novalet-testing-conductor"
+    server = novalet_service.rpc_server(topic,
                         [conductor_manager.ConductorManager(_conf.CONF)],
-                        server="novalet-testing-conductor", objects_local=True)
-    server.start()
+                        server=server_name, objects_local=True)
     try:
-        novalet_conf("indirection", "rpc", "objects")
-        indirection.configure(_conf.CONF, binary="novalet.testing")
-        yield name
+        server.start()
+        try:
+            novalet_conf("indirection", "rpc", "objects")
+            indirection.configure(_conf.CONF, binary="novalet.testing")
+            yield name
+        finally:
+            indirection.reset()
+            server.stop()
+            server.wait()
     finally:
-        indirection.reset()
-        server.stop()
-        server.wait()
         rpc.cleanup()
+        broker.delete(_conf.CONF, url, topic, server_name)
         if keys_dir is not None:
             shutil.rmtree(keys_dir, ignore_errors=True)
 

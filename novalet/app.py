@@ -36,7 +36,11 @@ class App:
     ``releases``: its own history, ``{release: {object: version}}``, oldest
     first (the last is the release this code runs; version caps of ``auto``
     go by this order);
-    ``opts``: its oslo.config options, ``{group: [opt, ...]}``.
+    ``opts``: its oslo.config options, ``{group: [opt, ...]}``;
+    ``exceptions``: the modules whose ``NovaletException`` subclasses cross
+    RPC as themselves (class, message, kwargs) on every path, as
+    ``novalet.exception``'s do (the core declares that one); any other
+    error of the app reaches a remote caller as ``RemoteError``.
     """
 
     name: str
@@ -46,6 +50,7 @@ class App:
         default_factory=dict)
     opts: Mapping[str, Sequence[cfg.Opt]] = dataclasses.field(
         default_factory=dict)
+    exceptions: Sequence[str] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.isidentifier():
@@ -55,6 +60,10 @@ class App:
             raise exception.AppLoadError(
                 app=self.name, reason="object_modules must be a list of "
                                       "module names, not one string")
+        if isinstance(self.exceptions, str):
+            raise exception.AppLoadError(
+                app=self.name, reason="exceptions must be a list of module "
+                                      "names, not one string")
 
     @property
     def current_release(self) -> str | None:
@@ -192,9 +201,49 @@ def _import(app: App) -> None:
         raise exception.AppLoadError(
             app=app.name, reason="its modules register objects outside its "
             "namespace: %s" % ", ".join(foreign))
+    for module in app.exceptions:
+        _check_exception_module(app, module)
     for group, group_opts in app.opts.items():
         cfg.CONF.register_opts(list(group_opts), group=group)
     _loaded[app.name] = app
+    _allow_exception_modules()
+
+
+def _check_exception_module(app: App, module: str) -> None:
+    """``module`` imports and defines a ``NovaletException`` subclass (a
+    misspelt name would silently send the app's errors as ``RemoteError``)."""
+    try:
+        found = importlib.import_module(module)
+    except Exception as e:
+        raise exception.AppLoadError(
+            app=app.name, reason="exceptions module %s does not import: %s: %s"
+            % (module, type(e).__name__, e))
+    if not any(isinstance(value, type)
+               and issubclass(value, exception.NovaletException)
+               and value.__module__ == module
+               for value in vars(found).values()):
+        raise exception.AppLoadError(
+            app=app.name, reason="exceptions module %s defines no "
+            "novalet.exception.NovaletException subclass" % module)
+
+
+def exception_modules() -> list[str]:
+    """The modules whose ``NovaletException`` subclasses cross RPC as
+    themselves: every loaded app's ``exceptions``, in load order (read by
+    ``novalet.rpc.errors.ALLOWED_EXMODS`` at each use)."""
+    found: list[str] = []
+    for loaded_app in list(_loaded.values()):
+        found.extend(m for m in loaded_app.exceptions if m not in found)
+    return found
+
+
+def _allow_exception_modules() -> None:
+    # rpc sits below the apps: it is handed the registry's list (once; it
+    # reads it at every use, so apps loaded later, and a test's registry
+    # put back, count at once).
+    from novalet.rpc import errors
+
+    errors.set_exception_modules(exception_modules)
 
 
 def loaded() -> dict[str, App]:
@@ -208,6 +257,16 @@ def current_releases() -> dict[str, str]:
     return {name: loaded_app.current_release
             for name, loaded_app in _loaded.items()
             if loaded_app.current_release is not None}
+
+
+def summary() -> str:
+    """The loaded apps and the release each runs, for a service's start-up
+    log line: ``novalet (release 3), leases (release 2)``."""
+    return ", ".join(
+        "%s (%s)" % (name, "release %s" % loaded_app.current_release
+                     if loaded_app.current_release is not None
+                     else "no releases")
+        for name, loaded_app in _loaded.items())
 
 
 def get(name: str) -> App:

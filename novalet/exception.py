@@ -25,6 +25,8 @@ carries a message template filled from keyword arguments::
      +-- DatabaseUnavailable
      +-- SchemaNotCurrent           (the database is behind this release)
      |    +-- SchemaMissing         (it has no schema at all: never synced)
+     |    +-- SchemaIncomplete      (a statement names a table or column it
+     |                               lacks: not synced, or no migration)
      +-- RPCUnavailable
      |    +-- RPCTimeout, BrokerUnavailable
      +-- ComputeResourcesUnavailable
@@ -37,8 +39,13 @@ transport, and the in-process conductor alike):
 
 * an exception from this module raised by the server is re-raised in the
   caller as its class (a subclass of it named ``<Class>_Remote``: ``except
-  ServiceNotFound`` catches it, ``.kwargs`` and the message come along); this
-  module is the only one in ``novalet.rpc.ALLOWED_EXMODS``;
+  ServiceNotFound`` catches it, ``.kwargs`` and the message come along). So
+  is a ``NovaletException`` subclass of a module an app declares in
+  ``App(..., exceptions=["myapp.exception"])`` (the core app declares this
+  one): ``novalet.rpc.ALLOWED_EXMODS`` is this module and every loaded
+  app's. Such a class keeps this base's ``__init__(message=None,
+  **kwargs)`` signature: the caller rebuilds it from its message and
+  kwargs;
 * anything else, Python's builtins (``TypeError``, ``ValueError``,
   ``KeyError``, ...) included, arrives as ``oslo_messaging.RemoteError``:
   ``exc_type`` is the original class name, ``value`` its message,
@@ -272,6 +279,13 @@ class SchemaMissing(SchemaNotCurrent):
     """The database has no novalet schema (or no database file) yet."""
     msg_fmt = ("the database at %(url)s has no schema: run 'novalet-manage "
                "db sync'")
+
+
+class SchemaIncomplete(SchemaNotCurrent):
+    """A statement names a table or column the database does not have."""
+    msg_fmt = ("%(what)s has no %(missing)s (the database is at %(current)s, "
+               "the code's head is %(head)s): run 'novalet-manage db sync'; "
+               "if it is at the head already, the app's migrations lack it")
 
 
 class RPCUnavailable(NovaletException):

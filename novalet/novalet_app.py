@@ -1,6 +1,7 @@
 """The core app: novalet's own objects, tables and releases, declared as
 any other app is (entry point ``novalet.apps``: ``novalet``). Its releases
-are the objects of the core's release map (``novalet.upgrade.releases``)."""
+are the objects of the core's release map (``novalet.upgrade.releases``);
+its errors (``novalet.exception``) cross RPC as any app's declared ones do."""
 
 from __future__ import annotations
 
@@ -19,4 +20,5 @@ APP = app.App(
     ],
     migrations="novalet.db:migrations",
     releases=releases.object_versions_by_release(),
+    exceptions=["novalet.exception"],
 )

@@ -9,8 +9,8 @@ from typing import Any
 from oslo_log import log as logging
 from oslo_service import service as oslo_service
 
+from novalet import app, context, rpc, service, servicegroup
 from novalet import conf as novalet_conf
-from novalet import context, rpc, service, servicegroup
 from novalet.cmd import common
 from novalet.conductor import manager as conductor_manager
 from novalet.db import engine as db_engine
@@ -47,6 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                  rpc.masked_transport_url(CONF),
                  db_engine.masked_url(CONF.database.connection),
                  CONF.conductor.workers, CONF.servicegroup_driver)
+        LOG.info("%s serves the apps %s", BINARY, app.summary())
         rpc.check_auth(CONF, BINARY, verifies_all=True)
         db_engine.check_connection(CONF, CONF.startup_timeout)
         common.check_schema()

@@ -13,9 +13,10 @@
     novalet-manage auth init [--rotate] | retire KEY_ID
     novalet-manage auth host-key HOST --output FILE
     novalet-manage auth rabbitmq HOST [--password P]
+    novalet-manage app list            (release, schema revision, objects)
 
-Every ``service`` and ``hypervisor`` action takes ``--format table|json``
-(after the action). A failure prints one line on stderr; the exit code says
+Every ``service``, ``hypervisor`` and ``app`` action takes ``--format
+table|json`` (after the action). A failure prints one line on stderr; the exit code says
 which kind (``novalet.cmd.exit_codes``): 1 the operation failed (an unknown
 host, a refused action), 2 a bad command line or configuration, 3 the
 database or broker is unreachable.
@@ -32,6 +33,7 @@ from typing import Any
 
 from novalet import conf as novalet_conf
 from novalet.cmd import (
+    manage_app,
     manage_auth,
     manage_cli,
     manage_hypervisor,
@@ -111,6 +113,7 @@ def _add_commands(subparsers: Any) -> None:
     manage_service.add_parsers(subparsers, parents)
     manage_hypervisor.add_parsers(subparsers, parents)
     manage_auth.add_parsers(subparsers)
+    manage_app.add_parsers(subparsers, parents)
 
 
 _command_opt = novalet_conf.CommandOpt(

@@ -7,7 +7,8 @@ them down, delete them.
     service force-down HOST BINARY [--unset]
     service delete HOST BINARY [--force]
 
-``list`` prints a table row (JSON: a record) per service; ``disable``,
+``list`` prints a table row (JSON: a record, with each app's release the
+service runs, ``app_releases``) per service; ``disable``,
 ``enable`` and ``force-down`` print the changed service the same way (JSON:
 one record); ``delete`` says what it deleted (JSON: ``deleted_service`` and
 ``deleted_compute_nodes``). Every action takes ``--format table|json``.
@@ -47,10 +48,12 @@ COLUMNS = (
     ("version", "Version"),
 )
 
-#: Keys of a service record: COLUMNS plus the disabled reason.
+#: Keys of a service record: COLUMNS plus the disabled reason and the
+#: release of each app the service runs (``{app: release}``; None for a
+#: service of release 2 or older, which does not record it).
 KEYS = ("id", "host", "binary", "status", "disabled_reason", "state",
         "forced_down", "last_seen_up", "seconds_since_heartbeat",
-        "report_count", "version")
+        "report_count", "version", "app_releases")
 
 
 def _as_utc(value: datetime.datetime) -> datetime.datetime:
@@ -88,6 +91,9 @@ def service_record(service: Any, is_up: bool,
         "seconds_since_heartbeat": since,
         "report_count": service.report_count,
         "version": service.version,
+        "app_releases": (dict(service.app_releases)
+                         if service.obj_attr_is_set("app_releases")
+                         and service.app_releases is not None else None),
     }
 
 

@@ -1,8 +1,9 @@
 """The database engine behind novalet and every app: oslo.db's
 enginefacade configured from ``[database]``, the one transaction API (the
 ``reader`` and ``writer`` the query functions run in, which apps use as
-``novalet.db.reader`` / ``novalet.db.writer``), and the errors of an
-unreachable database as ``DatabaseUnavailable``."""
+``novalet.db.reader`` / ``novalet.db.writer``), the errors of an
+unreachable database as ``DatabaseUnavailable`` and those of a missing
+table or column as ``SchemaIncomplete``."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from sqlalchemy.engine import make_url
 
 from novalet import db as db_switch
 from novalet import exception
+from novalet.db import schema_errors
 from novalet.metrics import database as db_metrics
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -143,18 +145,25 @@ def get_engine() -> sa.engine.Engine:
 
 @contextlib.contextmanager
 def translate_errors() -> Iterator[None]:
-    """A database that cannot be reached raises ``DatabaseUnavailable``."""
+    """A database that cannot be reached raises ``DatabaseUnavailable``; a
+    statement naming a table or column the database lacks raises
+    ``SchemaIncomplete`` (a ``SchemaNotCurrent``: ``novalet.db.schema_errors``)."""
     try:
         yield
-    except db_exc.DBConnectionError as e:
-        raise exception.DatabaseUnavailable(
-            url=masked_connection(), reason=e.inner_exception or e)
-    except sa.exc.OperationalError as e:
-        # oslo.db does not recognise every driver's wording of a
-        # refused connection (libpq 15 with several hosts: "connection
-        # to server at ... failed"): still the database, not a bug.
-        raise exception.DatabaseUnavailable(
-            url=masked_connection(), reason=str(e.orig).strip() or e)
+    except (db_exc.DBError, sa.exc.DBAPIError) as e:
+        translated = schema_errors.schema_error(e)
+        if translated is not None:
+            raise translated from e
+        if isinstance(e, db_exc.DBConnectionError):
+            raise exception.DatabaseUnavailable(
+                url=masked_connection(), reason=e.inner_exception or e)
+        if isinstance(e, sa.exc.OperationalError):
+            # oslo.db does not recognise every driver's wording of a
+            # refused connection (libpq 15 with several hosts: "connection
+            # to server at ... failed"): still the database, not a bug.
+            raise exception.DatabaseUnavailable(
+                url=masked_connection(), reason=str(e.orig).strip() or e)
+        raise
 
 
 class Transaction:

@@ -11,8 +11,9 @@ what their calls carry and an observer of what their servers receive.
   executor; every request verified by ``novalet.auth`` before any argument
   is rebuilt: a wrapper of the dispatcher through ``get_rpc_server``'s
   public ``server_cls``);
-* ``errors``: how errors cross: a ``novalet.exception`` error raised by a
-  server is re-raised by the caller as the same class; anything else,
+* ``errors``: how errors cross: a ``novalet.exception`` error (or one of a
+  loaded app's declared ``exceptions`` modules) raised by a server is
+  re-raised by the caller as the same class; anything else,
   Python's builtins included, arrives as ``oslo_messaging.RemoteError``;
 * ``startup``: the start-up checks of the transport.
 

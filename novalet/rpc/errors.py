@@ -1,14 +1,15 @@
-"""How errors cross RPC: a ``novalet.exception`` error as its class, anything
-else (Python's builtins included) as ``oslo_messaging.RemoteError`` — over a
-real transport, over ``fake://`` and through the in-process conductor alike
-(see ``novalet.exception``)."""
+"""How errors cross RPC: a ``NovaletException`` subclass of an allowed
+module (``novalet.exception``, and each loaded app's ``exceptions``) as its
+class, anything else (Python's builtins included) as
+``oslo_messaging.RemoteError`` — over a real transport, over ``fake://`` and
+through the in-process conductor alike (see ``novalet.exception``)."""
 
 from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, overload
 
 import oslo_messaging as messaging
 from oslo_serialization import jsonutils
@@ -16,30 +17,102 @@ from oslo_serialization import jsonutils
 from novalet import exception
 from novalet.rpc import internals
 
-#: The only module whose exceptions a caller rebuilds as themselves.
-ALLOWED_EXMODS = [exception.__name__]
+
+class AllowedModules(Sequence[str]):
+    """The modules whose errors a caller rebuilds as themselves:
+    ``novalet.exception`` (the rpc layer's own refusals are from it), then
+    the modules the source set by ``set_exception_modules`` returns (the
+    app registry: every loaded app's ``exceptions``), read at every use.
+
+    It is live because oslo.messaging fixes a transport's
+    ``allowed_remote_exmods`` when the transport is made: its drivers keep
+    the object they are given and ask ``module in allowed`` at each reply,
+    so an app loaded after ``novalet.rpc.init`` (a test, an embedding
+    process) is allowed too (tests/functional/test_app_errors.py checks this
+    over RabbitMQ).
+    """
+
+    def __init__(self, fixed: Iterable[str]) -> None:
+        self._fixed = list(fixed)
+        self._source: Callable[[], Iterable[str]] | None = None
+
+    def _current(self) -> list[str]:
+        found = list(self._fixed)
+        if self._source is not None:
+            found.extend(m for m in self._source() if m not in found)
+        return found
+
+    def __contains__(self, module: object) -> bool:
+        return module in self._current()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._current())
+
+    def __len__(self) -> int:
+        return len(self._current())
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[str]: ...
+
+    def __getitem__(self, index: int | slice) -> str | list[str]:
+        return self._current()[index]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (list, tuple, AllowedModules)):
+            return self._current() == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return "AllowedModules(%r)" % self._current()
+
+
+#: The modules whose ``NovaletException`` subclasses cross as themselves,
+#: handed to every transport (``novalet.rpc.transport``) and to the
+#: in-process paths (``as_received``).
+ALLOWED_EXMODS = AllowedModules([exception.__name__])
+
+
+def set_exception_modules(source: Callable[[], Iterable[str]] | None) -> None:
+    """Where ``ALLOWED_EXMODS`` reads the apps' modules from (the app
+    registry hands ``novalet.app.exception_modules``; None: nothing but
+    ``novalet.exception``)."""
+    ALLOWED_EXMODS._source = source
+
 
 #: The module the builtins' stand-ins name on the wire (what callers of
 #: every release see as ``RemoteError``'s origin).
 _STAND_IN_MODULE = "novalet.rpc"
 
 
-#: Stand-ins for builtin exception classes, by name (see ``remote_form``).
+#: Stand-ins for the classes that must not cross as themselves, by name
+#: (see ``remote_form``).
 _BUILTIN_STAND_INS: dict[str, type[Exception]] = {}
 
 
 def remote_form(error: BaseException) -> BaseException:
     """What a server sends back for ``error``: itself, unless it is one of
-    Python's builtin exceptions (``TypeError``, ``KeyError``, ...).
+    Python's builtin exceptions (``TypeError``, ``KeyError``, ...) or an
+    exception of an allowed module that is no ``NovaletException``.
 
     oslo.messaging re-raises a builtin as that builtin in the caller (with
     the remote traceback pasted into its message), where it cannot be told
-    from the caller's own ``TypeError``. novalet sends it instead as an
+    from the caller's own ``TypeError``; and it rebuilds any exception class
+    of an allowed module, where only an app's ``NovaletException``
+    subclasses are declared to cross. novalet sends either instead as an
     exception of the same name from this module, which no caller allows: it
-    arrives as ``RemoteError`` (``exc_type`` the builtin's name, ``value``
-    its message), like every other error that is not novalet's.
+    arrives as ``RemoteError`` (``exc_type`` the original class's name,
+    ``value`` its message), like every other error that is not novalet's.
     """
-    if type(error).__module__ != "builtins" or not isinstance(error, Exception):
+    if not isinstance(error, Exception) or isinstance(
+            error, exception.NovaletException):
+        return error
+    module = type(error).__module__
+    if module != "builtins" and module not in ALLOWED_EXMODS:
         return error
     name = type(error).__name__
     stand_in = _BUILTIN_STAND_INS.get(name)
@@ -78,8 +151,8 @@ def as_received(exc_info: Any) -> BaseException:
 @contextlib.contextmanager
 def errors_as_on_the_wire() -> Iterator[None]:
     """Re-raise an error the way an RPC caller would receive it: a
-    ``novalet.exception`` as its class, anything else (builtins too:
-    ``remote_form``) as ``RemoteError``, exactly as from
+    ``NovaletException`` of an allowed module as its class, anything else
+    (builtins too: ``remote_form``) as ``RemoteError``, exactly as from
     ``novalet-conductor``. The in-process conductor uses this."""
     try:
         yield
@@ -92,9 +165,9 @@ def errors_as_on_the_wire() -> Iterator[None]:
 @contextlib.contextmanager
 def server_errors(in_process: bool) -> Iterator[None]:
     """How an error of a server's endpoint (or of rebuilding its arguments)
-    leaves for oslo.messaging: a novalet error as expected (sent back, no
-    traceback logged), anything else in its ``remote_form`` (logged with
-    its traceback by oslo.messaging). ``in_process`` (``fake://``, whose
+    leaves for oslo.messaging: a ``NovaletException`` as expected (sent
+    back, no traceback logged), anything else in its ``remote_form`` (logged
+    with its traceback by oslo.messaging). ``in_process`` (``fake://``, whose
     driver hands the caller the server's exception object as it is): the
     error is turned into what a real transport would deliver first."""
     try:

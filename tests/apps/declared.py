@@ -5,3 +5,5 @@ from novalet import app
 APPA = app.App(name="appa", object_modules=["tests.apps.appa_objects"],
                migrations="tests.apps:appa_migrations")
 APPB = app.App(name="appb", object_modules=["tests.apps.appb_objects"])
+APPE = app.App(name="appe", object_modules=["tests.apps.appe_objects"],
+               exceptions=["tests.apps.appe_exception"])

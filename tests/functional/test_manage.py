@@ -145,16 +145,19 @@ def test_a_database_without_schema_asks_for_db_sync(
     # An empty database says the same.
     path.touch()
     assert run.fails(*argv) == line
-    # A table missing under a synced schema names the table.
+    # A table missing under a synced schema names the table (SchemaIncomplete).
     assert run("db", "sync")[0] == 0
     engine = sqlalchemy.create_engine("sqlite:///%s" % path)
     with engine.begin() as connection:
         connection.exec_driver_sql("DROP TABLE compute_nodes")
     engine.dispose()
     if argv[0] == "hypervisor":
+        head = migration.head_revision()
         assert run.fails(*argv) == (
-            "novalet-manage: the database at sqlite:///%s has no table compute_nodes: "
-            "run 'novalet-manage db sync'" % path)
+            "novalet-manage: database schema has no table compute_nodes (the "
+            "database is at %s, the code's head is %s): run 'novalet-manage db "
+            "sync'; if it is at the head already, the app's migrations lack it"
+            % (head, head))
 
 
 # -- service list --------------------------------------------------------
