@@ -143,14 +143,11 @@ def run(prog: str, func: Callable[..., int], *args: Any,
 
 
 def database_url(conf: cfg.ConfigOpts) -> str:
-    """``[database] connection`` as it may be printed (no password)."""
-    from sqlalchemy.engine import make_url
+    """``[database] connection`` as it may be printed (no password, in the
+    user part or the query: ``novalet.db.engine.masked_url``)."""
+    from novalet.db import engine
 
-    try:
-        return make_url(conf.database.connection).render_as_string(
-            hide_password=True)
-    except Exception:
-        return "<invalid [database] connection>"
+    return engine.masked_url(conf.database.connection)
 
 
 def database_file_missing(conf: cfg.ConfigOpts) -> bool:

@@ -63,6 +63,24 @@ def test_init_host_key_rotate_retire(run: Any, tmp_path: Any) -> None:
         == [second]
 
 
+def test_key_directories_are_made_0700_whatever_the_umask(
+        run: Any, tmp_path: Any) -> None:
+    old = os.umask(0)
+    try:
+        code, _, err = run("auth", "init")
+        assert code == 0, err
+        nested = tmp_path / "hosts" / "compute-1" / "c1.key"
+        code, _, err = run("auth", "host-key", "compute-1", "--output",
+                           str(nested))
+        assert code == 0, err
+    finally:
+        os.umask(old)
+    for directory in (tmp_path / "keys", tmp_path / "hosts",
+                      tmp_path / "hosts" / "compute-1"):
+        assert stat.S_IMODE(os.stat(directory).st_mode) == 0o700, directory
+    assert stat.S_IMODE(os.stat(nested).st_mode) == 0o600
+
+
 @pytest.mark.parametrize("host", ["Compute-1", "compute_1", "compute-1 ",
                                   "c\u043empute-1"])
 def test_host_key_of_a_non_canonical_host_is_a_usage_error(
