@@ -49,6 +49,16 @@ class RequestContext(oslo_context.RequestContext):
     def to_dict(self) -> dict[str, Any]:
         return super().to_dict()
 
+    def get_logging_values(self) -> dict[str, Any]:
+        """What oslo.log's format strings read (``%(request_id)s``,
+        ``%(user_identity)s``...), every text escaped to one line
+        (``novalet.logs.escape``): a caller's context cannot write a line
+        of its own into the log."""
+        from novalet import logs
+
+        return {key: logs.escape_value(value)
+                for key, value in super().get_logging_values().items()}
+
     def to_wire(self) -> dict[str, Any]:
         """``to_dict()`` less the entries ``from_dict()`` restores by itself
         (a value equal to what it gives a missing key, and ``user_identity``'s
@@ -73,6 +83,56 @@ class RequestContext(oslo_context.RequestContext):
         return ctxt
 
 
+#: The context entries ``from_dict`` reads, by the type each must have on
+#: the wire (None is always allowed): text, flags and the list of roles.
+_WIRE_TEXT = ("user", "project_id", "domain", "user_domain", "project_domain",
+              "request_id", "global_request_id", "resource_uuid", "user_name",
+              "project_name", "domain_name", "user_domain_name",
+              "project_domain_name", "system_scope", "user_identity",
+              "project")
+_WIRE_FLAGS = ("is_admin", "read_only", "show_deleted", "is_admin_project")
+#: Limits of a context's text (``auth_token``: a token's), and its roles.
+MAX_WIRE_TEXT = 255
+MAX_TOKEN_TEXT = 8192
+MAX_ROLES = 100
+
+
+def check_wire(values: Any) -> None:
+    """A context as it arrived: a dict whose entries ``from_dict`` reads
+    have their types (text without NUL and within ``MAX_WIRE_TEXT``,
+    booleans, ``roles`` a list of at most ``MAX_ROLES`` texts); raises
+    ``MalformedRequest`` naming the entry."""
+    from novalet import exception
+
+    def bad(reason: str) -> exception.MalformedRequest:
+        return exception.MalformedRequest(reason="request context: " + reason)
+
+    if not isinstance(values, dict):
+        raise bad("a %s, not a dict" % type(values).__name__)
+    for key in _WIRE_TEXT + ("auth_token",):
+        value = values.get(key)
+        if value is None:
+            continue
+        if type(value) is not str:
+            raise bad("%s is a %s, not text" % (key, type(value).__name__))
+        limit = MAX_TOKEN_TEXT if key == "auth_token" else MAX_WIRE_TEXT
+        if len(value) > limit or "\0" in value:
+            raise bad("%s is longer than %d or holds a NUL" % (key, limit))
+    for key in _WIRE_FLAGS:
+        value = values.get(key)
+        if value is not None and type(value) is not bool:
+            raise bad("%s is a %s, not a boolean" % (key, type(value).__name__))
+    roles = values.get("roles")
+    if roles is not None:
+        if type(roles) is not list or len(roles) > MAX_ROLES:
+            raise bad("roles must be a list of at most %d texts" % MAX_ROLES)
+        for role in roles:
+            if type(role) is not str or len(role) > MAX_WIRE_TEXT \
+                    or "\0" in role:
+                raise bad("a role is not a text of at most %d characters"
+                          % MAX_WIRE_TEXT)
+
+
 @functools.cache
 def _wire_defaults() -> dict[str, Any]:
     """What ``from_dict({})`` fills in, key by key (not ``request_id``:
@@ -87,4 +147,4 @@ def get_admin_context() -> RequestContext:
     return RequestContext(is_admin=True, overwrite=False)
 
 
-__all__ = ["RequestContext", "get_admin_context"]
+__all__ = ["RequestContext", "check_wire", "get_admin_context"]

@@ -25,7 +25,7 @@ from oslo_log import log as logging
 
 from novalet import conf as novalet_conf
 from novalet import context as novalet_context
-from novalet import exception, indirection, objects
+from novalet import exception, indirection, logs, objects
 from novalet.cmd import exit_codes
 
 LOG = logging.getLogger(__name__)
@@ -109,6 +109,7 @@ def parse(argv: Sequence[str] | None, prog: str,
         return EXIT_USAGE
     sys.stderr.write(captured.getvalue())
     logging.setup(novalet_conf.CONF, "novalet")
+    logs.install()
     try:
         objects.register_all()
     except exception.AppLoadError as e:
