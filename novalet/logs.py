@@ -12,7 +12,7 @@ another library's flood of one kind of error cut to one line per interval.
   sends can never start a line of its own.
 * ``LibraryFloodFilter`` lets one record per logger, level and message
   template through every ``interval`` seconds from the libraries below
-  novalet (``oslo_messaging``), without its traceback, and counts the
+  novalet (``oslo.messaging``), without its traceback, and counts the
   rest into the next one it lets through.
 
 ``install`` puts both on the root logger's handlers (``novalet.cmd.common
@@ -36,7 +36,7 @@ _SECRET_NAME = re.compile(r"pass|secret|token|credential|auth_key|api_key",
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u0085]")
 
 #: What oslo.messaging's loggers may say of one kind per interval.
-LIBRARY_LOGGERS = ("oslo_messaging",)
+LIBRARY_LOGGERS = ("oslo.messaging", "oslo_messaging")
 
 #: Seconds between two records of one kind from a library logger.
 FLOOD_INTERVAL = 10.0
