@@ -127,7 +127,8 @@ class LibraryFloodFilter(logging.Filter):
         if record.exc_info and record.exc_info[1] is not None:
             error = record.exc_info[1]
             record.msg = "%s (%s: %s; traceback not logged)" % (
-                record.getMessage(), type(error).__name__, error)
+                record.getMessage(), type(error).__name__,
+                str(error).splitlines()[0] if str(error) else "")
             record.args = None
         record.exc_info = None
         record.exc_text = None
