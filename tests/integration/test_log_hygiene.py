@@ -20,6 +20,7 @@ import pytest
 from novalet import auth
 from tests import processes, services
 from tests.conftest import service_unavailable
+from tests.private_rabbit import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -126,3 +127,24 @@ def test_a_flood_of_unparsable_messages_costs_a_few_lines(
     assert not any(line.startswith("Traceback") or "Traceback (most recent"
                    in line for line in new), "\n".join(new[:40])
     assert proc.proc.poll() is None
+
+
+@pytest.mark.parametrize("argv", [
+    ["novalet-conductor"], ["novalet-manage", "db", "version"],
+    ["novalet-status", "upgrade", "check"],
+    ["novalet-allinone", "--once", "--computes", "1", "--instances", "0"]])
+def test_commands_never_print_a_password_of_the_database_url(
+        tmp_path: Any, argv: list[str]) -> None:
+    port = free_port()
+    config = processes.write_config(str(tmp_path / "c.conf"), {
+        "DEFAULT": {"host": "pw-check", "startup_timeout": 1,
+                    "state_path": str(tmp_path / "state")},
+        "database": {"connection": "postgresql+psycopg2://u:s3cret-user@"
+                     "127.0.0.1:%d/db?password=s3cret-query&sslmode=disable"
+                     % port}})
+    result = processes.run_command(argv[0], "--config-file", config, "--debug",
+                                   *argv[1:])
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "127.0.0.1:%d" % port in output, output
+    assert "s3cret" not in output, output
