@@ -8,6 +8,8 @@ from typing import Any
 from oslo_context import context as oslo_context
 from oslo_db.sqlalchemy import enginefacade
 
+from novalet import exception
+
 
 @enginefacade.transaction_context_provider
 class RequestContext(oslo_context.RequestContext):
@@ -84,53 +86,61 @@ class RequestContext(oslo_context.RequestContext):
 
 
 #: The context entries ``from_dict`` reads, by the type each must have on
-#: the wire (None is always allowed): text, flags and the list of roles.
-_WIRE_TEXT = ("user", "project_id", "domain", "user_domain", "project_domain",
-              "request_id", "global_request_id", "resource_uuid", "user_name",
-              "project_name", "domain_name", "user_domain_name",
-              "project_domain_name", "system_scope", "user_identity",
-              "project")
-_WIRE_FLAGS = ("is_admin", "read_only", "show_deleted", "is_admin_project")
-#: Limits of a context's text (``auth_token``: a token's), and its roles.
+#: the wire (None is always allowed): text (with its longest length),
+#: flags, and the list of roles.
+_TEXT, _FLAG, _ROLES = "text", "flag", "roles"
 MAX_WIRE_TEXT = 255
 MAX_TOKEN_TEXT = 8192
 MAX_ROLES = 100
+_WIRE_KINDS: dict[str, tuple[str, int]] = {
+    **dict.fromkeys(("user", "project_id", "domain", "user_domain",
+                     "project_domain", "request_id", "global_request_id",
+                     "resource_uuid", "user_name", "project_name",
+                     "domain_name", "user_domain_name", "project_domain_name",
+                     "system_scope", "user_identity", "project"),
+                    (_TEXT, MAX_WIRE_TEXT)),
+    "auth_token": (_TEXT, MAX_TOKEN_TEXT),
+    **dict.fromkeys(("is_admin", "read_only", "show_deleted",
+                     "is_admin_project"), (_FLAG, 0)),
+    "roles": (_ROLES, MAX_ROLES),
+}
+
+
+def _bad_wire(reason: str) -> exception.MalformedRequest:
+    return exception.MalformedRequest(reason="request context: " + reason)
 
 
 def check_wire(values: Any) -> None:
     """A context as it arrived: a dict whose entries ``from_dict`` reads
     have their types (text without NUL and within ``MAX_WIRE_TEXT``,
     booleans, ``roles`` a list of at most ``MAX_ROLES`` texts); raises
-    ``MalformedRequest`` naming the entry."""
-    from novalet import exception
-
-    def bad(reason: str) -> exception.MalformedRequest:
-        return exception.MalformedRequest(reason="request context: " + reason)
-
+    ``MalformedRequest`` naming the entry. Other entries are not read."""
     if not isinstance(values, dict):
-        raise bad("a %s, not a dict" % type(values).__name__)
-    for key in _WIRE_TEXT + ("auth_token",):
-        value = values.get(key)
+        raise _bad_wire("a %s, not a dict" % type(values).__name__)
+    for key, value in values.items():
         if value is None:
             continue
-        if type(value) is not str:
-            raise bad("%s is a %s, not text" % (key, type(value).__name__))
-        limit = MAX_TOKEN_TEXT if key == "auth_token" else MAX_WIRE_TEXT
-        if len(value) > limit or "\0" in value:
-            raise bad("%s is longer than %d or holds a NUL" % (key, limit))
-    for key in _WIRE_FLAGS:
-        value = values.get(key)
-        if value is not None and type(value) is not bool:
-            raise bad("%s is a %s, not a boolean" % (key, type(value).__name__))
-    roles = values.get("roles")
-    if roles is not None:
-        if type(roles) is not list or len(roles) > MAX_ROLES:
-            raise bad("roles must be a list of at most %d texts" % MAX_ROLES)
-        for role in roles:
-            if type(role) is not str or len(role) > MAX_WIRE_TEXT \
-                    or "\0" in role:
-                raise bad("a role is not a text of at most %d characters"
-                          % MAX_WIRE_TEXT)
+        kind = _WIRE_KINDS.get(key)
+        if kind is None:
+            continue
+        if kind[0] is _TEXT:
+            if type(value) is not str:
+                raise _bad_wire("%s is a %s, not text"
+                                % (key, type(value).__name__))
+            if len(value) > kind[1] or "\0" in value:
+                raise _bad_wire("%s is longer than %d or holds a NUL"
+                                % (key, kind[1]))
+        elif kind[0] is _FLAG:
+            if type(value) is not bool:
+                raise _bad_wire("%s is a %s, not a boolean"
+                                % (key, type(value).__name__))
+        else:
+            if type(value) is not list or len(value) > MAX_ROLES or not all(
+                    type(role) is str and len(role) <= MAX_WIRE_TEXT
+                    and "\0" not in role for role in value):
+                raise _bad_wire("roles must be a list of at most %d texts of "
+                                "at most %d characters" % (MAX_ROLES,
+                                                           MAX_WIRE_TEXT))
 
 
 @functools.cache

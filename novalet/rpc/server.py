@@ -168,19 +168,18 @@ def check_shape(message: Any, ctxt: Any) -> None:
     context of the right types (``novalet.context.check_wire``). Raises
     ``MalformedRequest``."""
     novalet_context.check_wire(ctxt)
+    if not isinstance(message, (dict, list, tuple)):
+        return
     pending: list[tuple[Any, int]] = [(message, 0)]
     while pending:
         value, depth = pending.pop()
-        if isinstance(value, dict):
-            items: Any = value.values()
-        elif isinstance(value, (list, tuple)):
-            items = value
-        else:
-            continue
         if depth >= MAX_NESTING:
             raise exception.MalformedRequest(
                 reason="arguments nested deeper than %d" % MAX_NESTING)
-        pending.extend((item, depth + 1) for item in items)
+        # (oslo.messaging's messages are dict subclasses: not type() is.)
+        for item in value.values() if isinstance(value, dict) else value:
+            if isinstance(item, (dict, list, tuple)):
+                pending.append((item, depth + 1))
 
 
 def endpoint_target(version: str) -> Any:
