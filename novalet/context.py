@@ -8,6 +8,8 @@ from typing import Any
 from oslo_context import context as oslo_context
 from oslo_db.sqlalchemy import enginefacade
 
+from novalet import exception
+
 
 @enginefacade.transaction_context_provider
 class RequestContext(oslo_context.RequestContext):
@@ -52,6 +54,16 @@ class RequestContext(oslo_context.RequestContext):
     def to_dict(self) -> dict[str, Any]:
         return super().to_dict()
 
+    def get_logging_values(self) -> dict[str, Any]:
+        """What oslo.log's format strings read (``%(request_id)s``,
+        ``%(user_identity)s``...), every text escaped to one line
+        (``novalet.logs.escape``): a caller's context cannot write a line
+        of its own into the log."""
+        from novalet import logs
+
+        return {key: logs.escape_value(value)
+                for key, value in super().get_logging_values().items()}
+
     def to_wire(self) -> dict[str, Any]:
         """``to_dict()`` less the entries ``from_dict()`` restores by itself
         (a value equal to what it gives a missing key, and ``user_identity``'s
@@ -86,6 +98,64 @@ class RequestContext(oslo_context.RequestContext):
         return ctxt
 
 
+#: The context entries ``from_dict`` reads, by the type each must have on
+#: the wire (None is always allowed): text (with its longest length),
+#: flags, and the list of roles.
+_TEXT, _FLAG, _ROLES = "text", "flag", "roles"
+MAX_WIRE_TEXT = 255
+MAX_TOKEN_TEXT = 8192
+MAX_ROLES = 100
+_WIRE_KINDS: dict[str, tuple[str, int]] = {
+    **dict.fromkeys(("user", "project_id", "domain", "user_domain",
+                     "project_domain", "request_id", "global_request_id",
+                     "resource_uuid", "user_name", "project_name",
+                     "domain_name", "user_domain_name", "project_domain_name",
+                     "system_scope", "user_identity", "project"),
+                    (_TEXT, MAX_WIRE_TEXT)),
+    "auth_token": (_TEXT, MAX_TOKEN_TEXT),
+    **dict.fromkeys(("is_admin", "read_only", "show_deleted",
+                     "is_admin_project"), (_FLAG, 0)),
+    "roles": (_ROLES, MAX_ROLES),
+}
+
+
+def _bad_wire(reason: str) -> exception.MalformedRequest:
+    return exception.MalformedRequest(reason="request context: " + reason)
+
+
+def check_wire(values: Any) -> None:
+    """A context as it arrived: a dict whose entries ``from_dict`` reads
+    have their types (text without NUL and within ``MAX_WIRE_TEXT``,
+    booleans, ``roles`` a list of at most ``MAX_ROLES`` texts); raises
+    ``MalformedRequest`` naming the entry. Other entries are not read."""
+    if not isinstance(values, dict):
+        raise _bad_wire("a %s, not a dict" % type(values).__name__)
+    for key, value in values.items():
+        if value is None:
+            continue
+        kind = _WIRE_KINDS.get(key)
+        if kind is None:
+            continue
+        if kind[0] is _TEXT:
+            if type(value) is not str:
+                raise _bad_wire("%s is a %s, not text"
+                                % (key, type(value).__name__))
+            if len(value) > kind[1] or "\0" in value:
+                raise _bad_wire("%s is longer than %d or holds a NUL"
+                                % (key, kind[1]))
+        elif kind[0] is _FLAG:
+            if type(value) is not bool:
+                raise _bad_wire("%s is a %s, not a boolean"
+                                % (key, type(value).__name__))
+        else:
+            if type(value) is not list or len(value) > MAX_ROLES or not all(
+                    type(role) is str and len(role) <= MAX_WIRE_TEXT
+                    and "\0" not in role for role in value):
+                raise _bad_wire("roles must be a list of at most %d texts of "
+                                "at most %d characters" % (MAX_ROLES,
+                                                           MAX_WIRE_TEXT))
+
+
 @functools.cache
 def _wire_defaults() -> dict[str, Any]:
     """What ``from_dict({})`` fills in, key by key (not ``request_id``:
@@ -100,4 +170,4 @@ def get_admin_context() -> RequestContext:
     return RequestContext(is_admin=True, overwrite=False)
 
 
-__all__ = ["RequestContext", "get_admin_context"]
+__all__ = ["RequestContext", "check_wire", "get_admin_context"]

@@ -115,13 +115,35 @@ def _decode(path: str, text: Any) -> bytes:
     return secret
 
 
+def make_private_dirs(directory: str) -> None:
+    """Create ``directory`` and every missing parent with mode 0700 (whatever
+    the umask: each is made 0700 and set so); existing ones are left as
+    they are."""
+    missing = []
+    current = os.path.abspath(directory)
+    while not os.path.isdir(current):
+        missing.append(current)
+        parent = os.path.dirname(current)
+        if parent == current:
+            break
+        current = parent
+    for path in reversed(missing):
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            if not os.path.isdir(path):
+                raise
+            continue
+        os.chmod(path, 0o700)
+
+
 def write_file(path: str, content: dict[str, Any], *,
                replace: bool = False) -> None:
     """Write ``content`` as JSON to a new file of mode 0600 (``replace``: the
     file may exist; it is replaced atomically). Raises ``AuthKeyError``."""
     directory = os.path.dirname(os.path.abspath(path))
     try:
-        os.makedirs(directory, exist_ok=True)
+        make_private_dirs(directory)
         if not replace and os.path.lexists(path):
             raise exception.AuthKeyError(path=path, reason="exists already")
         tmp = "%s.%s.tmp" % (path, secrets.token_hex(4))

@@ -11,7 +11,7 @@ from oslo_config import cfg
 from oslo_log import log as logging
 
 from novalet import conf as novalet_conf
-from novalet import exception, objects
+from novalet import exception, logs, objects
 from novalet.cmd import exit_codes, manage_cli
 
 LOG = logging.getLogger(__name__)
@@ -45,6 +45,8 @@ def setup(argv: Sequence[str] | None, *, prog: str,
             os.path.join(CONF.log_dir or "", CONF.log_file)))
         os.makedirs(directory, exist_ok=True)
     logging.setup(CONF, "novalet")
+    # Caller text escaped to one line; oslo.messaging's floods cut down.
+    logs.install()
     try:
         objects.register_all()
     except exception.AppLoadError as e:

@@ -4,15 +4,21 @@ broker user.
     auth init [--rotate]              write [auth] master_key_file (mode 0600)
     auth retire KEY_ID                drop an old master key after a rotation
     auth host-key HOST --output FILE  HOST's key file (mode 0600)
-    auth rabbitmq HOST [--password P] the rabbitmqctl commands of HOST's
-                                      broker user
+    auth rabbitmq HOST [--password P] [-n NODE]
+                                      the rabbitmqctl commands of HOST's
+                                      broker user, its vhost and its URL
 
 ``init`` refuses a master key file that exists (``--rotate`` adds a new
 key that signs from then on, keeping the others for verification; reissue
 every host key, then ``retire`` the old one). ``host-key`` needs the master
 key file and nothing else: host keys are derived from it. ``rabbitmq``
-prints commands, runs nothing: a user named after the host, allowed to
-publish only to the conductor topic and to bind only its own compute queue.
+prints commands, runs nothing: the vhost (``add_vhost`` changes nothing
+when it exists), a user named after the host, allowed to publish only to
+the conductor topic and to bind only its own compute queue, the admin
+user's commands (as a comment: it exists already where conductors run), and
+the host's ``transport_url`` with its credentials on every broker host. It
+refuses (exit 2, a warning) when ``transport_url`` names no RabbitMQ broker
+rather than print commands for vhost ``/``.
 Exit codes as every command's: 1 refused (the file exists), 2 a bad host
 name, a missing or unusable key file or option.
 """
@@ -23,7 +29,9 @@ import os
 import re
 import secrets
 import shlex
+import sys
 from typing import Any
+from urllib.parse import quote
 
 import oslo_messaging as messaging
 
@@ -123,18 +131,48 @@ def rabbitmq_commands(conf: Any, host: str, password: str) -> list[str]:
     ]
 
 
+def _ctl(node: str | None) -> str:
+    return "rabbitmqctl -n %s" % shlex.quote(node) if node else "rabbitmqctl"
+
+
+def host_transport_url(url: Any, host: str, password: str) -> str:
+    """The ``transport_url`` of ``host``'s own broker user: its credentials
+    on every broker host of ``url`` (URL-quoted; IPv6 hosts bracketed), so
+    a failover never logs in as anyone else."""
+    user = "%s:%s@" % (quote(host, safe=""), quote(password, safe=""))
+    hosts = ",".join("%s%s:%s" % (user, rpc.url_host(h.hostname), h.port or 5672)
+                     for h in url.hosts)
+    return "rabbit://%s/%s" % (hosts, quote(url.virtual_host or "", safe=""))
+
+
 def rabbitmq(args: Any) -> int:
     """Print the broker user commands of HOST."""
     host = _host(args.auth_host)
-    password = args.password or secrets.token_urlsafe(18)
     conf = novalet_conf.CONF
-    for line in rabbitmq_commands(conf, host, password):
-        print(line)
     url = messaging.TransportURL.parse(conf, conf.transport_url)
-    broker = ",".join("%s:%s" % (h.hostname, h.port) for h in url.hosts) \
-        or "BROKER:5672"
-    print("# on %s: transport_url = rabbit://%s:%s@%s/%s" % (
-        host, host, password, broker, url.virtual_host or ""))
+    if url.transport != "rabbit" or not url.hosts:
+        print("%s: warning: [DEFAULT] transport_url is %s, not a RabbitMQ "
+              "broker: set the one the computes use in the configuration "
+              "(its vhost and hosts are what the commands need); nothing "
+              "printed" % (BINARY, "not set" if conf.transport_url ==
+                           novalet_conf.DEFAULT_TRANSPORT_URL else
+                           rpc.masked_transport_url(conf)), file=sys.stderr)
+        return 2
+    password = args.password or secrets.token_urlsafe(18)
+    vhost = url.virtual_host or "/"
+    ctl, q = _ctl(args.node), shlex.quote
+    if len(url.hosts) > 1 and not args.node:
+        print("# users, vhosts and permissions are the cluster's: run these "
+              "on any one node, or add -n rabbit@NODE (--node)")
+    print("%s add_vhost %s" % (ctl, q(vhost)))
+    for line in rabbitmq_commands(conf, host, password):
+        print(line.replace("rabbitmqctl", ctl, 1))
+    admin = url.hosts[0].username or "ADMIN"
+    print("# conductors and admin hosts, once: %s add_user %s '<password>'; "
+          "%s set_permissions -p %s %s '.*' '.*' '.*'" % (
+              ctl, q(admin), ctl, q(vhost), q(admin)))
+    print("# on %s: transport_url = %s" % (
+        host, host_transport_url(url, host, password)))
     return 0
 
 
@@ -165,7 +203,10 @@ def add_parsers(subparsers: Any) -> None:
     rabbit.add_argument("auth_host", metavar="HOST")
     rabbit.add_argument("--password", default=None,
                         help="its password (default: a random one, printed)")
+    rabbit.add_argument("-n", "--node", default=None, metavar="NODE",
+                        help="the RabbitMQ node rabbitmqctl talks to (e.g. "
+                             "rabbit@rabbit1), when not run on one")
     rabbit.set_defaults(func=rabbitmq)
 
 
-__all__ = ["add_parsers", "rabbitmq_commands"]
+__all__ = ["add_parsers", "host_transport_url", "rabbitmq_commands"]

@@ -25,7 +25,7 @@ from oslo_log import log as logging
 
 from novalet import conf as novalet_conf
 from novalet import context as novalet_context
-from novalet import exception, indirection, objects
+from novalet import exception, indirection, logs, objects
 from novalet.cmd import exit_codes
 
 LOG = logging.getLogger(__name__)
@@ -112,6 +112,7 @@ def parse(argv: Sequence[str] | None, prog: str,
         return EXIT_USAGE
     sys.stderr.write(captured.getvalue())
     logging.setup(novalet_conf.CONF, "novalet")
+    logs.install()
     try:
         objects.register_all()
     except exception.AppLoadError as e:
@@ -146,14 +147,11 @@ def run(prog: str, func: Callable[..., int], *args: Any,
 
 
 def database_url(conf: cfg.ConfigOpts) -> str:
-    """``[database] connection`` as it may be printed (no password)."""
-    from sqlalchemy.engine import make_url
+    """``[database] connection`` as it may be printed (no password, in the
+    user part or the query: ``novalet.db.engine.masked_url``)."""
+    from novalet.db import engine
 
-    try:
-        return make_url(conf.database.connection).render_as_string(
-            hide_password=True)
-    except Exception:
-        return "<invalid [database] connection>"
+    return engine.masked_url(conf.database.connection)
 
 
 def database_file_missing(conf: cfg.ConfigOpts) -> bool:

@@ -25,6 +25,7 @@ from sqlalchemy.engine import make_url
 from novalet import db as db_switch
 from novalet import exception
 from novalet.db import schema_errors
+from novalet.logs import is_secret_name
 from novalet.metrics import database as db_metrics
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -90,9 +91,18 @@ def dispose() -> None:
 
 
 def masked_url(connection: str) -> str:
-    """``connection`` with its password hidden."""
+    """``connection`` as it may be printed or logged: the password of its
+    user part and every secret query argument (``?password=``, ``?pass=``,
+    ``novalet.logs.is_secret_name``) replaced by ``***``."""
     try:
-        return make_url(connection).render_as_string(hide_password=True)
+        url = make_url(connection)
+        secret = {key: ("***" if isinstance(value, str) else
+                        tuple("***" for _ in value))
+                  for key, value in url.query.items() if is_secret_name(key)}
+        if secret:
+            url = url.update_query_dict(secret)
+        return url.render_as_string(hide_password=True).replace(
+            "=%2A%2A%2A", "=***")
     except Exception:
         return "<unparsable database URL>"
 
@@ -122,7 +132,7 @@ def check_connection(conf: cfg.ConfigOpts, timeout: float) -> None:
             except sa.exc.DBAPIError as e:
                 if time.monotonic() >= deadline:
                     raise exception.DatabaseUnavailable(
-                        url=url.render_as_string(hide_password=True),
+                        url=masked_url(conf.database.connection),
                         reason=str(e.orig).strip() or e)
                 time.sleep(max(1, conf.database.retry_interval))
     finally:

@@ -229,11 +229,21 @@ class NovaletObject(ovo_base.VersionedObject):
                     objname=cls.obj_name(), field=name, value=value, reason=e)
         if info.bare_init and info.is_list and "_obj_objects" not in stored:
             self.objects = []
-        try:
-            stored["_changed_fields"] = {x for x in changes if x in info.fields}
-        except TypeError as e:
-            raise exception.MalformedRequest(
-                reason="%s primitive: changes: %s" % (cls.obj_name(), e))
+        changed = set()
+        for x in changes:
+            if type(x) is not str:
+                raise exception.MalformedRequest(
+                    reason="%s primitive: changes: %s is not a field name"
+                    % (cls.obj_name(), type(x).__name__))
+            if x not in info.fields:
+                continue  # a newer release's field: not ours to write
+            if not self.obj_attr_is_set(x):
+                # Writing it would read an unset field (NotImplementedError).
+                raise exception.MalformedRequest(
+                    reason="%s primitive: changes name %s, which is not set"
+                    % (cls.obj_name(), x))
+            changed.add(x)
+        stored["_changed_fields"] = changed
         return self
 
     def obj_to_primitive(self, target_version: str | None = None,

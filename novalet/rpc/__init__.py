@@ -70,6 +70,9 @@ from novalet.rpc.startup import (
 from novalet.rpc.startup import (
     masked_transport_url as masked_transport_url,
 )
+from novalet.rpc.startup import (
+    url_host as url_host,
+)
 from novalet.rpc.transport import (
     cleanup as cleanup,
 )

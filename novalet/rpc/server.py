@@ -10,6 +10,7 @@ import oslo_messaging as messaging
 from oslo_messaging.rpc import server as messaging_server
 
 from novalet import auth, exception
+from novalet import context as novalet_context
 from novalet.rpc import errors, serializer, transport
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -141,6 +142,7 @@ class _VerifyingDispatcher:
 
     def dispatch(self, incoming: Any) -> Any:
         with errors.server_errors(transport.in_process()):
+            check_shape(incoming.message, incoming.ctxt)
             try:
                 principal = self._verifier.verify(incoming.message,
                                                   incoming.ctxt)
@@ -151,6 +153,33 @@ class _VerifyingDispatcher:
         incoming.ctxt = serializer.VerifiedContext(
             incoming.ctxt, principal, auth.delivery_key(principal, incoming.ctxt))
         return self._dispatcher.dispatch(incoming)
+
+
+#: How deep a request's message may nest lists and dicts. An object's
+#: primitive takes three levels and its nested objects three more each;
+#: nothing novalet sends comes near, and rebuilding a deeper one recursively
+#: would run out of stack (RecursionError) before any check saw it.
+MAX_NESTING = 32
+
+
+def check_shape(message: Any, ctxt: Any) -> None:
+    """What any request must be before it is verified or rebuilt: a message
+    nested at most ``MAX_NESTING`` deep (walked without recursion) and a
+    context of the right types (``novalet.context.check_wire``). Raises
+    ``MalformedRequest``."""
+    novalet_context.check_wire(ctxt)
+    if not isinstance(message, (dict, list, tuple)):
+        return
+    pending: list[tuple[Any, int]] = [(message, 0)]
+    while pending:
+        value, depth = pending.pop()
+        if depth >= MAX_NESTING:
+            raise exception.MalformedRequest(
+                reason="arguments nested deeper than %d" % MAX_NESTING)
+        # (oslo.messaging's messages are dict subclasses: not type() is.)
+        for item in value.values() if isinstance(value, dict) else value:
+            if isinstance(item, (dict, list, tuple)):
+                pending.append((item, depth + 1))
 
 
 def endpoint_target(version: str) -> Any:

@@ -7,28 +7,45 @@ from __future__ import annotations
 import os
 import time
 from typing import Any
+from urllib.parse import quote
 
 import oslo_messaging as messaging
 from oslo_config import cfg
 from oslo_log import log as logging
 
 from novalet import auth, exception
+from novalet.logs import is_secret_name
 
 LOG = logging.getLogger(__name__)
 
 
+def url_host(hostname: str | None) -> str:
+    """A host as a URL writes it: an IPv6 address in brackets."""
+    name = hostname or ""
+    return "[%s]" % name if ":" in name else name
+
+
 def masked_transport_url(conf: cfg.ConfigOpts) -> str:
-    """``transport_url`` with passwords replaced by ``***``."""
+    """``transport_url`` as it may be printed or logged: every host's
+    password and every secret query argument (``novalet.logs
+    .is_secret_name``) replaced by ``***``; other query arguments kept."""
     try:
         url = messaging.TransportURL.parse(conf, conf.transport_url)
     except messaging.InvalidTransportURL:
         return "<invalid transport_url>"
     hosts = ",".join(
-        "%s%s@%s:%s" % (h.username or "", ":***" if h.password else "",
-                        h.hostname, h.port)
-        if h.username else "%s:%s" % (h.hostname, h.port)
+        "%s%s%s%s" % (quote(h.username or "", safe=""),
+                      ":***" if h.password else "",
+                      "@" if h.username else "", url_host(h.hostname))
+        + (":%s" % h.port if h.port else "")
         for h in url.hosts)
-    return "%s://%s/%s" % (url.transport, hosts, url.virtual_host or "")
+    query = "&".join(
+        "%s=%s" % (quote(key, safe=""),
+                   "***" if is_secret_name(key) else quote(str(value), safe=""))
+        for key, value in sorted((url.query or {}).items()))
+    return "%s://%s/%s%s" % (url.transport, hosts,
+                             quote(url.virtual_host or "", safe=""),
+                             "?" + query if query else "")
 
 
 #: The prefix of the topics ``check_broker`` casts to (nobody listens).

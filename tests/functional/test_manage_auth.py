@@ -9,6 +9,7 @@ import subprocess
 from collections.abc import Iterator
 from typing import Any
 
+import oslo_messaging as messaging
 import pytest
 
 from novalet import auth
@@ -63,6 +64,24 @@ def test_init_host_key_rotate_retire(run: Any, tmp_path: Any) -> None:
         == [second]
 
 
+def test_key_directories_are_made_0700_whatever_the_umask(
+        run: Any, tmp_path: Any) -> None:
+    old = os.umask(0)
+    try:
+        code, _, err = run("auth", "init")
+        assert code == 0, err
+        nested = tmp_path / "hosts" / "compute-1" / "c1.key"
+        code, _, err = run("auth", "host-key", "compute-1", "--output",
+                           str(nested))
+        assert code == 0, err
+    finally:
+        os.umask(old)
+    for directory in (tmp_path / "keys", tmp_path / "hosts",
+                      tmp_path / "hosts" / "compute-1"):
+        assert stat.S_IMODE(os.stat(directory).st_mode) == 0o700, directory
+    assert stat.S_IMODE(os.stat(nested).st_mode) == 0o600
+
+
 @pytest.mark.parametrize("host", ["Compute-1", "compute_1", "compute-1 ",
                                   "c\u043empute-1"])
 def test_host_key_of_a_non_canonical_host_is_a_usage_error(
@@ -78,6 +97,7 @@ def test_rabbitmq_commands(run: Any) -> None:
     code, out, err = run("auth", "rabbitmq", "compute-1", "--password", "pw")
     assert code == 0, err
     assert out.splitlines() == [
+        "rabbitmqctl add_vhost novalet",
         "rabbitmqctl add_user compute-1 pw",
         "rabbitmqctl set_permissions -p novalet compute-1 "
         "'^(novalet|compute|compute\\.compute\\-1|compute_fanout|"
@@ -89,8 +109,63 @@ def test_rabbitmq_commands(run: Any) -> None:
         "rabbitmqctl set_topic_permissions -p novalet compute-1 novalet "
         "'^(conductor|novalet\\-startup\\-check\\-.*)$' "
         "'^compute(\\.compute\\-1)?$'",
+        "# conductors and admin hosts, once: rabbitmqctl add_user novalet "
+        "'<password>'; rabbitmqctl set_permissions -p novalet novalet "
+        "'.*' '.*' '.*'",
         "# on compute-1: transport_url = "
         "rabbit://compute-1:pw@rabbit.example:5672/novalet"]
+    assert "secret" not in out
+
+
+def _rabbitmq(capsys: Any, tmp_path: Any, transport_url: str | None,
+              *args: str) -> tuple[int, str, str]:
+    default = {} if transport_url is None else {"transport_url": transport_url}
+    config = processes.write_config(str(tmp_path / "other.conf"),
+                                    {"DEFAULT": default})
+    return commands.InProcessCommand(manage.main, capsys, config)(
+        "auth", "rabbitmq", "compute-1", *args)
+
+
+def test_rabbitmq_url_of_a_cluster_has_the_credentials_on_every_host(
+        capsys: Any, tmp_path: Any) -> None:
+    code, out, err = _rabbitmq(
+        capsys, tmp_path,
+        "rabbit://admin:s3cret@h1:5672,admin:s3cret@[fd00::2]:5673,"
+        "admin:s3cret@h3/nova%2Fprod", "--password", "p@ss:w/rd", "-n",
+        "rabbit@h1")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "rabbitmqctl -n rabbit@h1 add_vhost nova/prod"
+    assert all(line.startswith(("rabbitmqctl -n rabbit@h1 ", "#"))
+               for line in lines), out
+    assert lines[-1] == (
+        "# on compute-1: transport_url = "
+        "rabbit://compute-1:p%40ss%3Aw%2Frd@h1:5672,"
+        "compute-1:p%40ss%3Aw%2Frd@[fd00::2]:5673,"
+        "compute-1:p%40ss%3Aw%2Frd@h3:5672/nova%2Fprod")
+    assert "add_user admin '<password>'" in out and "s3cret" not in out
+    # What oslo.messaging reads back: the user on every host.
+    url = messaging.TransportURL.parse(novalet_conf.CONF,
+                                       lines[-1].split(" = ", 1)[1])
+    assert [(h.username, h.password, h.hostname, h.port) for h in url.hosts] \
+        == [("compute-1", "p@ss:w/rd", "h1", 5672),
+            ("compute-1", "p@ss:w/rd", "fd00::2", 5673),
+            ("compute-1", "p@ss:w/rd", "h3", 5672)]
+    assert url.virtual_host == "nova/prod"
+    code, out, err = _rabbitmq(capsys, tmp_path, "rabbit://a:b@h1,a:b@h2/v",
+                               "--password", "pw")
+    assert code == 0, err
+    assert out.splitlines()[0].startswith("# users, vhosts and permissions "
+                                          "are the cluster's")
+
+
+@pytest.mark.parametrize("transport_url", [None, "fake://"])
+def test_rabbitmq_without_a_broker_url_warns_and_prints_nothing(
+        capsys: Any, tmp_path: Any, transport_url: str | None) -> None:
+    code, out, err = _rabbitmq(capsys, tmp_path, transport_url)
+    assert (code, out) == (2, "")
+    assert "warning: [DEFAULT] transport_url is" in err
+    assert "not a RabbitMQ broker" in err
 
 
 def test_without_a_master_key_file_option(capsys: Any, tmp_path: Any) -> None:

@@ -190,8 +190,9 @@ def test_auth_commands_block(tmp_path: Any) -> None:
     assert host["host"] == "compute-1"
     assert host["keys"] == [(key_id, keys.host_key(secret, "compute-1"))
                             for key_id, secret in master["keys"]]
-    assert [line.split()[:2] for line in outputs[2].splitlines()[:3]] == [
-        ["rabbitmqctl", "add_user"], ["rabbitmqctl", "set_permissions"],
+    assert [line.split()[:2] for line in outputs[2].splitlines()[:4]] == [
+        ["rabbitmqctl", "add_vhost"], ["rabbitmqctl", "add_user"],
+        ["rabbitmqctl", "set_permissions"],
         ["rabbitmqctl", "set_topic_permissions"]]
 
 
