@@ -308,13 +308,13 @@ def test_other_migrations_do_not_open_an_instance(world: World) -> None:
 
 
 def test_a_migration_keeps_the_caller_at_one_end(world: World) -> None:
-    mine = _migration(_ctxt(), world.inst_b, "hostb", "hostc")
+    mine = world.as_b(_migration(_ctxt(), world.inst_b, "hostb", "hostc"))
     mine.source_compute, mine.dest_compute = "hosta", "hostc"
     _refused(world, mine.save)
     # A migration that does not exist is not found, whatever it claims.
     ghost = objects.Migration(world.b, id=999999, instance_uuid=mine.instance_uuid)
     ghost.obj_reset_changes()
-    ghost.dest_compute = "hostb"
+    ghost.status = "post-migrating"  # what an end may change
     with pytest.raises(exception.MigrationNotFound):
         ghost.save()
     # B at the destination end reports its status, and deletes nothing.

@@ -253,12 +253,13 @@ def test_the_replay_cache_keeps_what_was_signed_at_the_window_edge():
 def test_the_replay_cache_says_why_it_refuses():
     cache = signing.ReplayCache(1)
     assert cache.check_and_add("a", 1000, 0) is None
+    # (Per principal: the text names whose signatures were forgotten.)
     assert cache.check_and_add("b", 1000, 0) == (
         "signed before the oldest signature this process still remembers "
-        "(replay cache full)")
+        "of its signer (replay cache full)")
     assert cache.check_and_add("c", 999, 0) == (
         "signed before the oldest signature this process still remembers "
-        "(replay cache full)")
+        "of its signer (replay cache full)")
 
 
 def test_refusals_are_quiet_for_exactly_one_interval(caplog):

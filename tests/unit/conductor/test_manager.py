@@ -11,6 +11,7 @@ from novalet import conf as novalet_conf
 from novalet import context, exception, objects
 from novalet.conductor import manager as conductor_manager
 from novalet.objects import base as objects_base
+from novalet.objects import remotable
 
 
 @pytest.fixture
@@ -146,11 +147,12 @@ def test_an_older_caller_gets_fields_it_knows_in_its_form(manager, sqlite_db):
     sent_type = type(sent)
     try:
         sent_type.finish = finish
+        remotable.forget(sent_type)  # read again, with the new method
         updates, _ = manager.object_action(context.get_admin_context(), sent,
                                            "finish", [], {})
     finally:
         del sent_type.finish
-        conductor_manager._remotable_found.discard((sent_type, "finish"))
+        remotable.forget(sent_type)
     assert updates == {"status": "done", "obj_what_changed": ["status"]}
 
 
@@ -181,11 +183,12 @@ def test_changes_made_in_place_go_back(manager):
     node_type = type(node)
     try:
         node_type.touch = touch
+        remotable.forget(node_type)
         updates, _ = manager.object_action(context.get_admin_context(), node,
                                            "touch", [], {})
     finally:
         del node_type.touch
-        conductor_manager._remotable_found.discard((node_type, "touch"))
+        remotable.forget(node_type)
     assert set(updates) == {"stats", "metrics", "pci_device_pools",
                             "obj_what_changed"}
     assert updates["stats"] == {"a": "1", "b": "2"}
@@ -251,9 +254,10 @@ def test_pending_changes_are_reported_when_the_method_changes_nothing(manager):
     node_type = type(node)
     try:
         node_type.noop = noop
+        remotable.forget(node_type)
         updates, _ = manager.object_action(context.get_admin_context(), node,
                                            "noop", [], {})
     finally:
         del node_type.noop
-        conductor_manager._remotable_found.discard((node_type, "noop"))
+        remotable.forget(node_type)
     assert updates == {"obj_what_changed": ["memory_mb_used"]}
