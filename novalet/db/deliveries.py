@@ -40,7 +40,7 @@ KEY_CHARS = 32
 #: One remembered key as stored: ``;`` and its first ``KEY_CHARS``.
 ENTRY_CHARS = KEY_CHARS + 1
 #: How many keys a row remembers (the column holds that many entries).
-REMEMBERED = models.Service.__table__.c.recent_deliveries.type.length // ENTRY_CHARS
+REMEMBERED = models.Service.recent_deliveries.type.length // ENTRY_CHARS
 #: The bound parameter that carries the request's entry.
 PARAM = "delivery_entry"
 
