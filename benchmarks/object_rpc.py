@@ -19,8 +19,11 @@ file and a PNG (throughput and p99 against callers; ``figures.py``).
 
 Signed requests: the conductor holds a master key with ``[auth] enforce =
 false``; the novalet cases run unsigned and, interleaved with them, signed
-with a host's key (``no-DB+s``, ``save()+s``: the conductor verifies each
-request and scopes the save to the host's rows), as a compute sends them.
+with a host's key (``no-DB+s``, ``save()+s``, ``beat+s``: the conductor
+verifies each request and scopes the write to the host's rows), as a compute
+sends them. ``beat`` is one heartbeat, ``ServiceList.report_heartbeats([id])``
+of the caller's own service record (a signed one is recorded against a
+second delivery of the same request).
 
 ``--metrics``: a second ``novalet-conductor`` with ``[metrics]`` on (its
 workers' values in prometheus_client's multiprocess files, the endpoint
@@ -268,7 +271,8 @@ def case_names(args: argparse.Namespace) -> list[str]:
     wanted = set(args.cases)
     names = ["raw"]
     names += [n for n, on in (("no-DB", "no-DB"), ("no-DB/1", "no-DB"),
-                              ("raw+DB", "save()"), ("save()", "save()")) if on in wanted]
+                              ("raw+DB", "save()"), ("save()", "save()"),
+                              ("beat", "beat")) if on in wanted]
     names += [n + "+s" for n in TARGETS if n in wanted]
     if args.metrics:
         names += [n + "+m" for n in TARGETS if n in wanted]
@@ -345,6 +349,12 @@ def make_callers(spec: dict[str, Any], callers: int, tag: str,
         probe.obj_reset_changes(recursive=True)
         small = probe_class.small(ctxt, memory_mb_used=0)
         small.obj_reset_changes()
+        service = objects.Service(ctxt, host="bench-host",
+                                  binary="bench-beat-%s-%d" % (tag, i))
+        service.create()  # through the conductor
+
+        def beat(ids: list[int] = [service.id]) -> None:  # noqa: B006  (never changed)
+            objects.ServiceList.report_heartbeats(ctxt, ids)
 
         def save(node: Any = node) -> None:
             node.memory_mb_used = next(counter)
@@ -362,6 +372,8 @@ def make_callers(spec: dict[str, Any], callers: int, tag: str,
             "save()": through(plain_api, save),
             "no-DB+s": through(plain_api, touch, host_signer),
             "save()+s": through(plain_api, save, host_signer),
+            "beat": through(plain_api, beat),
+            "beat+s": through(plain_api, beat, host_signer),
             "no-DB+m": through(metered_api, touch),
             "save()+m": through(metered_api, save)}
         for name in calls:
@@ -420,6 +432,7 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict[str, Any]
           "(novalet.db compute_node_update: oslo.db writer transaction, one UPDATE)")
     print("save(): ComputeNode.save() of memory_mb_used, [objects] indirection=rpc -> "
           "novalet-conductor -> PostgreSQL")
+    print("beat: ServiceList.report_heartbeats([id]) of the caller's own service record")
     print("+s: signed with the host's key; +m: to a conductor with [metrics] on")
     print("callers: %s, as %s; each its own ComputeNode row and objects" % (
         ", ".join(map(str, args.callers)),

@@ -15,8 +15,12 @@ import figures
 import proc_cpu
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-#: Ratio to raw each novalet case aims at (issue 26: at 1 and at 8 callers).
-TARGETS = {"no-DB": 0.85, "save()": 0.6}
+#: Ratio to raw each novalet case aims at (issue 26: at 1 and at 8 callers;
+#: a heartbeat, signed, at 0.5).
+TARGETS = {"no-DB": 0.85, "save()": 0.6, "beat": 0.5}
+#: Conductor CPU per call, signed / unsigned, each case aims at (issue 26,
+#: deliverable 3; issue 22, deliverable 6).
+SIGNED_CPU_TARGETS = {"save()": 1.1, "beat": 1.15}
 
 
 # -- measuring -----------------------------------------------------------------
@@ -92,7 +96,7 @@ def report(cases: list[Case], callers: int) -> None:
             "%s %.2f" % item for item in per_call.items()), sum(per_call.values())))
     by_name = {c.name: c.by_callers[callers] for c in cases}
     raw = by_name["raw"]
-    for name in ("no-DB", "save()"):
+    for name in TARGETS:
         for suffix, what in (("+m", "with metrics / without"), ("+s", "signed / unsigned")):
             if name in by_name and name + suffix in by_name:
                 plain, other = by_name[name], by_name[name + suffix]
@@ -102,6 +106,11 @@ def report(cases: list[Case], callers: int) -> None:
                       "client %.3f -> %.3f, conductor %.3f -> %.3f" % (
                           name, what, other.rate / plain.rate, plain.rate / raw.rate,
                           other.rate / raw.rate, *cpu))
+                target = SIGNED_CPU_TARGETS.get(name) if suffix == "+s" else None
+                if target is not None and cpu[2]:
+                    print("  conductor CPU signed / unsigned: %.3fx %s (target <= %.2fx)" % (
+                        cpu[3] / cpu[2], "PASS" if cpu[3] / cpu[2] <= target else "MISS",
+                        target))
     if "raw+DB" in by_name and "save()" in by_name:
         print("save() / raw+DB: %.2fx (the same database write, with and without novalet's "
               "objects, serializer and dispatcher); raw+DB / raw: %.2fx" % (

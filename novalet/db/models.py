@@ -62,6 +62,10 @@ class Service(Base):
     # database: host, admin, unsigned or local (novalet.db.scope.how); not
     # an object field (novalet-status upgrade check reads it).
     last_auth: orm.Mapped[str | None] = orm.mapped_column(sa.String(16))
+    # Release 4 (0006_recent_deliveries): the delivery keys of the last 16
+    # signed heartbeats applied to the row, so a request the broker delivers
+    # again is applied once (novalet.db.deliveries); not an object field.
+    recent_deliveries: orm.Mapped[str | None] = orm.mapped_column(sa.String(528))
 
 
 class ComputeNode(Base):
@@ -174,7 +178,9 @@ class Migration(Base):
 #: The signed requests a non-idempotent write applied (0005_deliveries):
 #: ``delivery_key`` is ``novalet.auth.delivery_key``; rows older than twice the
 #: signature window are removed (a request that old is refused anyway).
-#: A plain table: no timestamps or soft delete.
+#: A plain table: no timestamps or soft delete. Release 3's conductors write
+#: it; release 4 keeps the keys on the rows written instead
+#: (``Service.recent_deliveries``) and neither reads nor writes it.
 RPC_DELIVERIES = sa.Table(
     "rpc_deliveries", Base.metadata,
     sa.Column("delivery_key", sa.String(64), primary_key=True),

@@ -8,6 +8,7 @@ records only (``novalet.db.scope``).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -16,7 +17,7 @@ from oslo_utils import timeutils
 
 from novalet import exception
 from novalet.db import deliveries, models, rows, scope
-from novalet.db.engine import reader, writer
+from novalet.db.engine import reader, writer, writer_connection
 from novalet.db.sqlfuncs import utcnow
 
 
@@ -128,54 +129,84 @@ def service_update(context: Any, service_id: int,
     return service_get(context, service_id)
 
 
-#: Ids per UPDATE of ``service_heartbeat`` (each is a bound parameter:
-#: SQLite builds before 3.32 allow 999 in one statement).
+#: Ids per UPDATE of ``service_heartbeat`` (the expanding ``IN`` makes each
+#: a bound parameter: SQLite builds before 3.32 allow 999 in one statement).
 HEARTBEAT_CHUNK = 500
 
 
-@writer
+@functools.cache
+def _heartbeat_statement(scoped: bool, signed: bool) -> sa.Update:
+    """The heartbeat's UPDATE, built once per kind of caller: confined to
+    the caller's host (``scoped``); skipping the rows that applied this
+    request already and remembering it (``signed``: it has a delivery key).
+    Parameters: ``ids``, ``beat_how``, ``beat_now``, ``scope.CALLER`` and
+    ``deliveries.PARAM``."""
+    table: sa.Table = models.Service.__table__  # type: ignore[assignment]
+    where = [table.c.id.in_(sa.bindparam("ids", expanding=True)),
+             table.c.deleted == 0]
+    # Database-computed values go first (MySQL evaluates SET left to right).
+    values: list[tuple[Any, Any]] = [
+        (table.c.report_count, table.c.report_count + 1),
+        (table.c.last_seen_up, utcnow())]
+    if scoped:
+        where.append(scope.is_caller(table.c.host))
+    if signed:
+        recent = table.c.recent_deliveries
+        where.append(deliveries.not_applied(recent))
+        values.append((recent, deliveries.remembered(recent)))
+    values += [(table.c.last_auth, sa.bindparam("beat_how", type_=sa.String())),
+               (table.c.updated_at, sa.bindparam("beat_now", type_=sa.DateTime()))]
+    return sa.update(table).where(*where).ordered_values(*values)
+
+
+@writer_connection
 def service_heartbeat(context: Any, service_ids: Sequence[int]) -> list[int]:
     """One heartbeat for each live service in ``service_ids``: ``report_count``
     + 1 and ``last_seen_up`` moved to the database clock, one UPDATE per
     ``HEARTBEAT_CHUNK`` ids. Returns the ids with no live record (deleted),
     in the order given; their rows are untouched. A host caller beats for
     its own services only: ``Forbidden`` (nothing written) for an id of
-    another host's record, live or deleted."""
+    another host's record, live or deleted. A signed request is applied
+    once however often the broker delivers it (``novalet.db.deliveries``):
+    again, it changes nothing and returns the ids deleted meanwhile."""
     table: sa.Table = models.Service.__table__  # type: ignore[assignment]
+    connection = context.connection
     ids = list(dict.fromkeys(service_ids))
-    now = timeutils.utcnow()
     host = scope.caller_host(context)
+    delivery = deliveries.entry(context)
+    stmt = _heartbeat_statement(host is not None, delivery is not None)
+    params: dict[str, Any] = {"beat_how": scope.how(context),
+                              "beat_now": timeutils.utcnow()}
     if host is not None:
-        for start in range(0, len(ids), HEARTBEAT_CHUNK):
-            chunk = ids[start:start + HEARTBEAT_CHUNK]
-            others = context.session.execute(
-                sa.select(table.c.id).where(
-                    table.c.id.in_(chunk),
-                    sa.not_(scope.is_caller(table.c.host))).limit(5),
-                {scope.CALLER: host}).scalars().all()
-            if others:
-                raise scope.refuse(context, "heartbeat for other hosts' "
-                                   "services", "service(s) %s are not %s's"
-                                   % (", ".join(map(str, others)), host))
-    if not deliveries.first_delivery(context, now):
-        return []
-    how = scope.how(context)
+        params[scope.CALLER] = host
+    if delivery is not None:
+        params[deliveries.PARAM] = delivery
     missing: list[int] = []
     for start in range(0, len(ids), HEARTBEAT_CHUNK):
         chunk = ids[start:start + HEARTBEAT_CHUNK]
-        live = sa.and_(table.c.id.in_(chunk), table.c.deleted == 0)
-        stmt = (sa.update(table).where(live).ordered_values(
-            (table.c.report_count, table.c.report_count + 1),
-            (table.c.last_seen_up, utcnow()), (table.c.last_auth, how),
-            (table.c.updated_at, now)))
+        if connection.execute(stmt, dict(params, ids=chunk)).rowcount == len(chunk):
+            continue
+        # Some rows were not beaten: another host's (refused whole: the
+        # transaction is undone), deleted, or this request's already.
         if host is not None:
-            stmt = stmt.where(scope.is_caller(table.c.host))
-        if context.session.execute(
-                stmt, {scope.CALLER: host} if host else {}).rowcount != len(chunk):
-            found = set(context.session.execute(
-                sa.select(table.c.id).where(live)).scalars())
-            missing.extend(i for i in chunk if i not in found)
+            _refuse_other_hosts(context, table, chunk, host)
+        found = set(connection.execute(sa.select(table.c.id).where(
+            table.c.id.in_(chunk), table.c.deleted == 0)).scalars())
+        missing.extend(i for i in chunk if i not in found)
     return missing
+
+
+def _refuse_other_hosts(context: Any, table: sa.Table, chunk: list[int],
+                        host: str) -> None:
+    """``Forbidden`` if any id of ``chunk`` is another host's record."""
+    others = context.connection.execute(
+        sa.select(table.c.id).where(
+            table.c.id.in_(chunk), sa.not_(scope.is_caller(table.c.host))).limit(5),
+        {scope.CALLER: host}).scalars().all()
+    if others:
+        raise scope.refuse(context, "heartbeat for other hosts' services",
+                           "service(s) %s are not %s's"
+                           % (", ".join(map(str, others)), host))
 
 
 #: The binary whose services own compute nodes (those of their host).

@@ -150,9 +150,11 @@ def test_object_rpc(runs: dict[str, Callable[[], dict[str, Any]]]) -> None:
         runs["object_rpc.py"](),
         r"^summary: calls/s, p99 ms and ratio to raw",
         *(r"^%s\s+\d+\s+[\d.]+\s+[\d.]+x\s+\d+\s+[\d.]+\s+[\d.]+x$" % re.escape(case)
-          for case in ("raw", "no-DB", "save()", "save()+s")))
+          for case in ("raw", "no-DB", "save()", "save()+s", "beat", "beat+s")),
+        r"^  conductor CPU signed / unsigned: [\d.]+x (PASS|MISS) \(target <= 1\.15x\)$")
     assert figures["callers"] == [1, 2]
-    for case in ("raw", "no-DB", "no-DB/1", "raw+DB", "save()", "no-DB+s", "save()+s"):
+    for case in ("raw", "no-DB", "no-DB/1", "raw+DB", "save()", "beat", "no-DB+s", "save()+s",
+                 "beat+s"):
         for callers in ("1", "2"):
             row = figures["cases"][case][callers]
             assert row["calls"] > 0, (case, callers)

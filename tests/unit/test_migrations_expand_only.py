@@ -25,7 +25,8 @@ def _sql(from_rev: str, to_rev: str) -> str:
 
 @pytest.mark.parametrize("from_rev,to_rev", [("0001_initial", "0002_release_2"),
                                              ("0002_release_2", "0003_release_3"),
-                                             ("0003_release_3", "0004_auth")])
+                                             ("0003_release_3", "0004_auth"),
+                                             ("0005_deliveries", "0006_recent_deliveries")])
 def test_each_release_migration_only_expands(from_rev: str, to_rev: str) -> None:
     sql = _sql(from_rev, to_rev)
     # Statements without alembic's "-- Running upgrade" comment lines.
