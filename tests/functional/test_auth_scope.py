@@ -291,6 +291,25 @@ def test_an_instance_moves_only_to_the_other_end_of_its_own_live_migration(
     _refused(world, move_to("hostd"))
     move_to("hostc")()
     assert objects.Instance.get_by_uuid(admin, inst.uuid).host == "hostc"
+    # At the destination end, B may send it back to the source.
+    back = _instance(admin, "hostb")
+    _migration(admin, back, "hosta", "hostb")
+    reverted = world.as_b(back)
+    reverted.host = "hosta"
+    reverted.save()
+    assert objects.Instance.get_by_uuid(admin, back.uuid).host == "hosta"
+
+
+def test_a_refusal_says_what_was_asked_and_why(world: World) -> None:
+    err = _refused(world, lambda: _instance(world.b, "hosta"))
+    assert err.kwargs["action"] == "create an instance"
+    assert err.kwargs["reason"] == "host would be 'hosta', not 'hostb'"
+    inst = world.as_b(world.inst_b)
+    inst.host = "hostz"
+    err = _refused(world, inst.save)
+    assert err.kwargs["action"] == "move an instance"
+    assert err.kwargs["reason"] == ("'hostz' is not hostb and no migration of "
+                                    "the instance in progress leads there")
 
 
 def test_other_migrations_do_not_open_an_instance(world: World) -> None:

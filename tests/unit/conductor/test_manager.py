@@ -261,3 +261,31 @@ def test_pending_changes_are_reported_when_the_method_changes_nothing(manager):
         del node_type.noop
         remotable.forget(node_type)
     assert updates == {"obj_what_changed": ["memory_mb_used"]}
+
+
+@pytest.mark.parametrize("name", ["_hidden", "obj_hidden"])
+def test_private_and_framework_names_are_refused_even_if_remotable(manager, name):
+    """The name filter stands on its own: a private or ``obj_`` method is
+    never dispatched, whatever marks it carries."""
+    ran = []
+
+    def hidden(self: Any) -> None:
+        ran.append(self)
+    hidden.remotable = True  # type: ignore[attr-defined]
+    inst = _instance()
+    try:
+        setattr(type(inst), name, hidden)
+        with pytest.raises(exception.MethodNotRemotable):
+            manager.object_action(context.get_admin_context(), inst, name, [], {})
+    finally:
+        delattr(type(inst), name)
+        conductor_manager._remotable_found.discard((type(inst), name))
+    assert ran == []
+
+
+@pytest.mark.parametrize("args, kwargs", [("x", {}), ([], []), ([], None)])
+def test_args_must_be_a_list_and_kwargs_a_dict(manager, args, kwargs):
+    with pytest.raises(exception.MalformedRequest) as info:
+        manager.object_action(context.get_admin_context(), _instance(), "save",
+                              args, kwargs)
+    assert info.value.kwargs["reason"] == "args must be a list and kwargs a dict"
