@@ -308,8 +308,9 @@ def test_a_refusal_says_what_was_asked_and_why(world: World) -> None:
     inst.host = "hostz"
     err = _refused(world, inst.save)
     assert err.kwargs["action"] == "move an instance"
-    assert err.kwargs["reason"] == ("'hostz' is not hostb and no migration of "
-                                    "the instance in progress leads there")
+    assert err.kwargs["reason"] == ("'hostz' (node 'n1') is not hostb and no "
+                                    "migration of the instance in progress "
+                                    "leads there")
 
 
 def test_other_migrations_do_not_open_an_instance(world: World) -> None:
