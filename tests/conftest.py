@@ -279,14 +279,15 @@ def remote_path(request: pytest.FixtureRequest, conf: ConfOverrides,
 
 
 @contextlib.contextmanager
-def conductor_thread(conf: ConfOverrides) -> Iterator[None]:
-    """A conductor in this process behind oslo.messaging's ``fake://``
-    transport (on a topic of its own); this process's objects call it with
-    the ``rpc`` indirection."""
+def conductor_thread(conf: ConfOverrides,
+                     transport_url: str = "fake://") -> Iterator[None]:
+    """A conductor in this process behind ``transport_url`` (oslo.messaging's
+    ``fake://`` by default; on a topic of its own); this process's objects
+    call it with the ``rpc`` indirection."""
     from novalet.conductor import manager as conductor_manager
 
     conf("topic", "conductor-%s" % os.urandom(4).hex(), "conductor")
-    conf("transport_url", "fake://")
+    conf("transport_url", transport_url)
     rpc.init(novalet_conf.CONF)
     server = novalet_service.rpc_server(novalet_conf.CONF.conductor.topic,
                         [conductor_manager.ConductorManager(novalet_conf.CONF)],

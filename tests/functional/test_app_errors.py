@@ -7,8 +7,6 @@ transport and over RabbitMQ to a conductor thread; the caller catches it as
 
 from __future__ import annotations
 
-import contextlib
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,9 +15,8 @@ import pytest
 
 from novalet import app, context, exception, indirection, objects, rpc
 from novalet import conf as novalet_conf
-from novalet import service as novalet_service
-from novalet.conductor import manager as conductor_manager
 from tests.apps import isolated_registry
+from tests.conftest import conductor_thread
 
 PATHS = ["local", "inprocess", "fakerpc",
          pytest.param("rabbit", marks=pytest.mark.integration)]
@@ -30,28 +27,6 @@ def _isolated() -> Iterator[None]:
     with isolated_registry("tests.apps.appe_"):
         objects.register_all(["novalet"])
         yield
-
-
-@contextlib.contextmanager
-def conductor_on(conf: Any, transport_url: str) -> Iterator[None]:
-    """A conductor thread on ``transport_url`` (a topic of its own); this
-    process's objects call it with the ``rpc`` indirection."""
-    conf("topic", "app-errors-%s" % os.urandom(4).hex(), "conductor")
-    conf("transport_url", transport_url)
-    rpc.init(novalet_conf.CONF)
-    server = novalet_service.rpc_server(
-        novalet_conf.CONF.conductor.topic,
-        [conductor_manager.ConductorManager(novalet_conf.CONF)],
-        server="app-errors-conductor", objects_local=True)
-    server.start()
-    conf("indirection", "rpc", "objects")
-    indirection.configure(novalet_conf.CONF)
-    try:
-        yield
-    finally:
-        indirection.reset()
-        server.stop()
-        server.wait()
 
 
 def _register(declared_app: app.App) -> Any:
@@ -69,7 +44,7 @@ def _served(request: pytest.FixtureRequest, conf: Any,
     if name in ("fakerpc", "rabbit"):
         url = ("fake://" if name == "fakerpc"
                else request.getfixturevalue("rabbit_vhost").url)
-        with conductor_on(conf, url):
+        with conductor_thread(conf, url):
             yield _register(declared_app)
         return
     if name == "inprocess":
