@@ -31,9 +31,10 @@ _BASE_TIME = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
 #: by the database clock only, a value sent is refused).
 DB_FIELDS = frozenset({"id", "created_at", "updated_at", "deleted_at", "deleted",
                        "last_seen_up"})
-#: Columns that say how a request arrived (signed by whom), which differs
-#: between the paths by design: left out of the rows compared.
-PATH_COLUMNS = frozenset({"last_auth"})
+#: Columns that say how a request arrived (signed by whom; the delivery keys
+#: of signed heartbeats), which differ between the paths by design: left out
+#: of the rows compared.
+PATH_COLUMNS = frozenset({"last_auth", "recent_deliveries"})
 #: Values that differ between two runs of the same scenario.
 VOLATILE = frozenset({"id", "created_at", "updated_at", "deleted_at", "last_seen_up"})
 

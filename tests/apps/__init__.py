@@ -15,8 +15,11 @@ from novalet import testing
 @contextlib.contextmanager
 def isolated_registry(*module_prefixes: str) -> Iterator[None]:
     """``novalet.testing.isolated_registry()``, and the modules named by
-    ``module_prefixes`` dropped after it (imported again, so registered
-    again, by the next test)."""
+    ``module_prefixes`` dropped before and after it (imported again, so
+    registered again, by this test and the next, whatever ran before in
+    this process)."""
+    for name in [m for m in sys.modules if m.startswith(module_prefixes)]:
+        del sys.modules[name]
     try:
         with testing.isolated_registry():
             yield
