@@ -20,7 +20,6 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from oslo_config import cfg
-from oslo_db import exception as db_exception
 from oslo_log import log as logging
 
 from novalet import conf as novalet_conf
@@ -133,12 +132,6 @@ def run(prog: str, func: Callable[..., int], *args: Any,
         error(prog, getattr(e, "message", None) or str(e))
         code = exit_codes.for_error(e)
         return failed if code == EXIT_FAILED else code
-    except db_exception.DBNonExistentTable as e:
-        # A schema behind this code (or dropped under it): say what to do.
-        LOG.debug("%s failed", prog, exc_info=True)
-        error(prog, "the database at %s has no table %s: run 'novalet-manage "
-                    "db sync'" % (database_url(novalet_conf.CONF), e.table))
-        return failed
     except Exception as e:
         LOG.debug("%s failed", prog, exc_info=True)
         error(prog, "unexpected error: %s: %s (run with --debug for the "
