@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sys
 import threading
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from novalet import exception
 
@@ -70,7 +70,7 @@ def dispatching() -> bool:
 
 def check_access(function: str) -> None:
     """Raise ``DBNotAllowed`` naming ``function`` and its caller if blocked."""
-    if _blocked_for is None or cast(int, getattr(_local, "depth", 0)):
+    if _blocked_for is None or dispatching():
         return
     caller = "?"
     frame = sys._getframe(1)

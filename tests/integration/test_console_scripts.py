@@ -32,7 +32,7 @@ def _run(*argv: str, cwd: str) -> subprocess.CompletedProcess[str]:
                           env=env, capture_output=True, text=True, timeout=120)
 
 
-def _assert_own_lines(prog: str, stderr: str) -> None:
+def _assert_own_lines(stderr: str) -> None:
     assert "Traceback" not in stderr, stderr
     for line in stderr.splitlines():
         assert not WARNING_LINE.search(line), "another library's warning:\n" + stderr
@@ -85,7 +85,7 @@ def test_a_failing_command_prints_only_its_own_lines(prog, tmp_path):
     result = _run(prog, "--config-file", _config(tmp_path), *argv,
                   cwd=str(tmp_path))
     assert result.returncode == code, (result.stdout, result.stderr)
-    _assert_own_lines(prog, result.stderr)
+    _assert_own_lines(result.stderr)
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("%s:" % prog) and says in last, result.stderr
     # A command that only reads the database creates none.
@@ -96,7 +96,7 @@ def test_the_conductor_without_schema_asks_for_db_sync(tmp_path):
     config = _config(tmp_path, transport_url="fake://", enforce=False)
     result = _run("novalet-conductor", "--config-file", config, cwd=str(tmp_path))
     assert result.returncode == 1, (result.stdout, result.stderr)
-    _assert_own_lines("novalet-conductor", result.stderr)
+    _assert_own_lines(result.stderr)
     assert result.stderr.strip().splitlines() == [
         line for line in result.stderr.strip().splitlines()
         if line.startswith("novalet-conductor: cannot start:")]
