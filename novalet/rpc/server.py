@@ -34,15 +34,16 @@ class _ExpectedErrors:
     oslo.messaging, with its traceback, and reaches the caller as
     ``RemoteError``."""
 
-    def __init__(self, endpoint: Any) -> None:
+    def __init__(self, endpoint: Any, in_process: bool) -> None:
         self._endpoint = endpoint
+        self._in_process = in_process
         self.target = getattr(endpoint, "target", None)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_") or name.startswith("oslo_"):
             raise AttributeError(name)
         attr = getattr(self._endpoint, name, None)
-        in_process = transport.in_process()
+        in_process = self._in_process
         if not getattr(attr, "novalet_rpc_exposed", False):
             endpoint = type(self._endpoint).__name__
 
@@ -88,12 +89,13 @@ class Server:
                  entities: messaging.Serializer | None = None,
                  observer: Observer | None = None, conf: Any = None) -> None:
         target = messaging.Target(topic=topic, server=server, version=version)
-        wrapped = [_ExpectedErrors(e) for e in endpoints]
         rpc_transport = transport.get_transport()
+        in_process = transport.in_process()
+        wrapped = [_ExpectedErrors(e, in_process) for e in endpoints]
         #: Verifies every request before it is dispatched (novalet.auth).
         self.verifier = auth.verifier(
             conf if conf is not None else rpc_transport.conf, topic=topic,
-            server=server, in_process=transport.in_process())
+            server=server, in_process=in_process)
         verifier = self.verifier
         seen = observer if observer is not None else Observer()
 
@@ -101,7 +103,8 @@ class Server:
                        executor: Any) -> Any:
             return messaging_server.RPCServer(
                 transport, target,
-                _VerifyingDispatcher(dispatcher, verifier, seen), executor)
+                _VerifyingDispatcher(dispatcher, verifier, seen, in_process),
+                executor)
 
         self._server = messaging.get_rpc_server(
             rpc_transport, target, wrapped,
@@ -132,16 +135,19 @@ class _VerifyingDispatcher:
     ``message`` and ``ctxt`` are what its ``RPCDispatcher`` reads;
     tests/functional/test_auth_wire.py checks both against the library.)"""
 
-    def __init__(self, dispatcher: Any, verifier: Any, observer: Observer) -> None:
+    def __init__(self, dispatcher: Any, verifier: Any, observer: Observer,
+                 in_process: bool) -> None:
         self._dispatcher = dispatcher
         self._verifier = verifier
         self._observer = observer
+        #: The server's transport runs in this process (``fake://``).
+        self._in_process = in_process
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._dispatcher, name)
 
     def dispatch(self, incoming: Any) -> Any:
-        with errors.server_errors(transport.in_process()):
+        with errors.server_errors(self._in_process):
             check_shape(incoming.message, incoming.ctxt)
             try:
                 principal = self._verifier.verify(incoming.message,
