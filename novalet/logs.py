@@ -6,10 +6,11 @@ another library's flood of one kind of error cut to one line per interval.
   database and transport URL maskers (``novalet.db.engine.masked_url``,
   ``novalet.rpc.masked_transport_url``) both ask it.
 * ``escape`` turns control characters (newlines included) into visible
-  escapes; ``EscapingFilter`` applies it to every record's message and
-  ``instance`` (the request context's fields are escaped where they become
-  log values: ``RequestContext.get_logging_values``), so text a caller
-  sends can never start a line of its own.
+  escapes; ``EscapingFilter`` applies it to every record's message,
+  ``instance`` and the text of the exceptions in its traceback (the
+  request context's fields are escaped where they become log values:
+  ``RequestContext.get_logging_values``), so text a caller sends can never
+  start a line of its own.
 * ``LibraryFloodFilter`` lets one record per logger, level and message
   template through every ``interval`` seconds from the libraries below
   novalet (``oslo.messaging``), without its traceback, and counts the
@@ -70,10 +71,74 @@ def escape_value(value: Any) -> Any:
     return value
 
 
+def _chain(error: BaseException) -> list[BaseException]:
+    """``error`` and the exceptions it was raised from or during, as a
+    traceback prints them (each once)."""
+    seen: list[BaseException] = []
+    pending: BaseException | None = error
+    while pending is not None and all(pending is not e for e in seen):
+        seen.append(pending)
+        pending = pending.__cause__ or (
+            None if pending.__suppress_context__ else pending.__context__)
+    return seen
+
+
+def _text_of(error: BaseException) -> str:
+    try:
+        return str(error)
+    except Exception:  # the formatter reports an unprintable one itself
+        return ""
+
+
+class _Escaped(Exception):
+    """Stands in a log record for an exception whose text holds control
+    characters: same class name and module, the text escaped, the same
+    traceback and chain."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self._text = text
+
+    def __str__(self) -> str:
+        return self._text
+
+
+def _stand_in(error: BaseException,
+              made: dict[int, BaseException]) -> BaseException:
+    if id(error) in made:
+        return made[id(error)]
+    cls = type(error)
+    stand_cls = type(cls.__name__, (_Escaped,), {
+        "__module__": cls.__module__, "__qualname__": cls.__qualname__})
+    stand = stand_cls(escape(_text_of(error)))
+    made[id(error)] = stand
+    stand.__traceback__ = error.__traceback__
+    stand.__suppress_context__ = error.__suppress_context__
+    if error.__cause__ is not None:
+        stand.__cause__ = _stand_in(error.__cause__, made)
+    if error.__context__ is not None:
+        stand.__context__ = _stand_in(error.__context__, made)
+    return stand
+
+
+def escaped_exc_info(exc_info: Any) -> Any:
+    """``exc_info`` as a log record holds it, or, when the text of the
+    exception or of one in its chain holds a control character, the same
+    with stand-ins whose text is escaped: a formatter prints the same
+    traceback, frames and chain, and the caller's text stays on one line."""
+    error = exc_info[1] if isinstance(exc_info, tuple) else None
+    if error is None or not any(_CONTROL.search(_text_of(e))
+                                for e in _chain(error)):
+        return exc_info
+    stand = _stand_in(error, {})
+    return (type(stand), stand, exc_info[2])
+
+
 class EscapingFilter(logging.Filter):
-    """A handler filter: the record's message (its arguments substituted)
-    and ``instance`` escaped to one line. The traceback of ``exc_info`` is
-    left to the formatter (its lines carry the exception prefix)."""
+    """A handler filter: the record's message (its arguments substituted),
+    ``instance`` and the text of the exceptions of its traceback escaped to
+    one line each (``escaped_exc_info``; the traceback's own lines stay, each
+    with the formatter's exception prefix)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
@@ -85,6 +150,10 @@ class EscapingFilter(logging.Filter):
         instance = record.__dict__.get("instance")
         if isinstance(instance, str) and _CONTROL.search(instance):
             record.instance = escape(instance)
+        if record.exc_info:
+            exc_info = escaped_exc_info(record.exc_info)
+            if exc_info is not record.exc_info:
+                record.exc_info, record.exc_text = exc_info, None
         return True
 
 
@@ -152,4 +221,4 @@ def install(logger: logging.Logger | None = None) -> None:
 
 
 __all__ = ["EscapingFilter", "LibraryFloodFilter", "escape", "escape_value",
-           "install", "is_secret_name"]
+           "escaped_exc_info", "install", "is_secret_name"]

@@ -42,6 +42,64 @@ def test_escaping_filter_escapes_the_substituted_message() -> None:
     assert "save\\nFORGED line" in stream.getvalue()
 
 
+def _raise_forged() -> None:
+    try:
+        raise RuntimeError("inner\r\nFORGED inner line")
+    except RuntimeError as e:
+        raise ValueError("bad name 'save\nFORGED line'") from e
+
+
+def test_escaping_filter_escapes_the_text_of_a_traceback() -> None:
+    logger, stream = _handler(logs.EscapingFilter())
+    try:
+        _raise_forged()
+    except ValueError:
+        logger.exception("request failed")
+    lines = stream.getvalue().splitlines()
+    assert not [line for line in lines if line.startswith("FORGED")]
+    # The same traceback otherwise: the frames, the chain, the class names.
+    assert "ValueError: bad name 'save\\nFORGED line'" in lines
+    assert "RuntimeError: inner\\r\\nFORGED inner line" in lines
+    assert any("direct cause of the following exception" in line for line in lines)
+    assert sum(line.strip().startswith("File ") for line in lines) >= 2
+    assert any("in _raise_forged" in line for line in lines)
+
+
+def test_escaped_exc_info_keeps_a_clean_exception_as_it_is() -> None:
+    try:
+        raise ValueError("one line")
+    except ValueError as e:
+        exc_info = (type(e), e, e.__traceback__)
+    assert logs.escaped_exc_info(exc_info) is exc_info
+    assert logs.escaped_exc_info(None) is None
+
+
+def test_escaped_traceback_through_oslo_log_formatter(conf: Any) -> None:
+    """The real formatter (oslo.log's ContextFormatter, as every novalet
+    program logs): each traceback line keeps its exception prefix, and none
+    starts with the caller's text."""
+    from oslo_log import formatters
+
+    from novalet import conf as novalet_conf
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatters.ContextFormatter(config=novalet_conf.CONF))
+    handler.addFilter(logs.EscapingFilter())
+    logger = logging.getLogger("novalet.test_logs.oslo")
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    try:
+        _raise_forged()
+    except ValueError:
+        logger.exception("request failed")
+    lines = stream.getvalue().splitlines()
+    assert len(lines) > 5
+    assert not [line for line in lines if "FORGED" in line.split(" ", 1)[0]]
+    assert all(line.split(" ", 1)[0][:4].isdigit() for line in lines), lines
+    assert any("ValueError: bad name 'save\\nFORGED line'" in line for line in lines)
+
+
 def test_library_flood_filter_one_line_per_kind_per_interval() -> None:
     now = [100.0]
     flood = logs.LibraryFloodFilter(interval=10, clock=lambda: now[0])
