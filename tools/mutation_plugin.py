@@ -3,7 +3,8 @@ before every test.
 
 mutmut runs, for each mutant, only the tests that called the mutated
 function in its first (stats) run. A function whose result is memoized
-(``functools`` caches, the conductor's set of remotable methods found) is
+(``functools`` caches, the remotable methods found per class:
+``novalet.objects.remotable``) is
 called by the first test that needs it only, so the later tests that rely
 on it would never be run against its mutants. Cleared before each test,
 each test calls what it uses.
@@ -23,9 +24,10 @@ def _clear() -> None:
             cache_clear = getattr(value, "cache_clear", None)
             if callable(cache_clear) and hasattr(value, "cache_info"):
                 cache_clear()
-    manager = sys.modules.get("novalet.conductor.manager")
-    if manager is not None:
-        manager._remotable_found.clear()
+    remotable = sys.modules.get("novalet.objects.remotable")
+    if remotable is not None:
+        with remotable._lock:
+            remotable._kinds.clear()
 
 
 def pytest_runtest_setup(item: Any) -> None:
