@@ -39,6 +39,10 @@ TINY: dict[str, list[str]] = {
                  "--report-interval", "1", "--observe-every", "1", "--mode", "separate",
                  "--retries", "0"],
     "scale_out.py": ["--shared", "--callers", "2", "--seconds", "1", "--rounds", "1"],
+    # Nova 34 from its cached venv (made on first use: minutes, network).
+    "peer_nova.py": ["--callers", "1,2", "--calls", "8", "--rounds", "1", "--warmup", "2"],
+    "profile_conductor.py": ["--callers", "2", "--seconds", "2", "--warmup", "4",
+                             "--cases", "save(),beat+s", "--rate", "200"],
 }
 
 
@@ -178,3 +182,42 @@ def test_scale_out(runs: dict[str, Callable[[], dict[str, Any]]]) -> None:
                         r"^\| classic-shared, 1 conductor", r"^\| quorum-shared, 2 conductor")
     assert [r["set_up"] for r in figures["rows"]] == ["classic-shared", "quorum-shared"]
     assert all(r["calls"] > 0 for r in figures["rows"]), figures["rows"]
+
+
+def test_peer_nova(runs: dict[str, Callable[[], dict[str, Any]]]) -> None:
+    result = runs["peer_nova.py"]()
+    unavailable = re.search(r"^Nova 34\.0\.0 is unavailable: .*$", result["output"], re.M)
+    if unavailable and result["code"] == 0:
+        pytest.skip(unavailable.group(0))
+    figures = _finished(
+        result, r"^summary: calls/s, p99 ms, ratio to the side's raw",
+        *(r"^%s\s+\d+\s+[\d.]+\s+[\d.]+x\s+\d+\s+[\d.]+\s+[\d.]+x$" % re.escape(case)
+          for case in ("raw", "save()", "beat+s", "nova raw", "nova save()", "nova beat")),
+        r"^save\(\)\s+/ nova save\(\) ratio [\d.]+ / [\d.]+ = [\d.]+x; conductor CPU")
+    assert figures["callers"] == [1, 2]
+    for case in ("raw", "save()", "save()+s", "beat", "beat+s", "nova raw", "nova save()",
+                 "nova beat"):
+        for callers in ("1", "2"):
+            row = figures["cases"][case][callers]
+            assert row["calls"] > 0, (case, callers)
+            assert set(row["cpu_ms_per_call"]) >= {"conductor", "nova-conductor"}
+    # Nova's heartbeats reached its database through nova-conductor.
+    assert figures["nova_beats_recorded_min"] >= 1, figures
+
+
+def test_profile_conductor(runs: dict[str, Callable[[], dict[str, Any]]]) -> None:
+    result = runs["profile_conductor.py"]()
+    figures = _finished(result, r"^save\(\) at 2 callers: \d+ calls",
+                        r"^beat\+s at 2 callers: \d+ calls")
+    assert list(figures["cases"]) == ["save()", "beat+s"]
+    for row in figures["cases"].values():
+        assert row["calls"] > 0, row
+    spy = os.path.join(os.path.dirname(sys.executable), "py-spy")
+    if not (os.path.exists(spy) or shutil.which("py-spy")):
+        assert "py-spy is not installed" in result["output"]
+        return
+    for row in figures["cases"].values():
+        # Samples of the conductor's own work: its dispatcher is in the stacks.
+        assert row["samples"] > 0, row
+        assert any("novalet/conductor/" in cost["function"] for cost in row["total"]), row
+        assert len(row["self"]) == len(row["total"]) == 10, row
