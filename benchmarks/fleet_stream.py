@@ -124,7 +124,9 @@ class Stream:
         self.reply_q = "reply_fleet_stream_%s" % uuid.uuid4().hex
         self.pending: dict[str, tuple[float, float, str]] = {}  # msg_id: due, wall, host
         self.lock = threading.Lock()
-        self.stopping = threading.Event()
+        self.stopping = threading.Event()  # the consumer's
+        self.sending = threading.Event()  # cleared: the sender stops
+        self.sending.set()
         self.ready = threading.Event()
         start = time.monotonic()
         self.due = [(start + rnd.uniform(0, interval), i) for i in range(len(beats))]
@@ -166,11 +168,11 @@ class Stream:
         kombu = self._kombu
         with kombu.Connection(self.url.replace("rabbit://", "amqp://", 1)) as conn:
             producer = conn.Producer(serializer="json")
-            while not self.stopping.is_set():
+            while self.sending.is_set():
                 due, i = self.due[0]
                 wait = due - time.monotonic()
                 if wait > 0:
-                    self.stopping.wait(min(wait, 0.5))
+                    time.sleep(min(wait, 0.5))
                     continue
                 heapq.heapreplace(self.due, (due + self.interval, i))
                 beat, msg_id = self.beats[i], uuid.uuid4().hex
@@ -190,9 +192,16 @@ class Stream:
                 self.recorder.beats.append((wall, now - due, False, host))
 
     def stop(self) -> None:
+        """Stop sending, take the replies still due (up to 10 s: a reply
+        queue deleted under a conductor's reply costs it a thread for a
+        minute), then stop consuming."""
+        self.sending.clear()
+        self.threads[1].join(10)
+        deadline = time.monotonic() + 10
+        while self.pending and time.monotonic() < deadline:
+            time.sleep(0.1)
         self.stopping.set()
-        for thread in self.threads:
-            thread.join(10)
+        self.threads[0].join(10)
 
 
 def worker(args: argparse.Namespace) -> int:
