@@ -1,4 +1,5 @@
-"""Fleet heartbeats: N simulated computes against one conductor worker.
+"""Fleet heartbeats: N simulated computes against one conductor worker (or
+``--conductor-workers W``).
 
 A private RabbitMQ vhost and PostgreSQL database, one ``novalet-conductor``
 (workers=1). For each N, K load generators (this script, ``--worker``) create
@@ -9,15 +10,20 @@ warm-up, every heartbeat is timed for ``--duration`` s while an observer here
 seconds: a compute reported down while its process runs is a false down.
 
     python benchmarks/fleet.py [--driver db|tooz] [--computes 500,1000,2000,5000]
-        [--duration 60] [--workers 4] [--mode batched|separate|save] [--py-spy DIR]
-        [--report-interval 10] [--json PATH] [--plot PATH]
+        [--duration 60] [--workers 4] [--mode batched|separate|save|stream]
+        [--conductor-workers 1] [--py-spy DIR] [--report-interval 10]
+        [--json PATH] [--plot PATH]
 
 db modes: ``batched`` (default): the driver as shipped, one per process, so a
 process's computes share heartbeat calls (``ServiceList.report_heartbeats``);
 ``separate``: one driver per simulated compute, so each sends its own call of
 one id per beat, as a fleet of one compute per process does; ``save``:
 ``DbDriver(batched=False)``, a timer and a ``Service.save()`` per compute (the
-design before batching, and what a release 1 conductor gets). A beat's latency
+design before batching, and what a release 1 conductor gets); ``stream``: as
+``separate`` for the conductor (one signed call of one id per compute and
+beat), but each compute's request prepared ahead and sent over kombu
+(``fleet_stream.py``), so a few generator processes can drive a fleet of one
+compute per process until the conductor, not they, saturates. A beat's latency
 runs from when it was due (or its call started, if earlier: the batcher sends
 beats due within 0.25 s together) to the end of the call that carried it. A step
 during which the broker went away (someone restarting RabbitMQ) is repeated.
@@ -56,6 +62,7 @@ sys.path.insert(0, ROOT)
 # isort: off
 import novalet  # noqa: E402,F401  (first: selects oslo.service's threading backend)
 import figures  # noqa: E402
+import fleet_stream  # noqa: E402
 from fleet_worker import BINARY, Recorder, timed_driver, worker  # noqa: E402
 # isort: on
 
@@ -259,7 +266,8 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack,
                     "report_interval": args.report_interval, "service_down_time": 60,
                     "servicegroup_driver": args.driver},
         "database": {"connection": database.url},
-        "conductor": {"workers": 1, "topic": "conductor-fleet-%s" % run_id},
+        "conductor": {"workers": args.conductor_workers,
+                      "topic": "conductor-fleet-%s" % run_id},
         "servicegroup": {"backend_url": services.REDIS_URL}}
     # The conductor (and the observer, which reads the database itself)
     # hold the master key; the load generators only their computes' keys,
@@ -280,7 +288,8 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack,
     conductor = processes.ServiceProcess("novalet-conductor", config,
                                          os.path.join(tmp, "conductor.log"))
     stack.callback(conductor.stop)
-    conductor.wait_for_log(r"novalet-conductor started on fleet-conductor")
+    conductor.wait_for_log(r"novalet-conductor started on fleet-conductor",
+                           count=args.conductor_workers)
     conf = novalet_conf.CONF  # the observer reads the database itself
     novalet_conf.parse_args(["--config-file", config], default_config_files=[])
     conf.set_override("indirection", "direct", "objects")
@@ -294,9 +303,10 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack,
            "master_key": master_key,
            "group_prefix": group_prefix, "conductor": conductor.proc.pid, "database": database,
            "lost": lambda: conductor.log().count("is unreachable")}
-    print("fleet: driver %s, mode %s%s, report_interval %ds, service_down_time %ds, %d "
-          "load-generator processes, %ds per N, %d CPUs, load %.2f%s" % (
-              args.driver, args.mode if args.driver == "db" else "-", "",
+    print("fleet: driver %s, mode %s, %d conductor worker(s), report_interval %ds, "
+          "service_down_time %ds, %d load-generator processes, %ds per N, %d CPUs, "
+          "load %.2f%s" % (
+              args.driver, args.mode if args.driver == "db" else "-", args.conductor_workers,
               conf.report_interval, conf.service_down_time, args.workers, args.duration,
               os.cpu_count() or 0, os.getloadavg()[0],
               "".join(", " + o for o in args.set)), flush=True)
@@ -343,8 +353,8 @@ def write_figures(args: argparse.Namespace, rows: list[dict[str, Any]], json_pat
     measured = [r for r in rows if not r["verdict"].startswith("DISTURBED")]
     label = measured[0]["driver"] if measured else args.driver
     ns = [r["n"] for r in measured]
-    figures.plot(png_path, "fleet: %s, one conductor worker, report_interval %ds" % (
-        label, args.report_interval), [
+    figures.plot(png_path, "fleet: %s, %d conductor worker(s), report_interval %ds" % (
+        label, args.conductor_workers, args.report_interval), [
         ("simulated computes N", "heartbeat p99 ms",
          [(label, ns, [r["p99"] for r in measured])], ("target: 1 s", 1000.0)),
         ("simulated computes N", "conductor CPU ms per heartbeat",
@@ -362,9 +372,13 @@ def main() -> int:
     add("--observe-every", type=float, default=5.0, help="seconds between two get_all()")
     add("--report-interval", type=int, default=10,
         help="[DEFAULT] report_interval of every process (default 10)")
-    add("--mode", choices=["batched", "separate", "save"], default="batched",
+    add("--mode", choices=["batched", "separate", "save", "stream"], default="batched",
         help="db: computes of a process share calls (batched, the default), each "
-             "sends its own (separate), or each saves its Service (save)")
+             "sends its own (separate), or each saves its Service (save); stream: "
+             "each sends its own signed call, prepared ahead and sent over kombu "
+             "(fleet_stream.py: a generator cheap enough for the conductor to saturate)")
+    add("--conductor-workers", type=int, default=1,
+        help="[conductor] workers of the conductor (default 1)")
     add("--join-timeout", type=float, default=180.0,
         help="seconds a load generator may spend joining; the rest count as down")
     add("--retries", type=int, default=2, help="repeats of a step the broker left in")
@@ -380,7 +394,7 @@ def main() -> int:
     add("--count", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        return worker(args)
+        return fleet_stream.worker(args) if args.mode == "stream" else worker(args)
     if args.py_spy:
         os.makedirs(args.py_spy, exist_ok=True)
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # clean up as on Ctrl-C

@@ -29,7 +29,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(400
 BENCHMARKS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))), "benchmarks")
 
-#: Each benchmark's tiny run: its arguments and what its JSON must show.
+#: Each benchmark's tiny run: its arguments (a script run twice is named
+#: ``script.py:mode`` the second time).
 TINY: dict[str, list[str]] = {
     # Caller processes: their callers are threads (run_threads) as this
     # process's own are, so both ways of calling run.
@@ -38,7 +39,15 @@ TINY: dict[str, list[str]] = {
     "fleet.py": ["--computes", "3", "--workers", "2", "--duration", "2",
                  "--report-interval", "1", "--observe-every", "1", "--mode", "separate",
                  "--retries", "0"],
+    # The cheap generator: prepared signed requests over kombu, 2 conductor workers.
+    "fleet.py:stream": ["--computes", "4", "--workers", "2", "--duration", "2",
+                        "--report-interval", "1", "--observe-every", "1", "--mode", "stream",
+                        "--conductor-workers", "2", "--retries", "0"],
     "scale_out.py": ["--shared", "--callers", "2", "--seconds", "1", "--rounds", "1"],
+    # Nova 34 from its cached venv (made on first use: minutes, network).
+    "peer_nova.py": ["--callers", "1,2", "--calls", "8", "--rounds", "1", "--warmup", "2"],
+    "profile_conductor.py": ["--callers", "2", "--seconds", "2", "--warmup", "4",
+                             "--cases", "save(),beat+s", "--rate", "200"],
 }
 
 
@@ -62,7 +71,7 @@ def _benchmark_scripts() -> list[str]:
 
 
 def test_every_benchmark_has_a_smoke_run() -> None:
-    assert sorted(TINY) == _benchmark_scripts()
+    assert sorted({name.split(":")[0] for name in TINY}) == _benchmark_scripts()
 
 
 def _check_services() -> None:
@@ -87,11 +96,12 @@ def runs(tmp_path_factory: Any) -> Iterator[dict[str, Callable[[], dict[str, Any
     env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
     started: dict[str, Any] = {}
     for name, argv in TINY.items():
-        stem = os.path.splitext(name)[0]
+        script = name.split(":")[0]
+        stem = os.path.splitext(script)[0] + name[len(script):].replace(":", "-")
         paths = {"json": str(tmp / (stem + ".json")), "png": str(tmp / (stem + ".png"))}
         log = open(tmp / (stem + ".log"), "w+")
         proc = subprocess.Popen(
-            [sys.executable, os.path.join(BENCHMARKS_DIR, name), *argv,
+            [sys.executable, os.path.join(BENCHMARKS_DIR, script), *argv,
              "--json", paths["json"], "--plot", paths["png"]],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
             cwd=str(tmp), env=env, start_new_session=True)
@@ -173,8 +183,60 @@ def test_fleet(runs: dict[str, Callable[[], dict[str, Any]]]) -> None:
     assert (row["failed"], row["down"]) == (0, 0), row
 
 
+def test_fleet_stream(runs: dict[str, Callable[[], dict[str, Any]]]) -> None:
+    figures = _finished(runs["fleet.py:stream"](), r"^driver\s+N\s+beats/s",
+                        r"^db stream\s+4\s")
+    (row,) = figures["rows"]
+    assert row["n"] == 4
+    # Every beat a host's own signed call: the conductor verified and
+    # recorded them (the records' last beats signed by their hosts).
+    assert row["last_beat_by"] == {"host": 4}, row
+    assert row["beats_recorded"] >= 4, row
+    assert (row["failed"], row["down"]) == (0, 0), row
+    assert figures["arguments"]["conductor_workers"] == 2
+
+
 def test_scale_out(runs: dict[str, Callable[[], dict[str, Any]]]) -> None:
     figures = _finished(runs["scale_out.py"](), r"^\| set-up \| calls/s",
                         r"^\| classic-shared, 1 conductor", r"^\| quorum-shared, 2 conductor")
     assert [r["set_up"] for r in figures["rows"]] == ["classic-shared", "quorum-shared"]
     assert all(r["calls"] > 0 for r in figures["rows"]), figures["rows"]
+
+
+def test_peer_nova(runs: dict[str, Callable[[], dict[str, Any]]]) -> None:
+    result = runs["peer_nova.py"]()
+    unavailable = re.search(r"^Nova 34\.0\.0 is unavailable: .*$", result["output"], re.M)
+    if unavailable and result["code"] == 0:
+        pytest.skip(unavailable.group(0))
+    figures = _finished(
+        result, r"^summary: calls/s, p99 ms, ratio to the side's raw",
+        *(r"^%s\s+\d+\s+[\d.]+\s+[\d.]+x\s+\d+\s+[\d.]+\s+[\d.]+x$" % re.escape(case)
+          for case in ("raw", "save()", "beat+s", "nova raw", "nova save()", "nova beat")),
+        r"^save\(\)\s+/ nova save\(\) ratio [\d.]+ / [\d.]+ = [\d.]+x; conductor CPU")
+    assert figures["callers"] == [1, 2]
+    for case in ("raw", "save()", "save()+s", "beat", "beat+s", "nova raw", "nova save()",
+                 "nova beat"):
+        for callers in ("1", "2"):
+            row = figures["cases"][case][callers]
+            assert row["calls"] > 0, (case, callers)
+            assert set(row["cpu_ms_per_call"]) >= {"conductor", "nova-conductor"}
+    # Nova's heartbeats reached its database through nova-conductor.
+    assert figures["nova_beats_recorded_min"] >= 1, figures
+
+
+def test_profile_conductor(runs: dict[str, Callable[[], dict[str, Any]]]) -> None:
+    result = runs["profile_conductor.py"]()
+    figures = _finished(result, r"^save\(\) at 2 callers: \d+ calls",
+                        r"^beat\+s at 2 callers: \d+ calls")
+    assert list(figures["cases"]) == ["save()", "beat+s"]
+    for row in figures["cases"].values():
+        assert row["calls"] > 0, row
+    spy = os.path.join(os.path.dirname(sys.executable), "py-spy")
+    if not (os.path.exists(spy) or shutil.which("py-spy")):
+        assert "py-spy is not installed" in result["output"]
+        return
+    for row in figures["cases"].values():
+        # Samples of the conductor's own work: its dispatcher is in the stacks.
+        assert row["samples"] > 0, row
+        assert any("novalet/conductor/" in cost["function"] for cost in row["total"]), row
+        assert len(row["self"]) == len(row["total"]) == 10, row
