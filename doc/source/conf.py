@@ -34,6 +34,7 @@ extensions = [
     "oslo_config.sphinxext",
     "reno.sphinxext",
     "novalet_commands",
+    "novalet_releases",
 ]
 
 root_doc = "index"
