@@ -170,3 +170,68 @@ def test_reno_lint() -> None:
     result = subprocess.run([reno, "lint"], cwd=ROOT, capture_output=True,
                             text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+#: A command named in running text: ``novalet-manage db sync`` (reST) or
+#: `novalet-manage db sync` (Markdown).
+NAMED_COMMAND = re.compile(r"`+(novalet-(?:manage|status)(?: [^`]*)?)`+")
+#: The options every program takes (oslo.config's and oslo.log's).
+GLOBAL_OPTIONS = {"--config-file", "--config-dir", "--debug", "-d", "--help", "-h"}
+
+
+def _named_commands() -> list[tuple[str, str]]:
+    """(file, text) of every novalet-manage or novalet-status command the
+    README, the docs and the release notes name in running text."""
+    files = [os.path.join(ROOT, "README.md")]
+    for directory in (SOURCE, os.path.join(ROOT, "releasenotes", "notes")):
+        files += [os.path.join(d, name) for d, _dirs, names in os.walk(directory)
+                  for name in names if name.endswith((".rst", ".yaml"))]
+    found = []
+    for path in files:
+        with open(path) as f:
+            text = " ".join(f.read().split())
+        found += [(os.path.relpath(path, ROOT), m) for m in NAMED_COMMAND.findall(text)]
+    return found
+
+
+def test_commands_named_in_the_docs_exist() -> None:
+    """Every sub-command and option a page names is one the program's own
+    parser has (a renamed action or option fails here)."""
+    _require_sphinx()
+    sys.path.insert(0, os.path.join(SOURCE, "_ext"))
+    try:
+        import novalet_commands
+    finally:
+        sys.path.pop(0)
+    parsers = {name: {tuple(path): parser
+                      for path, parser in novalet_commands.sub_commands(name)}
+               for name in ("novalet-manage", "novalet-status")}
+    named = _named_commands()
+    assert len(named) > 10, named
+    for source, command in named:
+        program, *words = command.replace("[", " ").replace("]", " ").split()
+        path: list[str] = []
+        options = []
+        skip = False
+        for word in words:
+            if skip:
+                skip = False
+            elif word in ("--config-file", "--config-dir"):
+                skip = True
+            elif word.startswith("-"):
+                options.append(word)
+            elif re.fullmatch(r"[a-z][a-z-]*", word) and not options:
+                path.append(word)
+        if path and tuple(path) not in parsers[program]:
+            # A positional argument's word, not a sub-command: the
+            # parser's own help for it names it (``upgrade check``).
+            parent = parsers[program].get(tuple(path[:-1]))
+            helps = [a.help or "" for a in (parent._actions if parent else [])
+                     if not a.option_strings]
+            assert any(h.startswith(path[-1] + ":") for h in helps), (source, command)
+            path.pop()
+        if path:
+            leaf = parsers[program][tuple(path)]
+            known = {s for action in leaf._actions for s in action.option_strings}
+            for option in options:
+                assert option in known | GLOBAL_OPTIONS, (source, command, option)
