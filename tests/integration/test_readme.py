@@ -139,10 +139,11 @@ def doc_files() -> list[str]:
 
 def _blocks() -> list[tuple[str, str | None, str, str]]:
     """(file, marker or None, language, text) of every code block."""
-    found = []
+    found: list[tuple[str, str | None, str, str]] = []
     for path in doc_files():
         parse = _markdown_blocks if path.endswith(".md") else _rst_blocks
-        found.extend((os.path.relpath(path, ROOT), *b) for b in parse(path))
+        found.extend((os.path.relpath(path, ROOT), marker, language, text)
+                     for marker, language, text in parse(path))
     return found
 
 
