@@ -194,6 +194,19 @@ def test_block_extraction_reads_rst() -> None:
         os.unlink(f.name)
 
 
+def test_readme_is_a_landing_page() -> None:
+    """At most 300 lines, and every relative link leads to a file of this
+    repository (the docs' pages, read on a code host)."""
+    with open(README) as f:
+        text = f.read()
+    assert len(text.splitlines()) <= 300
+    links = re.findall(r"\]\(([^)#\s]+)\)", text)
+    local = [link for link in links if "://" not in link]
+    assert len(local) > 10, links
+    missing = [link for link in local if not os.path.exists(os.path.join(ROOT, link))]
+    assert missing == []
+
+
 def test_readme_keeps_its_commands() -> None:
     """The landing page still carries the two commands, as .ci/run runs them."""
     assert "two-commands" in {m for m, _l, _t in _markdown_blocks(README)}
