@@ -5,7 +5,8 @@ in the README (Markdown), ``.. doc-test: NAME`` (a reST comment) in
 doc/source; a block with a language and no marker fails
 ``test_every_runnable_block_is_tested``. A block may appear in more than one
 place (the README's taste of the API is also in the docs): every copy must
-be the same text, and it is tested once.
+be the same text, and it is tested once. The README itself stays a landing
+page: at most 300 lines, its relative links leading to files here.
 
 What "as written" means per block (and where it cannot be literal):
 
