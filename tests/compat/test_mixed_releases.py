@@ -42,7 +42,7 @@ class Deployment:
             "fake": {"nodes": 1},
             "upgrade_levels": {"refresh_interval": 2},
             # A rolling upgrade from release 1 or 2 (they do not sign); a
-            # release 3 one starts with enforce false as the README says.
+            # release 3 one starts with enforce false as doc/source/admin/verified-caller.rst says.
             "auth": {"enforce": "false"},
         }
         self.procs = []

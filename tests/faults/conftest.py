@@ -41,11 +41,11 @@ FIGURES: list[dict[str, Any]] = []
 
 
 def rabbit_options(hostname: str, processname: str) -> dict[str, Any]:
-    """``[oslo_messaging_rabbit]`` for the cluster (the README's, with the
-    suite's short heartbeat)."""
+    """``[oslo_messaging_rabbit]`` for the cluster (doc/source/admin/running-at-scale.rst's,
+    with the suite's short heartbeat)."""
     return {
         "rabbit_quorum_queue": True,
-        # Classic reply and fanout queues (README, "Reply queues"): a
+        # Classic reply and fanout queues (doc/source/admin/faults.rst, "Reply queues"): a
         # deleted quorum reply queue can leave its client without replies.
         "rabbit_transient_quorum_queue": False,
         "use_queue_manager": True,

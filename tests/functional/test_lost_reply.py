@@ -1,5 +1,5 @@
 """What each remotable method does when it is sent again because its reply
-was lost (README, "When a reply is lost"): one test body, every path."""
+was lost (doc/source/admin/lost-replies.rst): one test body, every path."""
 
 from __future__ import annotations
 

@@ -1,37 +1,47 @@
-"""The README's code blocks, run as written, so the README cannot drift from
-the code. Each block a user would run carries a marker
-``<!-- readme-test: NAME -->`` on the line before it; a block with a
-language and no marker fails ``test_every_runnable_block_is_tested``.
+"""The code blocks of the README and of the documentation (doc/source),
+run as written, so neither can drift from the code. Each block a user would
+run carries a marker on the line before it: ``<!-- readme-test: NAME -->``
+in the README (Markdown), ``.. doc-test: NAME`` (a reST comment) in
+doc/source; a block with a language and no marker fails
+``test_every_runnable_block_is_tested``. A block may appear in more than one
+place (the README's taste of the API is also in the docs): every copy must
+be the same text, and it is tested once. The README itself stays a landing
+page: at most 300 lines, its relative links leading to files here.
 
 What "as written" means per block (and where it cannot be literal):
 
-* ``two-commands``: command 1 runs in a copy of this repository's tracked
-  files (a fresh venv, ``pip install -e .``, ``novalet-allinone`` until its
-  first status view, then Ctrl-C); command 2 is the test suite itself, which
-  cannot run inside itself: ``.ci/run`` must run it, and the test checks it
-  does.
-* ``config``, ``config-tls``, ``config-metrics``, ``config-oslo-metrics``,
-  ``config-scale``: parsed by oslo.config, every option read back
-  (a bad value or name fails). Their hosts are examples.
-* ``deploy``: every line runs, in order, in a directory holding the
-  ``config`` block as ``novalet.conf`` with its example hosts replaced by this
-  run's RabbitMQ vhost and PostgreSQL database and ``qemu:///system`` by
+* ``two-commands`` (README, install guide): command 1 runs in a copy of this
+  repository's tracked files (a fresh venv, ``pip install -e .``,
+  ``novalet-allinone`` until its first status view, then Ctrl-C); command 2
+  is the test suite itself, which cannot run inside itself: ``.ci/run`` must
+  run it, and the test checks it does.
+* ``config``, ``config-tls`` (operator's guide, deployment),
+  ``config-metrics``, ``config-oslo-metrics`` (metrics), ``config-scale``
+  (running at scale), ``config-auth-*`` (the verified caller): parsed by
+  oslo.config, every option read back (a bad value or name fails). Their
+  hosts are examples.
+* ``deploy`` (deployment): every line runs, in order, in a directory holding
+  the ``config`` block as ``novalet.conf`` with its example hosts replaced by
+  this run's RabbitMQ vhost and PostgreSQL database and ``qemu:///system`` by
   libvirt's test host (no hypervisor here); the services run in the
   background until the last line is done. The ``pip install`` line runs with
   ``--dry-run`` (it would replace this environment's editable install).
-* ``python-api``: runs as a script against a freshly synced SQLite database.
-* ``auth-commands``: every line runs, in a directory holding the
-  ``config-auth-conductor`` block as ``conductor.conf`` with ``/etc/novalet``
-  replaced by that directory (and without the test session's own master
-  key); the keys it writes are then read as a conductor and a compute would.
-* ``exit-codes``: runs against a reachable and an unreachable database.
-* ``app-objects``, ``app-migration-env``, ``app-migration``,
-  ``app-declaration``, ``app-setup`` (the tutorial "Writing an app"): the
-  package ``notes`` made of them, installed with the ``setup.cfg`` block's
-  entry point (a dist-info, as pip leaves it, on ``PYTHONPATH``); then what
-  the tutorial says: ``db sync`` migrates it, a restarted
-  ``novalet-conductor`` serves it, and a process with ``indirection = rpc``
-  and no database creates and counts notes through it.
+* ``python-api`` (README, user guide): runs as a script against a freshly
+  synced SQLite database.
+* ``auth-commands`` (the verified caller): every line runs, in a directory
+  holding the ``config-auth-conductor`` block as ``conductor.conf`` with
+  ``/etc/novalet`` replaced by that directory (and without the test
+  session's own master key); the keys it writes are then read as a conductor
+  and a compute would.
+* ``exit-codes`` (commands): runs against a reachable and an unreachable
+  database.
+* ``app-objects`` (README, tutorial), ``app-migration-env``,
+  ``app-migration``, ``app-declaration``, ``app-setup`` (the tutorial
+  "Writing an app"): the package ``notes`` made of them, installed with the
+  ``setup.cfg`` block's entry point (a dist-info, as pip leaves it, on
+  ``PYTHONPATH``); then what the tutorial says: ``db sync`` migrates it, a
+  restarted ``novalet-conductor`` serves it, and a process with
+  ``indirection = rpc`` and no database creates and counts notes through it.
 """
 
 from __future__ import annotations
@@ -56,9 +66,13 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 README = os.path.join(ROOT, "README.md")
+DOC_SOURCE = os.path.join(ROOT, "doc", "source")
 #: A fenced block, at the margin or indented (inside a list item).
 BLOCK = re.compile(r"^( *)```(\w*)\n(.*?)^\1```$", re.S | re.M)
 MARKER = re.compile(r"<!-- readme-test: ([\w-]+) -->\n *$")
+#: A reST code directive (any of its names) and its language, if any.
+RST_DIRECTIVE = re.compile(r"^( *)\.\. (?:code-block|code|sourcecode)::[ \t]*(\S*)[ \t]*$")
+RST_MARKER = re.compile(r"^ *\.\. doc-test: ([\w-]+) *$")
 CONFIG_BLOCKS = ["config", "config-tls", "config-metrics", "config-oslo-metrics",
                  "config-scale", "config-auth-conductor", "config-auth-compute"]
 APP_BLOCKS = ["app-objects", "app-migration-env", "app-migration", "app-declaration",
@@ -67,9 +81,8 @@ TESTED = {"two-commands", "deploy", "python-api", "exit-codes", "auth-commands",
           *CONFIG_BLOCKS, *APP_BLOCKS}
 
 
-def _blocks() -> list[tuple[str | None, str, str]]:
-    """(marker or None, language, text) of every fenced block."""
-    with open(README) as f:
+def _markdown_blocks(path: str) -> list[tuple[str | None, str, str]]:
+    with open(path) as f:
         text = f.read()
     found = []
     for match in BLOCK.finditer(text):
@@ -81,9 +94,65 @@ def _blocks() -> list[tuple[str | None, str, str]]:
     return found
 
 
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" "))
+
+
+def _rst_blocks(path: str) -> list[tuple[str | None, str, str]]:
+    """(marker, language, text) of every code directive of a reST file: the
+    body is the indented text after the directive's options, dedented."""
+    with open(path) as f:
+        lines = f.read().splitlines()
+    found = []
+    for at, line in enumerate(lines):
+        match = RST_DIRECTIVE.match(line)
+        if not match:
+            continue
+        indent = len(match.group(1))
+        before = [prev for prev in lines[:at] if prev.strip()]
+        marker = RST_MARKER.match(before[-1]) if before else None
+        body: list[str] = []
+        index = at + 1
+        while index < len(lines) and lines[index].strip().startswith(":") \
+                and _indent(lines[index]) > indent:
+            index += 1  # the directive's options
+        for following in lines[index:]:
+            if following.strip() and _indent(following) <= indent:
+                break
+            body.append(following)
+        while body and not body[-1].strip():
+            body.pop()
+        while body and not body[0].strip():
+            body.pop(0)
+        margin = min((_indent(b) for b in body if b.strip()), default=0)
+        found.append((marker.group(1) if marker else None, match.group(2),
+                      "".join(b[margin:] + "\n" for b in body)))
+    return found
+
+
+def doc_files() -> list[str]:
+    """The README and every reST page of doc/source."""
+    pages = [os.path.join(directory, name)
+             for directory, _dirs, names in os.walk(DOC_SOURCE)
+             for name in names if name.endswith(".rst")]
+    return [README, *sorted(pages)]
+
+
+def _blocks() -> list[tuple[str, str | None, str, str]]:
+    """(file, marker or None, language, text) of every code block."""
+    found: list[tuple[str, str | None, str, str]] = []
+    for path in doc_files():
+        parse = _markdown_blocks if path.endswith(".md") else _rst_blocks
+        found.extend((os.path.relpath(path, ROOT), marker, language, text)
+                     for marker, language, text in parse(path))
+    return found
+
+
 def block(name: str) -> str:
-    [text] = [t for marker, _lang, t in _blocks() if marker == name]
-    return text
+    """The text of the blocks marked ``name``: all copies alike."""
+    texts = {t for _path, marker, _lang, t in _blocks() if marker == name}
+    assert len(texts) == 1, "%d different blocks named %s" % (len(texts), name)
+    return texts.pop()
 
 
 def _commands(text: str) -> list[str]:
@@ -101,10 +170,47 @@ def _env(home: str) -> dict[str, str]:
 
 def test_every_runnable_block_is_tested() -> None:
     blocks = _blocks()
-    untested = [(lang, text[:60]) for marker, lang, text in blocks
+    untested = [(path, lang, text[:60]) for path, marker, lang, text in blocks
                 if lang and marker is None]
-    assert untested == [], "README blocks without a readme-test marker"
-    assert {marker for marker, _lang, _text in blocks if marker} == TESTED
+    assert untested == [], "code blocks without a test marker"
+    assert {marker for _path, marker, _lang, _text in blocks if marker} == TESTED
+    for name in TESTED:
+        block(name)  # each copy of a block is the same text
+
+
+def test_block_extraction_reads_rst() -> None:
+    """The reST reader finds a marked block's exact text (options and the
+    indentation of a list item dropped), and an unmarked one."""
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("w", suffix=".rst", delete=False) as f:
+        f.write("Title\n=====\n\n1. Item\n\n   .. doc-test: x\n\n"
+                "   .. code-block:: ini\n      :caption: c\n\n"
+                "      [a]\n\n      b = 1\n\n   after\n\n"
+                ".. code-block:: sh\n\n   echo hi\n")
+    try:
+        assert _rst_blocks(f.name) == [("x", "ini", "[a]\n\nb = 1\n"),
+                                       (None, "sh", "echo hi\n")]
+    finally:
+        os.unlink(f.name)
+
+
+def test_readme_is_a_landing_page() -> None:
+    """At most 300 lines, and every relative link leads to a file of this
+    repository (the docs' pages, read on a code host)."""
+    with open(README) as f:
+        text = f.read()
+    assert len(text.splitlines()) <= 300
+    links = re.findall(r"\]\(([^)#\s]+)\)", text)
+    local = [link for link in links if "://" not in link]
+    assert len(local) > 10, links
+    missing = [link for link in local if not os.path.exists(os.path.join(ROOT, link))]
+    assert missing == []
+
+
+def test_readme_keeps_its_commands() -> None:
+    """The landing page still carries the two commands, as .ci/run runs them."""
+    assert "two-commands" in {m for m, _l, _t in _markdown_blocks(README)}
 
 
 # -- configuration -----------------------------------------------------------------

@@ -106,7 +106,7 @@ def test_the_largest_holder_pays_when_the_cache_is_full():
 
 def test_a_request_replayed_to_another_process_is_bounded_by_the_window(rings):
     """Each process remembers its own nonces: a captured request replayed to
-    another conductor process is accepted there once (stated in the README;
+    another conductor process is accepted there once (stated in the verified caller's page;
     a heartbeat's delivery key refuses it in the database), but never later
     than ``timestamp_window`` after its timestamp, nor dated further ahead
     than ``max_clock_ahead``: the exposure lasts at most the window plus
