@@ -432,7 +432,8 @@ class NovaletPersistentObject:
         values)`` returns the new ``updated_at``."""
         self.updated_at = db_update(self._context, self.id,  # type: ignore[attr-defined]
                                     self.obj_db_changes())
-        self.obj_reset_changes()  # type: ignore[attr-defined]
+        # Nested objects too: what they held is written.
+        self.obj_reset_changes(recursive=True)  # type: ignore[attr-defined]
 
     def obj_db_destroy(self, db_destroy: Any) -> None:
         """The body of a ``destroy()``: soft-delete the row."""
