@@ -414,6 +414,8 @@ class NovaletPersistentObject:
     #: Fields that are not columns of the row (filled by the object).
     obj_extra_fields: Sequence[str] = ()
     obj_db_columns: dict[str, str]  # NovaletObject's
+    # The row mapping is NovaletObject's; the mixin's name for it stays.
+    _from_db_object = staticmethod(NovaletObject._from_db_object)
 
     def obj_db_create(self, db_create: Any) -> None:
         """The body of a ``create()``: a uuid if none, defaults, one INSERT
