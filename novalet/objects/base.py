@@ -33,6 +33,8 @@ from novalet.objects import codec, fields
 F = TypeVar("F", bound=Callable[..., Any])
 
 remotable = ovo_base.remotable
+# oslo.versionedobjects' (the item class by name in its own registry);
+# ObjectListBase.obj_from_db looks it up in the list's namespace.
 obj_make_list = ovo_base.obj_make_list
 
 # -- the indirection switch ---------------------------------------------------

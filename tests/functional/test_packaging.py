@@ -34,17 +34,18 @@ from novalet.objects import base
 
 ctxt: int = context.get_admin_context()
 base.set_indirection_api()
-expiry: str = objects.LeaseList.obj_from_db(ctxt, []).objects[0].expires_at
+name: int = objects.LeaseList.obj_from_db(ctxt, []).objects[0].hostname
 '''
 EXPECTED = [
     'misuse.py:5: error: Incompatible types in assignment (expression has type '
     '"RequestContext", variable has type "int")  [assignment]',
     'misuse.py:6: error: Missing positional argument "api" in call to '
     '"set_indirection_api"  [call-arg]',
-    # The app's own field annotations (Lease.expires_at: int), through
-    # novalet's typed row helper (obj_from_db returns the list's class).
+    # The app's own field annotations (Lease.hostname: str | None, a field
+    # no method assigns), through novalet's typed row helper (obj_from_db
+    # returns the list's class).
     'misuse.py:7: error: Incompatible types in assignment (expression has type '
-    '"int", variable has type "str")  [assignment]',
+    '"str | None", variable has type "int")  [assignment]',
 ]
 
 # oslo.versionedobjects sets an object's fields as attributes at run time:
