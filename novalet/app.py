@@ -14,7 +14,7 @@ import dataclasses
 import importlib
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from oslo_config import cfg
 from stevedore import extension
@@ -23,6 +23,8 @@ from novalet import exception
 
 ENTRY_POINT_GROUP = "novalet.apps"
 CORE = "novalet"
+
+_C = TypeVar("_C", bound=type)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +43,9 @@ class App:
     RPC as themselves (class, message, kwargs) on every path, as
     ``novalet.exception``'s do (the core declares that one); any other
     error of the app reaches a remote caller as ``RemoteError``.
+
+    ``@APP.register`` on an object class (``register``) says the namespace
+    once, for every object of the app.
     """
 
     name: str
@@ -64,6 +69,29 @@ class App:
             raise exception.AppLoadError(
                 app=self.name, reason="exceptions must be a list of module "
                                       "names, not one string")
+
+    def register(self, cls: _C) -> _C:
+        """Class decorator: ``cls`` (a ``NovaletObject``, lists too)
+        becomes an object of this app: its ``OBJ_PROJECT_NAMESPACE`` is set
+        to the app's name and it is registered with
+        ``NovaletObjectRegistry``. Raises ``AppLoadError`` for a class that
+        is no ``NovaletObject`` or whose own body names another namespace.
+        """
+        from novalet.objects import base
+
+        if not (isinstance(cls, type) and issubclass(cls, base.NovaletObject)):
+            raise exception.AppLoadError(
+                app=self.name, reason="register takes a NovaletObject class, "
+                "not %r" % (cls,))
+        own = vars(cls).get("OBJ_PROJECT_NAMESPACE", self.name)
+        if own != self.name:
+            raise exception.AppLoadError(
+                app=self.name, reason="%s sets OBJ_PROJECT_NAMESPACE = %r; "
+                "registered with app %s, it is %r" % (
+                    cls.__name__, own, self.name, self.name))
+        cls.OBJ_PROJECT_NAMESPACE = self.name
+        base.NovaletObjectRegistry.register(cls)
+        return cls
 
     @property
     def current_release(self) -> str | None:

@@ -20,7 +20,6 @@ from typing import Any
 from oslo_versionedobjects import base as ovo_base
 from oslo_versionedobjects import fields as ovo_fields
 
-from novalet import objects
 from novalet.objects import base as objects_base
 from novalet.objects import fields as novalet_fields
 
@@ -61,6 +60,16 @@ class Method:
         return getattr(fn, "original_fn", fn)  # type: ignore[no-any-return]
 
 
+def class_named(name: str, namespace: str = "novalet") -> Any:
+    """The newest class ``name`` of ``namespace``, else the core's (an
+    app's object may hold the core's)."""
+    from novalet.objects import codec
+
+    if codec.is_registered(name, namespace):
+        return codec.newest(name, namespace)
+    return codec.newest(name)
+
+
 def registered_classes(namespace: str = "novalet") -> list[Any]:
     """The newest class of every registered object of ``namespace`` (from
     novalet's registry, keyed by namespace: an app's class of a name the
@@ -95,7 +104,8 @@ def is_persistent(cls: Any) -> bool:
 def item_class(cls: Any) -> Any:
     """The class a list object holds, or ``cls`` itself."""
     if issubclass(cls, ovo_base.ObjectListBase):
-        return getattr(objects, cls.fields["objects"]._type._element_type._type._obj_name)
+        return class_named(cls.fields["objects"]._type._element_type._type._obj_name,
+                           cls.OBJ_PROJECT_NAMESPACE)
     return cls
 
 
@@ -128,12 +138,17 @@ def value_for(cls: Any, name: str, field: Any, variant: int) -> Any:
         return 1.5 + variant
     if isinstance(kind, ovo_fields.DateTime):
         return _BASE_TIME + datetime.timedelta(days=variant)
+    if isinstance(kind, ovo_fields.IPNetwork):
+        return "198.51.%d.0/24" % (100 + variant)  # TEST-NET-2: a value only
     if isinstance(kind, ovo_fields.IPAddress):
         return "192.0.2.%d" % (10 + variant)  # TEST-NET-1: a value only
+    if isinstance(kind, ovo_fields.MACAddress):
+        return "52:54:00:00:00:%02x" % (10 + variant)
     if isinstance(kind, ovo_fields.String):
         return "%s-%d" % (name.replace("_", "-"), variant)
     if isinstance(kind, ovo_fields.Object):
-        return make_object(getattr(objects, kind._obj_name), variant)
+        return make_object(class_named(kind._obj_name, cls.OBJ_PROJECT_NAMESPACE),
+                           variant)
     if isinstance(kind, ovo_fields.List):
         element = kind._element_type
         return [value_for(cls, name, element, variant + i) for i in (0, 1)]
@@ -159,14 +174,16 @@ def make_object(cls: Any, variant: int, context: Any = None) -> Any:
 # -- the world --------------------------------------------------------------
 
 class World:
-    """Two live rows of every persistent object, made locally (uncapped)."""
+    """Two live rows of every object of ``namespace`` with a remotable
+    ``create()``, made locally (uncapped)."""
 
-    def __init__(self, context: Any) -> None:
+    def __init__(self, context: Any, namespace: str = "novalet") -> None:
         self.context = context
+        self.namespace = namespace
         self.rows: dict[str, list[Any]] = {}
         with objects_base.run_locally():
-            for cls in registered_classes():
-                if is_persistent(cls) and "create" in _instance_methods(cls):
+            for cls in registered_classes(namespace):
+                if "create" in _instance_methods(cls):
                     self.rows[cls.obj_name()] = [
                         self._create(cls, variant) for variant in ROW_VARIANTS]
 
@@ -180,7 +197,13 @@ class World:
 
 
 def _instance_methods(cls: Any) -> set[str]:
-    return {m.name for m in remotable_methods() if m.cls is cls and not m.is_class}
+    return {m.name for m in remotable_methods(cls.OBJ_PROJECT_NAMESPACE)
+            if m.cls is cls and not m.is_class}
+
+
+def _plain(field: Any, value: Any) -> Any:
+    """A field value as a caller passes it (an address as text)."""
+    return str(value) if isinstance(field._type, ovo_fields.IPAddress) else value
 
 
 #: Parameter names that are not a field of the method's object: what they
@@ -190,7 +213,11 @@ def _argument(world: World, method: Method, param: inspect.Parameter) -> Any:
     name = param.name
     row = world.row(cls)
     if name in cls.fields and row.obj_attr_is_set(name):
-        return getattr(row, name)
+        return _plain(cls.fields[name], getattr(row, name))
+    for held_name in cls.fields:  # a field of an object the row holds
+        held = getattr(row, held_name) if row.obj_attr_is_set(held_name) else None
+        if isinstance(held, ovo_base.VersionedObject) and name in held.fields:
+            return _plain(held.fields[name], getattr(held, name))
     if name in ("host", "node", "nodename"):
         return value_for(cls, "node" if name == "nodename" else name,
                          novalet_fields.StringField(), 0)
@@ -204,6 +231,8 @@ def _argument(world: World, method: Method, param: inspect.Parameter) -> Any:
             return ids if many else ids[0]
     if param.default is not inspect.Parameter.empty:
         return param.default
+    if param.annotation in (int, "int"):  # a plain number (a time, a count)
+        return 100
     raise AssertionError(
         "the matrix cannot find a value for parameter %r of %s: teach "
         "tests/matrix.py:_argument" % (name, method.id))
@@ -219,7 +248,7 @@ def arguments(world: World, method: Method) -> list[Any]:
 
 def getter(world: World, cls: Any) -> Method | None:
     """A remotable class method of ``cls`` that reads row 0 back."""
-    for method in remotable_methods():
+    for method in remotable_methods(cls.OBJ_PROJECT_NAMESPACE):
         if method.cls is not cls or not method.is_class:
             continue
         returns = inspect.signature(method.function).return_annotation

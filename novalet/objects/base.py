@@ -4,6 +4,11 @@
 * ``NovaletObjectRegistry``: objects register explicitly with its decorator;
   ``novalet.objects.register_all()`` imports the object modules.
 * ``NovaletPersistentObject``: the timestamp and soft-delete fields.
+* ``ObjectListBase``: base of a list object (oslo.versionedobjects' list
+  mixin on ``NovaletObject``); ``LeaseList.obj_from_db(ctxt, rows)``.
+* From a database row: ``Lease.obj_from_db(ctxt, row)`` (a new object) or
+  ``NovaletObject._from_db_object(ctxt, obj, row)`` (fills ``obj``): each
+  field from its column, the context set, no changes pending.
 * ``NovaletObjectSerializer``: turns objects into primitives and back for RPC;
   errors in what it receives become typed ``novalet.exception`` errors.
 * The indirection switch: ``set_indirection_api()`` sets where remotable
@@ -16,8 +21,8 @@ from __future__ import annotations
 
 import datetime
 import functools
-from collections.abc import Callable, MutableMapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable, MutableMapping, Sequence
+from typing import Any, Self, TypeVar, cast
 
 from oslo_utils import uuidutils, versionutils
 from oslo_versionedobjects import base as ovo_base
@@ -28,6 +33,8 @@ from novalet.objects import codec, fields
 F = TypeVar("F", bound=Callable[..., Any])
 
 remotable = ovo_base.remotable
+# oslo.versionedobjects' (the item class by name in its own registry);
+# ObjectListBase.obj_from_db looks it up in the list's namespace.
 obj_make_list = ovo_base.obj_make_list
 
 # -- the indirection switch ---------------------------------------------------
@@ -318,6 +325,44 @@ class NovaletObject(ovo_base.VersionedObject):
                     if isinstance(item, NovaletObject):
                         item.obj_make_current()
 
+    # -- from a database row ------------------------------------------------
+
+    #: Fields stored in a column of another name: ``{field: column}``.
+    obj_db_columns: dict[str, str] = {}
+
+    @classmethod
+    def obj_from_db(cls, context: Any, db_row: Any) -> Self:
+        """A new object of this class holding ``db_row``'s values, with
+        ``context`` and no pending changes (``_from_db_object``)."""
+        return cast(Self, cls._from_db_object(context, cls(), db_row))
+
+    @staticmethod
+    def _from_db_object(context: Any, obj: Any, db_row: Any) -> Any:
+        """Fill ``obj`` from ``db_row`` (a row or any object with the
+        columns as attributes) and return it: each field but those in
+        ``obj_extra_fields`` from its column (``obj_db_columns`` renames),
+        through ``obj_db_to_field``; then the context is set and every
+        change, nested objects' too, reset. An object with a field made of
+        several columns overrides this: it sets that field (listed in
+        ``obj_extra_fields``), then calls ``NovaletObject._from_db_object``.
+        """
+        for name in obj.fields:
+            if name in obj.obj_extra_fields:
+                continue
+            value = getattr(db_row, obj.obj_db_columns.get(name, name))
+            if name == "deleted" and isinstance(obj, NovaletPersistentObject):
+                value = bool(value)  # soft delete stores the row's id
+            else:
+                value = obj.obj_db_to_field(name, value)
+            setattr(obj, name, value)
+        obj._context = context
+        obj.obj_reset_changes(recursive=True)
+        return obj
+
+    def obj_db_to_field(self, name: str, value: Any) -> Any:
+        """Convert a column value into a field value (override per field)."""
+        return value
+
     @classmethod
     def obj_newest_version(cls) -> str:
         return codec.newest(cls.obj_name(), cls.OBJ_PROJECT_NAMESPACE).VERSION  # type: ignore[no-any-return]
@@ -326,6 +371,27 @@ class NovaletObject(ovo_base.VersionedObject):
     def obj_class_from_name(cls, objname: str, objver: str) -> Any:
         """As oslo.versionedobjects', within this class's namespace."""
         return codec.class_for(objname, objver, cls.OBJ_PROJECT_NAMESPACE)
+
+
+class ObjectListBase(ovo_base.ObjectListBase, NovaletObject):  # type: ignore[type-arg]
+    """Base of a list object: oslo.versionedobjects' list mixin on
+    ``NovaletObject``. Its one field is ``objects``
+    (``fields.ListOfObjectsField("Lease")``); ``child_versions`` maps each
+    of its versions to the item's. An app's list takes its app's namespace
+    as any of its objects does (``App.register``)."""
+
+    @classmethod
+    def obj_from_db(cls, context: Any, db_rows: Iterable[Any]) -> Self:
+        """A new list of ``db_rows`` as objects of its item class (that
+        class's ``_from_db_object``, in the list's own namespace), with
+        ``context`` and no pending changes."""
+        item_name = cls.fields["objects"].objname  # type: ignore[attr-defined]
+        item_cls = codec.newest(item_name, cls.OBJ_PROJECT_NAMESPACE)
+        listed = cls(context)
+        listed.objects = [item_cls._from_db_object(context, item_cls(), row)
+                          for row in db_rows]
+        listed.obj_reset_changes()
+        return listed
 
 
 #: The serializer's mark of an object primitive.
@@ -349,28 +415,9 @@ class NovaletPersistentObject:
 
     #: Fields that are not columns of the row (filled by the object).
     obj_extra_fields: Sequence[str] = ()
-    #: Fields stored in a column of another name.
-    obj_db_columns: dict[str, str] = {}
-
-    @classmethod
-    def obj_from_db(cls, context: Any, db_row: Any) -> Any:
-        """A new object of this class holding ``db_row``'s values."""
-        return cls._from_db_object(context, cls(), db_row)  # type: ignore[call-arg]
-
-    @staticmethod
-    def _from_db_object(context: Any, obj: Any, db_row: Any) -> Any:
-        for name in obj.fields:
-            if name in obj.obj_extra_fields:
-                continue
-            value = getattr(db_row, obj.obj_db_columns.get(name, name))
-            if name == "deleted":
-                value = bool(value)
-            else:
-                value = obj.obj_db_to_field(name, value)
-            setattr(obj, name, value)
-        obj._context = context
-        obj.obj_reset_changes(recursive=True)
-        return obj
+    obj_db_columns: dict[str, str]  # NovaletObject's
+    # The row mapping is NovaletObject's; the mixin's name for it stays.
+    _from_db_object = staticmethod(NovaletObject._from_db_object)
 
     def obj_db_create(self, db_create: Any) -> None:
         """The body of a ``create()``: a uuid if none, defaults, one INSERT
@@ -389,17 +436,14 @@ class NovaletPersistentObject:
         values)`` returns the new ``updated_at``."""
         self.updated_at = db_update(self._context, self.id,  # type: ignore[attr-defined]
                                     self.obj_db_changes())
-        self.obj_reset_changes()  # type: ignore[attr-defined]
+        # Nested objects too: what they held is written.
+        self.obj_reset_changes(recursive=True)  # type: ignore[attr-defined]
 
     def obj_db_destroy(self, db_destroy: Any) -> None:
         """The body of a ``destroy()``: soft-delete the row."""
         db_destroy(self._context, self.id)  # type: ignore[attr-defined]
         self.deleted = True
         self.obj_reset_changes(["deleted"])  # type: ignore[attr-defined]
-
-    def obj_db_to_field(self, name: str, value: Any) -> Any:
-        """Convert a column value into a field value (override per field)."""
-        return value
 
     def obj_field_to_db(self, name: str, value: Any) -> Any:
         """Convert a field value into a column value (override per field)."""

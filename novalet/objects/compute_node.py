@@ -93,7 +93,7 @@ class ComputeNode(base.NovaletPersistentObject, base.NovaletObject):
         # the next save() writes a valid value over it.
         obj._obj_corrupt_fields = set()
         try:
-            base.NovaletPersistentObject._from_db_object(context, obj, db_row)
+            base.NovaletObject._from_db_object(context, obj, db_row)
             for name in obj._obj_corrupt_fields:
                 obj._changed_fields.add(name)
         finally:
@@ -154,7 +154,7 @@ class ComputeNode(base.NovaletPersistentObject, base.NovaletObject):
     @base.remotable
     def get_by_id(cls, context: Any, node_id: int) -> ComputeNode:
         """The live node with this id; raises ``ComputeHostNotFound``."""
-        return cls.obj_from_db(context, db_nodes.compute_node_get(context, node_id))  # type: ignore[no-any-return]
+        return cls.obj_from_db(context, db_nodes.compute_node_get(context, node_id))
 
     @classmethod
     @base.remotable
@@ -164,7 +164,7 @@ class ComputeNode(base.NovaletPersistentObject, base.NovaletObject):
         ``ComputeHostNotFound``."""
         row = db_nodes.compute_node_get_by_host_and_nodename(context, host,
                                                            nodename)
-        return cls.obj_from_db(context, row)  # type: ignore[no-any-return]
+        return cls.obj_from_db(context, row)
 
     @retry.caller_assigns_uuid
     @base.remotable
@@ -186,7 +186,7 @@ class ComputeNode(base.NovaletPersistentObject, base.NovaletObject):
 
 
 @base.NovaletObjectRegistry.register
-class ComputeNodeList(base.ovo_base.ObjectListBase, base.NovaletObject):
+class ComputeNodeList(base.ObjectListBase):
     # Version 1.0: initial version (release 1)
     # Version 1.1: ComputeNode 1.1 (release 2)
     VERSION = "1.1"
@@ -199,11 +199,11 @@ class ComputeNodeList(base.ovo_base.ObjectListBase, base.NovaletObject):
     def get_all(cls, context: Any) -> ComputeNodeList:
         """Every live compute node."""
         rows = db_nodes.compute_node_get_all(context, replica=True)
-        return base.obj_make_list(context, cls(context), rows)  # type: ignore[call-overload, no-any-return]
+        return cls.obj_from_db(context, rows)
 
     @classmethod
     @base.remotable
     def get_by_host(cls, context: Any, host: str) -> ComputeNodeList:
         """The live nodes of ``host`` (empty if none)."""
         rows = db_nodes.compute_node_get_all(context, host=host)
-        return base.obj_make_list(context, cls(context), rows)  # type: ignore[call-overload, no-any-return]
+        return cls.obj_from_db(context, rows)

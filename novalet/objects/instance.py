@@ -44,7 +44,7 @@ class Instance(base.NovaletPersistentObject, base.NovaletObject):
     @base.remotable
     def get_by_uuid(cls, context: Any, uuid: str) -> Instance:
         """The live instance ``uuid``; raises ``InstanceNotFound``."""
-        return cls.obj_from_db(context, db_instances.instance_get_by_uuid(context, uuid))  # type: ignore[no-any-return]
+        return cls.obj_from_db(context, db_instances.instance_get_by_uuid(context, uuid))
 
     @retry.caller_assigns_uuid
     @base.remotable
@@ -65,7 +65,7 @@ class Instance(base.NovaletPersistentObject, base.NovaletObject):
 
 
 @base.NovaletObjectRegistry.register
-class InstanceList(base.ovo_base.ObjectListBase, base.NovaletObject):
+class InstanceList(base.ObjectListBase):
     # Version 1.0: initial version
     VERSION = "1.0"
 
@@ -77,18 +77,18 @@ class InstanceList(base.ovo_base.ObjectListBase, base.NovaletObject):
                              node: str) -> InstanceList:
         """The live instances on ``node`` of ``host``."""
         rows = db_instances.instance_get_all(context, host=host, node=node)
-        return base.obj_make_list(context, cls(context), rows)  # type: ignore[call-overload, no-any-return]
+        return cls.obj_from_db(context, rows)
 
     @classmethod
     @base.remotable
     def get_by_host(cls, context: Any, host: str) -> InstanceList:
         """The live instances on every node of ``host``."""
         rows = db_instances.instance_get_all(context, host=host)
-        return base.obj_make_list(context, cls(context), rows)  # type: ignore[call-overload, no-any-return]
+        return cls.obj_from_db(context, rows)
 
     @classmethod
     @base.remotable
     def get_all(cls, context: Any) -> InstanceList:
         """Every live instance."""
         rows = db_instances.instance_get_all(context, replica=True)
-        return base.obj_make_list(context, cls(context), rows)  # type: ignore[call-overload, no-any-return]
+        return cls.obj_from_db(context, rows)

@@ -58,7 +58,7 @@ class Migration(base.NovaletPersistentObject, base.NovaletObject):
     @base.remotable
     def get_by_id(cls, context: Any, migration_id: int) -> Migration:
         """The live migration with this id; raises ``MigrationNotFound``."""
-        return cls.obj_from_db(context, db_migrations.migration_get(context, migration_id))  # type: ignore[no-any-return]
+        return cls.obj_from_db(context, db_migrations.migration_get(context, migration_id))
 
     @retry.caller_assigns_uuid
     @base.remotable
@@ -79,7 +79,7 @@ class Migration(base.NovaletPersistentObject, base.NovaletObject):
 
 
 @base.NovaletObjectRegistry.register
-class MigrationList(base.ovo_base.ObjectListBase, base.NovaletObject):
+class MigrationList(base.ObjectListBase):
     # Version 1.0: initial version (release 1)
     # Version 1.1: Migration 1.1 (release 3)
     VERSION = "1.1"
@@ -94,4 +94,4 @@ class MigrationList(base.ovo_base.ObjectListBase, base.NovaletObject):
         """Migrations not yet done whose source or destination is this node."""
         rows = db_migrations.migration_get_in_progress_by_host_and_node(
             context, host, node, fields.MigrationStatus.DONE_STATES)
-        return base.obj_make_list(context, cls(context), rows)  # type: ignore[call-overload, no-any-return]
+        return cls.obj_from_db(context, rows)

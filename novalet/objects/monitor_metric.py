@@ -32,7 +32,7 @@ class MonitorMetric(base.NovaletObject):
 
 
 @base.NovaletObjectRegistry.register
-class MonitorMetricList(base.ovo_base.ObjectListBase, base.NovaletObject):
+class MonitorMetricList(base.ObjectListBase):
     # Version 1.0: initial version (release 2)
     VERSION = "1.0"
 

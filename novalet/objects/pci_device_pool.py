@@ -42,7 +42,7 @@ class PciDevicePool(base.NovaletObject):
 
 
 @base.NovaletObjectRegistry.register
-class PciDevicePoolList(base.ovo_base.ObjectListBase, base.NovaletObject):
+class PciDevicePoolList(base.ObjectListBase):
     # Version 1.0: initial version (release 2)
     VERSION = "1.0"
 

@@ -91,13 +91,13 @@ class Service(base.NovaletPersistentObject, base.NovaletObject):
     @base.remotable
     def get_by_id(cls, context: Any, service_id: int) -> Service:
         """The live service with this id; raises ``ServiceNotFound``."""
-        return cls.obj_from_db(context, db_services.service_get(context, service_id))  # type: ignore[no-any-return]
+        return cls.obj_from_db(context, db_services.service_get(context, service_id))
 
     @classmethod
     @base.remotable
     def get_by_uuid(cls, context: Any, uuid: str) -> Service:
         """The live service with this uuid; raises ``ServiceNotFound``."""
-        return cls.obj_from_db(context, db_services.service_get_by_uuid(context, uuid))  # type: ignore[no-any-return]
+        return cls.obj_from_db(context, db_services.service_get_by_uuid(context, uuid))
 
     @classmethod
     @base.remotable
@@ -105,7 +105,7 @@ class Service(base.NovaletPersistentObject, base.NovaletObject):
                                binary: str) -> Service:
         """The live service ``binary`` on ``host``; raises ``ServiceNotFound``."""
         row = db_services.service_get_by_host_and_binary(context, host, binary)
-        return cls.obj_from_db(context, row)  # type: ignore[no-any-return]
+        return cls.obj_from_db(context, row)
 
     @classmethod
     @base.remotable
@@ -172,7 +172,7 @@ class Service(base.NovaletPersistentObject, base.NovaletObject):
 
 
 @base.NovaletObjectRegistry.register
-class ServiceList(base.ovo_base.ObjectListBase, base.NovaletObject):
+class ServiceList(base.ObjectListBase):
     # Version 1.0: initial version (release 1)
     # Version 1.1: Service 1.1; report_heartbeats() (release 2)
     # Version 1.2: Service 1.2 (release 3)
@@ -189,7 +189,7 @@ class ServiceList(base.ovo_base.ObjectListBase, base.NovaletObject):
         # A fleet listing may come from a replica; one host's, the primary.
         rows = db_services.service_get_all(context, binary=binary, host=host,
                                       replica=host is None)
-        return base.obj_make_list(context, cls(context), rows)  # type: ignore[call-overload, no-any-return]
+        return cls.obj_from_db(context, rows)
 
     @classmethod
     @base.remotable
@@ -208,4 +208,4 @@ class ServiceList(base.ovo_base.ObjectListBase, base.NovaletObject):
     def get_by_binary(cls, context: Any, binary: str) -> ServiceList:
         """Every live service of ``binary``."""
         rows = db_services.service_get_all(context, binary=binary, replica=True)
-        return base.obj_make_list(context, cls(context), rows)  # type: ignore[call-overload, no-any-return]
+        return cls.obj_from_db(context, rows)

@@ -10,6 +10,10 @@ all named ``novalet_*``).
 * ``check_releases(app_name)``: the app's newest release names every
   object of its namespace at the version the code has (a bumped object
   needs a new release, or ``auto`` would never send its new form).
+* ``check_no_pending_changes(obj)``: after a ``create()``, ``save()`` or
+  any remotable method that writes, nothing of ``obj`` (nested objects
+  included) is left marked changed; use it in a test taking
+  ``novalet_path``, so each path (local, in-process, RPC) is checked.
 * ``isolated_registry()``: what a block registers or loads is forgotten
   after it.
 """
@@ -76,6 +80,33 @@ def check_releases(app_name: str) -> None:
             % (app_name, "\n  ".join(lines)))
 
 
+def _pending(obj: Any, label: str) -> list[str]:
+    found = []
+    for name in sorted(obj.obj_what_changed()):
+        value = getattr(obj, name, None) if obj.obj_attr_is_set(name) else None
+        nested = (_pending(value, "%s.%s" % (label, name))
+                  if isinstance(value, ovo_base.VersionedObject) else [])
+        found.extend(nested or ["%s.%s" % (label, name)])
+    return found
+
+
+def check_no_pending_changes(obj: Any) -> None:
+    """Raise ``AssertionError`` naming each field of ``obj`` (and of the
+    objects it holds) still marked changed: a ``create()`` or ``save()``
+    that wrote them must reset them (``obj_reset_changes``, or build the
+    object from the row written: ``NovaletObject._from_db_object``), or
+    the next ``save()`` sends them again."""
+    if not isinstance(obj, ovo_base.VersionedObject):
+        raise TypeError("check_no_pending_changes takes an object, not %s"
+                        % type(obj).__name__)
+    pending = _pending(obj, obj.obj_name())
+    if pending:
+        raise AssertionError(
+            "%s has pending changes: %s (its method wrote them but left them "
+            "marked changed: reset them, e.g. with obj_reset_changes())"
+            % (obj.obj_name(), ", ".join(pending)))
+
+
 class RegistryState:
     """What is registered and loaded at one moment: novalet's registry,
     oslo.versionedobjects' registry and the loaded apps. ``restore()`` puts
@@ -109,5 +140,5 @@ def isolated_registry() -> Iterator[None]:
         state.restore()
 
 
-__all__ = ["RegistryState", "check_object_data", "check_releases",
-           "isolated_registry", "object_data"]
+__all__ = ["RegistryState", "check_no_pending_changes", "check_object_data",
+           "check_releases", "isolated_registry", "object_data"]

@@ -35,13 +35,18 @@ What "as written" means per block (and where it cannot be literal):
   and a compute would.
 * ``exit-codes`` (commands): runs against a reachable and an unreachable
   database.
-* ``app-objects`` (README, tutorial), ``app-migration-env``,
-  ``app-migration``, ``app-declaration``, ``app-setup`` (the tutorial
-  "Writing an app"): the package ``notes`` made of them, installed with the
-  ``setup.cfg`` block's entry point (a dist-info, as pip leaves it, on
-  ``PYTHONPATH``); then what the tutorial says: ``db sync`` migrates it, a
-  restarted ``novalet-conductor`` serves it, and a process with
-  ``indirection = rpc`` and no database creates and counts notes through it.
+* ``app-*`` (the app author's tutorial): the package ``notes`` made of
+  its blocks and the empty ``__init__.py`` files its tree names, installed
+  by the ``app-install`` block's ``pip install`` (not editable; into a
+  directory of its own on ``PYTHONPATH``, without dependencies: novalet is
+  this environment's), then its source deleted: what runs is what the wheel
+  carried. Its tests (``app-conftest``, ``app-tests``) pass on every path;
+  the rest of ``app-install`` runs (``db sync`` migrates it, the conductor
+  serves it), and ``app-client`` runs as written with a configuration of
+  ``indirection = rpc`` and an unreachable database: the note is made,
+  listed and counted through the conductor and ``NoteTooLong`` is caught
+  as itself. (The same with the example app built as a wheel into a clean
+  virtualenv: tests/integration/test_app_wheel.py.)
 """
 
 from __future__ import annotations
@@ -75,8 +80,9 @@ RST_DIRECTIVE = re.compile(r"^( *)\.\. (?:code-block|code|sourcecode)::[ \t]*(\S
 RST_MARKER = re.compile(r"^ *\.\. doc-test: ([\w-]+) *$")
 CONFIG_BLOCKS = ["config", "config-tls", "config-metrics", "config-oslo-metrics",
                  "config-scale", "config-auth-conductor", "config-auth-compute"]
-APP_BLOCKS = ["app-objects", "app-migration-env", "app-migration", "app-declaration",
-              "app-setup"]
+APP_BLOCKS = ["app-pyproject", "app-setup", "app-declaration", "app-exception",
+              "app-objects", "app-migration-env", "app-migration", "app-conftest",
+              "app-tests", "app-install", "app-client"]
 TESTED = {"two-commands", "deploy", "python-api", "exit-codes", "auth-commands",
           *CONFIG_BLOCKS, *APP_BLOCKS}
 
@@ -427,61 +433,84 @@ def test_two_commands(tmp_path: Any) -> None:
 # -- writing an app ------------------------------------------------------------------
 
 def test_writing_an_app_blocks(tmp_path: Any, rabbit_vhost: Any) -> None:
-    import configparser
+    from tests.apps import app_environment
 
-    from tests.apps import app_environment, install_app
-
-    package = tmp_path / "notes"
-    (package / "migrations" / "versions").mkdir(parents=True)
-    (package / "__init__.py").write_text("")
-    (package / "objects.py").write_text(block("app-objects"))
-    (package / "migrations" / "env.py").write_text(block("app-migration-env"))
-    (package / "migrations" / "versions" / "0001_notes.py").write_text(
-        block("app-migration"))
-    (package / "novalet_app.py").write_text(block("app-declaration"))
-    setup = configparser.ConfigParser()
-    setup.read_string(block("app-setup"))
-    install_app(tmp_path, "notes", setup["options.entry_points"]["novalet.apps"]
-                .strip() + "\n")
-    env = app_environment(tmp_path)
+    source = tmp_path / "src" / "notes"
+    files = {"pyproject.toml": "app-pyproject", "setup.cfg": "app-setup",
+             "notes/__init__.py": None, "notes/novalet_app.py": "app-declaration",
+             "notes/exception.py": "app-exception", "notes/objects.py": "app-objects",
+             "notes/migrations/__init__.py": None,
+             "notes/migrations/env.py": "app-migration-env",
+             "notes/migrations/versions/__init__.py": None,
+             "notes/migrations/versions/0001_notes.py": "app-migration",
+             "tests/conftest.py": "app-conftest", "tests/test_notes.py": "app-tests"}
+    tree = block_tree()
+    for name, marker in files.items():
+        assert name.rsplit("/", 1)[-1] in tree, name  # the tree names every file
+        path = source / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(block(marker) if marker else "")
+    [install, sync, serve] = _commands(block("app-install"))
+    assert shlex.split(install) == ["pip", "install", "./notes"]
+    site = tmp_path / "site"
+    built = subprocess.run(
+        [os.path.join(processes.BIN_DIR, "pip"), "install", "--quiet", "--no-deps",
+         "--no-build-isolation", "--target", str(site), "./notes"],
+        cwd=str(source.parent), capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stderr
+    tests = tmp_path / "notes-tests"
+    shutil.copytree(source / "tests", tests)
+    shutil.rmtree(tmp_path / "src")  # what runs below is what was installed
+    assert (site / "notes" / "migrations" / "versions" / "0001_notes.py").is_file()
+    env = app_environment(site)
     env["HOME"] = str(tmp_path)
+
+    tested = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p",
+         "no:xdist", str(tests)],
+        cwd=str(tests), capture_output=True, text=True, timeout=300,
+        env=dict(env, NOVALET_REQUIRE_SERVICES="1"))
+    assert tested.returncode == 0, tested.stdout[-4000:] + tested.stderr[-2000:]
+    assert "4 passed" in tested.stdout, tested.stdout[-2000:]
+
     topic = "conductor-%s" % os.urandom(4).hex()
-    config = processes.write_config(str(tmp_path / "novalet.conf"), {
-        "DEFAULT": {"transport_url": rabbit_vhost.url, "host": "notes-conductor",
-                    "apps": "notes"},
+    processes.write_config(str(tmp_path / "novalet.conf"), {
+        "DEFAULT": {"transport_url": rabbit_vhost.url, "host": "notes-conductor"},
         "database": {"connection": "sqlite:///%s" % (tmp_path / "novalet.sqlite")},
         "conductor": {"workers": 1, "topic": topic}})
-    synced = subprocess.run([os.path.join(processes.BIN_DIR, "novalet-manage"),
-                             "--config-file", config, "db", "sync"],
-                            capture_output=True, text=True, timeout=120, env=env)
+    argv = shlex.split(sync)
+    synced = subprocess.run([os.path.join(processes.BIN_DIR, argv[0]), *argv[1:]],
+                            cwd=str(tmp_path), capture_output=True, text=True,
+                            timeout=120, env=env)
     assert synced.returncode == 0, synced.stderr
     assert "App notes is at notes_0001" in synced.stdout
-    conductor = processes.ServiceProcess("novalet-conductor", config,
+    argv = shlex.split(serve)
+    conductor = processes.ServiceProcess(argv[0], str(tmp_path / argv[2]),
                                          str(tmp_path / "conductor.log"), env=env)
     try:
         conductor.wait_for_log("novalet-conductor started on notes-conductor", timeout=90)
-        agent_config = processes.write_config(str(tmp_path / "agent.conf"), {
-            "DEFAULT": {"transport_url": rabbit_vhost.url, "apps": "notes"},
+        assert "notes (release 1)" in conductor.log()
+        client_config = processes.write_config(str(tmp_path / "client.conf"), {
+            "DEFAULT": {"transport_url": rabbit_vhost.url},
             "conductor": {"topic": topic},
             "objects": {"indirection": "rpc"},
             "database": {"connection": "postgresql://nobody@127.0.0.1:1/none"}})
-        script = tmp_path / "agent.py"
-        script.write_text(
-            "import sys\n"
-            "from novalet import conf, context, db, indirection, objects\n"
-            "conf.parse_args(['--config-file', sys.argv[1]])\n"
-            "objects.register_all()\n"
-            "indirection.configure(conf.CONF)\n"
-            "assert db.access_blocked()\n"
-            "from notes.objects import Note\n"
-            "ctxt = context.get_admin_context()\n"
-            "note = Note(ctxt, text='hi')\n"
-            "note.create()\n"
-            "print(note.id, Note.count(ctxt))\n")
-        ran = subprocess.run([sys.executable, str(script), agent_config],
-                             capture_output=True, text=True, timeout=120, env=env)
+        script = tmp_path / "client.py"
+        script.write_text(block("app-client"))
+        ran = subprocess.run([sys.executable, str(script), client_config],
+                             cwd=str(tmp_path), capture_output=True, text=True,
+                             timeout=120, env=env)
         assert ran.returncode == 0, ran.stderr
-        assert ran.stdout.split() == ["1", "1"], ran.stdout
+        assert ran.stdout.splitlines() == [
+            "['hi'] 1", "refused: {'limit': 255, 'length': 300}"], ran.stdout
         assert not conductor.errors(), conductor.errors()
     finally:
         conductor.stop()
+
+
+def block_tree() -> str:
+    """The tutorial's tree of files (the unmarked block that lists them)."""
+    [tree] = {text for _path, marker, lang, text in _blocks()
+              if marker is None and lang in ("", "text", "none")
+              and "notes/migrations/env.py" in text}
+    return tree

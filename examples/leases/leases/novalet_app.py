@@ -6,6 +6,7 @@ APP = app.App(
     name="leases",
     object_modules=["leases.objects"],
     migrations="leases.db:migrations",
+    exceptions=["leases.exception"],
     releases={
         "1": {"Subnet": "1.0", "Lease": "1.0", "LeaseList": "1.0"},
         "2": {"Subnet": "1.0", "Lease": "1.1", "LeaseList": "1.1"},

@@ -1,19 +1,24 @@
 """DHCP leases: a Lease (with its Subnet nested) and a LeaseList.
 
 Lease 1.1 adds ``client_id`` (DHCP option 61); a 1.0 peer gets it dropped.
+Every class is an object of the app ``leases`` through ``@APP.register``
+(the namespace is said once, in ``leases.novalet_app``).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from oslo_utils import versionutils
 
-from novalet import db, exception
+from leases import exception
+from leases.novalet_app import APP
+from novalet import db
 from novalet.objects import base, fields
 
-NAMESPACE = "leases"
+if TYPE_CHECKING:
+    import netaddr
 
 LEASES = sa.Table(
     "leases", sa.MetaData(),
@@ -24,27 +29,21 @@ LEASES = sa.Table(
     sa.Column("expires_at", sa.Integer))
 
 
-@base.NovaletObjectRegistry.register
+@APP.register
 class Subnet(base.NovaletObject):
     # Version 1.0: initial version
-    OBJ_PROJECT_NAMESPACE = NAMESPACE
     VERSION = "1.0"
     fields = {"cidr": fields.IPNetworkField(), "gateway": fields.IPAddressField()}
 
-
-def _lease(context: Any, row: Any) -> Lease:
-    lease = Lease(context, id=row.id, ip=row.ip, mac=row.mac, hostname=row.hostname,
-                  client_id=row.client_id, expires_at=row.expires_at,
-                  subnet=Subnet(cidr=row.subnet_cidr, gateway=row.subnet_gateway))
-    lease.obj_reset_changes(recursive=True)
-    return lease
+    # Field attributes, for mypy (oslo.versionedobjects sets them).
+    cidr: netaddr.IPNetwork
+    gateway: netaddr.IPAddress
 
 
-@base.NovaletObjectRegistry.register
+@APP.register
 class Lease(base.NovaletObject):
     # Version 1.0: initial version (release 1)
     # Version 1.1: client_id (release 2)
-    OBJ_PROJECT_NAMESPACE = NAMESPACE
     VERSION = "1.1"
     fields = {
         "id": fields.IntegerField(read_only=True),
@@ -56,15 +55,32 @@ class Lease(base.NovaletObject):
         "expires_at": fields.IntegerField(),
     }
     obj_relationships = {"subnet": [("1.0", "1.0")]}
+    #: Not one column: made of subnet_cidr and subnet_gateway.
+    obj_extra_fields = ["subnet"]
+
+    # Field attributes, for mypy (oslo.versionedobjects sets them).
+    id: int
+    ip: netaddr.IPAddress
+    mac: str
+    hostname: str | None
+    client_id: str | None
+    subnet: Subnet
+    expires_at: int
 
     def obj_make_compatible(self, primitive: dict[str, Any], target_version: str) -> None:
         super().obj_make_compatible(primitive, target_version)
         if versionutils.convert_version_to_tuple(target_version) < (1, 1):
             primitive.pop("client_id", None)
 
+    @staticmethod
+    def _from_db_object(context: Any, obj: Any, db_row: Any) -> Any:
+        obj.subnet = Subnet(cidr=db_row.subnet_cidr, gateway=db_row.subnet_gateway)
+        # The other fields, the context, and no changes pending.
+        return base.NovaletObject._from_db_object(context, obj, db_row)
+
     @base.remotable
     def create(self) -> None:
-        """Hand out this lease (its ip must be free)."""
+        """Hand out this lease; raises ``IPAlreadyLeased``."""
         values = {"ip": str(self.ip), "mac": self.mac, "hostname": self.hostname,
                   "client_id": self.client_id if self.obj_attr_is_set("client_id") else None,
                   "subnet_cidr": str(self.subnet.cidr),
@@ -74,10 +90,11 @@ class Lease(base.NovaletObject):
             taken = session.execute(sa.select(LEASES.c.id).where(
                 LEASES.c.ip == values["ip"])).first()
             if taken is not None:
-                raise exception.Conflict(reason="%s is leased already" % self.ip)
+                raise exception.IPAlreadyLeased(ip=values["ip"])
             result = session.execute(sa.insert(LEASES).values(**values))
-            self.id = int(result.inserted_primary_key[0])
-        self.obj_reset_changes(recursive=True)
+            row = session.execute(sa.select(LEASES).where(
+                LEASES.c.id == result.inserted_primary_key[0])).one()
+        self._from_db_object(self._context, self, row)
 
     @base.remotable
     def renew(self, now: int, seconds: int) -> int:
@@ -94,27 +111,30 @@ class Lease(base.NovaletObject):
     @base.remotable
     @db.reader
     def get_by_ip(cls, context: Any, ip: str) -> Lease:
+        """The lease of ``ip``; raises ``LeaseNotFound``."""
         row = context.session.execute(
             sa.select(LEASES).where(LEASES.c.ip == str(ip))).first()
         if row is None:
-            raise exception.NotFound(reason="no lease for %s" % ip)
-        return _lease(context, row)
+            raise exception.LeaseNotFound(ip=str(ip))
+        return cls.obj_from_db(context, row)
 
 
-@base.NovaletObjectRegistry.register
-class LeaseList(base.ovo_base.ObjectListBase, base.NovaletObject):
+@APP.register
+class LeaseList(base.ObjectListBase):
     # Version 1.0: Lease 1.0
     # Version 1.1: Lease 1.1
-    OBJ_PROJECT_NAMESPACE = NAMESPACE
     VERSION = "1.1"
     fields = {"objects": fields.ListOfObjectsField("Lease")}
     child_versions = {"1.0": "1.0", "1.1": "1.1"}
+
+    objects: list[Lease]
 
     @classmethod
     @base.remotable
     @db.reader
     def get_by_subnet(cls, context: Any, cidr: str) -> LeaseList:
+        """The leases of the subnet ``cidr``, by address."""
         rows = context.session.execute(
             sa.select(LEASES).where(LEASES.c.subnet_cidr == str(cidr))
             .order_by(LEASES.c.ip))
-        return cls(context, objects=[_lease(context, row) for row in rows])
+        return cls.obj_from_db(context, rows)
