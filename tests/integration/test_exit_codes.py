@@ -152,6 +152,24 @@ def test_conductor_metrics_port_in_use(tmp_path: Any, rabbit_vhost: Any,
     assert "OSError" not in line and "Errno" not in line
 
 
+@pytest.mark.parametrize("binary", ["novalet-conductor", "novalet-compute"])
+def test_queue_manager_without_lock_path(tmp_path: Any, rabbit_vhost: Any,
+                                         sqlite_db: Any, binary: str) -> None:
+    """use_queue_manager needs a lock directory: one line naming both
+    options (exit 2), not a traceback from the first call."""
+    config = _config(tmp_path, "qm",
+                     DEFAULT={"transport_url": rabbit_vhost.url},
+                     conductor={"workers": 1},
+                     database={"connection": sqlite_db.url},
+                     oslo_messaging_rabbit={"use_queue_manager": True})
+    env = {k: v for k, v in os.environ.items() if k != "OSLO_LOCK_PATH"}
+    result = processes.run_command(binary, "--config-file", config, timeout=120,
+                                   env=env)
+    _one_line(result, 2, "%s: cannot start: Configuration error: "
+              "[oslo_messaging_rabbit] use_queue_manager = true needs "
+              "[oslo_concurrency] lock_path" % binary)
+
+
 @pytest.mark.parametrize("content, reason", [
     (None, "No such file or directory"),
     ("not json\n", "not a novalet key file"),
