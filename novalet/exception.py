@@ -31,6 +31,7 @@ carries a message template filled from keyword arguments::
      |    +-- RPCTimeout, BrokerUnavailable
      +-- ComputeResourcesUnavailable
      +-- ServiceTooOld
+     +-- MetricsPortUnavailable     (``[metrics] bind_port`` cannot be bound)
      +-- VirtDriverError
           +-- HypervisorUnavailable
 
@@ -312,6 +313,13 @@ class ServiceTooOld(NovaletException):
     """A service older than the oldest supported release is registered."""
     msg_fmt = ("Service %(binary)s on %(host)s has version %(version)s; the "
                "oldest this release supports is %(minimum)s")
+
+
+class MetricsPortUnavailable(NovaletException):
+    """The metrics endpoint cannot listen on ``[metrics] bind_host:bind_port``."""
+    msg_fmt = ("[metrics] bind_port %(port)s (bind_host %(host)s) cannot be "
+               "used: %(reason)s. Stop what holds it or set another [metrics] "
+               "bind_port")
 
 
 class VirtDriverError(NovaletException):

@@ -200,8 +200,15 @@ class Service(oslo_service.Service):
             follow(novalet_context.get_admin_context(), ref)
 
     def reset(self) -> None:
-        """SIGHUP (oslo.service): re-read the peers' versions for the caps;
-        mutable options were already reloaded by the launcher."""
+        """oslo.service's in-process ``Launcher.restart()``: re-read the
+        peers' versions for the caps (mutable options were already reloaded).
+
+        Not what SIGHUP does to ``novalet-conductor`` and ``novalet-compute``:
+        their launcher (oslo.service's threading backend, on cotyledon)
+        re-reads the config files in the parent with ``mutate_config_files``
+        (immutable options keep their values), then stops the worker as
+        SIGTERM does and forks a new one, which starts from the beginning
+        (``start()``: record, audit, RPC server, caps read afresh)."""
         api = indirection.current()
         if api is not None and hasattr(api, "invalidate_caps"):
             api.invalidate_caps()

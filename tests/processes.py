@@ -23,9 +23,10 @@ def write_config(path: str, sections: dict[str, dict[str, Any]]) -> str:
     return path
 
 
-def run_command(binary: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_command(binary: str, *args: str, timeout: float = 120,
+                env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([os.path.join(BIN_DIR, binary), *args],
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def wait_for(predicate: Any, timeout: float = 30.0, what: str = "condition",

@@ -66,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         freeze_heap=True)
     try:
         _serve_metrics(CONF, sg)
-    except Exception as e:  # e.g. the metrics port in use: one line, exit 1
+    except Exception as e:  # MetricsPortUnavailable: one line, exit 1
         return common.fail(BINARY, e)
     service.freeze_heap()
     launcher = oslo_service.launch(CONF, server,

@@ -158,8 +158,13 @@ class UpgradeChecks(upgradecheck.UpgradeCommands):
                                                      _listing(too_old)))
         if not services:
             return Result(Code.SUCCESS, "No services are registered.")
+        lowest = min(s.version for s in services)
         return Result(Code.SUCCESS, "All %d service(s) are at version %d "
-                      "(release %s) or newer." % (len(services), oldest, release))
+                      "(release %s) or newer; the oldest this release supports "
+                      "is version %d (release %s)." % (
+                          len(services), lowest,
+                          releases.release_of_service_version(lowest) or "?",
+                          oldest, release))
 
     @_guarded
     def check_services_holding_caps(self) -> Result:

@@ -36,6 +36,10 @@ def load(name: str, conf: cfg.ConfigOpts) -> IndirectionAPI:
     try:
         manager = stevedore_driver.DriverManager(
             NAMESPACE, name, invoke_on_load=True, invoke_args=(conf,))
+    except exception.NovaletException:
+        # The plugin was found and refused to start (``rpc`` cannot read
+        # its ``[auth] key_file``): its own error says what to fix.
+        raise
     except Exception as e:
         raise exception.ConfigurationError(
             reason="[objects] indirection=%r cannot be loaded from entry point "

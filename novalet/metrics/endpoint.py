@@ -34,6 +34,7 @@ from wsgiref import simple_server
 from oslo_log import log as logging
 from oslo_service import service as oslo_service
 
+from novalet import exception
 from novalet.metrics import health as health_mod
 from novalet.metrics import registry
 
@@ -159,9 +160,13 @@ class Endpoint:
         self.health = health
         self._metrics_app = prom.make_wsgi_app(self.registry)
         server_class = _ThreadingServer6 if ":" in host else _ThreadingServer
-        self._server = simple_server.make_server(
-            host, port, self._app, server_class=server_class,
-            handler_class=_QuietHandler)
+        try:
+            self._server = simple_server.make_server(
+                host, port, self._app, server_class=server_class,
+                handler_class=_QuietHandler)
+        except OSError as e:  # in use, a privileged port, an address not ours
+            raise exception.MetricsPortUnavailable(
+                port=port, host=host, reason=e.strerror or e) from e
         self.host = host
         self.port = self._server.server_address[1]
         self._thread: threading.Thread | None = None
@@ -243,7 +248,8 @@ def serve(conf: Any, *, checks: Iterable[health_mod.Check] = (),
           collectors: Iterable[Any] = (), start: bool = True) -> Endpoint | None:
     """Bind the endpoint on ``[metrics] bind_host:bind_port`` and start
     serving it unless ``start`` is false (metrics must be ``setup()``);
-    None when metrics are off. Raises ``OSError`` if it cannot bind."""
+    None when metrics are off. Raises ``MetricsPortUnavailable`` if it
+    cannot bind (the port in use, say)."""
     if not enabled(conf) or registry.current is None:
         return None
     endpoint = Endpoint(conf.metrics.bind_host, conf.metrics.bind_port,

@@ -14,6 +14,8 @@ def counted(ok: bool) -> None:
     m = registry.current
     if m is not None:
         m.child(m.heartbeats, "ok" if ok else "failed").inc()
+        if ok:
+            m.heartbeat_last_ok.set(time.time())
 
 
 @contextlib.contextmanager

@@ -80,6 +80,11 @@ class Metrics:
             "novalet_heartbeats",
             "Heartbeats of the services in this process, by outcome "
             "(ok, failed).", ["outcome"], **kw)
+        self.heartbeat_last_ok = prom.Gauge(
+            "novalet_heartbeat_last_success_timestamp_seconds",
+            "When a heartbeat of a service in this process last worked (Unix "
+            "time; 0 before the first).",
+            multiprocess_mode="max", **kw)
         self.heartbeat_duration = prom.Histogram(
             "novalet_heartbeat_duration_seconds",
             "Time a heartbeat call took (one call may carry several "

@@ -91,6 +91,7 @@ def check_broker(conf: cfg.ConfigOpts, timeout: float) -> None:
     masked = masked_transport_url(conf)
     transport = messaging.get_rpc_transport(conf)
     try:
+        check_queue_manager(conf)
         # One round tries every host once (the driver fails over in order).
         client = messaging.get_rpc_client(
             transport, messaging.Target(
@@ -110,6 +111,24 @@ def check_broker(conf: cfg.ConfigOpts, timeout: float) -> None:
             time.sleep(1.0)
     finally:
         transport.cleanup()
+
+
+def check_queue_manager(conf: cfg.ConfigOpts) -> None:
+    """Raise ``ConfigurationError`` when ``[oslo_messaging_rabbit]
+    use_queue_manager`` is on without ``[oslo_concurrency] lock_path``:
+    oslo.messaging guards its per-host queue counter with a file lock
+    there, and would fail with a traceback at the first call instead.
+    (The rabbit driver's options exist once its transport was made.)"""
+    rabbit = getattr(conf, "oslo_messaging_rabbit", None)
+    if rabbit is None or not getattr(rabbit, "use_queue_manager", False):
+        return
+    from oslo_concurrency import lockutils
+
+    if not lockutils.get_lock_path(conf):
+        raise exception.ConfigurationError(
+            reason="[oslo_messaging_rabbit] use_queue_manager = true needs "
+                   "[oslo_concurrency] lock_path (a directory for the file "
+                   "lock of its per-host queue counter)")
 
 
 def _broker_reason(conf: cfg.ConfigOpts, url: Any, error: Exception) -> str:

@@ -91,13 +91,34 @@ def test_healthy_deployment_passes(run: Status, healthy: Any) -> None:
     assert results[SCHEMA] == (SUCCESS, "The database schema is at revision %s, "
                                "the newest this release knows."
                                % migration.head_revision())
+    # The real minimum of the fleet (every service at this release's
+    # version), then the oldest this release would accept.
+    current = releases.SERVICE_VERSION
     oldest = releases.OLDEST_SUPPORTED_SERVICE_VERSION
+    assert current != oldest  # else this test could not tell them apart
     assert results[VERSIONS] == (SUCCESS, "All 3 service(s) are at version %d "
-                                 "(release %s) or newer." % (oldest, _release(oldest)))
+                                 "(release %s) or newer; the oldest this release "
+                                 "supports is version %d (release %s)."
+                                 % (current, _release(current), oldest,
+                                    _release(oldest)))
     assert results[TIMING] == (SUCCESS, "service_down_time (60s) is 6.0 times "
                                "report_interval (10s).")
     assert results[NODES] == (SUCCESS, "All 3 compute node(s) belong to a live "
                               "novalet-compute service.")
+
+
+def test_service_versions_name_the_fleets_real_minimum(run: Status,
+                                                       healthy: Any) -> None:
+    """One service of an older (still supported) release: the minimum is
+    its version, not this release's nor the oldest supported one."""
+    older = releases.SERVICE_VERSION - 1
+    assert releases.OLDEST_SUPPORTED_SERVICE_VERSION < older
+    _compute(healthy, "cmp-old", version=older, nodes=())
+    _code, results = run.check()
+    result, details = results[VERSIONS]
+    assert result == SUCCESS
+    assert details.startswith("All 4 service(s) are at version %d (release %s) "
+                              "or newer;" % (older, _release(older)))
 
 
 def test_table_output(run: Status, healthy: Any) -> None:

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from novalet import conf as novalet_conf
-from novalet import context, indirection, objects
+from novalet import context, exception, indirection, objects
 from tests import processes
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -155,23 +155,42 @@ def test_several_workers_serve(tmp_path, rabbit_vhost, postgresql_db, conf):
     assert not proc.errors(), proc.errors()
 
 
-def test_sigusr2_prints_a_report_and_sighup_reloads(tmp_path, rabbit_vhost,
-                                                    postgresql_db, conf):
+#: A worker's start line; group 1 is its PID.
+STARTED = (r"(\d+) INFO novalet\.service \[cond-test\] \[[^\]]*\] "
+           r"novalet-conductor started on cond-test")
+
+
+def test_sigusr2_prints_a_report_and_sighup_restarts_the_worker(
+        tmp_path, rabbit_vhost, postgresql_db, conf):
+    """What SIGHUP really does (oslo.service's threading launcher, on
+    cotyledon): the parent process stays and re-reads its config files with
+    ``mutate_config_files`` (a mutable option takes its new value, a change
+    to an immutable one is ignored with a warning), then stops its worker
+    as SIGTERM would and forks a new one (a new PID) with that
+    configuration: the worker is restarted, not reloaded in place."""
     proc, config, topic = _start(tmp_path, rabbit_vhost, postgresql_db)
     try:
-        proc.wait_for_log("novalet-conductor started")
+        first_start = proc.wait_for_log(
+            STARTED)
+        old_worker = int(first_start.group(1))
+        assert processes.children(proc.proc.pid) == [old_worker]
         proc.signal(signal.SIGUSR2)
         proc.wait_for_log(r"Guru Meditation")
         with open(config) as f:
             text = f.read()
-        with open(config, "w") as f:  # a mutable option changes
-            f.write(text.replace("[DEFAULT]\n", "[DEFAULT]\nreport_interval = 3\n", 1))
+        with open(config, "w") as f:  # a mutable and an immutable option change
+            f.write(text.replace("[DEFAULT]\n", "[DEFAULT]\nreport_interval = 3\n", 1)
+                    .replace("host = cond-test", "host = renamed", 1))
         proc.signal(signal.SIGHUP)
-        # The launcher re-reads its files and starts its worker anew, which
-        # beats at the new interval: 3 beats in 15 s (at 10 s: 20 s or more).
         proc.wait_for_log(r"Option DEFAULT\.report_interval changed from "
                           r"\[[^\]]*\] to \[3\]")
-        proc.wait_for_log("novalet-conductor started on cond-test", count=2)
+        proc.wait_for_log(r"Ignoring change to immutable option DEFAULT\.host")
+        second_start = proc.wait_for_log(
+            STARTED, count=2)
+        new_worker = int(second_start.group(1))
+        assert new_worker != old_worker  # a new process, same parent
+        assert proc.proc.poll() is None
+        assert processes.children(proc.proc.pid) == [new_worker]
         _use(conf, topic, rabbit_vhost.url, postgresql_db.url)
         ctxt = context.get_admin_context()  # it serves, and beats faster
 
@@ -184,6 +203,9 @@ def test_sigusr2_prints_a_report_and_sighup_reloads(tmp_path, rabbit_vhost,
         while beats() < first + 3:
             assert time.monotonic() < deadline, "fewer than 3 beats in 15 s"
             time.sleep(0.5)
+        with pytest.raises(exception.ServiceNotFound):  # host was not renamed
+            objects.Service.get_by_host_and_binary(ctxt, "renamed",
+                                                   "novalet-conductor")
     finally:
         assert proc.stop() == 0
     assert not proc.errors(), proc.errors()

@@ -7,6 +7,7 @@ in tests/functional/test_manage.py and test_status.py."""
 from __future__ import annotations
 
 import os
+import socket
 from typing import Any
 
 import pytest
@@ -116,8 +117,78 @@ def test_compute_codes(tmp_path: Any, rabbit_vhost: Any, sqlite_db: Any,
                         version=0).create()
         _one_line(_run("novalet-compute", "--config-file", alone), 1,
                   "ancient", "oldest this release supports")
+        objects.Service.get_by_host_and_binary(
+            ctxt, "ancient", "novalet-compute").destroy()
+        # 1: the metrics port is held by another process: the line names
+        # the port and the option (the compute binds it after the checks).
+        with socket.socket() as held:
+            held.bind(("127.0.0.1", 0))
+            held.listen()
+            port = held.getsockname()[1]
+            busy = _config(tmp_path, "busy", **shared,
+                           metrics={"bind_host": "127.0.0.1", "bind_port": port})
+            _one_line(_run("novalet-compute", "--config-file", busy), 1,
+                      "novalet-compute: cannot start: [metrics] bind_port %d "
+                      "(bind_host 127.0.0.1) cannot be used: Address already in "
+                      "use" % port)
     finally:
         conductor.stop()
+
+
+def test_conductor_metrics_port_in_use(tmp_path: Any, rabbit_vhost: Any,
+                                       sqlite_db: Any) -> None:
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        config = _config(tmp_path, "busy-cond",
+                         DEFAULT={"transport_url": rabbit_vhost.url},
+                         conductor={"workers": 1},
+                         database={"connection": sqlite_db.url},
+                         metrics={"bind_host": "127.0.0.1", "bind_port": port})
+        line = _one_line(_run("novalet-conductor", "--config-file", config), 1,
+                         "[metrics] bind_port %d" % port, "Address already in use",
+                         "set another [metrics] bind_port")
+    assert "OSError" not in line and "Errno" not in line
+
+
+@pytest.mark.parametrize("binary", ["novalet-conductor", "novalet-compute"])
+def test_queue_manager_without_lock_path(tmp_path: Any, rabbit_vhost: Any,
+                                         sqlite_db: Any, binary: str) -> None:
+    """use_queue_manager needs a lock directory: one line naming both
+    options (exit 2), not a traceback from the first call."""
+    config = _config(tmp_path, "qm",
+                     DEFAULT={"transport_url": rabbit_vhost.url},
+                     conductor={"workers": 1},
+                     database={"connection": sqlite_db.url},
+                     oslo_messaging_rabbit={"use_queue_manager": True})
+    env = {k: v for k, v in os.environ.items() if k != "OSLO_LOCK_PATH"}
+    result = processes.run_command(binary, "--config-file", config, timeout=120,
+                                   env=env)
+    _one_line(result, 2, "%s: cannot start: Configuration error: "
+              "[oslo_messaging_rabbit] use_queue_manager = true needs "
+              "[oslo_concurrency] lock_path" % binary)
+
+
+@pytest.mark.parametrize("content, reason", [
+    (None, "No such file or directory"),
+    ("not json\n", "not a novalet key file"),
+])
+def test_compute_key_file_errors_come_first(tmp_path: Any, content: str | None,
+                                            reason: str) -> None:
+    """A bad ``[auth] key_file`` is named with its problem, not as an
+    ``[objects] indirection`` the operator never set (exit 2)."""
+    key = tmp_path / "host.key"
+    if content is not None:
+        key.write_text(content)
+        key.chmod(0o600)
+    config = _config(tmp_path, "keyed",
+                     DEFAULT={"transport_url": _closed_broker()},
+                     auth={"key_file": str(key)})
+    line = _one_line(_run("novalet-compute", "--config-file", config), 2)
+    assert line.startswith("novalet-compute: cannot start: Key file %s: %s"
+                           % (key, reason)), line
+    assert "indirection" not in line and "entry point" not in line
 
 
 def test_allinone_codes(tmp_path: Any, sqlite_db: Any) -> None:

@@ -328,6 +328,39 @@ def test_workers_share_one_endpoint(cluster, rabbit_vhost, postgresql_db):
     assert not re.search(r"Traceback", cond.log())
 
 
+def test_compute_sighup_restarts_the_worker_behind_the_same_endpoint(
+        cluster, rabbit_vhost, postgresql_db):
+    """SIGHUP to a compute: the parent stays, a new worker (new PID) starts
+    from the beginning (a second start line, a new first audit) and serves
+    the endpoint the parent bound, from its own memory: the counters are
+    the new process's."""
+    cond = cluster.start("cond", "novalet-conductor")
+    cond.wait_for_log("novalet-conductor started")
+    comp = cluster.start("cmp", "novalet-compute")
+    comp_url = metrics_url(comp)
+    comp.wait_for_log("novalet-compute started")
+    [old_worker] = processes.children(comp.proc.pid)
+    wait_for(lambda: value(scrape(comp_url), "novalet_heartbeats_total",
+                           outcome="ok") >= 2, 30, "two heartbeats")
+    before = scrape(comp_url)
+    comp.signal(signal.SIGHUP)
+    comp.wait_for_log("novalet-compute started", count=2)
+    [new_worker] = wait_for(
+        lambda: [p for p in processes.children(comp.proc.pid) if p != old_worker],
+        30, "the new worker")
+    assert comp.proc.poll() is None
+    assert old_worker not in processes.children(comp.proc.pid)
+    after = wait_for(lambda: get(comp_url + "/healthz") == (200, "ok\n")
+                     and scrape(comp_url), 30, "the endpoint served again")
+    # The serving process is the new worker: its own start time and counts.
+    assert (value(after, "process_start_time_seconds")
+            > value(before, "process_start_time_seconds"))
+    assert (value(after, "novalet_resource_audit_duration_seconds_count",
+                  node="cmp-node-1") >= 1)
+    assert comp.stop() == 0 and cond.stop() == 0
+    assert not comp.errors(), comp.errors()
+
+
 def test_allinone_turns_metrics_on_and_prints_the_url(tmp_path):
     config = processes.write_config(str(tmp_path / "aio.conf"), {
         "DEFAULT": {"state_path": str(tmp_path / "state")}})

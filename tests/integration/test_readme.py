@@ -84,7 +84,7 @@ APP_BLOCKS = ["app-pyproject", "app-setup", "app-declaration", "app-exception",
               "app-objects", "app-migration-env", "app-migration", "app-conftest",
               "app-tests", "app-install", "app-client"]
 TESTED = {"two-commands", "deploy", "python-api", "exit-codes", "auth-commands",
-          *CONFIG_BLOCKS, *APP_BLOCKS}
+          "prometheus-scrape", *CONFIG_BLOCKS, *APP_BLOCKS}
 
 
 def _markdown_blocks(path: str) -> list[tuple[str | None, str, str]]:
@@ -136,12 +136,20 @@ def _rst_blocks(path: str) -> list[tuple[str | None, str, str]]:
     return found
 
 
+#: Pages whose blocks another module tests (with markers of its own).
+TESTED_ELSEWHERE = {
+    # tests/integration/test_scale_out_guide.py deploys the guide from it.
+    os.path.join(DOC_SOURCE, "admin", "scale-out.rst"),
+}
+
+
 def doc_files() -> list[str]:
-    """The README and every reST page of doc/source."""
+    """The README and every reST page of doc/source (but those of
+    ``TESTED_ELSEWHERE``)."""
     pages = [os.path.join(directory, name)
              for directory, _dirs, names in os.walk(DOC_SOURCE)
              for name in names if name.endswith(".rst")]
-    return [README, *sorted(pages)]
+    return [README, *sorted(p for p in pages if p not in TESTED_ELSEWHERE)]
 
 
 def _blocks() -> list[tuple[str, str | None, str, str]]:
@@ -182,6 +190,16 @@ def test_every_runnable_block_is_tested() -> None:
     assert {marker for _path, marker, _lang, _text in blocks if marker} == TESTED
     for name in TESTED:
         block(name)  # each copy of a block is the same text
+
+
+def test_prometheus_scrape_block_is_the_shipped_configuration() -> None:
+    """The monitoring guide's scrape jobs are etc/prometheus/prometheus.yml's."""
+    import yaml
+
+    with open(os.path.join(ROOT, "etc", "prometheus", "prometheus.yml")) as f:
+        shipped = yaml.safe_load(f)
+    assert yaml.safe_load(block("prometheus-scrape")) == {
+        "scrape_configs": shipped["scrape_configs"]}
 
 
 def test_block_extraction_reads_rst() -> None:
