@@ -101,11 +101,11 @@ def test_rabbitmq_commands(run: Any) -> None:
         "rabbitmqctl add_user compute-1 pw",
         "rabbitmqctl set_permissions -p novalet compute-1 "
         "'^(novalet|compute|compute\\.compute\\-1|compute_fanout|"
-        "compute_fanout_.*|reply_.*)$' "
+        "compute_fanout_.*|reply_compute\\-1:.*)$' "
         "'^(novalet|compute|compute\\.compute\\-1|compute_fanout|"
-        "compute_fanout_.*|reply_.*|amq\\.default)$' "
+        "compute_fanout_.*|reply_compute\\-1:.*|amq\\.default)$' "
         "'^(novalet|compute|compute\\.compute\\-1|compute_fanout|"
-        "compute_fanout_.*|reply_.*)$'",
+        "compute_fanout_.*|reply_compute\\-1:.*)$'",
         "rabbitmqctl set_topic_permissions -p novalet compute-1 novalet "
         "'^(conductor|novalet\\-startup\\-check\\-.*)$' "
         "'^compute(\\.compute\\-1)?$'",
