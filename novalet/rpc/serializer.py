@@ -116,7 +116,8 @@ class ExpectedReply:
     def refuse(self, reason: str) -> exception.ReplyRefused:
         """The error for a refused reply, logged (one line per kind and
         interval)."""
-        _REFUSALS.warn("reply: " + reason.split(" (")[0],
+        _REFUSALS.warn("reply %s.%s: %s" % (self.topic, self.method,
+                                            reason.split(" (")[0]),
                        "Refused the reply to %s.%s: %s", self.topic,
                        self.method, reason)
         return exception.ReplyRefused(topic=self.topic, method=self.method,
@@ -128,7 +129,8 @@ class ExpectedReply:
         if not self.plain_allowed:
             raise self.refuse("not authenticated (%s without a MAC; "
                               "[auth] require_reply_auth is true)" % what)
-        _REFUSALS.warn("reply: plain", "Accepted an unauthenticated reply "
+        _REFUSALS.warn("plain reply %s.%s" % (self.topic, self.method),
+                       "Accepted an unauthenticated reply "
                        "to %s.%s ([auth] require_reply_auth is false)",
                        self.topic, self.method)
 
