@@ -45,9 +45,9 @@ MAX_QUEUE_NAME = 255
 
 def name_reply_queues(transport: Any, prefix: str) -> bool:
     """Make ``transport``'s driver name its reply queue ``prefix`` + what
-    the library would have put after ``reply_`` (a digest of it when the
-    whole would pass RabbitMQ's 255 bytes: still stable for the queue
-    manager). Returns False for a driver that makes no reply queue (e.g.
+    the library would have put after ``reply_`` (a digest of it, as long
+    as fits, when the whole would pass RabbitMQ's 255 bytes: still stable
+    for the queue manager). Returns False for a driver that makes no reply queue (e.g.
     ``fake://``). ``prefix`` starts with ``reply_``."""
     driver: Any = getattr(transport, "_driver", None)
     make = getattr(driver, "_get_reply_queue_name", None)
@@ -59,7 +59,8 @@ def name_reply_queues(transport: Any, prefix: str) -> bool:
         made = original()
         rest = made[len(REPLY_PREFIX):] if made.startswith(REPLY_PREFIX) else made
         if len((prefix + rest).encode()) > MAX_QUEUE_NAME:
-            rest = hashlib.sha256(rest.encode()).hexdigest()[:32]
+            room = max(8, MAX_QUEUE_NAME - len(prefix.encode()))
+            rest = hashlib.sha256(rest.encode()).hexdigest()[:min(32, room)]
         return prefix + rest
 
     named.novalet_original = original  # type: ignore[attr-defined]

@@ -131,7 +131,9 @@ class _VerifyingDispatcher:
     refused one never reaches the serializer or an endpoint; the verified
     principal travels to ``deserialize_context`` with the request's context
     (``serializer.VerifiedContext``), and the arguments are rebuilt once,
-    after the check.
+    after the check. A signed call that asks for an authenticated reply
+    gets its result or error sealed with the key its request verified with
+    (``_sealed``; ``novalet.auth.signing``).
 
     (oslo.messaging's servers call ``dispatcher.dispatch(incoming)``, whose
     ``message`` and ``ctxt`` are what its ``RPCDispatcher`` reads;
