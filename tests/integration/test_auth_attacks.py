@@ -1,7 +1,7 @@
 """Host B attacks host A through the real path: a novalet-conductor (the
 master key), host A's novalet-compute (its own key and broker user), and host
 B as a separate process with its own key and broker user (``auth_attacker``),
-on RabbitMQ and PostgreSQL. The broker users are made by running what
+on RabbitMQ, with PostgreSQL and with MariaDB. The broker users are made by running what
 ``novalet-manage auth rabbitmq HOST`` prints; the host keys by
 ``novalet-manage auth host-key``. Every attack is refused (by its typed error,
 or by the broker), no row of A's changes, A keeps working and the conductor
@@ -45,12 +45,14 @@ def _ctl(*args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=60)
 
 
-@pytest.fixture(scope="module")
-def deployment(tmp_path_factory: Any) -> Any:
+@pytest.fixture(scope="module", params=["postgresql", "mysql"])
+def deployment(request: Any, tmp_path_factory: Any) -> Any:
+    """The deployment, on PostgreSQL and on MariaDB (the scope of every
+    write is decided by the database, in the statement)."""
     tmp = tmp_path_factory.mktemp("auth")
     try:
         vhost = services.RabbitVhost()
-        database = services.provision_database("postgresql", str(tmp))
+        database = services.provision_database(request.param, str(tmp))
     except services.ServiceUnavailable as e:
         service_unavailable(str(e))
     common = {"report_interval": 1, "service_down_time": 10,
@@ -328,7 +330,7 @@ def test_forged_replies_to_host_a_are_refused(deployment: Any) -> None:
     db = deployment["db"]
     service_a = _row(db, "SELECT id, report_count FROM services WHERE host = "
                      ":h AND deleted = 0", h=HOST_A)
-    before = db.query("SELECT id, host, \"binary\", deleted, created_at FROM "
+    before = db.query("SELECT id, host, topic, deleted, created_at FROM "
                       "services WHERE host = :h ORDER BY id", h=HOST_A)
     topic = deployment["topics"]["conductor"]["topic"]
     url = deployment["vhost"].url.replace("rabbit://", "amqp://", 1)
@@ -387,7 +389,7 @@ def test_forged_replies_to_host_a_are_refused(deployment: Any) -> None:
                          "bad MAC" % topic, timeout=30)
     # A believed none of it: its record is the one it had, never made again.
     assert "registering it again" not in compute.log()
-    assert db.query("SELECT id, host, \"binary\", deleted, created_at FROM "
+    assert db.query("SELECT id, host, topic, deleted, created_at FROM "
                     "services WHERE host = :h ORDER BY id", h=HOST_A) == before
     count = _row(db, "SELECT report_count FROM services WHERE id = :i",
                  i=service_a.id).report_count
