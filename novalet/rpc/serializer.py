@@ -4,10 +4,10 @@ every novalet client and server; ``rpc`` knows no object)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import oslo_messaging as messaging
-from oslo_serialization import jsonutils
 
 from novalet import auth, exception
 from novalet import context as novalet_context
@@ -148,7 +148,7 @@ class ExpectedReply:
             raise self.refuse(str(e))
         if kind == signing.REPLY_ERROR:
             return kind, body
-        return kind, jsonutils.loads(body)
+        return kind, json.loads(body)
 
 
 #: The clients' log of refused and accepted-plain replies.
