@@ -29,6 +29,7 @@ carries a message template filled from keyword arguments::
      |                               lacks: not synced, or no migration)
      +-- RPCUnavailable
      |    +-- RPCTimeout, BrokerUnavailable
+     |    +-- ReplyRefused          (a reply not authenticated for its call)
      +-- ComputeResourcesUnavailable
      +-- ServiceTooOld
      +-- MetricsPortUnavailable     (``[metrics] bind_port`` cannot be bound)
@@ -302,6 +303,13 @@ class RPCTimeout(RPCUnavailable):
 class BrokerUnavailable(RPCUnavailable):
     """The message broker of ``transport_url`` cannot be reached."""
     msg_fmt = "Message broker %(url)s unreachable: %(reason)s"
+
+
+class ReplyRefused(RPCUnavailable):
+    """A reply that was not sent for this call by the server it called (its
+    MAC does not verify, or it carries none): refused before anything in it
+    is rebuilt; what the call did is unknown, as when a reply is lost."""
+    msg_fmt = "Refused the reply to %(topic)s.%(method)s: %(reason)s"
 
 
 class ComputeResourcesUnavailable(NovaletException):

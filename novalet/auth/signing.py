@@ -19,6 +19,19 @@ it), that it may verify that key for that principal, the topic and server
 request seen once is refused again; accounted per verified principal, so
 one principal's flood never refuses another's requests).
 Only then is a ``Principal`` made; the RPC server puts it on the context.
+
+Replies. A signed call asks for an authenticated reply by carrying
+``novalet_reply: 1`` in its (signed) context. The server seals its answer
+(``seal_reply``) with the key the request verified with, which only the
+caller and the master key's holders have::
+
+    {"novalet_reply": {"v": 1, "k": "ok" | "err", "b": JSON text,
+                       "mac": base64}}
+
+``mac`` is HMAC-SHA256 over a label, the request's nonce, the kind and the
+body text exactly as it travels; the caller checks it (``open_reply``)
+before it parses the body. A reply made for another request, by another
+key, or changed on the way is refused (``ReplyRefused``).
 """
 
 from __future__ import annotations
@@ -87,6 +100,69 @@ def _mac(key: bytes, payload: bytes) -> bytes:
     return hmac.new(key, payload, hashlib.sha256).digest()
 
 
+#: The context key of a call asking for an authenticated reply, and the key
+#: of the sealed reply.
+REPLY_FIELD = "novalet_reply"
+REPLY_VERSION = 1
+REPLY_OK, REPLY_ERROR = "ok", "err"
+_REPLY_FIELDS = frozenset({"v", "k", "b", "mac"})
+
+
+def _reply_mac(key: bytes, nonce: str, kind: str, body: str) -> bytes:
+    return _mac(key, b"novalet-reply\0%s\0%s\0%s" % (
+        nonce.encode(), kind.encode(), body.encode()))
+
+
+def reply_nonce(context: Any) -> str | None:
+    """The nonce of a signed request (a verified context as received) that
+    asks for an authenticated reply; None when it does not ask."""
+    if not isinstance(context, dict) or context.get(REPLY_FIELD) != REPLY_VERSION:
+        return None
+    fields = context.get(FIELD)
+    if not isinstance(fields, dict) or not isinstance(fields.get("n"), str):
+        return None
+    return fields["n"]  # type: ignore[no-any-return]
+
+
+def seal_reply(key: bytes, nonce: str, kind: str, body: str) -> dict[str, Any]:
+    """The reply to the request signed with ``nonce``: ``body`` (JSON
+    text: the result, or the serialized error for ``REPLY_ERROR``) and its
+    MAC under ``key``."""
+    return {REPLY_FIELD: {
+        "v": REPLY_VERSION, "k": kind, "b": body,
+        "mac": base64.b64encode(_reply_mac(key, nonce, kind, body)).decode()}}
+
+
+def is_sealed(reply: Any) -> bool:
+    """Whether ``reply`` has the form of a sealed reply (checked or not)."""
+    return type(reply) is dict and set(reply) == {REPLY_FIELD}
+
+
+def open_reply(key: bytes, nonce: str, reply: Any) -> tuple[str, str]:
+    """(kind, body text) of a sealed reply to the request signed with
+    ``nonce`` and ``key``. Raises ``ValueError`` naming what is wrong: not
+    sealed, malformed, or a MAC that does not verify (made for another
+    request or with another key, or changed)."""
+    if not is_sealed(reply):
+        raise ValueError("not authenticated (no MAC)")
+    sealed = reply[REPLY_FIELD]
+    if type(sealed) is not dict or set(sealed) != _REPLY_FIELDS:
+        raise ValueError("malformed authenticated reply")
+    kind, body, mac = sealed["k"], sealed["b"], sealed["mac"]
+    if (sealed["v"] != REPLY_VERSION or kind not in (REPLY_OK, REPLY_ERROR)
+            or type(body) is not str or type(mac) is not str
+            or len(mac) > 100):
+        raise ValueError("malformed authenticated reply")
+    try:
+        got = base64.b64decode(mac, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("malformed authenticated reply (MAC not base64)")
+    if not hmac.compare_digest(got, _reply_mac(key, nonce, kind, body)):
+        raise ValueError("bad MAC (not sent for this call by the server it "
+                         "called, or changed on the way)")
+    return kind, body
+
+
 class Signer:
     """Signs requests with a ``KeyRing``; ``clock`` returns seconds."""
 
@@ -98,6 +174,11 @@ class Signer:
     @property
     def principal(self) -> Principal:
         return self.ring.principal
+
+    def key(self, topic: str, server: str | None) -> bytes:
+        """The key a request to ``topic``/``server`` is signed with (and
+        its reply sealed with)."""
+        return self.ring.signing(topic, server)[2]
 
     def sign(self, *, method: str, version: str | None,
              namespace: str | None, topic: str, server: str | None,
@@ -294,6 +375,12 @@ class Verifier:
         ``UNSIGNED_PRINCIPAL``, or None (a local caller) when this server
         runs on an in-process transport (``local``). Raises
         ``SignatureRefused``; nothing is rebuilt before."""
+        return self.verify_keyed(message, context)[0]
+
+    def verify_keyed(self, message: dict[str, Any], context: Any
+                     ) -> tuple[Principal | None, bytes | None]:
+        """``verify``, and the key the request verified with (None for an
+        unsigned or local request): the key its reply is sealed with."""
         try:
             return self._verify(message, context)
         except exception.SignatureRefused as e:
@@ -308,13 +395,14 @@ class Verifier:
             else "malformed", self.topic, reason)
         raise refused
 
-    def _verify(self, message: Any, context: Any) -> Principal | None:
+    def _verify(self, message: Any, context: Any
+                ) -> tuple[Principal | None, bytes | None]:
         if not isinstance(message, dict) or not isinstance(context, dict):
             raise exception.SignatureRefused(reason="malformed request")
         fields = context.get(FIELD)
         if fields is None:
             if self.local:
-                return None
+                return None, None
             if self.enforce():
                 raise exception.SignatureRefused(
                     reason="unsigned ([auth] enforce is true on %s)"
@@ -323,7 +411,7 @@ class Verifier:
             self.refusals.warn("unsigned", "Accepted an unsigned %s request "
                                "to %s ([auth] enforce is false)",
                                str(message.get("method"))[:64], self.topic)
-            return principal_mod.UNSIGNED_PRINCIPAL
+            return principal_mod.UNSIGNED_PRINCIPAL, None
         if type(fields) is not dict or set(fields) != _FIELDS:
             raise exception.SignatureRefused(reason="malformed signature")
         if fields["v"] != VERSION or type(fields["v"]) is not int:
@@ -378,4 +466,4 @@ class Verifier:
                                         principal.wire_name())
         if why is not None:
             raise exception.SignatureRefused(reason=why)
-        return principal
+        return principal, key

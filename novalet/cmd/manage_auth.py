@@ -37,6 +37,7 @@ import oslo_messaging as messaging
 
 from novalet import auth, exception, rpc
 from novalet import conf as novalet_conf
+from novalet.rpc import replies
 
 BINARY = "novalet-manage"
 
@@ -97,10 +98,12 @@ def host_key(args: Any) -> int:
 
 def rabbitmq_commands(conf: Any, host: str, password: str) -> list[str]:
     """The ``rabbitmqctl`` commands that give ``host`` its own broker user:
-    it may declare, bind and consume its own compute queues and reply
-    queues, and publish only to the conductor topic of the control exchange
-    (and to the throwaway topics of the start-up broker check, which no
-    queue of a host can bind).
+    it may declare, bind and consume its own compute queues and its own
+    reply queues (``reply_<host>:...``, ``novalet.rpc.replies``: not
+    another host's, whose names its own is no prefix of), and publish
+    only to the conductor topic of the control exchange (and to the
+    throwaway topics of the start-up broker check, which no queue of a
+    host can bind).
 
     It also writes to the default exchange, as every oslo.messaging RPC
     server must to reply; that exchange reaches any queue by name, so the
@@ -112,9 +115,9 @@ def rabbitmq_commands(conf: Any, host: str, password: str) -> list[str]:
     exchange = conf.control_exchange
     compute, conductor = conf.compute.topic, conf.conductor.topic
     esc = re.escape
-    own = "%s|%s|%s\\.%s|%s_fanout|%s_fanout_.*|reply_.*" % (
+    own = "%s|%s|%s\\.%s|%s_fanout|%s_fanout_.*|%s" % (
         esc(exchange), esc(compute), esc(compute), esc(host), esc(compute),
-        esc(compute))
+        esc(compute), replies.reply_queue_pattern(host))
     resources = "^(%s)$" % own
     # Replies go out through the default exchange (oslo.messaging's
     # direct_send): writing to it is needed to answer an admin's call.

@@ -26,6 +26,16 @@ opts = [
                      "upgrade check' says every service signs. Signed "
                      "requests are verified and scoped either way; the "
                      "in-process fake:// transport needs no keys."),
+    cfg.BoolOpt("require_reply_auth", default=True, mutable=True,
+                help="Refuse a reply to a signed call that is not "
+                     "authenticated (a MAC over the call's nonce and the "
+                     "reply, with the key the call was signed with), as a "
+                     "release 3 service sends. Set it to false only during "
+                     "a rolling upgrade from release 3, on the upgraded "
+                     "services, until every conductor and compute runs "
+                     "release 4; meanwhile an unauthenticated reply is "
+                     "accepted (and logged) whoever sent it. Authenticated "
+                     "replies are checked either way."),
     cfg.IntOpt("timestamp_window", default=60, min=1, max=3600,
                mutable=True,
                help="Seconds a signed request stays valid after it was "

@@ -19,7 +19,14 @@ what their calls carry and an observer of what their servers receive.
 
 Signing: the client serializes the arguments and the context itself, signs
 them as they travel, and hands oslo.messaging their wire form
-(``serializer.Signed``), which its serializer passes through.
+(``serializer.Signed``), which its serializer passes through. A signed call
+over a real transport asks for an authenticated reply; the client's
+serializer opens it before anything in it is rebuilt
+(``serializer.ExpectedReply``), a reply that does not verify is
+``ReplyRefused``.
+
+* ``replies``: reply queues named after their host and binary
+  (``reply_<host>:<binary>:...``) and the pattern ``auth rabbitmq`` grants.
 """
 
 from __future__ import annotations

@@ -45,6 +45,12 @@ def send_retries(conf: Any, timeout: float) -> int | None:
     return max(1, attempts)
 
 
+#: Errors a server sends before it has verified the request, so without a
+#: MAC even to a call that asked for one: they say only that the call
+#: failed, and are passed on as they are.
+_UNSEALABLE = (exception.SignatureRefused, exception.MalformedRequest)
+
+
 class _Prepared:
     """One oslo.messaging client (one version cap) and what was prepared
     from it: replaced as a whole when the cap changes, so a call never
@@ -114,10 +120,13 @@ class Client:
             serializer=self._serializer, timeout=self.timeout))
 
     def _sign(self, ctxt: Any, method: str, version: str | None,
-              server: str | None, kwargs: dict[str, Any]
-              ) -> tuple[Any, dict[str, Any]]:
+              server: str | None, kwargs: dict[str, Any], *,
+              call: bool = False) -> tuple[Any, dict[str, Any]]:
         """The context and arguments to hand oslo.messaging: as they are
-        when this process does not sign, else their signed wire form."""
+        when this process does not sign, else their signed wire form. A
+        signed ``call`` over a real transport asks for an authenticated
+        reply (``novalet.auth.signing``): its context says so, signed, and
+        the ``Signed`` context carries what checks the reply."""
         signer = auth.signer()
         if signer is None:
             return ctxt, kwargs
@@ -125,12 +134,20 @@ class Client:
         wire_ctxt = auth.signing.wire_form(ser.serialize_context(ctxt))
         wire_args = auth.signing.wire_form(
             {k: ser.serialize_entity(ctxt, v) for k, v in kwargs.items()})
-        wire_ctxt[auth.signing.FIELD] = signer.sign(
+        sealed = call and not transport.in_process()
+        if sealed:
+            wire_ctxt[auth.signing.REPLY_FIELD] = auth.signing.REPLY_VERSION
+        to = server if server is not None else self._target.server
+        fields = wire_ctxt[auth.signing.FIELD] = signer.sign(
             method=method, version=version or self._target.version,
             namespace=self._target.namespace, topic=self.topic,
-            server=server if server is not None else self._target.server,
-            args=wire_args, context=wire_ctxt)
-        return serializer.Signed(ctxt, wire_ctxt), wire_args
+            server=to, args=wire_args, context=wire_ctxt)
+        reply = None
+        if sealed:
+            reply = serializer.ExpectedReply(
+                signer.key(self.topic, to), fields["n"], self.topic, method,
+                plain_allowed=not self._prepared.conf.auth.require_reply_auth)
+        return serializer.Signed(ctxt, wire_ctxt, reply), wire_args
 
     @property
     def version_cap(self) -> str | None:
@@ -147,12 +164,22 @@ class Client:
     def call(self, ctxt: Any, method: str, *, version: str | None = None,
              server: str | None = None, timeout: float | None = None,
              **kwargs: Any) -> Any:
+        """Call ``method`` and return its result. Raises what the server
+        raised (see ``errors``), ``RPCTimeout``, ``RPCUnavailable``, and
+        ``ReplyRefused`` for a reply not authenticated for this call."""
         if timeout is None:
             timeout = getattr(ctxt, "call_timeout", None)
         cctxt = self._prepared.context(version, server, timeout)
-        ctxt, kwargs = self._sign(ctxt, method, version, server, kwargs)
+        ctxt, kwargs = self._sign(ctxt, method, version, server, kwargs,
+                                  call=True)
+        expected = ctxt.reply if type(ctxt) is serializer.Signed else None
+        sealed: BaseException | None = None
         try:
-            return cctxt.call(ctxt, method, **kwargs)
+            result = cctxt.call(ctxt, method, **kwargs)
+            if type(result) is serializer.RemoteFailure:
+                sealed = result.error
+                raise sealed
+            return result
         except messaging.MessagingTimeout:
             raise exception.RPCTimeout(topic=self.topic, method=method,
                                        timeout=timeout or self.timeout)
@@ -162,8 +189,18 @@ class Client:
             # the call's bounded send retries, see send_retries)
             raise exception.RPCUnavailable(topic=self.topic, method=method,
                                            reason=e)
-        except messaging.RemoteError as e:
-            if e.exc_type == "UnsupportedVersion":
+        except exception.ReplyRefused:
+            raise
+        except (messaging.RemoteError, exception.NovaletException) as e:
+            if expected is not None and e is not sealed:
+                # A failure oslo.messaging delivered without a MAC: the
+                # refusal of a request that did not verify carries none
+                # (it says only that the call failed); anything else is
+                # a release 3 server's, or forged.
+                if not isinstance(e, _UNSEALABLE):
+                    expected.plain("an error (%s)" % type(e).__name__)
+            if isinstance(e, messaging.RemoteError) and (
+                    e.exc_type == "UnsupportedVersion"):
                 # The server's dispatcher refused the version before any
                 # endpoint saw the call: nothing ran.
                 raise exception.UnsupportedRPCVersion(

@@ -3,15 +3,20 @@ executor, every request verified before it is dispatched."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import oslo_messaging as messaging
+from oslo_log import log as logging
 from oslo_messaging.rpc import server as messaging_server
+from oslo_serialization import jsonutils
 
 from novalet import auth, exception
 from novalet import context as novalet_context
-from novalet.rpc import errors, serializer, transport
+from novalet.rpc import errors, internals, serializer, transport
+
+LOG = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -129,7 +134,9 @@ class _VerifyingDispatcher:
     refused one never reaches the serializer or an endpoint; the verified
     principal travels to ``deserialize_context`` with the request's context
     (``serializer.VerifiedContext``), and the arguments are rebuilt once,
-    after the check.
+    after the check. A signed call that asks for an authenticated reply
+    gets its result or error sealed with the key its request verified with
+    (``_sealed``; ``novalet.auth.signing``).
 
     (oslo.messaging's servers call ``dispatcher.dispatch(incoming)``, whose
     ``message`` and ``ctxt`` are what its ``RPCDispatcher`` reads;
@@ -150,15 +157,43 @@ class _VerifyingDispatcher:
         with errors.server_errors(self._in_process):
             check_shape(incoming.message, incoming.ctxt)
             try:
-                principal = self._verifier.verify(incoming.message,
-                                                  incoming.ctxt)
+                principal, key = self._verifier.verify_keyed(
+                    incoming.message, incoming.ctxt)
             except exception.SignatureRefused:
                 self._observer.refused()
                 raise
         self._observer.verified(principal)
+        nonce = (auth.signing.reply_nonce(incoming.ctxt)
+                 if key is not None else None)
         incoming.ctxt = serializer.VerifiedContext(
             incoming.ctxt, principal, auth.delivery_key(principal, incoming.ctxt))
-        return self._dispatcher.dispatch(incoming)
+        if nonce is None:
+            return self._dispatcher.dispatch(incoming)
+        assert key is not None
+        return _sealed(key, nonce, lambda: self._dispatcher.dispatch(incoming))
+
+
+def _sealed(key: bytes, nonce: str, dispatch: Callable[[], Any]) -> Any:
+    """The reply to a call that asked for an authenticated one
+    (``novalet.auth.signing``): its result or its error, sealed with the
+    key its request verified with. An error that is no novalet answer is
+    logged with its traceback here, as oslo.messaging's server would have."""
+    signing = auth.signing
+    try:
+        result = dispatch()
+    except messaging.ExpectedException as e:
+        failure = e.exc_info
+    except Exception:
+        failure = sys.exc_info()
+        LOG.exception("Exception during message handling")
+    else:
+        return signing.seal_reply(key, nonce, signing.REPLY_OK,
+                                  jsonutils.dumps(result))
+    try:
+        return signing.seal_reply(key, nonce, signing.REPLY_ERROR,
+                                  internals.serialize_remote_exception(failure))
+    finally:
+        del failure
 
 
 #: How deep a request's message may nest lists and dicts. An object's

@@ -9,7 +9,7 @@ import oslo_messaging as messaging
 from oslo_config import cfg
 
 from novalet import auth, exception
-from novalet.rpc import errors
+from novalet.rpc import errors, replies
 from novalet.rpc.startup import IN_PROCESS_TRANSPORTS
 
 _lock = threading.Lock()
@@ -18,7 +18,8 @@ _transport_name: str | None = None
 
 
 def init(conf: cfg.ConfigOpts) -> None:
-    """Create the process's transport from ``conf.transport_url`` and read
+    """Create the process's transport from ``conf.transport_url`` (its reply
+    queue named after ``conf.host``: ``novalet.rpc.replies``) and read
     its keys (``novalet.auth.configure``: raises ``AuthKeyError`` or
     ``ConfigurationError`` for a key file that cannot be used)."""
     global _transport, _transport_name
@@ -27,6 +28,8 @@ def init(conf: cfg.ConfigOpts) -> None:
         if _transport is None:
             _transport = messaging.get_rpc_transport(
                 conf, allowed_remote_exmods=errors.ALLOWED_EXMODS)
+            # Before any call makes it: the reply queue carries the host.
+            replies.name_reply_queues(_transport, conf)
             _transport_name = messaging.TransportURL.parse(
                 conf, conf.transport_url).transport
 

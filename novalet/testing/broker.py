@@ -6,7 +6,7 @@ The path's conductor listens on a topic of the test's own,
 (``control_exchange``, also the test's own): oslo.messaging's rabbit driver
 declares the queues ``T`` and ``T.<server>`` bound to it, the fanout
 exchange ``T_fanout`` and its queue ``T_fanout_<id>``, and the caller's
-reply queue ``reply_<id>``. ``delete(url, topic, server)`` deletes the
+reply queue ``reply_<host>:<binary>:<id>``. ``delete(url, topic, server)`` deletes the
 named ones with plain AMQP (no management plugin needed): the queues, then
 the two exchanges. The fanout and reply queues, whose names the driver
 draws at random, are made to expire one second after their last use

@@ -42,27 +42,31 @@ class Deployment:
             "fake": {"nodes": 1},
             "upgrade_levels": {"refresh_interval": 2},
             # A rolling upgrade from release 1 or 2 (they do not sign); a
-            # release 3 one starts with enforce false as doc/source/admin/verified-caller.rst says.
-            "auth": {"enforce": "false"},
+            # release 3 one starts with enforce false as doc/source/admin/verified-caller.rst says,
+            # and with require_reply_auth false (release 3 replies are
+            # plain) until every service is upgraded.
+            "auth": {"enforce": "false", "require_reply_auth": "false"},
         }
         self.procs = []
 
-    def config(self, host):
+    def config(self, host, auth=None):
         sections = {k: dict(v) for k, v in self.common.items()}
         sections["DEFAULT"]["host"] = host
+        sections["auth"].update(auth or {})
         return processes.write_config(str(self.tmp / (host + ".conf")),
                                       sections)
 
-    def start(self, binary, host, *, old):
+    def start(self, binary, host, *, old, auth=None):
         log = str(self.tmp / ("%s-%s-%s-%d.log" % (
             binary, host, "r%d" % self.old_release if old else "new",
             len(self.procs))))
         if old:
             proc = processes.ServiceProcess(
-                binary, self.config(host), log, bin_dir=self.old.bin,
+                binary, self.config(host, auth), log, bin_dir=self.old.bin,
                 env=self.old.env)
         else:
-            proc = processes.ServiceProcess(binary, self.config(host), log)
+            proc = processes.ServiceProcess(binary, self.config(host, auth),
+                                            log)
         proc.wait_for_log("%s started" % binary, timeout=90)
         self.procs.append(proc)
         return proc
@@ -168,3 +172,16 @@ def test_new_compute_with_old_conductor_then_upgrade(deployment):
     if any("went away" in line for line in errors):
         assert "model server recovered" in compute.log()
     assert not _clean_errors(new_conductor), _clean_errors(new_conductor)
+    # Replies: the old conductor's were plain, accepted (and logged) while
+    # [auth] require_reply_auth is false; the new one seals them.
+    assert "Accepted an unauthenticated reply" in compute.log()
+
+    # The roll is over: the compute requires authenticated replies, and
+    # works with the upgraded conductor.
+    compute.stop()
+    strict = dep.start("novalet-compute", "r2host", old=False,
+                       auth={"require_reply_auth": "true"})
+    dep.heartbeats_grow(("r2host", "novalet-compute"))
+    assert "unauthenticated reply" not in strict.log()
+    assert "Refused the reply" not in strict.log()
+    assert not _clean_errors(strict), _clean_errors(strict)

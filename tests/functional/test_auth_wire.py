@@ -49,7 +49,7 @@ def served(request: Any, conf: Any) -> Any:
     endpoint = _Echo()
     server = novalet_service.rpc_server(topic, [endpoint], server="s1", version="1.3")
     seen: list[tuple[Any, Any]] = []
-    verify = server.verifier.verify
+    verify = server.verifier.verify_keyed
 
     def spy(message: Any, ctxt: Any) -> Any:
         seen.append(({k: auth.signing.wire_form(v) if k in MESSAGE_KEYS
@@ -57,7 +57,7 @@ def served(request: Any, conf: Any) -> Any:
                      auth.signing.wire_form(ctxt)))
         return verify(message, ctxt)
 
-    server.verifier.verify = spy  # type: ignore[method-assign]
+    server.verifier.verify_keyed = spy  # type: ignore[method-assign]
     server.start()
     try:
         yield {"topic": topic, "endpoint": endpoint, "seen": seen,
@@ -85,10 +85,14 @@ def test_the_verifier_reads_what_oslo_messaging_sent(served: Any) -> None:
     # RPCDispatcher reads: method, args, version (no namespace).
     assert {k: message[k] for k in MESSAGE_KEYS if k in message} == {
         "method": "echo", "args": {"value": value}, "version": "1.3"}, message
-    # The context as serialized, the signature in it, nothing else but
-    # what the AMQP driver adds.
+    # The context as serialized, the signature in it, over a broker the
+    # (signed) request for an authenticated reply, nothing else but what the
+    # AMQP driver adds.
     sent = rpc.RequestContextSerializer().serialize_context(ctxt)
     extra = set(received) - set(sent) - {auth.signing.FIELD}
+    if served["kind"] == "rabbit":
+        assert received[auth.signing.REPLY_FIELD] == auth.signing.REPLY_VERSION
+        extra.discard(auth.signing.REPLY_FIELD)
     assert extra <= auth.signing.TRANSPORT_KEYS, extra
     assert {k: received[k] for k in sent} == sent
     assert received[auth.signing.FIELD]["s"] == "s1"

@@ -101,11 +101,11 @@ def test_rabbitmq_commands(run: Any) -> None:
         "rabbitmqctl add_user compute-1 pw",
         "rabbitmqctl set_permissions -p novalet compute-1 "
         "'^(novalet|compute|compute\\.compute\\-1|compute_fanout|"
-        "compute_fanout_.*|reply_.*)$' "
+        "compute_fanout_.*|reply_compute\\-1:.*)$' "
         "'^(novalet|compute|compute\\.compute\\-1|compute_fanout|"
-        "compute_fanout_.*|reply_.*|amq\\.default)$' "
+        "compute_fanout_.*|reply_compute\\-1:.*|amq\\.default)$' "
         "'^(novalet|compute|compute\\.compute\\-1|compute_fanout|"
-        "compute_fanout_.*|reply_.*)$'",
+        "compute_fanout_.*|reply_compute\\-1:.*)$'",
         "rabbitmqctl set_topic_permissions -p novalet compute-1 novalet "
         "'^(conductor|novalet\\-startup\\-check\\-.*)$' "
         "'^compute(\\.compute\\-1)?$'",
@@ -213,3 +213,70 @@ def test_services_refuse_to_start_without_the_keys_they_need(
     os.chmod(master, 0o644)
     result = _start("novalet-conductor", tmp_path, {"master_key_file": master})
     assert result.returncode == 2 and "chmod 600" in result.stderr
+
+
+def test_a_hosts_broker_user_reaches_its_own_reply_queues_only(
+        rabbit_vhost: Any) -> None:
+    """What ``auth rabbitmq`` prints, run on a real broker for two hosts
+    whose names are a prefix of one another: each may declare, consume and
+    bind its own reply queues (as its processes name them,
+    ``novalet.rpc.replies``), never the other's."""
+    import shlex
+    import shutil
+
+    import amqp.exceptions
+    import kombu
+
+    from novalet.cmd import manage_auth
+    from novalet.rpc import replies
+    from tests import services
+
+    suffix = os.urandom(3).hex()
+    short, long = "rq%s-1" % suffix, "rq%s-10" % suffix
+    novalet_conf.CONF.set_override("transport_url", rabbit_vhost.url)
+    ctl = shutil.which("rabbitmqctl") or "rabbitmqctl"
+    try:
+        for host in (short, long):
+            for line in manage_auth.rabbitmq_commands(novalet_conf.CONF, host,
+                                                      "pw-" + host):
+                argv = shlex.split(line)
+                made = subprocess.run([ctl, *argv[1:]], capture_output=True,
+                                      text=True, timeout=60)
+                assert made.returncode == 0, (line, made.stderr)
+
+        def attempt(user: str, queue: str, action: str) -> str:
+            conn = kombu.Connection(
+                hostname=services.RABBIT_HOST, port=5672, userid=user,
+                password="pw-" + user, virtual_host=rabbit_vhost.name)
+            try:
+                channel = conn.channel()
+                if action == "declare":
+                    channel.queue_declare(queue, auto_delete=True)
+                elif action == "consume":
+                    channel.basic_consume(queue, callback=lambda m: None)
+                else:  # bind, as oslo.messaging binds a reply queue
+                    channel.exchange_declare(queue, "direct", auto_delete=True)
+                    channel.queue_bind(queue, queue, routing_key=queue)
+                return "done"
+            except amqp.exceptions.AccessRefused:
+                return "AccessRefused"
+            finally:
+                conn.release()
+
+        def reply_queue(host: str) -> str:
+            return replies.reply_queue_prefix(host, "novalet-compute") + "1"
+
+        outcomes = {}
+        for user, host in ((short, short), (long, long), (short, long),
+                           (long, short)):
+            for action in ("declare", "bind", "consume"):
+                outcomes[(user, host, action)] = attempt(
+                    user, reply_queue(host), action)
+        assert outcomes == {
+            (user, host, action): "done" if user == host else "AccessRefused"
+            for (user, host, action) in outcomes}
+    finally:
+        novalet_conf.CONF.clear_override("transport_url")
+        for host in (short, long):
+            subprocess.run([ctl, "delete_user", host], capture_output=True,
+                           timeout=60)

@@ -292,6 +292,27 @@ def main(config: str, world_file: str) -> int:
     attempt("broker: bind its queue to the conductor topic",
             bind("%s.%s" % (CONF.compute.topic, CONF.host), CONF.conductor.topic))
     attempt("broker: publish to the conductor", publish(CONF.conductor.topic))
+    def reply_queue(action: str, queue: str) -> Any:
+        """What B's broker user may do to a reply queue (A's real one)."""
+        def run() -> None:
+            with broker.clone() as conn:
+                channel = conn.channel()
+                if action == "declare":
+                    channel.queue_declare(queue, auto_delete=True)
+                elif action == "consume":
+                    channel.basic_consume(queue, callback=lambda m: None)
+                else:
+                    channel.queue_bind(queue, CONF.control_exchange,
+                                       routing_key=CONF.conductor.topic)
+        return run
+
+    for action in ("declare", "consume", "bind"):
+        attempt("broker: %s A's reply queue" % action,
+                reply_queue(action, world["reply_a"]))
+    attempt("broker: declare a reply queue of A",
+            reply_queue("declare", "reply_%s:novalet-compute:x" % world["host_a"]))
+    attempt("broker: declare its own reply queue",
+            reply_queue("declare", "reply_%s:novalet-compute:x" % CONF.host))
     attempt("broker: consume A's queue", bind(
         "%s.%s" % (CONF.compute.topic, world["host_a"]),
         "%s.%s" % (CONF.compute.topic, world["host_a"])))

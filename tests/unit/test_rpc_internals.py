@@ -40,3 +40,34 @@ def test_remote_exceptions_round_trip_as_the_drivers_do():
     rebuilt = internals.deserialize_remote_exception(data, [exception.__name__])
     assert isinstance(rebuilt, exception.InstanceNotFound)
     assert rebuilt.kwargs == {"instance_id": "i-1"}
+
+
+def test_reply_queue_names_are_the_librarys_with_the_host_in_front():
+    """The driver's own name is ``reply_<uuid hex>`` (the queue manager's:
+    ``reply_<hostname>:<processname>:<n>``); novalet's is its prefix plus
+    what the library put after ``reply_``. (That the driver's calls use
+    this name: tests/functional/test_replies.py, over RabbitMQ.)"""
+    conf = cfg.ConfigOpts()
+    conf([], default_config_files=[])
+    transport = oslo_messaging.get_rpc_transport(
+        conf, url="rabbit://guest:guest@127.0.0.1:1/")
+    try:
+        library = transport._driver._get_reply_queue_name()
+        assert library.startswith(internals.REPLY_PREFIX)
+        assert len(library) == len(internals.REPLY_PREFIX) + 32
+        assert internals.name_reply_queues(transport, "reply_h-1:bin:")
+        named = transport._driver._get_reply_queue_name()
+        assert named.startswith("reply_h-1:bin:")
+        int(named[len("reply_h-1:bin:"):], 16)
+        assert len(named) == len("reply_h-1:bin:") + 32
+        # Naming twice wraps the library's own once; too long a name keeps
+        # the prefix and a digest of the rest (RabbitMQ's 255 bytes).
+        long = "reply_" + "h" * 200 + ":bin:"
+        assert internals.name_reply_queues(transport, long)
+        named = transport._driver._get_reply_queue_name()
+        assert named.startswith(long) and len(named) <= internals.MAX_QUEUE_NAME
+        assert internals.reply_queue_name(transport) is None  # none made yet
+    finally:
+        transport.cleanup()
+    fake = oslo_messaging.get_rpc_transport(conf, url="fake://")
+    assert not internals.name_reply_queues(fake, "reply_h:bin:")

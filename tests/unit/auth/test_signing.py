@@ -313,3 +313,50 @@ def test_a_principal_names_one_host_in_at_most_300_characters():
     with pytest.raises(exception.SignatureRefused) as info:
         signing._text({"k": "x" * 301}, "k")
     assert info.value.kwargs["reason"] == "malformed signature (field k)"
+
+
+def test_a_reply_is_sealed_with_the_key_the_request_verified_with(rings):
+    """Both ends hold the same key: the one the caller signed with is the
+    one the verifier returns; a reply sealed with it for the request's nonce
+    opens, anything else is refused."""
+    message, ctxt = _request(rings["hostb"], context={
+        "is_admin": True, "request_id": "req-1",
+        signing.REPLY_FIELD: signing.REPLY_VERSION})  # signed with it
+    assert signing.reply_nonce(ctxt) == ctxt[signing.FIELD]["n"]
+    who, key = _verifier(rings["conductor"]).verify_keyed(message, ctxt)
+    assert who == principal.host("hostb")
+    assert key == signing.Signer(rings["hostb"]).key("conductor", None)
+    nonce = ctxt[signing.FIELD]["n"]
+    sealed = signing.seal_reply(key, nonce, signing.REPLY_OK, '[{"a": 1}, null]')
+    assert signing.open_reply(key, nonce, signing.wire_form(sealed)) == (
+        signing.REPLY_OK, '[{"a": 1}, null]')
+    other_key = signing.Signer(rings["conductor"]).key("conductor", None)
+    refused = {
+        "another request": (key, "nonce-2", sealed),
+        "another key": (other_key, nonce, sealed),
+        "no seal": (key, nonce, [{"a": 1}, None]),
+        "kind changed": (key, nonce, {signing.REPLY_FIELD: dict(
+            sealed[signing.REPLY_FIELD], k=signing.REPLY_ERROR)}),
+        "body changed": (key, nonce, {signing.REPLY_FIELD: dict(
+            sealed[signing.REPLY_FIELD], b='[{"a": 2}, null]')}),
+        "extra field": (key, nonce, {signing.REPLY_FIELD: dict(
+            sealed[signing.REPLY_FIELD], x=1)}),
+        "mac not base64": (key, nonce, {signing.REPLY_FIELD: dict(
+            sealed[signing.REPLY_FIELD], mac="**")}),
+        "body not text": (key, nonce, {signing.REPLY_FIELD: dict(
+            sealed[signing.REPLY_FIELD], b=[1])}),
+    }
+    for label, (k, n, reply) in refused.items():
+        with pytest.raises(ValueError):
+            signing.open_reply(k, n, reply)
+            pytest.fail(label)
+
+
+def test_only_a_signed_request_that_asks_gets_a_sealed_reply(rings):
+    message, ctxt = _request(rings["hostb"])
+    assert signing.reply_nonce(ctxt) is None  # did not ask
+    ctxt[signing.REPLY_FIELD] = 2
+    assert signing.reply_nonce(ctxt) is None  # a version this code lacks
+    assert signing.reply_nonce({signing.REPLY_FIELD: 1}) is None  # unsigned
+    assert _verifier(None, enforce=False).verify_keyed(
+        {"method": "m"}, {}) == (principal.UNSIGNED_PRINCIPAL, None)
