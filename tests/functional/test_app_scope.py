@@ -271,3 +271,89 @@ def test_the_write_itself_carries_the_scope(apph: Any, monkeypatch: Any) -> None
     _as(part_a, _ctxt(B)).rename("stolen")
     _as(part_a, _ctxt(B)).give_to("hostb")
     assert _rows(apph) == before
+
+
+# -- context.principal and the scope over RPC, with keys -----------------------
+
+RPC_PATHS = ["fakerpc", pytest.param("rabbit", marks=pytest.mark.integration)]
+
+
+@pytest.fixture(params=RPC_PATHS)
+def served_apph(request: pytest.FixtureRequest, conf: Any,
+                _apph_databases: Any, tmp_path: Any) -> Iterator[Any]:
+    """apph on SQLite behind a conductor thread (holding the master key)
+    over oslo.messaging's ``fake://`` or RabbitMQ; ``sign_as(who)`` makes
+    this process's requests signed as ``"host"`` (hostb, its own key),
+    ``"admin"`` (the master key) or ``"unsigned"`` (no key; the conductor
+    then runs with ``[auth] enforce`` false)."""
+    from novalet import auth, rpc
+    from novalet.auth import keys
+    from tests.conftest import MASTER_KEY_FILE, conductor_thread
+
+    url = ("fake://" if request.param == "fakerpc"
+           else request.getfixturevalue("rabbit_vhost").url)
+    with isolated_registry("tests.apps.apph_"):
+        module = use_apph(conf, _apph_databases("sqlite"))
+        module.database = _apph_databases("sqlite")
+        admin = _ctxt()
+        module.part_a = _part(module, admin, "hosta")
+        module.part_b = _part(module, admin, "hostb")
+
+        def sign_as(who: str) -> Any:
+            if who == "host":
+                key_file = str(tmp_path / "b.key")
+                keys.write_host_key(MASTER_KEY_FILE, "hostb", key_file)
+                conf("host", "hostb")
+                conf("key_file", key_file, "auth")
+            if who == "unsigned":
+                conf("enforce", False, "auth")
+            rpc.cleanup()
+            return conductor_thread(conf, url)
+
+        module.sign_as = sign_as
+        module.unsigned = lambda: setattr(auth, "_signer", None)
+        module.remote = request.param
+        yield module
+        db_engine.dispose()
+
+
+@pytest.mark.parametrize("who", ["host", "admin", "unsigned"])
+def test_an_apps_method_sees_the_verified_caller(served_apph: Any,
+                                                 who: str) -> None:
+    apph = served_apph
+    assert apph.Part.whoami(_ctxt()) == [None, None]  # a local call
+    with apph.sign_as(who):
+        if who == "unsigned":
+            apph.unsigned()  # this process signs nothing from now on
+        seen = apph.Part.whoami(_ctxt())
+    expected = {"host": ["host", "hostb"], "admin": ["admin", None],
+                # oslo.messaging's fake:// driver runs in this process: an
+                # unsigned request on it is a local call.
+                "unsigned": (["unsigned", None] if apph.remote == "rabbit"
+                             else [None, None])}[who]
+    assert seen == expected
+
+
+def test_host_b_is_confined_through_the_conductor(served_apph: Any) -> None:
+    """Signed as hostb, through a conductor: A's rows are refused (the
+    ``Forbidden`` arrives as itself), B's own are written."""
+    apph = served_apph
+    before = _rows(apph)
+    with apph.sign_as("host"):
+        ctxt = _ctxt()  # says admin: believed for nothing
+        for action in [apph.Part(ctxt, owner="hosta", name="x", size=1).create,
+                       lambda: _as(apph.part_a, ctxt).rename("stolen"),
+                       lambda: _as(apph.part_b, ctxt).give_to("hosta"),
+                       _as(apph.part_a, ctxt).destroy,
+                       _as(apph.part_b, ctxt).destroy_by_text]:
+            with pytest.raises(exception.Forbidden, match="host hostb"):
+                action()
+        assert _rows(apph) == before
+        _as(apph.part_b, ctxt).rename("mine")
+        made = apph.Part(ctxt, owner="hostb", name="new", size=2)
+        made.create()
+        # A value too long for its column: typed, nothing written.
+        with pytest.raises(exception.MalformedRequest, match="apph_parts.name"):
+            _as(apph.part_b, ctxt).rename("x" * 17)
+    assert _rows(apph) == [*before[:1], (apph.part_b.id, "hostb", "mine", 1),
+                           (made.id, "hostb", "new", 2)]
