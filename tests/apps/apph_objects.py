@@ -36,6 +36,8 @@ class PartRow(_Base):
 class Part(base.NovaletObject):
     OBJ_PROJECT_NAMESPACE = NAMESPACE
     VERSION = "1.0"
+    #: Its table: the conductor checks its fields against the columns.
+    obj_db_table = PARTS
     fields = {"id": fields.IntegerField(read_only=True),
               "owner": fields.StringField(nullable=True),
               "name": fields.StringField(),

@@ -357,3 +357,28 @@ def test_host_b_is_confined_through_the_conductor(served_apph: Any) -> None:
             _as(apph.part_b, ctxt).rename("x" * 17)
     assert _rows(apph) == [*before[:1], (apph.part_b.id, "hostb", "mine", 1),
                            (made.id, "hostb", "new", 2)]
+
+
+def test_the_conductor_checks_an_apps_fields_against_its_columns(
+        served_apph: Any, monkeypatch: Any) -> None:
+    """``novalet.conductor.validate`` knows an app object's table
+    (``obj_db_table``): a field too long for its column or out of its
+    range is refused before the method runs (``Part.name``, not the
+    statement's ``apph_parts.name``); without the table named, the
+    statement's own check still refuses it."""
+    apph = served_apph
+    before = _rows(apph)
+    with apph.sign_as("admin"):
+        for field, value, reason in [
+                ("name", "x" * 17, "Part.name: text longer than 16"),
+                ("size", 2 ** 31, "Part.size: integer out of range")]:
+            part = apph.Part(_ctxt(), owner="hosta", name="ok", size=1)
+            setattr(part, field, value)
+            with pytest.raises(exception.MalformedRequest, match=reason):
+                part.create()
+        monkeypatch.delattr(apph.Part, "obj_db_table")
+        part = apph.Part(_ctxt(), owner="hosta", name="x" * 17, size=1)
+        with pytest.raises(exception.MalformedRequest,
+                           match="apph_parts.name: text longer than 16"):
+            part.create()
+    assert _rows(apph) == before
