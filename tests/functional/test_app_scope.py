@@ -20,7 +20,7 @@ from novalet import app, context, exception, novalet_app, objects
 from novalet import conf as novalet_conf
 from novalet.auth import principal
 from novalet.db import engine as db_engine
-from novalet.db import migration, scope
+from novalet.db import migration, models, scope
 from tests import services
 from tests.apps import isolated_registry
 from tests.conftest import service_unavailable
@@ -153,6 +153,7 @@ def test_every_statement_form_is_confined(apph: Any) -> None:
     from novalet import db
 
     parts = apph.PARTS
+    services = models.Service.__table__
     admin, b = _ctxt(), _ctxt(B)
     part_a = _part(apph, admin, "hosta")
     _part(apph, b, "hostb")
@@ -184,6 +185,15 @@ def test_every_statement_form_is_confined(apph: Any) -> None:
         lambda s: s.execute(sa.select(sa.literal_column("1")).select_from(
             sa.text("apph_parts"))),
         lambda s: s.connection().exec_driver_sql("DELETE FROM APPH_PARTS"),
+        # Into the table through another table's UPDATE (MySQL's
+        # multi-table form), and its DDL.
+        lambda s: s.execute(sa.update(services).values({parts.c.name: "x"})
+                            .where(services.c.id == parts.c.id)),
+        lambda s: s.connection().execute(sa.schema.DropTable(parts)),
+        # A table of the core a host writes no row of but through the
+        # core's own rules.
+        lambda s: s.execute(sa.update(models.Migration.__table__)
+                            .values(status="error")),
     ]
     if dialect in ("sqlite", "postgresql"):
         insert = (sqlite if dialect == "sqlite" else postgresql).insert
