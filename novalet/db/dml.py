@@ -108,11 +108,6 @@ def is_upsert(statement: Any) -> bool:
     return bool(getattr(statement, "_prefixes", ()))
 
 
-def from_select(statement: Any) -> bool:
-    """An ``INSERT ... SELECT`` (its rows are not values this can read)."""
-    return isinstance(statement, sa.Insert) and statement.select is not None
-
-
 def nested_writes(statement: Any) -> list[Any]:
     """The ``INSERT``/``UPDATE``/``DELETE`` inside ``statement`` other than
     itself (in a CTE: PostgreSQL's ``WITH u AS (UPDATE ...) SELECT``)."""

@@ -7,8 +7,8 @@ core's table modules or an app's remotable method through
   written;
 * a host principal's writes to a host-scoped table (``App.host_scoped``,
   ``novalet.db.scope.scoped_tables``) touch only the rows whose column is
-  the caller: an ``INSERT`` must set the column to the caller (an upsert or
-  ``INSERT ... SELECT`` is refused); an ``UPDATE`` may not set it to another
+  the caller: an ``INSERT`` must set the column to the caller in values this
+  can read (an upsert or ``INSERT ... SELECT`` is refused); an ``UPDATE`` may not set it to another
   host; an ``UPDATE`` or ``DELETE`` naming any row that is not the caller's
   is refused, and the statement that runs carries ``AND column = :caller``
   itself (a row changed meanwhile is still not touched); text SQL, DDL or a
@@ -140,10 +140,11 @@ def _scoped(conn: Any, context: Any, host: str, statement: Any,
         raise _refuse(context, action, "%s has no column %s (its app's "
                       "host_scoped names it)" % (target.name, column_name))
     if isinstance(statement, sa.Insert):
-        if dml.from_select(statement) or dml.is_upsert(statement):
-            raise _refuse(context, action, "an insert from a select, an "
-                          "upsert or a prefixed insert may write other "
-                          "hosts' rows")
+        if dml.is_upsert(statement):
+            raise _refuse(context, action, "an upsert or a prefixed insert "
+                          "may write other hosts' rows")
+        # Each row must name the caller (an INSERT ... SELECT names none
+        # this can read: refused here too).
         for row in dml.written(statement, parameter_sets):
             _check_owner(context, action, column, row.get(column.key, None),
                          host)
