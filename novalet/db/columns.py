@@ -16,6 +16,7 @@ the app's own, ``NullType``) are left to their type.
 from __future__ import annotations
 
 import datetime
+import decimal
 import math
 from typing import Any
 
@@ -56,27 +57,28 @@ def check(where: str, value: Any, column_type: Any) -> None:
     if value is None:
         return
     kind = type(value)
+    integer = isinstance(value, int) and kind is not bool  # IntEnum too
     if isinstance(column_type, sa.Boolean):
-        if kind is not bool and not (kind is int and value in (0, 1)):
-            raise bad(where, "a %s is not a boolean" % kind.__name__)
+        if kind is not bool and not (integer and value in (0, 1)):
+            raise bad(where, "%s is not a boolean" % kind.__name__)
     elif isinstance(column_type, sa.Integer):
-        if kind is not int:
-            raise bad(where, "a %s is not an integer" % kind.__name__)
+        if not integer:
+            raise bad(where, "%s is not an integer" % kind.__name__)
         low, high = integer_range(column_type)
         if not low <= value <= high:
             raise bad(where, "integer out of range")
     elif isinstance(column_type, (sa.Float, sa.Numeric)):
-        if kind not in (int, float):
-            raise bad(where, "a %s is not a number" % kind.__name__)
-        if kind is float and not math.isfinite(value):
+        if not (integer or isinstance(value, (float, decimal.Decimal))):
+            raise bad(where, "%s is not a number" % kind.__name__)
+        if not integer and not math.isfinite(value):
             raise bad(where, "not a finite number")
     elif isinstance(column_type, sa.DateTime):
         if not isinstance(value, datetime.datetime):
-            raise bad(where, "a %s is not a datetime" % kind.__name__)
+            raise bad(where, "%s is not a datetime" % kind.__name__)
         if not 1000 <= value.year <= 9999:
             raise bad(where, "year %d out of range" % value.year)
     elif isinstance(column_type, sa.String) and not isinstance(
             column_type, sa.Enum):
-        if kind is not str:
-            raise bad(where, "a %s is not text" % kind.__name__)
+        if not isinstance(value, str):
+            raise bad(where, "%s is not text" % kind.__name__)
         check_text(where, value, column_type.length)

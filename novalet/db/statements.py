@@ -25,6 +25,7 @@ Statements of the core's table modules that carry their own scope
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -74,15 +75,20 @@ def _before_execute(conn: Any, statement: Any, multiparams: Any, params: Any,
     return statement, multiparams, params
 
 
+@functools.lru_cache(maxsize=1024)
+def _columns_by_key(table: sa.Table) -> dict[str, tuple[str, Any]]:
+    """``{key: ("table.column", type)}`` of ``table`` (built once)."""
+    return {c.key: ("%s.%s" % (table.name, c.name), c.type) for c in table.c}
+
+
 def _check_values(table: sa.Table, statement: Any,
                   parameter_sets: list[dict[str, Any]]) -> None:
-    by_key = {column.key: column for column in table.c}
+    by_key = _columns_by_key(table)
     for row in dml.written(statement, parameter_sets):
         for key, value in row.items():
-            column = by_key.get(key)
-            if column is not None and value is not dml.EXPRESSION:
-                columns.check("%s.%s" % (table.name, column.name), value,
-                              column.type)
+            found = by_key.get(key)
+            if found is not None and value is not dml.EXPRESSION:
+                columns.check(found[0], value, found[1])
 
 
 def _named(text: str, tables: dict[str, Any]) -> list[str]:

@@ -247,10 +247,10 @@ def test_values_must_fit_their_columns(apph: Any) -> None:
              "apph_parts.name: text longer than 16"),
             (lambda: part.rename("x" * 17), "apph_parts.name"),
             (lambda: part.rename("nul\0"), "apph_parts.name: text with a NUL"),
-            (lambda: part.resize("big"), "apph_parts.size: a str is not an integer"),
-            (lambda: part.resize(False), "apph_parts.size: a bool is not"),
+            (lambda: part.resize("big"), "apph_parts.size: str is not an integer"),
+            (lambda: part.resize(False), "apph_parts.size: bool is not"),
             (lambda: part.resize(2 ** 31), "apph_parts.size: integer out of range"),
-            (lambda: part.resize(1.5), "apph_parts.size: a float is not")]:
+            (lambda: part.resize(1.5), "apph_parts.size: float is not")]:
         with pytest.raises(exception.MalformedRequest) as info:
             action()
         assert where in info.value.message
