@@ -108,20 +108,22 @@ def is_upsert(statement: Any) -> bool:
     return bool(getattr(statement, "_prefixes", ()))
 
 
-def nested_writes(statement: Any) -> list[Any]:
-    """The ``INSERT``/``UPDATE``/``DELETE`` inside ``statement`` other than
-    itself (in a CTE: PostgreSQL's ``WITH u AS (UPDATE ...) SELECT``)."""
-    return [node for node in visitors.iterate(statement)
-            if isinstance(node, sa_dml.UpdateBase) and node is not statement]
-
-
-def raw_text(statement: Any) -> list[str]:
-    """The SQL text written by hand inside ``statement``: ``text()`` and
-    ``literal_column()`` fragments (the statement itself if it is one)."""
-    found = []
+def parts(statement: Any) -> tuple[set[str], list[str], list[Any]]:
+    """One pass over ``statement``: the names of the tables it names, the
+    SQL text written by hand in it (``text()`` and ``literal_column()``
+    fragments, the statement itself if it is one), and the
+    ``INSERT``/``UPDATE``/``DELETE`` inside it other than itself (in a CTE:
+    PostgreSQL's ``WITH u AS (UPDATE ...) SELECT``)."""
+    tables: set[str] = set()
+    texts: list[str] = []
+    writes: list[Any] = []
     for node in visitors.iterate(statement):
-        if isinstance(node, sa.TextClause):
-            found.append(node.text)
+        if isinstance(node, sa.TableClause):
+            tables.add(node.name)
+        elif isinstance(node, sa.TextClause):
+            texts.append(node.text)
         elif isinstance(node, sa.ColumnClause) and node.is_literal:
-            found.append(node.name)
-    return found
+            texts.append(node.name)
+        elif isinstance(node, sa_dml.UpdateBase) and node is not statement:
+            writes.append(node)
+    return tables, texts, writes

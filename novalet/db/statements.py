@@ -104,7 +104,8 @@ def _scoped(conn: Any, context: Any, host: str, statement: Any,
             parameter_sets: list[dict[str, Any]]) -> Any:
     """``statement`` as a host caller may run it, or ``Forbidden``."""
     tables = scope.scoped_tables()
-    for text in dml.raw_text(statement):
+    names, texts, nested_writes = dml.parts(statement)
+    for text in texts:
         named = _named(text, tables)
         if named:
             raise _refuse(context, "run SQL text on %s" % ", ".join(named),
@@ -115,7 +116,11 @@ def _scoped(conn: Any, context: Any, host: str, statement: Any,
             raise _refuse(context, "alter %s" % ", ".join(named),
                           "a host changes no host-scoped table")
         return statement
-    for nested in dml.nested_writes(statement):
+    names |= {c.table.name for c in dml.value_columns(statement)
+              if getattr(c, "table", None) is not None}
+    if not names & set(tables):
+        return statement  # names no host-scoped table
+    for nested in nested_writes:
         named = sorted({t.name for t in dml.tables_in(nested.table)} & set(tables))
         if named:
             raise _refuse(context, "write %s in a subquery" % ", ".join(named),

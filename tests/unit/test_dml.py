@@ -88,9 +88,13 @@ def test_targets_through_aliases_and_nested_writes() -> None:
     assert dml.target(sa.select(T)) is None
     cte = sa.update(T).values(n=1).returning(T.c.id).cte("u")
     select = sa.select(sa.literal(1)).add_cte(cte)
-    assert [type(w).__name__ for w in dml.nested_writes(select)] == ["Update"]
+    tables, texts, writes = dml.parts(select)
+    assert (tables, texts) == ({"t"}, [])
+    assert [type(w).__name__ for w in writes] == ["Update"]
     # An INSERT ... SELECT has no values to read: no owner is seen.
     assert list(dml.written(sa.insert(T).from_select(
         ["host"], sa.select(T.c.host)), [])) == [{}]
-    assert sorted(dml.raw_text(sa.select(sa.literal_column("x")).select_from(
-        sa.text("t")))) == ["t", "x"]
+    tables, texts, writes = dml.parts(sa.select(sa.literal_column("x"))
+                                      .select_from(sa.text("t")))
+    assert (tables, sorted(texts), writes) == (set(), ["t", "x"], [])
+    assert dml.parts(sa.update(alias).values(n=1))[0] == {"t"}
