@@ -323,6 +323,7 @@ _CONDITIONS: dict[str, Callable[[type[models.Base]], Any]] = {
     "instance_unplaced": lambda model: instance_condition("instance_unplaced"),
 }
 
+
 def condition(kind: str, model: type[models.Base] | str) -> Any:
     """The condition of scope ``kind`` on ``model`` (or its table name)."""
     if isinstance(model, str):
