@@ -30,6 +30,12 @@ Every fixture is opt-in and named ``novalet_*``:
   broker.
 * ``novalet_no_db``: this process may not use the database (as a compute
   agent): remotable methods must go through a conductor path.
+* ``novalet_sign_as``: ``novalet_sign_as("host-b")`` makes this process sign
+  its requests as that host (its own key, derived from the test's master
+  key) for the rest of the test, as an agent on that host does: on the
+  ``rpc`` path the conductor sees ``context.principal`` of kind ``host``
+  and confines its writes to the app's host-scoped tables (no signature on
+  the other paths: there the principal is None, a local caller).
 """
 
 from __future__ import annotations
@@ -287,3 +293,32 @@ def novalet_no_db() -> Iterator[None]:
         yield
     finally:
         db.allow_access()
+
+
+@pytest.fixture
+def novalet_sign_as(novalet_conf: ConfOverrides,
+                    tmp_path: Any) -> Iterator[Any]:
+    """``novalet_sign_as(host)``: from then on this process signs its
+    requests as ``host`` with that host's own key (``[DEFAULT] host`` and
+    ``[auth] key_file`` set for the test); the conductor of the ``rpc``
+    path verifies them with the test's master key. Needs a master key
+    (the ``rpc`` path makes one)."""
+    from novalet import auth
+    from novalet import conf as _conf
+
+    def sign_as(host: str) -> None:
+        master = _conf.CONF.auth.master_key_file
+        if not master:
+            pytest.fail("novalet_sign_as: no [auth] master_key_file to derive "
+                        "a host key from (use it on novalet_path's rpc path)")
+        key_file = os.path.join(str(tmp_path), "%s.key" % host)
+        auth.keys.write_host_key(master, host, key_file)
+        novalet_conf("host", host)
+        novalet_conf("key_file", key_file, "auth")
+        auth.reset()
+        auth.configure(_conf.CONF)
+
+    try:
+        yield sign_as
+    finally:
+        auth.reset()

@@ -42,7 +42,16 @@ class App:
     ``exceptions``: the modules whose ``NovaletException`` subclasses cross
     RPC as themselves (class, message, kwargs) on every path, as
     ``novalet.exception``'s do (the core declares that one); any other
-    error of the app reaches a remote caller as ``RemoteError``.
+    error of the app reaches a remote caller as ``RemoteError``;
+    ``host_scoped``: ``{table: column}``, the app's tables whose rows belong
+    to a host: a caller signed with a host's key writes (inserts, updates,
+    deletes; ORM or Core statements through ``novalet.db.writer``) only
+    rows whose ``column`` is its own host name, checked in the statement
+    that writes; an insert must set ``column`` to the caller's host; text
+    SQL naming the table is refused to it. A refusal is ``Forbidden`` with
+    nothing written. None for a column: a host writes no row of the table.
+    Admins and local callers are not scoped; ``context.principal`` tells an
+    app's method who called (``novalet.auth.Principal``).
 
     ``@APP.register`` on an object class (``register``) says the namespace
     once, for every object of the app.
@@ -56,6 +65,8 @@ class App:
     opts: Mapping[str, Sequence[cfg.Opt]] = dataclasses.field(
         default_factory=dict)
     exceptions: Sequence[str] = ()
+    host_scoped: Mapping[str, str | None] = dataclasses.field(
+        default_factory=dict)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.isidentifier():
@@ -69,6 +80,13 @@ class App:
             raise exception.AppLoadError(
                 app=self.name, reason="exceptions must be a list of module "
                                       "names, not one string")
+        if not isinstance(self.host_scoped, Mapping) or not all(
+                isinstance(table, str) and table
+                and (column is None or isinstance(column, str) and column)
+                for table, column in self.host_scoped.items()):
+            raise exception.AppLoadError(
+                app=self.name, reason="host_scoped must map table names to "
+                                      "column names (or None)")
 
     def register(self, cls: _C) -> _C:
         """Class decorator: ``cls`` (a ``NovaletObject``, lists too)
@@ -231,6 +249,12 @@ def _import(app: App) -> None:
             "namespace: %s" % ", ".join(foreign))
     for module in app.exceptions:
         _check_exception_module(app, module)
+    for other in _loaded.values():
+        shared = sorted(set(other.host_scoped) & set(app.host_scoped))
+        if shared:
+            raise exception.AppLoadError(
+                app=app.name, reason="app %s declares the host scope of %s "
+                "already" % (other.name, ", ".join(shared)))
     for group, group_opts in app.opts.items():
         cfg.CONF.register_opts(list(group_opts), group=group)
     _loaded[app.name] = app

@@ -34,6 +34,17 @@ class RequestContext(oslo_context.RequestContext):
 
     @property
     def principal(self) -> Any:
+        """Who this request verifiably comes from: a
+        ``novalet.auth.Principal`` with ``kind`` ``"admin"`` (signed with the
+        master key), ``"host"`` (signed with one host's key; ``host`` names
+        it) or ``"unsigned"`` (accepted because ``[auth] enforce`` is
+        false), or None for a call made in this process (``direct``,
+        ``inprocess``, ``fake://`` without keys). Public to app code: a
+        remotable method reads ``self._context.principal`` (or its
+        ``context`` argument's) to decide for itself; the writes of a host
+        principal to host-scoped tables are confined by novalet either way
+        (``App.host_scoped``). Read-only: only the RPC server that verified
+        the request sets it."""
         return self._principal
 
     def set_principal(self, principal: Any) -> None:

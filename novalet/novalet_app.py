@@ -1,7 +1,8 @@
 """The core app: novalet's own objects, tables and releases, declared as
 any other app is (entry point ``novalet.apps``: ``novalet``). Its releases
 are the objects of the core's release map (``novalet.upgrade.releases``);
-its errors (``novalet.exception``) cross RPC as any app's declared ones do."""
+its errors (``novalet.exception``) cross RPC as any app's declared ones do;
+its host-scoped tables are declared as any app's are."""
 
 from __future__ import annotations
 
@@ -21,4 +22,9 @@ APP = app.App(
     migrations="novalet.db:migrations",
     releases=releases.object_versions_by_release(),
     exceptions=["novalet.exception"],
+    # A host writes its own services, nodes and instances (and, by the
+    # core's own rules, moves an instance along a migration it is an end
+    # of: novalet.db.scope); it writes no migration but through those rules.
+    host_scoped={"services": "host", "compute_nodes": "host",
+                 "instances": "host", "migrations": None},
 )

@@ -26,8 +26,10 @@ UNSIGNED = "unsigned"
 
 @dataclasses.dataclass(frozen=True)
 class Principal:
-    """A verified caller: ``kind`` (admin, host, unsigned) and, for a host,
-    its canonical name."""
+    """A verified caller, as app code sees it on ``context.principal``:
+    ``kind`` is ``"admin"``, ``"host"`` or ``"unsigned"`` (the constants
+    ``ADMIN``, ``HOST``, ``UNSIGNED``); ``host`` is the caller's canonical
+    host name for a host, None otherwise. Immutable."""
 
     kind: str
     host: str | None = None

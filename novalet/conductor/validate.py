@@ -15,7 +15,12 @@ inside a method:
 * the fields of the object a method runs on (and of an object argument):
   text without NUL and within its column's length, integers within their
   column's range, floats finite, datetimes within years 1000 to 9999 (what
-  every supported database stores).
+  every supported database stores). The columns are those of the object's
+  table, for the objects of every app alike: the class names it
+  (``obj_db_table``: a SQLAlchemy ``Table`` or a mapped class; fields named
+  otherwise than their columns in ``obj_db_columns``). Whatever a method
+  then writes is checked again against its columns where the statement runs
+  (``novalet.db.statements``), for any table.
 """
 
 from __future__ import annotations
@@ -30,10 +35,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from novalet import exception
-from novalet.db import models
+from novalet.db import columns as db_columns
 from novalet.objects import base as objects_base
-from novalet.objects import codec
 
 MAX_TEXT = 255
 MAX_ITEMS = 10000
@@ -41,18 +44,12 @@ MAX_DEPTH = 6
 #: A version manifest names at most this many objects (novalet's and every
 #: app's together are a few dozen).
 MAX_MANIFEST = 1000
-INT_RANGE = (-(2 ** 31), 2 ** 31 - 1)
-BIGINT_RANGE = (-(2 ** 63), 2 ** 63 - 1)
+INT_RANGE = db_columns.INT_RANGE
+BIGINT_RANGE = db_columns.BIGINT_RANGE
 #: Text in an object's fields without a column to say how long it may be.
 MAX_FIELD_TEXT = 65535
 
-#: The tables of the core's persistent objects.
-_TABLES = {"Service": models.Service, "ComputeNode": models.ComputeNode,
-           "Instance": models.Instance, "Migration": models.Migration}
-
-
-def _bad(where: str, reason: str) -> exception.MalformedRequest:
-    return exception.MalformedRequest(reason="%s: %s" % (where, reason))
+_bad = db_columns.bad
 
 
 @functools.lru_cache(maxsize=1024)
@@ -160,20 +157,16 @@ def _check_type(where: str, value: Any, hint: Any) -> None:
                                             getattr(hint, "__name__", hint)))
 
 
-def _check_text(where: str, value: str, limit: int) -> None:
-    if "\0" in value:
-        raise _bad(where, "text with a NUL character")
-    if len(value) > limit:
-        raise _bad(where, "text longer than %d" % limit)
+_check_text = db_columns.check_text
 
 
 def _columns(objinst: Any) -> dict[str, Any]:
-    if objinst.OBJ_PROJECT_NAMESPACE != codec.CORE:
+    """The columns of ``objinst``'s fields, by field name: those of the
+    table its class names (``obj_db_table``), whatever its app."""
+    table = getattr(type(objinst), "obj_db_table", None)
+    if table is None:
         return {}
-    model = _TABLES.get(objinst.obj_name())
-    if model is None:
-        return {}
-    table = model.__table__
+    table = getattr(table, "__table__", table)
     names = getattr(objinst, "obj_db_columns", {})
     return {field: table.c[names.get(field, field)] for field in objinst.fields
             if names.get(field, field) in table.c}
@@ -198,9 +191,9 @@ def check_object(objinst: Any, where: str | None = None, *,
                 else None
             _check_text(field_where, value, length or MAX_FIELD_TEXT)
         elif type(value) is int:
-            bounds = (INT_RANGE if column is not None
+            bounds = (db_columns.integer_range(column.type)
+                      if column is not None
                       and isinstance(column.type, sa.Integer)
-                      and not isinstance(column.type, sa.BigInteger)
                       else BIGINT_RANGE)
             if not bounds[0] <= value <= bounds[1]:
                 raise _bad(field_where, "integer out of range")

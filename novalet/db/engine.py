@@ -24,7 +24,7 @@ from sqlalchemy.engine import make_url
 
 from novalet import db as db_switch
 from novalet import exception
-from novalet.db import schema_errors
+from novalet.db import schema_errors, statements
 from novalet.logs import is_secret_name
 from novalet.metrics import database as db_metrics
 
@@ -37,6 +37,7 @@ _connection: str | None = None
 
 def _on_engine_create(engine: sa.engine.Engine) -> None:
     db_metrics.watch(engine)
+    statements.install(engine)
     if engine.dialect.name != "sqlite":
         return
 
@@ -161,6 +162,11 @@ def translate_errors() -> Iterator[None]:
     try:
         yield
     except (db_exc.DBError, sa.exc.DBAPIError) as e:
+        inner = getattr(e, "inner_exception", None) or getattr(e, "orig", None)
+        if isinstance(inner, exception.NovaletException):
+            # A check of novalet.db.statements refusing SQL sent as text,
+            # wrapped by oslo.db as it passed the driver.
+            raise inner from e
         translated = schema_errors.schema_error(e)
         if translated is not None:
             raise translated from e
@@ -192,6 +198,10 @@ class Transaction:
 
     Or a context manager: ``with writer.using(ctxt) as session``. Either
     way, a transaction of the same context already open is joined.
+
+    Every statement is checked as it runs (``novalet.db.statements``): its
+    values against their columns, and a host principal's writes confined to
+    its own rows of the host-scoped tables.
     """
 
     __slots__ = ("mode", "connection", "name")
@@ -217,6 +227,7 @@ class Transaction:
         of this context is already open)."""
         db_switch.check_access("%s.using" % self.name)
         with translate_errors(), self._factory().using(context) as session:
+            statements.bind(context, session)
             yield session
 
     def __call__(self, fn: F) -> F:
@@ -231,7 +242,8 @@ class Transaction:
             context = args[index] if len(args) > index else kwargs["context"]
             with translate_errors():
                 factory = self._factory(replica and kwargs.get("replica", False))
-                with factory.using(context):
+                with factory.using(context) as session:
+                    statements.bind(context, session)
                     return fn(*args, **kwargs)
         return wrapper  # type: ignore[return-value]
 

@@ -119,6 +119,7 @@ def update(executor: Any, model: type[models.Base], row_id: int,
                 .ordered_values(*assignments))
         if scoped is not None:
             stmt = stmt.where(scope.condition(scoped.kind, model))
+        stmt = scope.checked(stmt)
         params: dict[str, Any] = {}
     else:
         stmt = _update_statement(model.__tablename__, tuple(values),
@@ -156,7 +157,7 @@ def _update_statement(table_name: str, names: tuple[str, ...],
                               for c in columns]))
     if scope_kind is not None:
         stmt = stmt.where(scope.condition(scope_kind, table_name))
-    return stmt
+    return scope.checked(stmt)
 
 
 def soft_delete(context: Any, model: type[models.Base], row_id: int,
@@ -166,7 +167,8 @@ def soft_delete(context: Any, model: type[models.Base], row_id: int,
     stmt = (sa.update(model)
             .where(model.id == row_id, model.deleted == 0)  # type: ignore[attr-defined]
             .values(deleted=model.id, deleted_at=timeutils.utcnow())  # type: ignore[attr-defined]
-            .execution_options(synchronize_session=False))
+            .execution_options(synchronize_session=False,
+                               **{scope.CHECKED_OPTION: True}))
     params = {}
     if host is not None:
         stmt = stmt.where(scope.owned_condition(model))

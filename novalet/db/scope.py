@@ -1,6 +1,14 @@
 """Host-scoped writes: what a host principal may write, checked where the
 row is written.
 
+Which tables are host-scoped, and by which column, every app declares
+(``App(host_scoped={"table": "column"})``, read by ``scoped_tables()``);
+novalet's own app declares its tables the same way. Any write of a host
+principal to such a table, ORM or Core, is confined in its statement to
+the rows whose column is the caller (``novalet.db.statements``). The core's
+table modules add the rules below to that base rule for their own tables
+and mark their statements as checked (``checked``).
+
 A request signed with a host's key (``novalet.auth``) may create, update and
 delete only that host's ``services``, ``compute_nodes`` and ``instances``
 rows. The checks never trust the object the caller sent: the values it asks
@@ -31,7 +39,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from novalet import exception
+from novalet import app, exception
 from novalet.auth import principal as principal_mod
 from novalet.auth import signing
 from novalet.db import models
@@ -40,10 +48,33 @@ from novalet.db.sqlfuncs import exact
 #: The bound parameter of the caller's host in scoped statements.
 CALLER = "scope_caller"
 
+#: The execution option of a statement that carries its own scope (the
+#: core's table modules): ``novalet.db.statements`` leaves it as it is.
+CHECKED_OPTION = "novalet_scope_checked"
+
 #: Service fields only an admin changes (fencing and scheduling marks).
 ADMIN_SERVICE_FIELDS = frozenset({"forced_down", "disabled", "disabled_reason"})
 
 _refusals = signing.RefusalLog(interval=10.0)
+
+
+def scoped_tables() -> dict[str, str | None]:
+    """``{table: column}``: the tables a host principal writes only the rows
+    of whose column is the caller, as every loaded app declares them
+    (``App.host_scoped``; None: a host writes no row of it but through the
+    core's own rules). The core's are always in it, loaded or not."""
+    from novalet import novalet_app
+
+    found: dict[str, str | None] = dict(novalet_app.APP.host_scoped)
+    for loaded in app.loaded().values():
+        found.update(loaded.host_scoped)
+    return found
+
+
+def checked(statement: Any) -> Any:
+    """``statement`` marked as carrying its own scope condition (the core's
+    table modules: ``novalet.db.statements`` adds nothing to it)."""
+    return statement.execution_options(**{CHECKED_OPTION: True})
 
 
 def caller_host(context: Any) -> str | None:
@@ -68,9 +99,13 @@ def refuse(context: Any, action: str, reason: str) -> exception.Forbidden:
     return exception.Forbidden(principal=who, action=action, reason=reason)
 
 
-def is_caller(column: Any) -> Any:
-    """``column`` equals the caller's host, byte for byte (``CALLER``)."""
-    return column == exact(sa.bindparam(CALLER, type_=sa.String()))
+def is_caller(column: Any, host: str | None = None) -> Any:
+    """``column`` equals the caller's host, byte for byte (the parameter
+    ``CALLER``, or ``host`` bound in the statement)."""
+    if host is None:
+        return column == exact(sa.bindparam(CALLER, type_=sa.String()))
+    return column == exact(sa.bindparam(CALLER, host, type_=sa.String(),
+                                        unique=True))
 
 
 def check_value(context: Any, action: str, what: str, value: Any,
@@ -255,11 +290,13 @@ def migration_condition(model: type[models.Base]) -> Any:
 
 def owned_condition(model: type[models.Base]) -> Any:
     """The rows of ``model`` a host owns (for deletes and node/service
-    updates): ``host`` is the caller. A host owns no migration."""
-    table = model.__table__
-    if model is models.Migration:
+    updates): its host-scoped column is the caller. A host owns no row of a
+    table declared without a column (the core's ``migrations``)."""
+    table: sa.Table = model.__table__  # type: ignore[assignment]
+    column = scoped_tables().get(table.name)
+    if column is None:
         return sa.false()
-    return is_caller(table.c.host)
+    return is_caller(table.c[column])
 
 
 # -- scoped updates ---------------------------------------------------------------
@@ -286,14 +323,12 @@ _CONDITIONS: dict[str, Callable[[type[models.Base]], Any]] = {
     "instance_unplaced": lambda model: instance_condition("instance_unplaced"),
 }
 
-_MODELS = {m.__tablename__: m for m in (models.Service, models.ComputeNode,
-                                        models.Instance, models.Migration)}
-
 
 def condition(kind: str, model: type[models.Base] | str) -> Any:
     """The condition of scope ``kind`` on ``model`` (or its table name)."""
     if isinstance(model, str):
-        model = _MODELS[model]
+        model = next(m.class_ for m in models.Base.registry.mappers
+                     if m.class_.__tablename__ == model)
     return _CONDITIONS[kind](model)
 
 

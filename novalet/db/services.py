@@ -156,7 +156,8 @@ def _heartbeat_statement(scoped: bool, signed: bool) -> sa.Update:
         values.append((recent, deliveries.remembered(recent)))
     values += [(table.c.last_auth, sa.bindparam("beat_how", type_=sa.String())),
                (table.c.updated_at, sa.bindparam("beat_now", type_=sa.DateTime()))]
-    return sa.update(table).where(*where).ordered_values(*values)
+    return scope.checked(
+        sa.update(table).where(*where).ordered_values(*values))
 
 
 @writer_connection
@@ -244,7 +245,8 @@ def service_destroy(context: Any, service_id: int) -> list[int]:
         context.session.execute(
             sa.update(node).where(node.id.in_(node_ids), node.deleted == 0)
             .values(deleted=node.id, deleted_at=timeutils.utcnow())
-            .execution_options(synchronize_session=False))
+            .execution_options(synchronize_session=False,
+                               **{scope.CHECKED_OPTION: True}))
     rows.soft_delete(context, models.Service, service_id,
                      lambda: exception.ServiceNotFound(service=service_id))
     return node_ids

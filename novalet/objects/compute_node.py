@@ -9,6 +9,7 @@ from oslo_utils import versionutils
 
 from novalet import objects
 from novalet.db import compute_nodes as db_nodes
+from novalet.db import models
 from novalet.objects import base, fields, retry, stored_json
 
 if TYPE_CHECKING:
@@ -27,6 +28,8 @@ class ComputeNode(base.NovaletPersistentObject, base.NovaletObject):
     # Version 1.1: added pci_device_pools; metrics became a MonitorMetricList
     #              (1.0 carries them as a JSON string) (release 2)
     VERSION = "1.1"
+    #: Its table (the conductor checks fields against its columns).
+    obj_db_table = models.ComputeNode
 
     fields = {
         "id": fields.IntegerField(read_only=True),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from novalet.db import instances as db_instances
+from novalet.db import models
 from novalet.objects import base, fields, retry
 
 
@@ -14,6 +15,8 @@ class Instance(base.NovaletPersistentObject, base.NovaletObject):
 
     # Version 1.0: initial version
     VERSION = "1.0"
+    #: Its table (the conductor checks fields against its columns).
+    obj_db_table = models.Instance
 
     fields = {
         "id": fields.IntegerField(read_only=True),

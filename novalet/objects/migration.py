@@ -7,6 +7,7 @@ from typing import Any
 from oslo_utils import versionutils
 
 from novalet.db import migration_records as db_migrations
+from novalet.db import models
 from novalet.objects import base, fields, retry
 
 
@@ -19,6 +20,8 @@ class Migration(base.NovaletPersistentObject, base.NovaletObject):
     # Version 1.1: status "completed", a live migration's last state; 1.0
     #              reads it as "done" (release 3)
     VERSION = "1.1"
+    #: Its table (the conductor checks fields against its columns).
+    obj_db_table = models.Migration
 
     fields = {
         "id": fields.IntegerField(read_only=True),

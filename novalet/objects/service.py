@@ -8,6 +8,7 @@ from oslo_serialization import jsonutils
 from oslo_utils import uuidutils, versionutils
 
 from novalet import exception
+from novalet.db import models
 from novalet.db import services as db_services
 from novalet.objects import base, fields, retry, stored_json
 from novalet.upgrade import releases
@@ -24,6 +25,8 @@ class Service(base.NovaletPersistentObject, base.NovaletObject):
     # Version 1.2: added app_releases, the release of each app it runs;
     #              get_app_releases() (release 3)
     VERSION = "1.2"
+    #: Its table (the conductor checks fields against its columns).
+    obj_db_table = models.Service
 
     fields = {
         "id": fields.IntegerField(read_only=True),

@@ -121,13 +121,13 @@ def test_the_tutorial_steps_with_the_installed_app(app_venv: dict[str, str], tmp
     manage = os.path.join(app_venv["bin"], "novalet-manage")
     synced = _run([manage, "--config-file", config, "db", "sync"], cwd=str(tmp_path))
     assert synced.returncode == 0, synced.stderr
-    assert "App leases is at leases_0001" in synced.stdout
+    assert "App leases is at leases_0002" in synced.stdout
     listed = _run([manage, "--config-file", config, "app", "list", "--format", "json"],
                   cwd=str(tmp_path))
     assert listed.returncode == 0, listed.stderr
     apps = {entry["name"]: entry for entry in json.loads(listed.stdout)}
-    assert apps["leases"]["release"] == "2"
-    assert apps["leases"]["schema_revision"] == "leases_0001"
+    assert apps["leases"]["release"] == "3"
+    assert apps["leases"]["schema_revision"] == "leases_0002"
     conductor = processes.ServiceProcess(
         "novalet-conductor", config, str(tmp_path / "conductor.log"),
         bin_dir=app_venv["bin"], env=_env())

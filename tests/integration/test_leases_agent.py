@@ -41,7 +41,7 @@ def test_leases_agent_through_the_conductor(tmp_path, rabbit_vhost):
         result = _run("novalet-manage", "--config-file", config,
                                        "db", "sync")
         assert result.returncode == 0, result.stderr
-        assert "App leases is at leases_0001" in result.stdout
+        assert "App leases is at leases_0002" in result.stdout
         conductor = processes.ServiceProcess("novalet-conductor", config,
                                              str(tmp_path / "conductor.log"), env=ENV)
         conductor.wait_for_log(r"novalet-conductor started on leases-conductor")

@@ -40,6 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     now = int(time.time())
     lease = lease_objects.Lease(ctxt, ip=ip, mac=mac, hostname="agent-host",
                                 client_id="client-%s" % mac, expires_at=now + 60,
+                                host=novalet_conf.CONF.host,
                                 subnet=lease_objects.Subnet(cidr=cidr, gateway=gateway))
     lease.create()
     lease.renew(now, 3600)

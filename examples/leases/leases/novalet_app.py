@@ -10,5 +10,8 @@ APP = app.App(
     releases={
         "1": {"Subnet": "1.0", "Lease": "1.0", "LeaseList": "1.0"},
         "2": {"Subnet": "1.0", "Lease": "1.1", "LeaseList": "1.1"},
+        "3": {"Subnet": "1.0", "Lease": "1.2", "LeaseList": "1.2"},
     },
+    # An agent signed as a host writes only the leases it handed out.
+    host_scoped={"leases": "host"},
 )

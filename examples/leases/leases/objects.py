@@ -1,6 +1,9 @@
 """DHCP leases: a Lease (with its Subnet nested) and a LeaseList.
 
 Lease 1.1 adds ``client_id`` (DHCP option 61); a 1.0 peer gets it dropped.
+Lease 1.2 adds ``host``, the host whose agent handed it out: the table is
+host-scoped by it (novalet_app), so an agent signed as host B can neither
+create, change nor destroy host A's leases.
 Every class is an object of the app ``leases`` through ``@APP.register``
 (the namespace is said once, in ``leases.novalet_app``).
 """
@@ -26,7 +29,7 @@ LEASES = sa.Table(
     sa.Column("ip", sa.String(64)), sa.Column("mac", sa.String(32)),
     sa.Column("hostname", sa.String(255)), sa.Column("client_id", sa.String(255)),
     sa.Column("subnet_cidr", sa.String(64)), sa.Column("subnet_gateway", sa.String(64)),
-    sa.Column("expires_at", sa.Integer))
+    sa.Column("expires_at", sa.Integer), sa.Column("host", sa.String(255)))
 
 
 @APP.register
@@ -44,7 +47,8 @@ class Subnet(base.NovaletObject):
 class Lease(base.NovaletObject):
     # Version 1.0: initial version (release 1)
     # Version 1.1: client_id (release 2)
-    VERSION = "1.1"
+    # Version 1.2: host, destroy() (release 3)
+    VERSION = "1.2"
     fields = {
         "id": fields.IntegerField(read_only=True),
         "ip": fields.IPAddressField(),
@@ -53,6 +57,7 @@ class Lease(base.NovaletObject):
         "client_id": fields.StringField(nullable=True),
         "subnet": fields.ObjectField("Subnet"),
         "expires_at": fields.IntegerField(),
+        "host": fields.StringField(nullable=True, default=None),
     }
     obj_relationships = {"subnet": [("1.0", "1.0")]}
     #: Not one column: made of subnet_cidr and subnet_gateway.
@@ -66,9 +71,12 @@ class Lease(base.NovaletObject):
     client_id: str | None
     subnet: Subnet
     expires_at: int
+    host: str | None
 
     def obj_make_compatible(self, primitive: dict[str, Any], target_version: str) -> None:
         super().obj_make_compatible(primitive, target_version)
+        if versionutils.convert_version_to_tuple(target_version) < (1, 2):
+            primitive.pop("host", None)
         if versionutils.convert_version_to_tuple(target_version) < (1, 1):
             primitive.pop("client_id", None)
 
@@ -85,7 +93,8 @@ class Lease(base.NovaletObject):
                   "client_id": self.client_id if self.obj_attr_is_set("client_id") else None,
                   "subnet_cidr": str(self.subnet.cidr),
                   "subnet_gateway": str(self.subnet.gateway),
-                  "expires_at": self.expires_at}
+                  "expires_at": self.expires_at,
+                  "host": self.host if self.obj_attr_is_set("host") else None}
         with db.writer.using(self._context) as session:
             taken = session.execute(sa.select(LEASES.c.id).where(
                 LEASES.c.ip == values["ip"])).first()
@@ -107,6 +116,12 @@ class Lease(base.NovaletObject):
         self.obj_reset_changes(["expires_at"])
         return expires
 
+    @base.remotable
+    def destroy(self) -> None:
+        """Release this lease (its row goes)."""
+        with db.writer.using(self._context) as session:
+            session.execute(sa.delete(LEASES).where(LEASES.c.id == self.id))
+
     @classmethod
     @base.remotable
     @db.reader
@@ -123,9 +138,10 @@ class Lease(base.NovaletObject):
 class LeaseList(base.ObjectListBase):
     # Version 1.0: Lease 1.0
     # Version 1.1: Lease 1.1
-    VERSION = "1.1"
+    # Version 1.2: Lease 1.2
+    VERSION = "1.2"
     fields = {"objects": fields.ListOfObjectsField("Lease")}
-    child_versions = {"1.0": "1.0", "1.1": "1.1"}
+    child_versions = {"1.0": "1.0", "1.1": "1.1", "1.2": "1.2"}
 
     objects: list[Lease]
 

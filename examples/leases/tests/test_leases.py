@@ -9,17 +9,17 @@ from novalet import context, exception, testing
 #: Pinned fingerprints: a change to an object's fields or remotable methods
 #: fails here until its version is bumped (and this entry updated).
 OBJECT_DATA = {
-    "Lease": "1.1-1fe85f4650cbbd12c348014534dd0138",
-    "LeaseList": "1.1-040783ba3c736da6fb2bee5589f21ab5",
+    "Lease": "1.2-b1ef80e4f88ea1ddc70673d7dff4a6ee",
+    "LeaseList": "1.2-7b4161a8bc255a280e2264ee4198f27c",
     "Subnet": "1.0-7ca1f5f182ed963a0f22a958b2eebf2c",
 }
 
 
-def _lease(ctxt, ip="10.0.0.5", client_id="c-1"):
+def _lease(ctxt, ip="10.0.0.5", client_id="c-1", host=None):
     from leases import objects
 
     return objects.Lease(ctxt, ip=ip, mac="52:54:00:12:34:56", hostname="web1",
-                         client_id=client_id, expires_at=1000,
+                         client_id=client_id, expires_at=1000, host=host,
                          subnet=objects.Subnet(cidr="10.0.0.0/24", gateway="10.0.0.1"))
 
 
@@ -77,3 +77,50 @@ def test_release_1_peers_get_lease_1_0(novalet_registry):
     item = listed["novalet_object.data"]["objects"][0]
     assert item["novalet_object.version"] == "1.0"
     assert "client_id" not in item["novalet_object.data"]
+
+
+def test_release_2_peers_get_no_host(novalet_registry):
+    lease = _lease(context.get_admin_context(), host="host-a")
+    assert "host" not in lease.obj_to_primitive(
+        target_version="1.1")["novalet_object.data"]
+
+
+def test_host_b_cannot_touch_host_a_leases(novalet_path, novalet_registry,
+                                          novalet_sign_as):
+    """The leases table is host-scoped: an agent signed as host-b (through
+    the conductor, ``rpc``; on the ``local`` path, a context carrying that
+    principal) creates, renews and releases its own leases only."""
+    from leases import objects
+
+    from novalet.auth import principal
+
+    if novalet_path == "inprocess":
+        pytest.skip("an in-process conductor sees no signature: a local caller")
+    admin = context.get_admin_context()
+    theirs = _lease(admin, ip="10.0.0.10", host="host-a")
+    theirs.create()
+    ctxt = context.get_admin_context()
+    if novalet_path == "rpc":
+        novalet_sign_as("host-b")  # says admin: believed for nothing
+    else:
+        ctxt.set_principal(principal.host("host-b"))
+
+    def rows():
+        return [(x.ip, x.host, x.expires_at)
+                for x in objects.LeaseList.get_by_subnet(admin, "10.0.0.0/24")]
+
+    before = rows()
+    mine = theirs.obj_clone()
+    mine._context = ctxt
+    for action in [_lease(ctxt, ip="10.0.0.11", host="host-a").create,
+                   _lease(ctxt, ip="10.0.0.12", host=None).create,
+                   lambda: mine.renew(5000, 600),
+                   mine.destroy]:
+        with pytest.raises(exception.Forbidden, match="host host-b may not"):
+            action()
+    assert rows() == before
+    own = _lease(ctxt, ip="10.0.0.13", host="host-b")
+    own.create()
+    assert own.renew(3000, 60) == 3060
+    own.destroy()
+    assert rows() == before

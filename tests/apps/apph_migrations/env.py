@@ -1,0 +1,3 @@
+from novalet.db import migration
+
+migration.run_env()
