@@ -65,6 +65,7 @@ def install_release(version: str, service_version: int,
         capture_output=True, text=True, timeout=300)
     assert install.returncode == 0, install.stderr
     env = ReleaseEnv(str(prefix))
+    _hide_this_environments_apps(env.site)
     probe = subprocess.run(
         [sys.executable, "-c", "import novalet.objects.service as s, "
          "novalet; print(s.SERVICE_VERSION, novalet.__file__)"],
@@ -73,6 +74,33 @@ def install_release(version: str, service_version: int,
     assert probe.stdout.startswith("%d %s" % (service_version, env.site)), (
         probe.stdout + probe.stderr)
     return env
+
+
+#: The apps installed in this environment for main's code (the example app),
+#: which an earlier release's processes must not load: a host running that
+#: release has the app's release for it, or none.
+MAIN_ONLY_APPS = ("leases",)
+
+
+def _hide_this_environments_apps(site: str) -> None:
+    """A ``sitecustomize`` in the release's own site directory (first on its
+    ``PYTHONPATH``): its processes see no distribution that declares an app
+    of ``MAIN_ONLY_APPS``
+    (``leases`` uses ``App`` arguments release 3 does not have, and release
+    3 imports every installed app's entry point)."""
+    with open(os.path.join(site, "sitecustomize.py"), "w") as f:
+        f.write(
+            "import importlib.metadata as _metadata\n"
+            "_HIDDEN = %r\n"
+            "_find = _metadata.MetadataPathFinder.find_distributions\n"
+            "\n"
+            "def _visible(context=_metadata.DistributionFinder.Context()):\n"
+            "    return (d for d in _find(context)\n"
+            "            if not any(ep.group == 'novalet.apps' and ep.name in _HIDDEN\n"
+            "                       for ep in d.entry_points))\n"
+            "\n"
+            "_metadata.MetadataPathFinder.find_distributions = staticmethod(_visible)\n"
+            % (MAIN_ONLY_APPS,))
 
 
 @pytest.fixture(scope="session")

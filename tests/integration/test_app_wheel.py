@@ -133,7 +133,7 @@ def test_the_tutorial_steps_with_the_installed_app(app_venv: dict[str, str], tmp
         bin_dir=app_venv["bin"], env=_env())
     try:
         conductor.wait_for_log("novalet-conductor started on wheel-conductor", timeout=90)
-        assert "leases (release 2)" in conductor.log()
+        assert "leases (release 3)" in conductor.log()
         agent_config = processes.write_config(str(tmp_path / "agent.conf"), {
             "DEFAULT": {"transport_url": rabbit_vhost.url, "host": "dhcp1"},
             "conductor": {"topic": topic},

@@ -311,13 +311,14 @@ def test_host_b_attacks_host_a(deployment: Any, conf: Any) -> None:
     assert "Refused: host %s may not update a compute node" % HOST_B in log
     assert "Refused a object_class_action_versions request" in log
     assert not deployment["conductor"].errors(), deployment["conductor"].errors()
-    errors = deployment["compute"].errors()
-    if deployment["db"].backend == "mysql":
-        # On MariaDB the one conductor worker, busy with B's flood of 2,000
-        # casts, has been seen (on this loaded 2-core machine) to answer one
-        # of A's heartbeats later than its 15 s timeout: late, not refused
-        # (the beats after it count above).
-        errors = [line for line in errors if "did not answer" not in line]
+    # A beats every second here (a 2 s call timeout): the one conductor
+    # worker, busy with B's flood of 2,000 casts, has been seen on this
+    # 2-core machine (PostgreSQL and MariaDB alike) to answer one of A's
+    # beats after that timeout. Late, not refused: the beats after the flood
+    # count (above), and no refusal of A is logged; anything else A logs is
+    # a failure.
+    errors = [line for line in deployment["compute"].errors()
+              if "did not answer" not in line]
     assert not errors, errors
 
 

@@ -57,7 +57,7 @@ class Lease(base.NovaletObject):
         "client_id": fields.StringField(nullable=True),
         "subnet": fields.ObjectField("Subnet"),
         "expires_at": fields.IntegerField(),
-        "host": fields.StringField(nullable=True, default=None),
+        "host": fields.StringField(nullable=True),
     }
     obj_relationships = {"subnet": [("1.0", "1.0")]}
     #: Not one column: made of subnet_cidr and subnet_gateway.
