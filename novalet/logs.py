@@ -157,6 +157,34 @@ class EscapingFilter(logging.Filter):
         return True
 
 
+class Throttle:
+    """Per kind, one event per ``interval`` seconds: ``admit(kind)`` says
+    whether this one may be logged and how many of the kind were not since
+    (None: not this one). At most ``bound`` kinds are remembered; past it,
+    the others are forgotten (kinds are message templates: few)."""
+
+    def __init__(self, interval: float, bound: int,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval = interval
+        self.clock = clock
+        self._bound = bound
+        self._lock = threading.Lock()
+        self._last: dict[Any, float] = {}
+        self._dropped: dict[Any, int] = {}
+
+    def admit(self, kind: Any) -> int | None:
+        now = self.clock()
+        with self._lock:
+            if len(self._last) > self._bound:
+                self._last.clear()
+            last = self._last.get(kind)
+            if last is not None and now - last < self.interval:
+                self._dropped[kind] = self._dropped.get(kind, 0) + 1
+                return None
+            self._last[kind] = now
+            return self._dropped.pop(kind, 0)
+
+
 class LibraryFloodFilter(logging.Filter):
     """A handler filter for the library loggers (``LIBRARY_LOGGERS``): the
     first record of a kind (logger, level, message template) passes without
@@ -170,10 +198,7 @@ class LibraryFloodFilter(logging.Filter):
         super().__init__()
         self.interval = interval
         self._prefixes = prefixes
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._last: dict[tuple[str, int, str], float] = {}
-        self._dropped: dict[tuple[str, int, str], int] = {}
+        self._throttle = Throttle(interval, 1000, clock)
 
     def _is_library(self, name: str) -> bool:
         return any(name == p or name.startswith(p + ".")
@@ -182,17 +207,9 @@ class LibraryFloodFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.WARNING or not self._is_library(record.name):
             return True
-        kind = (record.name, record.levelno, str(record.msg))
-        now = self._clock()
-        with self._lock:
-            last = self._last.get(kind)
-            if last is not None and now - last < self.interval:
-                self._dropped[kind] = self._dropped.get(kind, 0) + 1
-                return False
-            self._last[kind] = now
-            dropped = self._dropped.pop(kind, 0)
-            if len(self._last) > 1000:  # kinds are templates: few; bounded
-                self._last = {kind: now}
+        dropped = self._throttle.admit((record.name, record.levelno, str(record.msg)))
+        if dropped is None:
+            return False
         if record.exc_info and record.exc_info[1] is not None:
             error = record.exc_info[1]
             record.msg = "%s (%s: %s; traceback not logged)" % (
@@ -220,5 +237,5 @@ def install(logger: logging.Logger | None = None) -> None:
             handler.addFilter(EscapingFilter())
 
 
-__all__ = ["EscapingFilter", "LibraryFloodFilter", "escape", "escape_value",
-           "escaped_exc_info", "install", "is_secret_name"]
+__all__ = ["EscapingFilter", "LibraryFloodFilter", "Throttle", "escape",
+           "escape_value", "escaped_exc_info", "install", "is_secret_name"]

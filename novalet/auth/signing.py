@@ -50,7 +50,7 @@ from typing import Any
 
 from oslo_log import log as logging
 
-from novalet import exception
+from novalet import exception, logs
 from novalet.auth import keys as keys_mod
 from novalet.auth import principal as principal_mod
 from novalet.auth.principal import Principal
@@ -298,22 +298,12 @@ class RefusalLog:
     def __init__(self, interval: float = 10.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.interval = interval
-        self.clock = clock
-        self._last: dict[str, float] = {}
-        self._quiet: dict[str, int] = {}
-        self._lock = threading.Lock()
+        self._throttle = logs.Throttle(interval, 256, clock)
 
     def warn(self, kind: str, message: str, *args: Any) -> bool:
-        now = self.clock()
-        with self._lock:
-            if len(self._last) > 256:
-                self._last.clear()
-            last = self._last.get(kind)
-            if last is not None and now - last < self.interval:
-                self._quiet[kind] = self._quiet.get(kind, 0) + 1
-                return False
-            self._last[kind] = now
-            quiet = self._quiet.pop(kind, 0)
+        quiet = self._throttle.admit(kind)
+        if quiet is None:
+            return False
         if quiet:
             message += " (%d more like it not logged in the last %ds)" % (
                 quiet, self.interval)
