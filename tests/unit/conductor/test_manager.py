@@ -3,6 +3,8 @@ refuses, and what it sends back, checked one guard at a time."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -21,6 +23,21 @@ def manager() -> conductor_manager.ConductorManager:
 
 def _versions(*classes: Any) -> dict[str, str]:
     return {cls.obj_name(): cls.VERSION for cls in classes}
+
+
+@contextlib.contextmanager
+def _remotable_method(cls: type, name: str,
+                      method: Callable[..., Any]) -> Iterator[None]:
+    """``method`` marked remotable on ``cls`` as ``name`` for the block (the
+    remotable lookup read again on the way in and out)."""
+    method.remotable = True  # type: ignore[attr-defined]
+    setattr(cls, name, method)
+    remotable.forget(cls)
+    try:
+        yield
+    finally:
+        delattr(cls, name)
+        remotable.forget(cls)
 
 
 # -- class methods: remotable ones only -----------------------------------------
@@ -143,16 +160,9 @@ def test_an_older_caller_gets_fields_it_knows_in_its_form(manager, sqlite_db):
 
     def finish(self: Any) -> None:
         self.status = "completed"
-    finish.remotable = True  # type: ignore[attr-defined]
-    sent_type = type(sent)
-    try:
-        sent_type.finish = finish
-        remotable.forget(sent_type)  # read again, with the new method
+    with _remotable_method(type(sent), "finish", finish):
         updates, _ = manager.object_action(context.get_admin_context(), sent,
                                            "finish", [], {})
-    finally:
-        del sent_type.finish
-        remotable.forget(sent_type)
     assert updates == {"status": "done", "obj_what_changed": ["status"]}
 
 
@@ -179,16 +189,9 @@ def test_changes_made_in_place_go_back(manager):
         self.stats["b"] = "2"
         self.metrics.objects[0].value = 9.0
         self.pci_device_pools.objects[0].count = 2
-    touch.remotable = True  # type: ignore[attr-defined]
-    node_type = type(node)
-    try:
-        node_type.touch = touch
-        remotable.forget(node_type)
+    with _remotable_method(type(node), "touch", touch):
         updates, _ = manager.object_action(context.get_admin_context(), node,
                                            "touch", [], {})
-    finally:
-        del node_type.touch
-        remotable.forget(node_type)
     assert set(updates) == {"stats", "metrics", "pci_device_pools",
                             "obj_what_changed"}
     assert updates["stats"] == {"a": "1", "b": "2"}
@@ -256,16 +259,9 @@ def test_pending_changes_are_reported_when_the_method_changes_nothing(manager):
 
     def noop(self: Any) -> None:
         pass
-    noop.remotable = True  # type: ignore[attr-defined]
-    node_type = type(node)
-    try:
-        node_type.noop = noop
-        remotable.forget(node_type)
+    with _remotable_method(type(node), "noop", noop):
         updates, _ = manager.object_action(context.get_admin_context(), node,
                                            "noop", [], {})
-    finally:
-        del node_type.noop
-        remotable.forget(node_type)
     assert updates == {"obj_what_changed": ["memory_mb_used"]}
 
 
@@ -277,16 +273,10 @@ def test_private_and_framework_names_are_refused_even_if_remotable(manager, name
 
     def hidden(self: Any) -> None:
         ran.append(self)
-    hidden.remotable = True  # type: ignore[attr-defined]
     inst = _instance()
-    try:
-        setattr(type(inst), name, hidden)
-        remotable.forget(type(inst))  # read again, with the new attribute
-        with pytest.raises(exception.MethodNotRemotable):
-            manager.object_action(context.get_admin_context(), inst, name, [], {})
-    finally:
-        delattr(type(inst), name)
-        remotable.forget(type(inst))
+    with _remotable_method(type(inst), name, hidden), \
+            pytest.raises(exception.MethodNotRemotable):
+        manager.object_action(context.get_admin_context(), inst, name, [], {})
     assert ran == []
 
 
