@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
 
 import kombu
 import oslo_messaging as messaging
@@ -25,19 +24,10 @@ import oslo_messaging as messaging
 import novalet  # noqa: F401  (the threading backend first)
 from novalet import conf as novalet_conf
 from novalet import context, indirection, objects, rpc
+from tests.integration.auth_attacker import RESULTS, attempt
 
 CONF = novalet_conf.CONF
 FORGED = "\n2026-01-01 00:00:00.000 1 CRITICAL novalet FORGED-%s\r\x1b[2K"
-RESULTS: dict[str, str] = {}
-
-
-def attempt(name: str, action: Any) -> None:
-    try:
-        action()
-    except Exception as e:  # what refused it, by class
-        RESULTS[name] = type(e).__name__.removesuffix("_Remote")
-    else:
-        RESULTS[name] = "done"
 
 
 def forge() -> None:
