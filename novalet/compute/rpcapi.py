@@ -41,6 +41,7 @@ class ComputeAPI:
             on_change=self.client.set_version_cap,
             refresh_interval=lambda: conf.upgrade_levels.refresh_interval,
             wait_bound=lambda: conf.rpc_response_timeout + 5)
+        self.client.expect_sealed_replies(self.caps.peers_seal_replies)
 
     def _send(self, ctxt: Any, obj: Any) -> Any:
         """``obj`` at the versions the oldest compute reads."""

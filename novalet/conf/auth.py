@@ -34,8 +34,13 @@ opts = [
                      "a rolling upgrade from release 3, on the upgraded "
                      "services, until every conductor and compute runs "
                      "release 4; meanwhile an unauthenticated reply is "
-                     "accepted (and logged) whoever sent it. Authenticated "
-                     "replies are checked either way."),
+                     "accepted (and logged) whoever sent it, but only while "
+                     "the version caps of the called services say one of "
+                     "them may run release 3 ([upgrade_levels]: auto finds a "
+                     "release 3 service, or a pin to release 3 or older): "
+                     "once they say every one runs release 4, it is refused "
+                     "whatever this option says. Authenticated replies are "
+                     "checked either way."),
     cfg.IntOpt("timestamp_window", default=60, min=1, max=3600,
                mutable=True,
                help="Seconds a signed request stays valid after it was "

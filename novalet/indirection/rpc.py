@@ -27,6 +27,7 @@ class RPCIndirectionAPI(base.ConductorIndirectionAPI):
         self.conductor = rpcapi.ConductorAPI(conf)
         super().__init__(conf, self.conductor,
                          on_change=self.conductor.set_version_cap)
+        self.conductor.client.expect_sealed_replies(self.caps.peers_seal_replies)
 
     def object_backport_versions(self, context: Any, objinst: Any,
                                  object_versions: dict[str, str]) -> Any:

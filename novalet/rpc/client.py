@@ -3,6 +3,7 @@ holds a key, with oslo.messaging's errors turned into novalet's."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import kombu.exceptions
@@ -49,6 +50,11 @@ def send_retries(conf: Any, timeout: float) -> int | None:
 #: MAC even to a call that asked for one: they say only that the call
 #: failed, and are passed on as they are.
 _UNSEALABLE = (exception.SignatureRefused, exception.MalformedRequest)
+
+
+def _unknown() -> bool:
+    """Whether the servers seal their replies: not known."""
+    return False
 
 
 class _Prepared:
@@ -101,6 +107,11 @@ class Client:
     objects' serializer); a call waits what its ``timeout`` argument says,
     else its context's ``call_timeout``, else this client's ``timeout``,
     else ``rpc_response_timeout``.
+
+    A signed call's reply must be sealed (``novalet.auth.signing``); with
+    ``[auth] require_reply_auth`` false an unsealed one is accepted too,
+    but only while the version caps do not say that every server of the
+    topic seals its replies (``expect_sealed_replies``).
     """
 
     def __init__(self, topic: str, version: str, *, server: str | None = None,
@@ -113,6 +124,15 @@ class Client:
                                         server=server)
         self._serializer = serializer.ClientSerializer(entities)
         self._prepared = self._make(version_cap)
+        self._peers_seal: Callable[[], bool] = _unknown
+
+    def expect_sealed_replies(self, peers_seal: Callable[[], bool]) -> None:
+        """``peers_seal()`` says whether every server of this topic is
+        known to seal its replies (release 4 or later, as the version caps
+        last found or are pinned): then an unsealed reply is refused even
+        while ``[auth] require_reply_auth`` is false. Until it is set, and
+        while it says False, the option alone decides."""
+        self._peers_seal = peers_seal
 
     def _make(self, version_cap: str | None) -> _Prepared:
         return _Prepared(messaging.get_rpc_client(
@@ -146,7 +166,8 @@ class Client:
         if sealed:
             reply = serializer.ExpectedReply(
                 signer.key(self.topic, to), fields["n"], self.topic, method,
-                plain_allowed=not self._prepared.conf.auth.require_reply_auth)
+                plain_allowed=(not self._prepared.conf.auth.require_reply_auth
+                               and not self._peers_seal()))
         return serializer.Signed(ctxt, wire_ctxt, reply), wire_args
 
     @property

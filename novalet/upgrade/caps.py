@@ -197,6 +197,7 @@ class VersionCaps:
         self._rpc_cap: str | None = None
         self._objects: dict[str, str] | None = None
         self._described: str | None = None
+        self._oldest: int | None = None
 
     def invalidate(self) -> None:
         """Re-resolve at the next use (SIGHUP, tests)."""
@@ -212,6 +213,25 @@ class VersionCaps:
         """``{object: version}`` to send at most (None: the newest)."""
         self._refresh(ctxt)
         return self._objects
+
+    def oldest_service_version(self) -> int | None:
+        """The service version of the oldest release the peers run, as
+        last resolved (no refresh): ``auto``'s finding or the pinned
+        release. None while it is not known: not resolved yet, no peer
+        registered, the peers unreachable, a pin to an RPC API version
+        (which several releases speak), or an app's caps."""
+        with self._lock:
+            index = self._oldest
+        if index is None:
+            return None
+        return self.releases[index].service_version
+
+    def peers_seal_replies(self) -> bool:
+        """Whether every peer is known to seal its replies to signed calls
+        (its release at ``SEALED_REPLIES`` or later): the RPC client's
+        ``expect_sealed_replies``."""
+        version = self.oldest_service_version()
+        return version is not None and version >= releases_module.SEALED_REPLIES
 
     def scope(self) -> set[str] | None:
         """The object names the caps govern (None: every object of the
@@ -248,11 +268,11 @@ class VersionCaps:
                 self._fall_back_to_oldest()
             return
         try:
-            rpc_cap, objects, described, ttl = self._resolve(ctxt)
+            rpc_cap, objects, described, ttl, oldest = self._resolve(ctxt)
         finally:
             with self._lock:
                 self._refreshing = False
-        self._set(rpc_cap, objects, described, ttl)
+        self._set(rpc_cap, objects, described, ttl, oldest)
 
     def _fall_back_to_oldest(self) -> None:
         rpc_cap, objects = self._caps_of(0)
@@ -264,8 +284,9 @@ class VersionCaps:
                 self._rpc_cap, self._objects = rpc_cap, objects
 
     def _set(self, rpc_cap: str | None, objects: dict[str, str] | None,
-             described: str, ttl: float) -> None:
+             described: str, ttl: float, oldest: int | None) -> None:
         with self._lock:
+            self._oldest = oldest
             self._expires = time.monotonic() + ttl
             changed = (rpc_cap, objects) != (self._rpc_cap, self._objects)
             log = changed or described != self._described
@@ -292,7 +313,10 @@ class VersionCaps:
         return "newest" if objects is None else "of release %s" % (
             self.release_of(objects))
 
-    def _resolve(self, ctxt: Any) -> tuple[str | None, dict[str, str] | None, str, float]:
+    def _resolve(self, ctxt: Any) -> tuple[str | None, dict[str, str] | None,
+                                           str, float, int | None]:
+        """The caps, their description, how long they hold, and the index
+        of the oldest release the peers run (None: not known)."""
         setting = self._setting() or "auto"
         names = [release.name for release in self.releases]
         if setting == "auto":
@@ -301,18 +325,21 @@ class VersionCaps:
             except exception.RPCUnavailable as e:
                 # Unknown: speak the oldest supported release, ask again soon.
                 rpc_cap, objects = self._caps_of(0)
-                return rpc_cap, objects, "auto: peers unreachable (%s)" % e, 5.0
+                return (rpc_cap, objects, "auto: peers unreachable (%s)" % e,
+                        5.0, None)
             if ttl is None:
                 ttl = float(self._refresh_interval())
             if index is None:
-                return None, None, described, ttl
+                return None, None, described, ttl, None
             rpc_cap, objects = self._caps_of(index)
-            return rpc_cap, objects, described, ttl
+            return rpc_cap, objects, described, ttl, index
         if setting in names:
-            rpc_cap, objects = self._caps_of(names.index(setting))
-            return rpc_cap, objects, "pinned to release %s" % setting, 3600.0
+            index = names.index(setting)
+            rpc_cap, objects = self._caps_of(index)
+            return (rpc_cap, objects, "pinned to release %s" % setting, 3600.0,
+                    index)
         if self.rpc_api:
-            return self._pinned_rpc(setting)
+            return (*self._pinned_rpc(setting), None)
         raise exception.ConfigurationError(
             reason="[upgrade_levels] apps = %s:%s: the app declares "
                    "releases %s" % (self.namespace, setting,

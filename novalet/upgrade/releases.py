@@ -89,10 +89,46 @@ RELEASE_MAPPING: dict[str, dict[str, Any]] = {
             "ServiceList": "1.2",
         },
     },
+    # Release 4: a signed call's reply is authenticated (sealed). No object
+    # or RPC API version changed: the service version is how a caller
+    # knows that its peers seal their replies, so that with [auth]
+    # require_reply_auth false it still refuses an unsealed reply once the
+    # caps say the roll from release 3 is over (SEALED_REPLIES).
+    "4": {
+        "service_version": 4,
+        "conductor_rpc": "1.2",
+        "compute_rpc": "1.1",
+        "objects": {
+            "ComputeNode": "1.1",
+            "ComputeNodeList": "1.1",
+            "Instance": "1.0",
+            "InstanceList": "1.0",
+            "Migration": "1.1",
+            "MigrationList": "1.1",
+            "MonitorMetric": "1.0",
+            "MonitorMetricList": "1.0",
+            "PciDevicePool": "1.0",
+            "PciDevicePoolList": "1.0",
+            "Service": "1.2",
+            "ServiceList": "1.2",
+        },
+    },
 }
 
 #: The version of this code as a service: the newest entry's.
-SERVICE_VERSION = 3
+SERVICE_VERSION = 4
+
+#: The first service version whose services seal the replies to signed
+#: calls (``novalet.auth.signing``): an unsealed reply from a peer at this
+#: version or later is forged.
+SEALED_REPLIES = 4
+
+#: Service versions that changed what a service does without changing an
+#: object or RPC API version: what a peer learns from each. Every other
+#: release raises a version.
+BEHAVIOUR_CHANGES: Mapping[int, str] = types.MappingProxyType({
+    SEALED_REPLIES: "seals its replies to signed calls",
+})
 
 #: The lowest ``Service.version`` this release works with: a live service
 #: below it must be upgraded first (``novalet-status upgrade check`` fails,

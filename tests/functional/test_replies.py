@@ -207,9 +207,11 @@ def test_a_forged_reply_is_refused_and_changes_nothing(
 
 def test_while_the_roll_lasts_a_plain_reply_is_accepted_and_logged(
         as_host_a: Any, conf: Any, caplog: Any) -> None:
-    """``[auth] require_reply_auth = false`` (a roll from release 3, whose
-    servers send plain replies): accepted whoever sent it (the exposure the
-    option keeps open), logged; a sealed one is still checked."""
+    """``[auth] require_reply_auth = false`` while the caps say a release
+    3 conductor may answer (the fixture pins them to release 3; ``auto``
+    finds it by its service version): an unsealed reply is accepted
+    whoever sent it (the exposure the option keeps open), logged; a sealed
+    one is still checked."""
     conf("require_reply_auth", False, "auth")
     as_host_a.answer = lambda req: ([{"memory_mb_used": 555}, None], None)
     node = _node(context.get_admin_context())
@@ -221,6 +223,35 @@ def test_while_the_roll_lasts_a_plain_reply_is_accepted_and_logged(
     as_host_a.answer = lambda req: FORGED["sealed for another call"](key, req)
     with pytest.raises(exception.ReplyRefused):
         _node(context.get_admin_context()).save()
+
+
+@pytest.mark.parametrize("setting", ["4", "auto"])
+def test_once_the_caps_say_every_conductor_seals_a_plain_reply_is_refused(
+        as_host_a: Any, conf: Any, setting: str) -> None:
+    """The roll is over when the caps say so, whatever the option: pinned
+    to release 4, or ``auto`` finding every conductor at service version 4
+    (its answer sealed), an unsealed reply is forged and refused."""
+    conf("require_reply_auth", False, "auth")
+    conf("conductor", setting, "upgrade_levels")
+    indirection.configure(novalet_conf.CONF)
+    key = _key_of_a()
+
+    def answer(req: dict[str, Any]) -> tuple[Any, Any]:
+        if req["method"] == "object_class_action_versions":
+            # auto asks the conductors' lowest service version: 4, sealed.
+            return auth.signing.seal_reply(
+                key, _nonce(req), auth.signing.REPLY_OK, json.dumps(4)), None
+        return [{"memory_mb_used": 555}, None], None
+
+    as_host_a.answer = answer
+    node = _node(context.get_admin_context())
+    with pytest.raises(exception.ReplyRefused):
+        node.save()
+    assert node.memory_mb_used == 200
+    assert "memory_mb_used" in node.obj_what_changed()
+    methods = [r["method"] for r in as_host_a.requests]
+    assert methods[-1] == "object_action"
+    assert ("object_class_action_versions" in methods) == (setting == "auto")
 
 
 _NAME = """

@@ -16,9 +16,13 @@ import pytest
 
 from novalet import conf as novalet_conf
 from novalet import context, db, indirection, objects
+from novalet.upgrade import releases
 from tests import conftest as root_conftest
 from tests import processes, services
 from tests.apps import app_environment, appr_release2_loaded, install_app
+
+#: The core's release this code runs (what its services record).
+CORE = releases.release_of_service_version(releases.SERVICE_VERSION)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -84,7 +88,7 @@ def test_an_app_upgraded_conductor_first_keeps_working(
         db.block_access("this test's client (as an agent)")
         ctxt = context.get_admin_context()
         records = objects.ServiceList.get_by_binary(ctxt, "novalet-conductor")
-        assert [s.app_releases for s in records] == [{"novalet": "3", "appr": "1"}]
+        assert [s.app_releases for s in records] == [{"novalet": CORE, "appr": "1"}]
 
         sprocket = appr.Sprocket(ctxt, size=3, colour="red")
         assert sprocket.seen() == ["1.0", "size"]
@@ -100,7 +104,7 @@ def test_an_app_upgraded_conductor_first_keeps_working(
         indirection.current().invalidate_caps()
         assert sprocket.seen() == ["1.1", "colour", "size"]
         records = objects.ServiceList.get_by_binary(ctxt, "novalet-conductor")
-        assert [s.app_releases for s in records] == [{"novalet": "3", "appr": "2"}]
+        assert [s.app_releases for s in records] == [{"novalet": CORE, "appr": "2"}]
         assert not new.errors(), new.errors()
     finally:
         db.allow_access()

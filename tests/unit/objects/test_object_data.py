@@ -20,10 +20,13 @@ object_data = {
     "MonitorMetricList": "1.0-15ecf022a68ddbb8c2a6739cfc9f8f5e",
     "PciDevicePool": "1.0-a0ff2b6540ed752444d3e6bfa359d657",
     "PciDevicePoolList": "1.0-15ecf022a68ddbb8c2a6739cfc9f8f5e",
-    # The hash holds the default of Service.version, SERVICE_VERSION.
-    # The newest release of novalet.upgrade.releases names these versions
+    # The hash holds the default of Service.version, SERVICE_VERSION: it
+    # changes with every release, the wire form does not (release 4 raised
+    # SERVICE_VERSION to 4 with Service still at 1.2; release 3's hash was
+    # 1.2-8d406f33f80a1aa4e7dec13787ea08c0). The newest release of
+    # novalet.upgrade.releases names these versions
     # (tests/unit/upgrade/test_releases.py).
-    "Service": "1.2-8d406f33f80a1aa4e7dec13787ea08c0",  # + app_releases
+    "Service": "1.2-2de05ce5b13910fa834a0e13d2639a66",  # + app_releases
     "ServiceList": "1.2-9483e0afaf77c78640f5ce2bed2cb6f6",
 }
 

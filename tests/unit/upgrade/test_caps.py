@@ -215,3 +215,40 @@ def test_app_caps_leave_other_namespaces_objects_alone() -> None:
     assert upgrade.cap_manifest(manifest, {"Widget": "1.0"},
                                      {"Widget", "WidgetList"}) == {
         "Widget": "1.0", "Service": "1.2"}
+
+
+@pytest.mark.parametrize("setting, version, known, seal", [
+    ("auto", 3, 3, False),      # a release 3 conductor remains
+    ("auto", 4, 4, True),       # every conductor seals
+    ("auto", 5, 4, True),       # newer than this code: seals too
+    ("auto", 0, None, False),   # none registered: not known
+    ("3", 4, 3, False),         # a pin, whatever the peers run
+    ("4", 3, 4, True),
+    ("1.2", 4, None, False),    # an RPC pin: releases 3 and 4 speak it
+])
+def test_the_oldest_service_version_says_whether_the_peers_seal_replies(
+        setting: str, version: int, known: int | None, seal: bool) -> None:
+    caps = caps_for(Peers(version), setting)
+    assert caps.oldest_service_version() is None  # not resolved yet
+    assert not caps.peers_seal_replies()
+    caps.rpc_cap(None)
+    assert caps.oldest_service_version() == known
+    assert caps.peers_seal_replies() is seal
+
+
+def test_unreachable_peers_are_not_known_to_seal() -> None:
+    peers = Peers(4)
+    caps = caps_for(peers)
+    caps.rpc_cap(None)
+    assert caps.peers_seal_replies()
+    peers.error = exception.RPCTimeout(topic="conductor", method="m", timeout=1)
+    caps.invalidate()
+    caps.rpc_cap(None)
+    assert caps.oldest_service_version() is None
+    assert not caps.peers_seal_replies()
+
+
+def test_an_app_s_caps_say_nothing_of_sealing() -> None:
+    caps = app_caps_for([], "1")
+    assert caps.object_versions(None) == WIDGETS["1"]
+    assert caps.oldest_service_version() is None
