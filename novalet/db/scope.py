@@ -11,12 +11,12 @@ and mark their statements as checked (``checked``).
 
 A request signed with a host's key (``novalet.auth``) may create, update and
 delete only that host's ``services``, ``compute_nodes`` and ``instances``
-rows. The checks never trust the object the caller sent: the values it asks
-to write are checked here, and the row it names must be the caller's in the
-database, in the same statement that writes it (``UPDATE ... WHERE id = :id
-AND host = :caller``). A refusal is ``Forbidden`` with nothing written and
-one warning naming the verified caller. Admins and local callers are
-unscoped.
+rows, and registers no conductor (``ADMIN_BINARIES``). The checks never
+trust the object the caller sent: the values it asks to write are checked
+here, and the row it names must be the caller's in the database, in the
+same statement that writes it (``UPDATE ... WHERE id = :id AND host =
+:caller``). A refusal is ``Forbidden`` with nothing written and one warning
+naming the verified caller. Admins and local callers are unscoped.
 
 Migrations are started by an admin (the conductor, on an admin's or the
 API's request), never by a host: a host creates and deletes none, and
@@ -54,6 +54,12 @@ CHECKED_OPTION = "novalet_scope_checked"
 
 #: Service fields only an admin changes (fencing and scheduling marks).
 ADMIN_SERVICE_FIELDS = frozenset({"forced_down", "disabled", "disabled_reason"})
+
+#: Service binaries only an admin registers: the conductors, which sign
+#: with the master key. Every caller's ``auto`` caps follow the lowest
+#: service version among them, so a host that could register one would hold
+#: every caller at an old release.
+ADMIN_BINARIES = frozenset({"novalet-conductor"})
 
 _refusals = signing.RefusalLog(interval=10.0)
 
@@ -139,6 +145,9 @@ def check_service_values(context: Any, values: dict[str, Any], *,
     action = "create a service" if create else "update a service"
     if create or "host" in values:
         check_value(context, action, "host", values.get("host"), (host,))
+    if values.get("binary") in ADMIN_BINARIES:
+        raise refuse(context, action, "a %s is registered by an admin"
+                     % values["binary"])
     if not create:
         admin_only = sorted(ADMIN_SERVICE_FIELDS & set(values))
         if admin_only:

@@ -186,6 +186,26 @@ def test_host_b_cannot_write_host_a_services(world: World) -> None:
     assert tuple(beat) == (1, "host")
 
 
+def test_a_host_registers_no_conductor(world: World) -> None:
+    """Every caller's ``auto`` caps follow the lowest service version of the
+    conductors: a host that could register one at release 1 would hold them
+    all there. Neither a new record nor its own compute's is one."""
+    _refused(world, objects.Service(world.b, host="hostb",
+                                    binary="novalet-conductor", topic="c",
+                                    version=1).create)
+    own = world.as_b(world.svc_b)
+    own.binary = "novalet-conductor"
+    err = _refused(world, own.save)
+    assert "registered by an admin" in err.kwargs["reason"]
+    assert objects.Service.get_minimum_version(_ctxt(), "novalet-conductor") == 0
+    # Its own compute, and services of other binaries (an app's), as before.
+    objects.Service(world.b, host="hostb", binary="appr-agent",
+                    topic="t").create()
+    # An admin (a conductor starting) registers one.
+    objects.Service(_ctxt(principal.admin()), host="cond1",
+                    binary="novalet-conductor", topic="c").create()
+
+
 def test_nobody_sets_last_seen_up(world: World) -> None:
     future = datetime.datetime(2100, 1, 1, tzinfo=UTC)
     for who in (principal.host("hostb"), principal.admin(), None):
