@@ -56,13 +56,13 @@ CHECKED_OPTION = "novalet_scope_checked"
 #: Service fields only an admin changes (fencing and scheduling marks).
 ADMIN_SERVICE_FIELDS = frozenset({"forced_down", "disabled", "disabled_reason"})
 
-#: The core's host-scoped tables, the ones the rules above are written
+#: The core's host-scoped tables, those this module's rules are written
 #: for: a host writes its own services, nodes and instances (and moves an
 #: instance along a migration it is an end of); it writes no migration but
-#: through those rules. The core app declares them (``novalet.novalet_app``:
-#: ``host_scoped``); they are kept here, with the rules, so that they hold
-#: whether the core app is loaded or not, and the database layer imports
-#: no app.
+#: through those rules. The core app declares them (``novalet.novalet_app``
+#: names this map as its ``host_scoped``); they live here, with the rules,
+#: so they hold whether the core app is loaded or not, and the database
+#: layer does not import the app declarations above it.
 CORE_HOST_SCOPED: Mapping[str, str | None] = types.MappingProxyType({
     "services": "host", "compute_nodes": "host", "instances": "host",
     "migrations": None})
