@@ -3,8 +3,8 @@
 ``LAYERS`` stacks every package and top-level module of novalet, bottom
 up: a module imports nothing of a layer above its own. ``RULES`` adds the
 bans below that line: a package and the packages its modules may not
-import although they sit lower (``objects`` uses ``rpc`` only through the
-serializers and callbacks it is handed). Every ``.py`` file is parsed (not
+import although they sit lower (``objects`` reaches the conductor only
+through the indirection API it is handed, never through ``rpc``). Every ``.py`` file is parsed (not
 imported) and every import in it counts: at module level, inside a
 function, under ``TYPE_CHECKING``, relative, and
 ``importlib.import_module`` / ``__import__`` of a literal name. A
