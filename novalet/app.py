@@ -94,10 +94,13 @@ class App:
         to the app's name and it is registered with
         ``NovaletObjectRegistry``. Raises ``AppLoadError`` for a class that
         is no ``NovaletObject`` or whose own body names another namespace.
-        """
-        from novalet.objects import base
 
-        if not (isinstance(cls, type) and issubclass(cls, base.NovaletObject)):
+        The objects sit above the apps: a ``NovaletObject`` class registers
+        itself (``obj_register``), so this module imports none of them.
+        """
+        obj_register = (getattr(cls, "obj_register", None)
+                        if isinstance(cls, type) else None)
+        if not callable(obj_register):
             raise exception.AppLoadError(
                 app=self.name, reason="register takes a NovaletObject class, "
                 "not %r" % (cls,))
@@ -107,8 +110,8 @@ class App:
                 app=self.name, reason="%s sets OBJ_PROJECT_NAMESPACE = %r; "
                 "registered with app %s, it is %r" % (
                     cls.__name__, own, self.name, self.name))
-        cls.OBJ_PROJECT_NAMESPACE = self.name
-        base.NovaletObjectRegistry.register(cls)
+        cls.OBJ_PROJECT_NAMESPACE = self.name  # type: ignore[attr-defined]
+        obj_register()
         return cls
 
     @property
@@ -133,6 +136,18 @@ class App:
 _lock = threading.Lock()
 #: The loaded apps by name, in load order (the core first).
 _loaded: dict[str, App] = {}
+#: The object classes registered while ``_import`` imports an app's
+#: modules (under ``_lock``); None outside one.
+_registered_now: list[type] | None = None
+
+
+def object_registered(cls: type) -> None:
+    """Told by the objects' registry of every class it registers: while an
+    app's object modules are imported, the class counts as one of that
+    app's (``_import`` refuses one of another namespace). The objects sit
+    above the apps: they report down, the apps never import them."""
+    if _registered_now is not None:
+        _registered_now.append(cls)
 
 
 def _check_unique_entry_points() -> None:
@@ -226,22 +241,26 @@ def register(app: App) -> None:
 
 
 def _import(app: App) -> None:
-    from novalet.objects import codec
+    global _registered_now
 
     if app.name in _loaded:
         return
-    before = codec.registered_classes()
-    for module in app.object_modules:
-        try:
-            importlib.import_module(module)
-        except Exception as e:
-            raise exception.AppLoadError(
-                app=app.name, reason="object module %s does not import: %s: %s"
-                % (module, type(e).__name__, e))
+    registered: list[Any] = []
+    _registered_now = registered
+    try:
+        for module in app.object_modules:
+            try:
+                importlib.import_module(module)
+            except Exception as e:
+                raise exception.AppLoadError(
+                    app=app.name, reason="object module %s does not import: "
+                    "%s: %s" % (module, type(e).__name__, e))
+    finally:
+        _registered_now = None
     # An app registers in its own namespace only: it can neither shadow
     # another app's object nor add to it.
     foreign = sorted("%s.%s" % (cls.OBJ_PROJECT_NAMESPACE, cls.obj_name())
-                     for cls in codec.registered_classes() - before
+                     for cls in dict.fromkeys(registered)
                      if cls.OBJ_PROJECT_NAMESPACE != app.name)
     if foreign:
         raise exception.AppLoadError(

@@ -7,6 +7,7 @@ its host-scoped tables are declared as any app's are."""
 from __future__ import annotations
 
 from novalet import app
+from novalet.db import scope
 from novalet.upgrade import releases
 
 APP = app.App(
@@ -24,7 +25,7 @@ APP = app.App(
     exceptions=["novalet.exception"],
     # A host writes its own services, nodes and instances (and, by the
     # core's own rules, moves an instance along a migration it is an end
-    # of: novalet.db.scope); it writes no migration but through those rules.
-    host_scoped={"services": "host", "compute_nodes": "host",
-                 "instances": "host", "migrations": None},
+    # of); it writes no migration but through those rules. The map lives
+    # with those rules, in novalet.db.scope.
+    host_scoped=scope.CORE_HOST_SCOPED,
 )

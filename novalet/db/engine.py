@@ -13,6 +13,7 @@ import inspect
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -26,7 +27,6 @@ from novalet import db as db_switch
 from novalet import exception
 from novalet.db import schema_errors, statements
 from novalet.logs import is_secret_name
-from novalet.metrics import database as db_metrics
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -34,9 +34,33 @@ _lock = threading.Lock()
 _manager: Any = None
 _connection: str | None = None
 
+_hooks_lock = threading.Lock()
+#: What ``add_engine_hook`` asked to be called with every engine.
+_engine_hooks: list[Callable[[sa.engine.Engine], None]] = []
+#: The engines made so far (a hook added later is called with them too).
+_engines: weakref.WeakSet[sa.engine.Engine] = weakref.WeakSet()
+
+
+def add_engine_hook(hook: Callable[[sa.engine.Engine], None]) -> None:
+    """Call ``hook(engine)`` once for every engine of this process: each one
+    made already, and each one made from now on. The layers above the
+    database watch it this way (``novalet.metrics.database``) without the
+    database importing them. Adding one hook twice adds it once."""
+    with _hooks_lock:
+        if hook in _engine_hooks:
+            return
+        _engine_hooks.append(hook)
+        engines = list(_engines)
+    for engine in engines:
+        hook(engine)
+
 
 def _on_engine_create(engine: sa.engine.Engine) -> None:
-    db_metrics.watch(engine)
+    with _hooks_lock:
+        _engines.add(engine)
+        hooks = list(_engine_hooks)
+    for hook in hooks:
+        hook(engine)
     statements.install(engine)
     if engine.dialect.name != "sqlite":
         return

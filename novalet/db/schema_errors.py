@@ -25,7 +25,7 @@ from types import TracebackType
 import sqlalchemy as sa
 from oslo_db import exception as db_exc
 
-from novalet import exception
+from novalet import app, exception
 
 _SQLITE = (
     (re.compile(r"no such table: (\S+)"), "table"),
@@ -93,8 +93,6 @@ def missing_object(error: BaseException) -> str | None:
 def _owner_by_code(traceback: TracebackType | None) -> str | None:
     """The app whose object module is the innermost one the error passed
     through (its remotable method ran the statement)."""
-    from novalet import app
-
     modules = {module: name for name, loaded in app.loaded().items()
                for module in loaded.object_modules}
     owner = None
@@ -139,13 +137,11 @@ def schema_error(error: BaseException) -> exception.SchemaIncomplete | None:
     """``SchemaIncomplete`` for a missing table or column (naming the app:
     the one whose object module ran the statement, else the first whose
     schema is behind), None for any other error."""
-    from novalet.app import CORE
-
     missing = missing_object(error)
     if missing is None:
         return None
-    owner = _owner_by_code(error.__traceback__) or _owner_behind() or CORE
+    owner = _owner_by_code(error.__traceback__) or _owner_behind() or app.CORE
     current, head = _revisions(owner)
-    what = "database schema" if owner == CORE else "app %s's schema" % owner
+    what = "database schema" if owner == app.CORE else "app %s's schema" % owner
     return exception.SchemaIncomplete(what=what, app=owner, missing=missing,
                                       current=current, head=head)

@@ -34,7 +34,8 @@ clock only (a heartbeat), never from a value sent.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import types
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -61,6 +62,17 @@ ADMIN_SERVICE_FIELDS = frozenset({"forced_down", "disabled", "disabled_reason"})
 #: every caller at an old release.
 ADMIN_BINARIES = frozenset({"novalet-conductor"})
 
+#: The core's host-scoped tables, those this module's rules are written
+#: for: a host writes its own services, nodes and instances (and moves an
+#: instance along a migration it is an end of); it writes no migration but
+#: through those rules. The core app declares them (``novalet.novalet_app``
+#: names this map as its ``host_scoped``); they live here, with the rules,
+#: so they hold whether the core app is loaded or not, and the database
+#: layer does not import the app declarations above it.
+CORE_HOST_SCOPED: Mapping[str, str | None] = types.MappingProxyType({
+    "services": "host", "compute_nodes": "host", "instances": "host",
+    "migrations": None})
+
 _refusals = signing.RefusalLog(interval=10.0)
 
 
@@ -68,10 +80,9 @@ def scoped_tables() -> dict[str, str | None]:
     """``{table: column}``: the tables a host principal writes only the rows
     of whose column is the caller, as every loaded app declares them
     (``App.host_scoped``; None: a host writes no row of it but through the
-    core's own rules). The core's are always in it, loaded or not."""
-    from novalet import novalet_app
-
-    found: dict[str, str | None] = dict(novalet_app.APP.host_scoped)
+    core's own rules). The core's are always in it, loaded or not
+    (``CORE_HOST_SCOPED``)."""
+    found: dict[str, str | None] = dict(CORE_HOST_SCOPED)
     for loaded in app.loaded().values():
         found.update(loaded.host_scoped)
     return found

@@ -1,9 +1,11 @@
 """Database error and reconnect counters, from SQLAlchemy's engine events.
 
-``watch(engine)`` is called for every engine oslo.db creates; the listeners
-count only while metrics are on. An error's kind is ``disconnect`` when the
-driver lost the connection, else the PEP 249 class it derives from
-(``integrity``, ``operational``, ...), else ``other``.
+``watch(engine)`` is called for every engine of the process once metrics
+are on (``watch_engines()``, from ``endpoint.setup()``: the database
+layer's engine hook); the listeners count only while metrics are on. An
+error's kind is ``disconnect`` when the driver lost the connection, else
+the PEP 249 class it derives from (``integrity``, ``operational``, ...),
+else ``other``.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from novalet.db import engine as db_engine
 from novalet.metrics import registry
 
 #: PEP 249 exception classes, most specific first, and their label.
@@ -48,3 +51,9 @@ def watch(engine: sa.engine.Engine) -> None:
     """Count ``engine``'s errors and broken connections."""
     sa.event.listen(engine, "handle_error", _on_error)
     sa.event.listen(engine, "invalidate", _on_invalidate)
+
+
+def watch_engines() -> None:
+    """``watch`` every engine of this process: those the database layer
+    made already and each one it makes from now on."""
+    db_engine.add_engine_hook(watch)

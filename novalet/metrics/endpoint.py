@@ -35,8 +35,8 @@ from oslo_log import log as logging
 from oslo_service import service as oslo_service
 
 from novalet import exception
+from novalet.metrics import database, registry
 from novalet.metrics import health as health_mod
-from novalet.metrics import registry
 
 LOG = logging.getLogger(__name__)
 
@@ -68,7 +68,12 @@ def setup(conf: Any, *, multiprocess: bool = False) -> registry.Metrics | None:
             _multiprocess_dir, _dir_owner = directory, os.getpid()
             atexit.register(cleanup)
             LOG.info("Collecting the workers' metrics in %s", directory)
-    return registry.enable(directory)
+    metrics = registry.enable(directory)
+    # Every database engine of this process counts its errors, made
+    # already or not: the database layer calls the hook, it imports no
+    # metrics.
+    database.watch_engines()
+    return metrics
 
 
 def multiprocess_dir() -> str | None:

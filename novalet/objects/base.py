@@ -27,7 +27,7 @@ from typing import Any, Self, TypeVar, cast
 from oslo_utils import uuidutils, versionutils
 from oslo_versionedobjects import base as ovo_base
 
-from novalet import db, exception
+from novalet import app, db, exception
 from novalet.objects import codec, fields
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -137,6 +137,7 @@ class NovaletObjectRegistry(ovo_base.VersionedObjectRegistry):
             # Fields become properties as the library's registration does.
             ovo_base.VersionedObjectRegistry.register_if(False)(cls)  # type: ignore[type-var]
         codec.add_class(cls)
+        app.object_registered(cls)
 
     def registration_hook(self, cls: type, index: int) -> None:
         from novalet import objects
@@ -174,6 +175,13 @@ class NovaletObject(ovo_base.VersionedObject):
                 raise
             raise exception.ObjectFieldInvalid(
                 objname=self.obj_name(), field=name, value=value, reason=e)
+
+    @classmethod
+    def obj_register(cls) -> None:
+        """Register this class with ``NovaletObjectRegistry`` in its
+        ``OBJ_PROJECT_NAMESPACE`` (``App.register`` calls it, having set
+        the namespace to the app's)."""
+        NovaletObjectRegistry.register(cls)
 
     @classmethod
     def obj_from_primitive(cls, primitive: dict[str, Any],

@@ -9,6 +9,7 @@ from __future__ import annotations
 import types
 
 import pytest
+from oslo_versionedobjects import base as ovo_base
 
 from novalet import app, context, exception, objects, testing
 from novalet.objects import base, codec
@@ -65,6 +66,13 @@ def test_register_refuses_another_namespace_and_non_objects():
     assert not codec.is_registered("Other", "appz")
     with pytest.raises(exception.AppLoadError, match="takes a NovaletObject class"):
         declared.register(types.SimpleNamespace)
+
+    class Library(ovo_base.VersionedObject):  # the library's, not novalet's
+        VERSION = "1.0"
+
+    with pytest.raises(exception.AppLoadError, match="takes a NovaletObject class"):
+        declared.register(Library)
+    assert not codec.is_registered("Library", "appz")
 
 
 def objects_fields():

@@ -272,6 +272,18 @@ def test_the_core_declares_its_tables_the_same_way(apph: Any) -> None:
             app.App(name="bad", host_scoped=bad)  # type: ignore[arg-type]
 
 
+def test_the_cores_tables_are_scoped_with_the_core_app_not_loaded(
+        monkeypatch: Any) -> None:
+    """The database imports no app declaration: it keeps the core's map
+    with the core's rules, so a process that loaded no app (nothing in
+    ``app.loaded()``) still confines a host to its own core rows."""
+    monkeypatch.setattr(app, "_loaded", {})
+    assert scope.scoped_tables() == {
+        "services": "host", "compute_nodes": "host", "instances": "host",
+        "migrations": None}
+    assert novalet_app.APP.host_scoped == scope.CORE_HOST_SCOPED
+
+
 def test_the_write_itself_carries_the_scope(apph: Any, monkeypatch: Any) -> None:
     """A row that changes hands between the look and the write (simulated:
     the look sees none of A's rows) is still not written: the statement

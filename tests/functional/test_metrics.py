@@ -131,6 +131,33 @@ def test_fleet_states_read_at_most_once_per_interval(metrics_on, sqlite_db, conf
     assert value(samples, "novalet_fleet_read_timestamp_seconds") > 0
 
 
+def test_an_engine_made_before_metrics_are_on_counts_its_errors(sqlite_db, conf):
+    """The database layer imports no metrics: turning them on hooks them
+    into the engines made already, and into later ones, once each."""
+    from oslo_db import exception as db_exc
+
+    from novalet.db import engine as db_engine
+
+    ctxt = context.get_admin_context()
+    objects.ServiceList.get_all(ctxt)  # the engine exists, metrics are off
+    conf("bind_port", 0, "metrics")
+    assert registry.current is None
+    try:
+        endpoint.setup(novalet_conf.CONF)
+        endpoint.setup(novalet_conf.CONF)  # a second setup counts nothing twice
+        ep = _serve()
+        before = scrape(ep.url)
+        with pytest.raises(db_exc.DBNonExistentTable):
+            with db_engine.get_engine().connect() as connection:
+                connection.execute(sa.text("SELECT * FROM no_such_table"))
+        after = scrape(ep.url)
+        assert delta(before, after, "novalet_database_errors_total",
+                     error="operational") == 1
+    finally:
+        endpoint.cleanup()
+        registry.disable()
+
+
 def test_database_disconnect_and_reconnect_counted(metrics_on, postgresql_db):
     from novalet.db import engine as db_engine
 
