@@ -9,6 +9,7 @@ in the current directory) and ``--plot PATH`` (default: the JSON's path with
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import platform
@@ -65,10 +66,52 @@ def write_json(path: str, benchmark: str, args: argparse.Namespace,
 #: One plot: x label, y label, its lines, and a limit to draw (or None).
 Panel = tuple[str, str, list[Series], "tuple[str, float] | None"]
 
+#: Past this many labels, one legend for the whole figure, beside the panels
+#: (a legend inside a panel would hide its lines).
+LEGEND_INSIDE_MAX = 4
+#: Inches beside the panels for that legend.
+LEGEND_WIDTH = 1.2
 
-def plot(path: str, title: str, panels: list[Panel], *, log_x: bool = False) -> bool:
-    """Draw ``panels`` side by side into the PNG ``path``. Without
-    matplotlib: say so in one line and return False."""
+
+def _base(label: str) -> str:
+    """The case of a line: its label without a variant's ``+s`` / ``+m``."""
+    return label[:-2] if label.endswith(("+s", "+m")) else label
+
+
+def line_style(label: str, colors: dict[str, Any]) -> dict[str, Any]:
+    """How a line of ``label`` is drawn, by the benchmarks' naming: a case
+    and its variants share a colour (``X+s`` signed: dashed; ``X+m`` with
+    metrics: dash-dot), and so do novalet's case and Nova's of the same
+    operation (``nova X``: dotted, square markers); a raw baseline is thick,
+    black (``nova raw``: grey). ``colors`` holds the colours given so far,
+    by operation."""
+    nova = label.startswith("nova ")
+    operation = _base(label[len("nova "):] if nova else label)
+    if operation not in colors:
+        cycle = ["C%d" % i for i in range(10)]
+        used = set(colors.values())
+        colors[operation] = "black" if operation == "raw" else next(
+            (c for c in cycle if c not in used), cycle[len(colors) % 10])
+    linestyle = ":" if nova else {"+s": "--", "+m": "-."}.get(label[-2:], "-")
+    return {"color": "grey" if label == "nova raw" else colors[operation],
+            "linestyle": linestyle, "marker": "s" if nova else "o",
+            "linewidth": 2.2 if operation == "raw" else 1.6, "markersize": 5}
+
+
+def describe(machine_: dict[str, Any]) -> str:
+    """One line of what the figures were measured on (``machine()``)."""
+    return "%s, %s CPUs, load average %s (1/5/15 min, at the end)" % (
+        str(machine_.get("date", "?")).replace("T", " "), machine_.get("cpus", "?"),
+        " / ".join("%.1f" % x for x in machine_.get("load", [])))
+
+
+def plot(path: str, title: str, panels: list[Panel], *, log_x: bool = False,
+         log_y: tuple[int, ...] = (), measured_on: dict[str, Any] | None = None,
+         columns: int | None = None) -> bool:
+    """Draw ``panels`` side by side (rows of ``columns``, default all in one)
+    into the PNG ``path`` (those whose index is in ``log_y`` on a log scale),
+    the machine (``measured_on``, default ``machine()`` now) under the title.
+    Without matplotlib: say so in one line and return False."""
     try:
         import matplotlib
     except ImportError:
@@ -76,15 +119,30 @@ def plot(path: str, title: str, panels: list[Panel], *, log_x: bool = False) -> 
               "the figures are in the JSON")
         return False
     matplotlib.use("Agg")
-    from matplotlib import pyplot
+    from matplotlib import pyplot, ticker
 
-    fig, axes = pyplot.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2),
-                                squeeze=False)
-    for ax, (x_label, y_label, lines, limit) in zip(axes[0], panels, strict=True):
+    labels = list(dict.fromkeys(label for _, _, lines, _ in panels for label, _, _ in lines))
+    bases = list(dict.fromkeys(_base(label) for label in labels))
+    labels.sort(key=lambda label: (bases.index(_base(label)), label))  # X, X+m, X+s
+    outside = len(labels) > LEGEND_INSIDE_MAX
+    columns = min(columns or len(panels), len(panels))
+    rows = -(-len(panels) // columns)
+    fig, axes = pyplot.subplots(rows, columns, figsize=(
+        4.6 * columns + (LEGEND_WIDTH if outside else 0), 0.4 + 3.6 * rows), squeeze=False)
+    for unused in list(axes.flat)[len(panels):]:
+        unused.set_visible(False)
+    colors: dict[str, Any] = {}
+    for label in labels:  # the same colour for a label in every panel
+        line_style(label, colors)
+    handles: dict[str, Any] = {}
+    for index, (ax, (x_label, y_label, lines, limit)) in enumerate(
+            zip(axes.flat, panels, strict=False)):
         for label, xs, ys in lines:
-            ax.plot(list(xs), list(ys), marker="o", label=label)
+            [handles[label]] = ax.plot(list(xs), list(ys), label=label,
+                                       **line_style(label, colors))
         if limit is not None:
-            ax.axhline(limit[1], color="grey", linestyle="--", linewidth=1, label=limit[0])
+            handles[limit[0]] = ax.axhline(limit[1], color="grey", linestyle="--",
+                                           linewidth=1, label=limit[0])
         if log_x:
             ax.set_xscale("log", base=2)
         xs_all = sorted({x for _, xs, _ in lines for x in xs})
@@ -93,13 +151,28 @@ def plot(path: str, title: str, panels: list[Panel], *, log_x: bool = False) -> 
             ax.minorticks_off()
         ax.set_xlabel(x_label)
         ax.set_ylabel(y_label)
-        ax.set_ylim(bottom=0)
+        if index in log_y:
+            ax.set_yscale("log")
+            ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda y, _: "%g" % y))
+        else:
+            ax.set_ylim(bottom=0)
         ax.grid(True, alpha=0.3)
-        if lines or limit:
+        if (lines or limit) and not outside:
             ax.legend(fontsize="small")
-    fig.suptitle(title, fontsize="medium")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    if outside:
+        order = [label for label in labels if label in handles] + [
+            label for label in handles if label not in labels]  # then the limits
+        fig.legend([handles[label] for label in order], order, loc="center right",
+                   fontsize="small", frameon=False)
+    fig.suptitle("%s\n%s" % (title, describe(measured_on or machine())), fontsize="medium")
+    fig.tight_layout(rect=(0, 0, 1 - LEGEND_WIDTH / fig.get_figwidth(), 1) if outside
+                     else None)
+    drawn = io.BytesIO()
+    fig.savefig(drawn, format="png", dpi=100)
     pyplot.close(fig)
+    from PIL import Image  # matplotlib's own dependency
+
+    # A plot has few colours: a palette of 256 keeps it a third of the size.
+    Image.open(drawn).convert("RGB").quantize(colors=256).save(path, optimize=True)
     print("plot: %s" % path)
     return True

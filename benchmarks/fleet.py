@@ -350,15 +350,27 @@ def write_figures(args: argparse.Namespace, rows: list[dict[str, Any]], json_pat
                   png_path: str) -> None:
     """The rows as JSON; p99 and conductor CPU per heartbeat against N as a PNG."""
     figures.write_json(json_path, "fleet", args, {"rows": rows})
+    plot(png_path, rows, vars(args))
+
+
+def plot(png_path: str, rows: list[dict[str, Any]], arguments: dict[str, Any],
+         measured_on: dict[str, Any] | None = None) -> None:
+    """p99 (log scale: a miss is seconds, a pass milliseconds) and conductor
+    CPU per heartbeat against N, from the rows and arguments of a run (as the
+    JSON holds them; ``measured_on``: its machine, default now)."""
     measured = [r for r in rows if not r["verdict"].startswith("DISTURBED")]
-    label = measured[0]["driver"] if measured else args.driver
+    label = measured[0]["driver"] if measured else arguments["driver"]
+    if arguments.get("set"):
+        label += ", " + ", ".join(arguments["set"])
     ns = [r["n"] for r in measured]
-    figures.plot(png_path, "fleet: %s, %d conductor worker(s), report_interval %ds" % (
-        label, args.conductor_workers, args.report_interval), [
-        ("simulated computes N", "heartbeat p99 ms",
-         [(label, ns, [r["p99"] for r in measured])], ("target: 1 s", 1000.0)),
+    figures.plot(png_path, "fleet: %s, %d conductor worker(s), report_interval %ds, %gs per N" % (
+        label, arguments["conductor_workers"], arguments["report_interval"],
+        arguments["duration"]), [
+        ("simulated computes N", "heartbeat p99 latency, ms (log)",
+         [(label, ns, [r["p99"] for r in measured])], ("limit: 1 s", 1000.0)),
         ("simulated computes N", "conductor CPU ms per heartbeat",
-         [(label, ns, [r["cond_ms"] for r in measured])], None)], log_x=True)
+         [(label, ns, [r["cond_ms"] for r in measured])], None)],
+        log_x=True, log_y=(0,), measured_on=measured_on)
 
 
 def main() -> int:

@@ -143,13 +143,20 @@ def summary(cases: list[Case], levels: list[int]) -> dict[str, Any]:
     return figures_
 
 
-def plot(path: str, figures_: dict[str, Any], levels: list[int], mode: str) -> None:
+def plot(path: str, figures_: dict[str, Any], levels: list[int], mode: str,
+         measured_on: dict[str, Any] | None = None) -> None:
+    """Throughput, p99 and the ratio to raw at the same number of callers,
+    each case a line (``measured_on``: the JSON's machine, default now)."""
     def line(key: str) -> list[figures.Series]:
         return [(name, levels, [row[str(n)][key] for n in levels])
                 for name, row in figures_.items()]
-    figures.plot(path, "object_rpc: novalet beside raw oslo.messaging, callers as %s" % mode, [
-        ("concurrent callers", "calls/s", line("rate"), None),
-        ("concurrent callers", "p99 ms", line("p99_ms"), None)], log_x=True)
+    figures.plot(path, "object_rpc: novalet beside raw oslo.messaging, callers as %s "
+                 "(+s: signed)" % mode, [
+                     ("concurrent callers", "calls/s", line("rate"), None),
+                     ("concurrent callers", "p99 latency, ms", line("p99_ms"), None),
+                     ("concurrent callers", "calls/s ÷ raw's at the same callers",
+                      [s for s in line("ratio_to_raw") if s[0] != "raw"], None)],
+                 log_x=True, measured_on=measured_on)
 
 
 def environment() -> str:

@@ -285,19 +285,25 @@ def summary(cases: list[Case], levels: list[int]) -> dict[str, Any]:
     return figures_
 
 
-def plot(path: str, figures_: dict[str, Any]) -> None:
+def plot(path: str, figures_: dict[str, Any],
+         measured_on: dict[str, Any] | None = None) -> None:
+    """Throughput, p99, the ratio to the side's raw call and the conductor's
+    CPU per call, each case a line (``measured_on``: the JSON's machine,
+    default now)."""
     levels = figures_["callers"]
 
     def line(key: str) -> list[figures.Series]:
         return [(name, levels, [row[str(n)][key] for n in levels])
                 for name, row in figures_["cases"].items()]
-    figures.plot(path, "peer_nova: novalet beside Nova %s, each to its own raw call"
-                 % NOVA_VERSION, [
+    figures.plot(path, "peer_nova: novalet beside Nova %s (dotted, squares), "
+                 "each to its own raw call (+s: signed)" % NOVA_VERSION, [
                      ("concurrent callers", "calls/s", line("rate"), None),
-                     ("concurrent callers", "p99 ms", line("p99_ms"), None),
-                     ("concurrent callers", "ratio to raw",
-                      [s for s in line("ratio_to_raw") if "raw" not in s[0]], None)],
-                 log_x=True)
+                     ("concurrent callers", "p99 latency, ms", line("p99_ms"), None),
+                     ("concurrent callers", "calls/s ÷ the side's raw at the same callers",
+                      [s for s in line("ratio_to_raw") if "raw" not in s[0]], None),
+                     ("concurrent callers", "conductor CPU ms per call",
+                      [s for s in line("conductor_cpu_ms") if "raw" not in s[0]], None)],
+                 log_x=True, measured_on=measured_on, columns=2)
 
 
 def main() -> int:

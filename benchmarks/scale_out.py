@@ -56,7 +56,7 @@ def rabbit_section(quorum: bool, host: str, binary: str) -> dict[str, Any]:
     section: dict[str, Any] = {"heartbeat_timeout_threshold": 4,
                                "heartbeat_rate": 2}
     if quorum:
-        # Reply and fanout queues classic, as doc/source/admin/running-at-scale.rst recommends.
+        # Reply and fanout queues classic, as doc/source/admin/scale-out.rst recommends.
         section.update(rabbit_quorum_queue=True,
                        rabbit_transient_quorum_queue=False,
                        use_queue_manager=True, hostname=host,

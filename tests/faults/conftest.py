@@ -41,7 +41,7 @@ FIGURES: list[dict[str, Any]] = []
 
 
 def rabbit_options(hostname: str, processname: str) -> dict[str, Any]:
-    """``[oslo_messaging_rabbit]`` for the cluster (doc/source/admin/running-at-scale.rst's,
+    """``[oslo_messaging_rabbit]`` for the cluster (doc/source/admin/scale-out.rst's,
     with the suite's short heartbeat)."""
     return {
         "rabbit_quorum_queue": True,

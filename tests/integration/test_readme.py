@@ -16,10 +16,11 @@ What "as written" means per block (and where it cannot be literal):
   is the test suite itself, which cannot run inside itself: ``.ci/run`` must
   run it, and the test checks it does.
 * ``config``, ``config-tls`` (operator's guide, deployment),
-  ``config-metrics``, ``config-oslo-metrics`` (metrics), ``config-scale``
-  (running at scale), ``config-auth-*`` (the verified caller): parsed by
-  oslo.config, every option read back (a bad value or name fails). Their
-  hosts are examples.
+  ``config-metrics``, ``config-oslo-metrics`` (metrics), ``config-auth-*``
+  (the verified caller): parsed by oslo.config, every option read back (a
+  bad value or name fails). Their hosts are examples. (The scale-out
+  guide's configuration files are tested by
+  tests/integration/test_scale_out_guide.py.)
 * ``deploy`` (deployment): every line runs, in order, in a directory holding
   the ``config`` block as ``novalet.conf`` with its example hosts replaced by
   this run's RabbitMQ vhost and PostgreSQL database and ``qemu:///system`` by
@@ -79,7 +80,7 @@ MARKER = re.compile(r"<!-- readme-test: ([\w-]+) -->\n *$")
 RST_DIRECTIVE = re.compile(r"^( *)\.\. (?:code-block|code|sourcecode)::[ \t]*(\S*)[ \t]*$")
 RST_MARKER = re.compile(r"^ *\.\. doc-test: ([\w-]+) *$")
 CONFIG_BLOCKS = ["config", "config-tls", "config-metrics", "config-oslo-metrics",
-                 "config-scale", "config-auth-conductor", "config-auth-compute"]
+                 "config-auth-conductor", "config-auth-compute"]
 APP_BLOCKS = ["app-pyproject", "app-setup", "app-declaration", "app-exception",
               "app-objects", "app-migration-env", "app-migration", "app-conftest",
               "app-tests", "app-install", "app-client"]

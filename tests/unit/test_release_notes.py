@@ -104,3 +104,35 @@ def test_docs_read_releases_as_reno_does() -> None:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.recorded_releases() == recorded()
+
+
+def test_reno_report_names_the_release_in_development(tmp_path: object) -> None:
+    """``tox -e releasenotes``'s report (reno's command line through the
+    docs' extension) titles the notes after RELEASES, as the docs do, never
+    reno's "0.0.0" of a repository without tags."""
+    import sys
+
+    import pytest
+
+    try:
+        import reno  # noqa: F401
+    except ImportError:
+        pytest.skip("reno is not installed (doc/requirements.txt)")
+    if not os.path.isdir(os.path.join(ROOT, ".git")) and not os.path.isfile(
+            os.path.join(ROOT, ".git")):
+        pytest.skip("not a git checkout: reno reads the notes from git")
+    with open(os.path.join(ROOT, "tox.ini")) as f:
+        tox = f.read()
+    assert "doc/source/_ext/novalet_releases.py report --output" in tox
+    output = os.path.join(str(tmp_path), "notes.rst")
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "doc", "source", "_ext", "novalet_releases.py"),
+         "report", "--output", output], cwd=ROOT, capture_output=True, text=True,
+        timeout=300)
+    assert result.returncode == 0, result.stderr
+    with open(output) as f:
+        report = f.read()
+    with open(os.path.join(ROOT, "releasenotes", "config.yaml")) as f:
+        title = yaml.safe_load(f)["unreleased_version_title"]
+    assert "\n%s\n%s\n" % (title, "=" * len(title)) in report
+    assert "0.0.0" not in report
