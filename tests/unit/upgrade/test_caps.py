@@ -252,3 +252,42 @@ def test_an_app_s_caps_say_nothing_of_sealing() -> None:
     caps = app_caps_for([], "1")
     assert caps.object_versions(None) == WIDGETS["1"]
     assert caps.oldest_service_version() is None
+
+
+def test_cap_manifest_compares_versions_not_text() -> None:
+    assert upgrade.cap_manifest({"A": "1.10", "B": "1.2"},
+                                {"A": "1.9", "B": "1.10"}) == {"A": "1.9", "B": "1.2"}
+
+
+def test_cap_manifest_without_caps_is_a_copy() -> None:
+    manifest = {"A": "1.1"}
+    capped = upgrade.cap_manifest(manifest, None)
+    assert capped == manifest and capped is not manifest
+
+
+def test_cap_manifest_keeps_what_its_scope_does_not_govern() -> None:
+    # An object outside the scope first: it is kept, and the rest still capped.
+    assert upgrade.cap_manifest(
+        {"Service": "1.2", "Widget": "1.1", "Gadget": "1.0"},
+        {"Widget": "1.0"}, {"Widget", "Gadget"}) == {"Service": "1.2",
+                                                    "Widget": "1.0"}
+
+
+@pytest.mark.parametrize("pin, release", [("1.0", "1"), ("1.1", "2"),
+                                          ("1.2", None)])
+def test_a_pin_to_an_rpc_version_speaks_the_newest_release_that_has_it(
+        pin: str, release: str | None) -> None:
+    caps = caps_for(Peers(1), pin)
+    assert caps.rpc_cap(None) == pin
+    assert caps.object_versions(None) == (
+        None if release is None else releases.RELEASE_MAPPING[release]["objects"])
+
+
+@pytest.mark.parametrize("pin", ["2.0", "banana", "0.9"])
+def test_a_pin_no_release_speaks_is_refused_with_the_releases(pin: str) -> None:
+    caps = caps_for(Peers(1), pin)
+    with pytest.raises(exception.ConfigurationError) as info:
+        caps.rpc_cap(None)
+    assert info.value.kwargs["reason"] == (
+        "[upgrade_levels] conductor=%r is not 'auto', a release (%s) or a "
+        "known version" % (pin, ", ".join(releases.RELEASES)))
