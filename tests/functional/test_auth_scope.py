@@ -206,6 +206,26 @@ def test_a_host_registers_no_conductor(world: World) -> None:
                     binary="novalet-conductor", topic="c").create()
 
 
+def test_a_host_writes_its_own_service_and_moves_its_instance_between_its_nodes(
+        world: World) -> None:
+    """The positive side of the rules above: what B may write goes through,
+    written as sent."""
+    own = world.as_b(world.svc_b)
+    own.report_count = 41
+    own.topic = "compute-b"
+    own.save()
+    assert tuple(world.database.query(
+        "SELECT report_count, topic FROM services WHERE id = :i",
+        i=world.svc_b.id)[0]) == (41, "compute-b")
+    # A node of its own only (no host in the update): no migration needed.
+    inst = world.as_b(world.inst_b)
+    inst.node = "n2"
+    inst.save()
+    assert tuple(world.database.query(
+        "SELECT host, node FROM instances WHERE id = :i",
+        i=world.inst_b.id)[0]) == ("hostb", "n2")
+
+
 def test_nobody_sets_last_seen_up(world: World) -> None:
     future = datetime.datetime(2100, 1, 1, tzinfo=UTC)
     for who in (principal.host("hostb"), principal.admin(), None):
