@@ -291,3 +291,24 @@ def test_a_pin_no_release_speaks_is_refused_with_the_releases(pin: str) -> None:
     assert info.value.kwargs["reason"] == (
         "[upgrade_levels] conductor=%r is not 'auto', a release (%s) or a "
         "known version" % (pin, ", ".join(releases.RELEASES)))
+
+
+def test_auto_asks_the_peers_once_per_refresh_interval(caplog: Any) -> None:
+    """The answer holds for the refresh interval; ``invalidate`` (SIGHUP)
+    asks again. A new finding is logged even when the caps stay the same."""
+    caplog.set_level(logging.INFO, "novalet.upgrade.caps")
+    peers = Peers(releases.SERVICE_VERSION)
+    caps = caps_for(peers, refresh_interval=lambda: 3600.0)
+    for _ in range(3):
+        assert caps.object_versions(None) is None
+    assert peers.calls == 1
+    caps.invalidate()
+    peers.version = releases.SERVICE_VERSION + 1  # newer: the caps stay none
+    assert caps.object_versions(None) is None
+    assert peers.calls == 2
+    lines = [r.getMessage() for r in caplog.records
+             if r.getMessage().startswith("Version cap for novalet-conductor")]
+    assert lines == [
+        "Version cap for novalet-conductor: RPC newest, objects newest (auto: "
+        "oldest novalet-conductor has service version %d)" % version
+        for version in (releases.SERVICE_VERSION, releases.SERVICE_VERSION + 1)]
