@@ -38,7 +38,7 @@ BASE=${MUTATION_DIR:-$ROOT/build/mutation}
 # them | a pytest -k expression over those tests (may be empty)
 MODULES=(
   "scope|novalet/db/scope.py|tests/functional/test_auth_scope.py tests/functional/test_auth_rpc.py tests/functional/test_app_scope.py|not postgresql and not mysql"
-  "signing|novalet/auth/signing.py|tests/unit/auth/test_signing.py tests/functional/test_auth_wire.py tests/functional/test_deliveries.py|not rabbit"
+  "signing|novalet/auth/signing.py|tests/unit/auth/test_signing.py tests/unit/auth/test_replay.py tests/functional/test_auth_wire.py tests/functional/test_deliveries.py|not rabbit"
   "validate|novalet/conductor/validate.py|tests/unit/conductor/test_validate.py|"
   "manager|novalet/conductor/manager.py|tests/unit/conductor/test_manager.py tests/functional/test_dispatch.py tests/functional/test_rpc_errors.py tests/functional/test_apps.py::test_two_apps_same_object_name_work_together tests/functional/test_apps.py::test_unknown_namespace_is_refused_with_a_typed_error tests/functional/test_apps.py::test_old_form_of_class_action_still_serves_the_core|not fakerpc"
   "negotiator|novalet/upgrade/negotiator.py,novalet/upgrade/caps.py|tests/unit/upgrade tests/unit/test_rpc_client.py tests/functional/test_app_negotiation.py|"

@@ -360,3 +360,42 @@ def test_only_a_signed_request_that_asks_gets_a_sealed_reply(rings):
     assert signing.reply_nonce({signing.REPLY_FIELD: 1}) is None  # unsigned
     assert _verifier(None, enforce=False).verify_keyed(
         {"method": "m"}, {}) == (principal.UNSIGNED_PRINCIPAL, None)
+
+
+def _sealed_fields(**changed):
+    key, nonce = b"k" * 32, "nonce-1"
+    sealed = signing.seal_reply(key, nonce, signing.REPLY_OK, "[1, null]")
+    return key, nonce, {signing.REPLY_FIELD: dict(sealed[signing.REPLY_FIELD],
+                                                  **changed)}
+
+
+@pytest.mark.parametrize("changed, why", [
+    ({"v": 2}, "malformed authenticated reply"),
+    ({"k": "maybe"}, "malformed authenticated reply"),
+    ({"b": ["[1, null]"]}, "malformed authenticated reply"),
+    ({"mac": 5}, "malformed authenticated reply"),
+    ({"mac": "A" * 101}, "malformed authenticated reply"),
+    ({"mac": "!!not base64!!"}, "malformed authenticated reply (MAC not base64)"),
+    ({"mac": None}, "malformed authenticated reply"),
+])
+def test_a_malformed_seal_is_named_as_such(changed, why):
+    key, nonce, reply = _sealed_fields(**changed)
+    with pytest.raises(ValueError) as info:
+        signing.open_reply(key, nonce, reply)
+    assert str(info.value) == why
+
+
+def test_a_mac_with_stray_characters_is_not_base64():
+    """Characters outside base64 inside an otherwise valid MAC: refused as
+    such, not decoded around (``b64decode`` without ``validate`` skips
+    them)."""
+    key, nonce, reply = _sealed_fields()
+    mac = reply[signing.REPLY_FIELD]["mac"]
+    reply[signing.REPLY_FIELD]["mac"] = mac[:10] + "*" + mac[10:]
+    with pytest.raises(ValueError) as info:
+        signing.open_reply(key, nonce, reply)
+    assert str(info.value) == "malformed authenticated reply (MAC not base64)"
+    # A MAC of exactly 100 characters is not refused for its length.
+    reply[signing.REPLY_FIELD]["mac"] = "A" * 100
+    with pytest.raises(ValueError, match="bad MAC"):
+        signing.open_reply(key, nonce, reply)
