@@ -399,3 +399,14 @@ def test_a_mac_with_stray_characters_is_not_base64():
     reply[signing.REPLY_FIELD]["mac"] = "A" * 100
     with pytest.raises(ValueError, match="bad MAC"):
         signing.open_reply(key, nonce, reply)
+
+
+@pytest.mark.parametrize("message, context", [
+    ({"method": "m"}, ["not", "a", "dict"]),
+    (["not", "a", "dict"], {}),
+    ("text", "text"),
+])
+def test_a_request_that_is_not_two_dicts_is_malformed(rings, message, context):
+    with pytest.raises(exception.SignatureRefused) as info:
+        _verifier(rings["conductor"]).verify_keyed(message, context)
+    assert info.value.kwargs["reason"] == "malformed request"
