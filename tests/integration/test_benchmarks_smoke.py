@@ -236,7 +236,11 @@ def test_profile_conductor(runs: dict[str, Callable[[], dict[str, Any]]]) -> Non
         assert "py-spy is not installed" in result["output"]
         return
     for row in figures["cases"].values():
-        # Samples of the conductor's own work: its dispatcher is in the stacks.
+        # Samples of the conductor's own work: its RPC server's dispatcher
+        # (or the manager, a few wrappers deeper, near tenth) is among the
+        # ten largest total costs; a caller's process has neither.
         assert row["samples"] > 0, row
-        assert any("novalet/conductor/" in cost["function"] for cost in row["total"]), row
+        assert any("(novalet/rpc/server.py)" in cost["function"]
+                   or "(novalet/conductor/" in cost["function"]
+                   for cost in row["total"]), row
         assert len(row["self"]) == len(row["total"]) == 10, row
