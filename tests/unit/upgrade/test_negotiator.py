@@ -231,8 +231,10 @@ class WidgetVersions(RecordingVersions):
 
 def _widgets_negotiator(conductor: Conductor, setting: str | None,
                         objects_: Any = None) -> upgrade.Negotiator:
-    core = upgrade.core_caps("novalet-conductor", "conductor_rpc", lambda: "4",
-                             lambda ctxt: 4)
+    # The core's caps at this release (auto, every conductor at this code's
+    # service version): only the app's caps may lower anything here.
+    core = upgrade.core_caps("novalet-conductor", "conductor_rpc", lambda: None,
+                             lambda ctxt: releases.SERVICE_VERSION)
 
     def app_caps(namespace: str) -> upgrade.VersionCaps | None:
         if setting is None:
