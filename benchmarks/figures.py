@@ -63,6 +63,13 @@ def write_json(path: str, benchmark: str, args: argparse.Namespace,
     print("figures: %s" % path)
 
 
+def series(rows: dict[str, Any], levels: list[int], key: str) -> list[Series]:
+    """One line per case of ``rows`` (``{case: {str(level): {key: value}}}``,
+    as the callers benchmarks' summaries hold them): ``key`` at each level."""
+    return [(name, levels, [row[str(n)][key] for n in levels])
+            for name, row in rows.items()]
+
+
 #: One plot: x label, y label, its lines, and a limit to draw (or None).
 Panel = tuple[str, str, list[Series], "tuple[str, float] | None"]
 

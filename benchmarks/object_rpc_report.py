@@ -148,8 +148,7 @@ def plot(path: str, figures_: dict[str, Any], levels: list[int], mode: str,
     """Throughput, p99 and the ratio to raw at the same number of callers,
     each case a line (``measured_on``: the JSON's machine, default now)."""
     def line(key: str) -> list[figures.Series]:
-        return [(name, levels, [row[str(n)][key] for n in levels])
-                for name, row in figures_.items()]
+        return figures.series(figures_, levels, key)
     figures.plot(path, "object_rpc: novalet beside raw oslo.messaging, callers as %s "
                  "(+s: signed)" % mode, [
                      ("concurrent callers", "calls/s", line("rate"), None),

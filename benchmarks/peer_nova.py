@@ -293,8 +293,7 @@ def plot(path: str, figures_: dict[str, Any],
     levels = figures_["callers"]
 
     def line(key: str) -> list[figures.Series]:
-        return [(name, levels, [row[str(n)][key] for n in levels])
-                for name, row in figures_["cases"].items()]
+        return figures.series(figures_["cases"], levels, key)
     figures.plot(path, "peer_nova: novalet beside Nova %s (dotted, squares), "
                  "each to its own raw call (+s: signed)" % NOVA_VERSION, [
                      ("concurrent callers", "calls/s", line("rate"), None),
